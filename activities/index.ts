@@ -1,0 +1,18 @@
+import type { FlowChange, GatewayStore } from '../server/store/store.js';
+import { createFlowActivities } from './flow-records.js';
+
+/** What the activities need from the running gateway. */
+export interface ActivityDeps {
+  store: GatewayStore;
+}
+
+/** Builds every activity the worker registers. Tests pass their own store. */
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...createFlowActivities(deps),
+  };
+}
+
+/** The activity interface, as workflows see it through `proxyActivities`. */
+export type Activities = ReturnType<typeof createActivities>;
+export type { FlowChange };

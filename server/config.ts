@@ -1,0 +1,178 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { projectDir, projectPath } from './paths.js';
+
+/** How the consent flow learns who the user is (DESIGN.md, decision 9). */
+export const identityModes = ['dev', 'oidc', 'header'] as const;
+export type IdentityMode = (typeof identityModes)[number];
+
+/** TLS settings for a Temporal cluster or Temporal Cloud. */
+export interface TemporalTlsConfig {
+  serverNameOverride?: string;
+  serverRootCaCertFile?: string;
+  clientCertFile?: string;
+  clientKeyFile?: string;
+}
+
+/** The gateway's validated configuration; built once by {@link loadConfig}. */
+export interface GatewayConfig {
+  /** Where relative paths in the config are resolved. */
+  baseDir: string;
+  dataDir: string;
+  http: {
+    host: string;
+    port: number;
+    /** The origin MCP clients use; the OAuth issuer and `/mcp` resource are derived from it. */
+    publicUrl: string;
+  };
+  store: { path: string };
+  temporal: {
+    /** True: run the embedded dev server from `temporal-dev.yml`. False: connect to `address`. */
+    embedded: boolean;
+    address: string;
+    namespace: string;
+    taskQueue: string;
+    tls?: TemporalTlsConfig;
+    apiKey?: string;
+    /** Explicit path of the `temporal` CLI (`$TEMPORAL_CLI`). */
+    cliPath?: string;
+    /** `$PATH`, searched for the CLI. */
+    searchPath: string;
+    /** Installed into when no CLI is found. */
+    cliInstallDir: string;
+  };
+  identity: { mode: IdentityMode };
+  /** Default consent-flow lifetime. */
+  flowTtlMs: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+/** Raised for an invalid configuration; the message names the offending key. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function asRecord(value: unknown, key: string): Record<string, unknown> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${key} must be a mapping`);
+  return value as Record<string, unknown>;
+}
+
+function asString(value: unknown, key: string): string | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value !== 'string' && typeof value !== 'number') throw new ConfigError(`${key} must be a string`);
+  return String(value);
+}
+
+function asPort(value: unknown, key: string): number | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  const n = typeof value === 'string' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(`${key} must be a port number (0-65535)`);
+  return n;
+}
+
+function asDurationMs(value: unknown, key: string): number | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value === 'number' && value > 0) return value * 1000;
+  const match = typeof value === 'string' ? /^(\d+)\s*(ms|s|m|h)?$/.exec(value.trim()) : null;
+  if (!match) throw new ConfigError(`${key} must be a duration such as 600, "90s", "10m" or "1h"`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  return Number(match[1]) * unit;
+}
+
+function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], key: string): T | undefined {
+  if (value === undefined) return undefined;
+  if (!allowed.includes(value as T)) throw new ConfigError(`${key} must be one of ${allowed.join(', ')} (got "${value}")`);
+  return value as T;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/** Options for {@link loadConfig}. */
+export interface LoadConfigOptions {
+  /** Environment to read overrides from; defaults to the process environment. */
+  env?: Env;
+  /** Config file; defaults to `$GATEWAY_CONFIG`, else `consent-gateway.yml` when present. */
+  file?: string;
+}
+
+/**
+ * Loads the configuration from a YAML file plus environment overrides and validates it.
+ * No file and no overrides gives the embedded default: dev identity, the embedded Temporal dev
+ * server, SQLite under `.data/`.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
+  const env = options.env ?? process.env;
+  const file = options.file ?? env.GATEWAY_CONFIG ?? (existsSync(projectPath('consent-gateway.yml')) ? projectPath('consent-gateway.yml') : undefined);
+  let raw: Record<string, unknown> = {};
+  let baseDir = projectDir;
+  if (file) {
+    if (!existsSync(file)) throw new ConfigError(`config file ${file} does not exist`);
+    try {
+      raw = asRecord(parse(readFileSync(file, 'utf8')), path.basename(file));
+    } catch (error) {
+      if (error instanceof ConfigError) throw error;
+      throw new ConfigError(`config file ${file} is not valid YAML: ${(error as Error).message}`);
+    }
+    baseDir = path.dirname(path.resolve(file));
+  }
+  const http = asRecord(raw.http, 'http');
+  const store = asRecord(raw.store, 'store');
+  const temporal = asRecord(raw.temporal, 'temporal');
+  const tls = asRecord(temporal.tls, 'temporal.tls');
+  const identity = asRecord(raw.identity, 'identity');
+
+  const dataDir = path.resolve(baseDir, asString(env.GATEWAY_DATA_DIR, 'GATEWAY_DATA_DIR') ?? asString(raw.dataDir, 'dataDir') ?? '.data');
+  const host = asString(env.GATEWAY_HOST, 'GATEWAY_HOST') ?? asString(http.host, 'http.host') ?? '127.0.0.1';
+  const port = asPort(env.GATEWAY_PORT ?? env.PORT, 'GATEWAY_PORT') ?? asPort(http.port, 'http.port') ?? 3000;
+  const publicUrlRaw = asString(env.GATEWAY_PUBLIC_URL, 'GATEWAY_PUBLIC_URL') ?? asString(http.publicUrl, 'http.publicUrl') ?? `http://localhost:${port}`;
+  let publicUrl: URL;
+  try {
+    publicUrl = new URL(publicUrlRaw);
+  } catch {
+    throw new ConfigError(`http.publicUrl must be an absolute URL (got "${publicUrlRaw}")`);
+  }
+  if (publicUrl.protocol !== 'https:' && !(publicUrl.protocol === 'http:' && isLoopback(publicUrl.hostname))) {
+    throw new ConfigError('http.publicUrl must use https unless it is a loopback address');
+  }
+  if (publicUrl.search || publicUrl.hash) throw new ConfigError('http.publicUrl must not have a query or fragment');
+
+  const address = asString(env.TEMPORAL_ADDRESS, 'TEMPORAL_ADDRESS') ?? asString(temporal.address, 'temporal.address');
+  const identityMode = oneOf(asString(env.GATEWAY_IDENTITY_MODE, 'GATEWAY_IDENTITY_MODE') ?? asString(identity.mode, 'identity.mode'), identityModes, 'identity.mode') ?? 'dev';
+  if (identityMode === 'dev' && !isLoopback(host)) {
+    throw new ConfigError(`identity.mode "dev" lets anyone type any user name; it is refused unless http.host is a loopback address (got "${host}")`);
+  }
+  const tlsConfig: TemporalTlsConfig = {};
+  for (const key of ['serverNameOverride', 'serverRootCaCertFile', 'clientCertFile', 'clientKeyFile'] as const) {
+    const value = asString(tls[key], `temporal.tls.${key}`);
+    if (value) tlsConfig[key] = key === 'serverNameOverride' ? value : path.resolve(baseDir, value);
+  }
+  const apiKey = asString(env.TEMPORAL_API_KEY, 'TEMPORAL_API_KEY') ?? asString(temporal.apiKey, 'temporal.apiKey');
+  const cliPath = asString(env.TEMPORAL_CLI, 'TEMPORAL_CLI');
+
+  return {
+    baseDir,
+    dataDir,
+    http: { host, port, publicUrl: publicUrl.href.replace(/\/$/, '') },
+    store: { path: path.resolve(dataDir, asString(env.GATEWAY_STORE_PATH, 'GATEWAY_STORE_PATH') ?? asString(store.path, 'store.path') ?? 'gateway.sqlite') },
+    temporal: {
+      embedded: address === undefined,
+      address: address ?? '',
+      namespace: asString(env.TEMPORAL_NAMESPACE, 'TEMPORAL_NAMESPACE') ?? asString(temporal.namespace, 'temporal.namespace') ?? 'default',
+      taskQueue: asString(env.TEMPORAL_TASK_QUEUE, 'TEMPORAL_TASK_QUEUE') ?? asString(temporal.taskQueue, 'temporal.taskQueue') ?? 'consent-gateway',
+      ...(Object.keys(tlsConfig).length > 0 || temporal.tls === true ? { tls: tlsConfig } : {}),
+      ...(apiKey ? { apiKey } : {}),
+      ...(cliPath ? { cliPath } : {}),
+      searchPath: env.PATH ?? '',
+      cliInstallDir: projectPath('.temporal'),
+    },
+    identity: { mode: identityMode },
+    flowTtlMs: asDurationMs(env.GATEWAY_FLOW_TTL, 'GATEWAY_FLOW_TTL') ?? asDurationMs(raw.flowTtl, 'flowTtl') ?? 15 * 60_000,
+    logLevel: oneOf(asString(env.GATEWAY_LOG_LEVEL, 'GATEWAY_LOG_LEVEL') ?? asString(raw.logLevel, 'logLevel'), ['debug', 'info', 'warn', 'error'] as const, 'logLevel') ?? 'info',
+  };
+}

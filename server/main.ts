@@ -1,0 +1,118 @@
+import type { Server } from 'node:http';
+import { createApp } from './app.js';
+import { ConfigError, loadConfig, type GatewayConfig } from './config.js';
+import { startEmbeddedTemporal } from './embedded-temporal.js';
+import { createLogger, type Logger } from './log.js';
+import { SqliteStore } from './store/sqlite-store.js';
+import { connectClient } from './temporal.js';
+import type { DevServer } from './temporal-dev.js';
+import { createWorker } from './worker.js';
+
+type Cleanup = () => Promise<void>;
+
+/** Runs the whole gateway in one process: embedded Temporal (by default), worker and web server. */
+async function main(): Promise<void> {
+  let config: GatewayConfig;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`Configuration error: ${error.message}\n`);
+      process.exit(78);
+    }
+    throw error;
+  }
+  const log = createLogger(config.logLevel);
+  const started = Date.now();
+  const cleanups: Cleanup[] = [];
+  let stopping = false;
+
+  const shutdown = async (reason: string, code: number) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('stopping', { reason });
+    for (const cleanup of cleanups.reverse()) {
+      await cleanup().catch((error: unknown) => log.warn('cleanup failed', { error: String(error) }));
+    }
+    log.info('stopped');
+    process.exit(code);
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (stopping) {
+        process.stderr.write('forced exit\n');
+        process.exit(130);
+      }
+      void shutdown(signal, 0);
+    });
+  }
+
+  try {
+    await run(config, log, cleanups, started);
+  } catch (error) {
+    log.error('could not start', { error: error instanceof Error ? error.message : String(error) });
+    await shutdown('start failed', 1);
+  }
+}
+
+async function run(config: GatewayConfig, log: Logger, cleanups: Cleanup[], started: number): Promise<void> {
+  let devServer: DevServer | undefined;
+  if (config.temporal.embedded) {
+    devServer = await startEmbeddedTemporal(config, log);
+    cleanups.push(() => devServer!.stop());
+    config.temporal.address = devServer.address;
+    config.temporal.namespace = devServer.namespace;
+  }
+
+  const store = await SqliteStore.open(config.store.path);
+  cleanups.push(() => store.close());
+
+  const client = await connectClient(config.temporal);
+  cleanups.push(() => client.connection.close());
+
+  const { worker, connection } = await createWorker(config, { store });
+  const running = worker.run();
+  cleanups.push(async () => {
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+    await running.catch(() => {});
+    await connection.close();
+  });
+  running.catch((error: unknown) => log.error('worker stopped', { error: String(error) }));
+
+  const app = createApp(config, {
+    log,
+    store,
+    temporalUiUrl: devServer?.uiUrl,
+    workerState: () => worker.getState(),
+    temporalHealth: async () => {
+      await client.connection.withDeadline(Date.now() + 2_000, () =>
+        client.workflowService.describeNamespace({ namespace: config.temporal.namespace }),
+      );
+      return { ok: true, namespace: config.temporal.namespace };
+    },
+  });
+  const server: Server = await new Promise((resolve, reject) => {
+    const listening = app.listen(config.http.port, config.http.host, () => resolve(listening));
+    listening.once('error', reject);
+  });
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  );
+
+  const lines = [
+    `Consent Gateway is ready (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+    `  App:              ${config.http.publicUrl}/`,
+    `  MCP endpoint:     ${config.http.publicUrl}/mcp`,
+    `  Health:           ${config.http.publicUrl}/healthz`,
+    devServer?.uiUrl ? `  Temporal Web UI:  ${devServer.uiUrl}/namespaces/${config.temporal.namespace}/workflows` : `  Temporal:         ${config.temporal.address} (namespace ${config.temporal.namespace})`,
+    `  Data:             ${config.dataDir}`,
+    config.identity.mode === 'dev' ? '  Identity mode is "dev": anyone at this machine can sign in as anyone. For development only.' : '',
+  ];
+  process.stdout.write(`\n${lines.filter(Boolean).join('\n')}\n\n`);
+}
+
+await main();

@@ -1,0 +1,239 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import sqlite3 from 'sqlite3';
+import { migrations as defaultMigrations, type Migration } from './migrations.js';
+import type { AuditRecord, FlowChange, FlowRecord, FlowStatus, GatewayStore, StoreHealth } from './store.js';
+
+type Params = Record<string, unknown> | unknown[];
+
+/** Promise wrapper around one sqlite3 connection. */
+class Database {
+  constructor(private readonly db: sqlite3.Database) {}
+
+  static open(file: string): Promise<Database> {
+    return new Promise((resolve, reject) => {
+      const db = new sqlite3.Database(file, (error) => (error ? reject(error) : resolve(new Database(db))));
+    });
+  }
+
+  run(sql: string, params: Params = []): Promise<{ changes: number; lastID: number }> {
+    return new Promise((resolve, reject) => {
+      this.db.run(sql, params, function onRun(error) {
+        if (error) reject(error);
+        else resolve({ changes: this.changes, lastID: this.lastID });
+      });
+    });
+  }
+
+  get<T>(sql: string, params: Params = []): Promise<T | undefined> {
+    return new Promise((resolve, reject) => {
+      this.db.get(sql, params, (error, row) => (error ? reject(error) : resolve(row as T | undefined)));
+    });
+  }
+
+  all<T>(sql: string, params: Params = []): Promise<T[]> {
+    return new Promise((resolve, reject) => {
+      this.db.all(sql, params, (error, rows) => (error ? reject(error) : resolve(rows as T[])));
+    });
+  }
+
+  exec(sql: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.db.exec(sql, (error) => (error ? reject(error) : resolve()));
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.db.close((error) => (error ? reject(error) : resolve()));
+    });
+  }
+}
+
+/** Serialises transactions: sqlite3 shares one connection, so two interleaved BEGINs would collide. */
+class TransactionQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(db: Database, work: () => Promise<T>): Promise<T> {
+    const next = this.tail.then(async () => {
+      await db.exec('BEGIN IMMEDIATE');
+      try {
+        const result = await work();
+        await db.exec('COMMIT');
+        return result;
+      } catch (error) {
+        await db.exec('ROLLBACK').catch(() => {});
+        throw error;
+      }
+    });
+    this.tail = next.catch(() => {});
+    return next;
+  }
+}
+
+interface FlowRow {
+  flow_id: string;
+  client_id: string;
+  user_id: string | null;
+  upstreams: string;
+  status: string;
+  sequence: number;
+  created_at: string;
+  updated_at: string;
+}
+
+interface AuditRow {
+  id: number;
+  at: string;
+  flow_id: string | null;
+  user_id: string | null;
+  event: string;
+  detail: string;
+}
+
+/** Applies pending migrations in order, each in its own transaction; returns the schema version. */
+export async function migrate(db: Database, migrations: readonly Migration[] = defaultMigrations): Promise<number> {
+  await db.exec(
+    'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
+  );
+  const row = await db.get<{ version: number | null }>('SELECT MAX(version) AS version FROM schema_migrations');
+  let current = row?.version ?? 0;
+  const known = Math.max(0, ...migrations.map((m) => m.version));
+  if (current > known) {
+    throw new Error(`the database schema is version ${current}, newer than this gateway knows (${known}); upgrade the gateway`);
+  }
+  for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
+    if (migration.version <= current) continue;
+    await db.exec('BEGIN IMMEDIATE');
+    try {
+      await db.exec(migration.sql);
+      await db.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [
+        migration.version,
+        migration.name,
+        new Date().toISOString(),
+      ]);
+      await db.exec('COMMIT');
+    } catch (error) {
+      await db.exec('ROLLBACK').catch(() => {});
+      throw new Error(`migration ${migration.version} (${migration.name}) failed: ${(error as Error).message}`);
+    }
+    current = migration.version;
+  }
+  return current;
+}
+
+function toFlow(row: FlowRow): FlowRecord {
+  return {
+    flowId: row.flow_id,
+    clientId: row.client_id,
+    userId: row.user_id,
+    upstreams: JSON.parse(row.upstreams) as string[],
+    status: row.status as FlowStatus,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+/** The SQLite implementation of {@link GatewayStore}: one file, WAL mode, migrations applied on open. */
+export class SqliteStore implements GatewayStore {
+  private readonly transactions = new TransactionQueue();
+  private closed = false;
+
+  private constructor(
+    private readonly db: Database,
+    readonly file: string,
+  ) {}
+
+  /** Opens (creating when needed) the database file and brings its schema up to date. */
+  static async open(file: string): Promise<SqliteStore> {
+    if (file !== ':memory:') await mkdir(path.dirname(file), { recursive: true });
+    const db = await Database.open(file);
+    try {
+      await db.exec('PRAGMA journal_mode = WAL');
+      await db.exec('PRAGMA synchronous = NORMAL');
+      await db.exec('PRAGMA foreign_keys = ON');
+      await db.exec('PRAGMA busy_timeout = 5000');
+      await migrate(db);
+    } catch (error) {
+      await db.close().catch(() => {});
+      throw error;
+    }
+    return new SqliteStore(db, file);
+  }
+
+  async recordFlowChange(change: FlowChange): Promise<{ applied: boolean }> {
+    return this.transactions.run(this.db, async () => {
+      const inserted = await this.db.run(
+        'INSERT OR IGNORE INTO audit_log (at, flow_id, user_id, event, detail, dedupe_key) VALUES (?, ?, ?, ?, ?, ?)',
+        [
+          change.at,
+          change.flowId,
+          change.userId,
+          `flow.${change.status}`,
+          JSON.stringify({ clientId: change.clientId, upstreams: change.upstreams, sequence: change.sequence }),
+          `flow:${change.flowId}:${change.sequence}`,
+        ],
+      );
+      if (inserted.changes === 0) return { applied: false };
+      await this.db.run(
+        `INSERT INTO flows (flow_id, client_id, user_id, upstreams, status, sequence, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (flow_id) DO UPDATE SET
+           client_id = excluded.client_id, user_id = excluded.user_id, upstreams = excluded.upstreams,
+           status = excluded.status, sequence = excluded.sequence, updated_at = excluded.updated_at
+         WHERE excluded.sequence > flows.sequence`,
+        [
+          change.flowId,
+          change.clientId,
+          change.userId,
+          JSON.stringify(change.upstreams),
+          change.status,
+          change.sequence,
+          change.at,
+          change.at,
+        ],
+      );
+      return { applied: true };
+    });
+  }
+
+  async getFlow(flowId: string): Promise<FlowRecord | undefined> {
+    const row = await this.db.get<FlowRow>('SELECT * FROM flows WHERE flow_id = ?', [flowId]);
+    return row && toFlow(row);
+  }
+
+  async listAudit(filter: { flowId?: string; limit?: number }): Promise<AuditRecord[]> {
+    const limit = Math.min(Math.max(filter.limit ?? 100, 1), 1000);
+    const rows = filter.flowId
+      ? await this.db.all<AuditRow>('SELECT * FROM audit_log WHERE flow_id = ? ORDER BY id LIMIT ?', [filter.flowId, limit])
+      : await this.db.all<AuditRow>('SELECT * FROM audit_log ORDER BY id DESC LIMIT ?', [limit]);
+    return rows.map((row) => ({
+      id: row.id,
+      at: row.at,
+      flowId: row.flow_id,
+      userId: row.user_id,
+      event: row.event,
+      detail: JSON.parse(row.detail) as Record<string, unknown>,
+    }));
+  }
+
+  async health(): Promise<StoreHealth> {
+    if (this.closed) return { ok: false, error: 'store is closed' };
+    try {
+      const row = await this.db.get<{ version: number }>('SELECT MAX(version) AS version FROM schema_migrations');
+      return { ok: true, schemaVersion: row?.version ?? 0 };
+    } catch (error) {
+      return { ok: false, error: (error as Error).message };
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.transactions.run(this.db, async () => {}).catch(() => {});
+    await this.db.close();
+  }
+}
+
+/** Internal handle for migration tests. */
+export { Database as SqliteDatabase };

@@ -1,0 +1,31 @@
+import { ConfigError, loadConfig } from './config.js';
+import { createLogger } from './log.js';
+import { SqliteStore } from './store/sqlite-store.js';
+import { createWorker } from './worker.js';
+
+/**
+ * Runs only the worker, against the Temporal named by `TEMPORAL_ADDRESS` (or the config file).
+ * For deployments that scale workers apart from the web server.
+ */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(config.logLevel);
+  if (config.temporal.embedded) {
+    throw new ConfigError('the worker alone needs a Temporal address: set TEMPORAL_ADDRESS or temporal.address');
+  }
+  const store = await SqliteStore.open(config.store.path);
+  const { worker, connection } = await createWorker(config, { store });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => worker.shutdown());
+  log.info('worker running', { taskQueue: config.temporal.taskQueue, address: config.temporal.address, pid: process.pid });
+  try {
+    await worker.run();
+  } finally {
+    await connection.close();
+    await store.close();
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,54 @@
+import { NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import type { GatewayConfig } from './config.js';
+import type { GatewayStore } from './store/store.js';
+import { temporalConnectionOptions } from './temporal.js';
+import { ensureWorkflowBundle } from './workflow-bundle.js';
+
+let runtimeInstalled = false;
+
+/** Keeps the SDK's own logs at warning level and above, so a normal run stays quiet. */
+function installRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  try {
+    Runtime.install({
+      logger: new (class {
+        log() {}
+        trace() {}
+        debug() {}
+        info() {}
+        warn(message: string, meta?: Record<string, unknown>) {
+          console.warn(`temporal worker: ${message}`, meta ?? '');
+        }
+        error(message: string, meta?: Record<string, unknown>) {
+          console.error(`temporal worker: ${message}`, meta ?? '');
+        }
+      })(),
+      telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } },
+    });
+  } catch {
+    // Already installed by the host process (tests); keep theirs.
+  }
+}
+
+/** Creates the worker for the gateway's task queue, running the prebuilt workflow bundle. */
+export async function createWorker(config: GatewayConfig, deps: { store: GatewayStore }): Promise<{ worker: Worker; connection: NativeConnection }> {
+  installRuntime();
+  const bundle = await ensureWorkflowBundle();
+  const connection = await NativeConnection.connect(await temporalConnectionOptions(config.temporal));
+  try {
+    const worker = await Worker.create({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue: config.temporal.taskQueue,
+      workflowBundle: { codePath: bundle.codePath },
+      activities: createActivities(deps),
+      shutdownGraceTime: '5 seconds',
+    });
+    return { worker, connection };
+  } catch (error) {
+    await connection.close();
+    throw error;
+  }
+}

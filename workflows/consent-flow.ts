@@ -1,0 +1,184 @@
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  condition,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import { chooseIdentity, chooseServices, decide, flowState } from './messages.js';
+import {
+  searchAttributes,
+  type ConsentFlowInput,
+  type ConsentFlowState,
+  type ConsentOutcome,
+  type ConsentStatus,
+  type ConsentStep,
+} from './types.js';
+
+const { recordFlowChange } = proxyActivities<Activities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds' },
+});
+
+const maxUserIdLength = 256;
+
+const stepStatus: Record<Exclude<ConsentStep, 'done'>, ConsentStatus> = {
+  identity: 'identifying',
+  services: 'choosing_services',
+  approve: 'awaiting_approval',
+};
+
+function describe(state: ConsentFlowState): string {
+  const client = state.client.clientName ?? state.client.clientId;
+  const user = state.userId ?? 'not signed in yet';
+  const lines = [`**Client:** ${client} (${state.client.registration}, redirects to ${state.client.redirectHost ?? 'n/a'})`, `**User:** ${user}`];
+  switch (state.step) {
+    case 'identity':
+      lines.unshift('**Step 1 of 3: identity.** Waiting for the user to sign in.');
+      break;
+    case 'services':
+      lines.unshift(`**Step 2 of 3: services.** Waiting for the user to choose among: ${state.availableUpstreams.join(', ') || 'none'}.`);
+      break;
+    case 'approve':
+      lines.unshift(`**Step 3 of 3: approve.** Waiting for the user to approve or deny access to: ${state.chosenUpstreams.join(', ') || 'no upstream'}.`);
+      break;
+    case 'done':
+      lines.unshift(`**Finished: ${state.status}.**`);
+      break;
+  }
+  lines.push(`**Expires:** ${state.expiresAt}`);
+  return lines.join('\n\n');
+}
+
+/**
+ * One consent flow: identity → services → approve, ended by the user's decision or by expiry.
+ * Each step is a workflow update whose validator rejects it unless the flow is at that step, so a
+ * bad transition never reaches history. Nothing secret passes through here.
+ */
+export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutcome> {
+  const startedAt = new Date(workflowInfo().startTime);
+  const state: ConsentFlowState = {
+    flowId: input.flowId,
+    step: 'identity',
+    status: 'identifying',
+    client: input.client,
+    userId: null,
+    identitySource: null,
+    availableUpstreams: [...input.upstreams],
+    chosenUpstreams: [],
+    scopes: [...input.scopes],
+    startedAt: startedAt.toISOString(),
+    expiresAt: new Date(startedAt.getTime() + input.ttlMs).toISOString(),
+    outcome: null,
+  };
+  let sequence = 0;
+
+  async function moveTo(step: ConsentStep, status: ConsentStatus): Promise<void> {
+    state.step = step;
+    state.status = status;
+    upsertSearchAttributes([
+      { key: searchAttributes.status, value: status },
+      ...(state.userId ? [{ key: searchAttributes.userId, value: state.userId }] : []),
+      { key: searchAttributes.upstreams, value: state.chosenUpstreams.length ? state.chosenUpstreams : state.availableUpstreams },
+    ]);
+    setCurrentDetails(describe(state));
+    sequence += 1;
+    await recordFlowChange.executeWithOptions(
+      { startToCloseTimeout: '10 seconds', summary: `Record flow status: ${status}` },
+      [
+        {
+          flowId: state.flowId,
+          sequence,
+          clientId: state.client.clientId,
+          userId: state.userId,
+          upstreams: state.chosenUpstreams,
+          status,
+          at: new Date().toISOString(),
+        },
+      ],
+    );
+  }
+
+  function requireStep(step: ConsentStep): void {
+    if (state.step !== step) {
+      throw ApplicationFailure.nonRetryable(`the flow is at step "${state.step}", not "${step}"`, 'invalid_transition');
+    }
+  }
+
+  setHandler(flowState, () => state);
+
+  setHandler(
+    chooseIdentity,
+    async ({ userId, source }) => {
+      state.userId = userId;
+      state.identitySource = source;
+      await moveTo('services', stepStatus.services);
+      return state;
+    },
+    {
+      validator: ({ userId, source }) => {
+        requireStep('identity');
+        if (typeof userId !== 'string' || userId.trim() === '' || userId.length > maxUserIdLength) {
+          throw ApplicationFailure.nonRetryable(`userId must be 1 to ${maxUserIdLength} characters`, 'invalid_request');
+        }
+        if (source !== 'dev' && source !== 'oidc' && source !== 'header') {
+          throw ApplicationFailure.nonRetryable('source must be dev, oidc or header', 'invalid_request');
+        }
+      },
+    },
+  );
+
+  setHandler(
+    chooseServices,
+    async ({ upstreams }) => {
+      state.chosenUpstreams = [...new Set(upstreams)];
+      await moveTo('approve', stepStatus.approve);
+      return state;
+    },
+    {
+      validator: ({ upstreams }) => {
+        requireStep('services');
+        if (!Array.isArray(upstreams)) throw ApplicationFailure.nonRetryable('upstreams must be a list', 'invalid_request');
+        const unknown = upstreams.filter((name) => !state.availableUpstreams.includes(name));
+        if (unknown.length > 0) {
+          throw ApplicationFailure.nonRetryable(`unknown upstream(s): ${unknown.join(', ')}`, 'invalid_request');
+        }
+      },
+    },
+  );
+
+  setHandler(
+    decide,
+    async ({ decision }) => {
+      state.outcome =
+        decision === 'approve'
+          ? { kind: 'approved', userId: state.userId ?? '', upstreams: state.chosenUpstreams, scopes: state.scopes }
+          : { kind: 'denied', userId: state.userId };
+      await moveTo('done', decision === 'approve' ? 'approved' : 'denied');
+      return state;
+    },
+    {
+      validator: ({ decision }) => {
+        requireStep('approve');
+        if (decision !== 'approve' && decision !== 'deny') {
+          throw ApplicationFailure.nonRetryable('decision must be approve or deny', 'invalid_request');
+        }
+      },
+    },
+  );
+
+  await moveTo('identity', stepStatus.identity);
+
+  // The flow ends when a decision is made; the timer only wins if nobody decides in time.
+  const decided = await condition(() => state.outcome !== null, input.ttlMs);
+  if (!decided) {
+    state.outcome = { kind: 'expired', step: state.step };
+    await moveTo('done', 'expired');
+  }
+  await condition(allHandlersFinished);
+  return state.outcome ?? { kind: 'expired', step: state.step };
+}

@@ -1,0 +1,2 @@
+/** Workflow entry point for the worker's bundle: every workflow type the gateway runs. */
+export { consentFlow } from './consent-flow.js';

@@ -1,0 +1,88 @@
+import { defineSearchAttributeKey } from '@temporalio/common';
+
+/** Steps of a consent flow, in order. */
+export const consentSteps = ['identity', 'services', 'approve', 'done'] as const;
+export type ConsentStep = (typeof consentSteps)[number];
+
+/** Flow status, as shown in the read model and the `ConsentFlowStatus` search attribute. */
+export const consentStatuses = ['identifying', 'choosing_services', 'awaiting_approval', 'approved', 'denied', 'expired'] as const;
+export type ConsentStatus = (typeof consentStatuses)[number];
+
+/** How the MCP client got its client id at the gateway. */
+export const clientRegistrations = ['dcr', 'cimd', 'static'] as const;
+export type ClientRegistration = (typeof clientRegistrations)[number];
+
+/** How the user proved who they are at the identity step (DESIGN.md, decision 9). */
+export const identitySources = ['dev', 'oidc', 'header'] as const;
+export type IdentitySource = (typeof identitySources)[number];
+
+/** The MCP client asking for access, as the approve screen names it. */
+export interface ConsentClient {
+  clientId: string;
+  clientName: string | null;
+  redirectHost: string | null;
+  registration: ClientRegistration;
+}
+
+/** Arguments of `consentFlow`. Nothing secret: these land in workflow history as plain JSON. */
+export interface ConsentFlowInput {
+  flowId: string;
+  client: ConsentClient;
+  /** Upstream names the user may pick from. */
+  upstreams: string[];
+  /** Gateway scopes the client asked for. */
+  scopes: string[];
+  /** Lifetime of the whole flow; when it runs out, the outcome is `expired`. */
+  ttlMs: number;
+}
+
+/** How a flow ended. Expiry and deny are outcomes, not failures. */
+export type ConsentOutcome =
+  | { kind: 'approved'; userId: string; upstreams: string[]; scopes: string[] }
+  | { kind: 'denied'; userId: string | null }
+  | { kind: 'expired'; step: ConsentStep };
+
+/** What `flowState` returns and every update answers with. */
+export interface ConsentFlowState {
+  flowId: string;
+  step: ConsentStep;
+  status: ConsentStatus;
+  client: ConsentClient;
+  userId: string | null;
+  identitySource: IdentitySource | null;
+  availableUpstreams: string[];
+  chosenUpstreams: string[];
+  scopes: string[];
+  startedAt: string;
+  expiresAt: string;
+  outcome: ConsentOutcome | null;
+}
+
+/** `chooseIdentity` argument. */
+export interface ChooseIdentityInput {
+  userId: string;
+  source: IdentitySource;
+}
+
+/** `chooseServices` argument. */
+export interface ChooseServicesInput {
+  upstreams: string[];
+}
+
+/** `decide` argument. */
+export interface DecideInput {
+  decision: 'approve' | 'deny';
+}
+
+/** Search attributes operators filter consent flows by (registered in `temporal-dev.yml`). */
+export const searchAttributes = {
+  userId: defineSearchAttributeKey('ConsentUserId', 'KEYWORD'),
+  clientId: defineSearchAttributeKey('ConsentClientId', 'KEYWORD'),
+  upstreams: defineSearchAttributeKey('ConsentUpstreams', 'KEYWORD_LIST'),
+  status: defineSearchAttributeKey('ConsentFlowStatus', 'KEYWORD'),
+} as const;
+
+/** Workflow id of the consent flow with the given flow id. */
+export function consentWorkflowId(flowId: string): string {
+  return `consent:${flowId}`;
+}
