@@ -41,6 +41,8 @@ export interface GatewayConfig {
     searchPath: string;
     /** Installed into when no CLI is found. */
     cliInstallDir: string;
+    /** Per-run changes to the embedded server's `temporal-dev.yml` settings. */
+    dev: { port?: number; uiPort?: number; dbFile?: string };
   };
   identity: { mode: IdentityMode };
   /** Default consent-flow lifetime. */
@@ -154,6 +156,9 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
   }
   const apiKey = asString(env.TEMPORAL_API_KEY, 'TEMPORAL_API_KEY') ?? asString(temporal.apiKey, 'temporal.apiKey');
   const cliPath = asString(env.TEMPORAL_CLI, 'TEMPORAL_CLI');
+  const devPort = asPort(env.TEMPORAL_DEV_PORT, 'TEMPORAL_DEV_PORT');
+  const devUiPort = asPort(env.TEMPORAL_DEV_UI_PORT, 'TEMPORAL_DEV_UI_PORT');
+  const devDbFile = asString(env.TEMPORAL_DEV_DB_FILE, 'TEMPORAL_DEV_DB_FILE');
 
   return {
     baseDir,
@@ -170,6 +175,11 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
       ...(cliPath ? { cliPath } : {}),
       searchPath: env.PATH ?? '',
       cliInstallDir: projectPath('.temporal'),
+      dev: {
+        ...(devPort ? { port: devPort } : {}),
+        ...(devUiPort ? { uiPort: devUiPort } : {}),
+        ...(devDbFile ? { dbFile: path.resolve(baseDir, devDbFile) } : {}),
+      },
     },
     identity: { mode: identityMode },
     flowTtlMs: asDurationMs(env.GATEWAY_FLOW_TTL, 'GATEWAY_FLOW_TTL') ?? asDurationMs(raw.flowTtl, 'flowTtl') ?? 15 * 60_000,

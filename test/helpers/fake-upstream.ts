@@ -1,0 +1,835 @@
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import Router from '@koa/router';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import Koa, { type Context, type Next } from 'koa';
+import * as z from 'zod';
+
+/** The two upstream shapes the gateway must handle. */
+export const FAKE_UPSTREAM_PRESETS = ['github', 'notion'] as const;
+
+/**
+ * `github`: a static confidential client, no dynamic registration, no refresh token, long-lived
+ * access tokens. `notion`: dynamic client registration (RFC 7591), short-lived access tokens,
+ * rotating refresh tokens, protected resource metadata (RFC 9728).
+ */
+export type FakeUpstreamPreset = (typeof FAKE_UPSTREAM_PRESETS)[number];
+
+/** Options of {@link startFakeUpstream}; every field but `preset` has a preset default. */
+export interface FakeUpstreamOptions {
+  preset: FakeUpstreamPreset;
+  /** Static client id (`github` only); generated when omitted. */
+  clientId?: string;
+  /** Static client secret (`github` only); generated when omitted. */
+  clientSecret?: string;
+  /**
+   * Redirect URIs of the static client (`github` only). The client is a native one, so the port of
+   * a loopback redirect URI is not compared (RFC 8252 §7.3, as GitHub does for loopback URIs).
+   * Default: `/oauth/upstream/callback` on `127.0.0.1` and on `localhost`.
+   */
+  redirectUris?: string[];
+  /** How the static client authenticates at the token endpoint. Default `client_secret_post`. */
+  tokenEndpointAuthMethod?: 'client_secret_post' | 'client_secret_basic';
+  /** Scopes the server knows. Default `repo read:user` (github), `mcp:tools` (notion). */
+  scopes?: string[];
+  /** Access token lifetime. Default 8 h (github), 60 s (notion). */
+  accessTokenTtlSeconds?: number;
+  /** Refresh token lifetime (`notion` only). Default 14 days. */
+  refreshTokenTtlSeconds?: number;
+  /**
+   * Finish every interaction at once, without a page, as this user (a `login_hint` on the
+   * authorization request wins). Lets a plain HTTP client run the whole code flow.
+   */
+  autoLogin?: string;
+  /** Serve RFC 9728 metadata and name it in the 401 challenge. Default: on for notion only. */
+  protectedResourceMetadata?: boolean;
+}
+
+/** Live counters of a fake upstream; see {@link FakeUpstream.counters}. */
+export interface FakeUpstreamCounters {
+  /** Successful `authorization_code` grants at the token endpoint. */
+  codeExchanges: number;
+  /** Successful `refresh_token` grants at the token endpoint. */
+  refreshGrants: number;
+  /** Token endpoint requests answered with an error, any grant type. */
+  failedTokenRequests: number;
+  /** Successful RFC 7591 registrations. */
+  registrations: number;
+  /** Requests answered 200 by the RFC 7009 revocation endpoint. */
+  revocations: number;
+  /** Every HTTP request to the MCP endpoint, authorized or not. */
+  mcpRequests: number;
+  /** MCP endpoint requests refused with 401. */
+  rejectedMcpRequests: number;
+}
+
+/** One tool call that reached the MCP server, with the account its access token belongs to. */
+export interface FakeUpstreamToolCall {
+  accountId: string;
+  tool: string;
+}
+
+/** A running fake upstream: an OAuth authorization server in front of an MCP server. */
+export interface FakeUpstream {
+  readonly preset: FakeUpstreamPreset;
+  /** Issuer identifier, the exact origin clients must use (RFC 8414 §2). */
+  readonly issuer: string;
+  /** The MCP endpoint, also the only resource indicator tokens are issued for (RFC 8707). */
+  readonly mcpUrl: string;
+  readonly authorizationEndpoint: string;
+  readonly tokenEndpoint: string;
+  /** RFC 7591 registration endpoint (`notion` only). */
+  readonly registrationEndpoint: string | undefined;
+  /** RFC 7009 revocation endpoint. */
+  readonly revocationEndpoint: string;
+  /** Path-inserted RFC 9728 metadata URL, when protected resource metadata is served. */
+  readonly resourceMetadataUrl: string | undefined;
+  /** Static client (`github` only). */
+  readonly clientId: string | undefined;
+  readonly clientSecret: string | undefined;
+  readonly scopes: readonly string[];
+  /** Counters, updated live. */
+  readonly counters: Readonly<FakeUpstreamCounters>;
+  /** Tool calls the MCP server served, in order. */
+  readonly toolCalls: readonly FakeUpstreamToolCall[];
+  /** Zero every counter and forget the tool calls. */
+  resetCounters(): void;
+  /** Change (or turn off with `undefined`) the user that interactions finish as automatically. */
+  setAutoLogin(login: string | undefined): void;
+  /**
+   * Follow an authorization request (RFC 6749 §4.1.1) through this server without a browser,
+   * keeping its cookies, and return the URL it finally redirects to (the client's redirect URI
+   * with `code` or `error`). Submits the interaction form as `login` when no `autoLogin` is set.
+   */
+  completeAuthorization(authorizationUrl: string | URL, options?: { login?: string }): Promise<URL>;
+  /**
+   * Revoke every grant the user gave (with its access, refresh tokens and codes), as a user
+   * removing the app at the upstream would. Returns how many grants were revoked. Not counted in
+   * `counters.revocations`, which counts RFC 7009 requests only.
+   */
+  revokeAllTokensFor(accountId: string): Promise<number>;
+  /** Stop both servers and drop every open connection. */
+  close(): Promise<void>;
+}
+
+interface PresetDefaults {
+  scopes: string[];
+  accessTokenTtlSeconds: number;
+  issuesRefreshTokens: boolean;
+  dynamicRegistration: boolean;
+  protectedResourceMetadata: boolean;
+}
+
+const PRESETS: Record<FakeUpstreamPreset, PresetDefaults> = {
+  github: {
+    scopes: ['repo', 'read:user'],
+    accessTokenTtlSeconds: 8 * 60 * 60,
+    issuesRefreshTokens: false,
+    dynamicRegistration: false,
+    protectedResourceMetadata: false,
+  },
+  notion: {
+    scopes: ['mcp:tools'],
+    accessTokenTtlSeconds: 60,
+    issuesRefreshTokens: true,
+    dynamicRegistration: true,
+    protectedResourceMetadata: true,
+  },
+};
+
+const DEFAULT_REFRESH_TOKEN_TTL_SECONDS = 14 * 24 * 60 * 60;
+const AUTHORIZATION_CODE_TTL_SECONDS = 60;
+const INTERACTION_TTL_SECONDS = 10 * 60;
+const MAX_FORM_BYTES = 16 * 1024;
+const MAX_AUTHORIZATION_HOPS = 10;
+const PRM_PATH = '/.well-known/oauth-protected-resource';
+const ROUTES = {
+  authorization: '/authorize',
+  token: '/token',
+  registration: '/register',
+  revocation: '/revoke',
+} as const;
+const MCP_PATH = '/mcp';
+
+/**
+ * Start a fake upstream on two free loopback ports: an OAuth 2.1 authorization server
+ * (`oidc-provider`: RFC 8414 and OpenID discovery, PKCE S256 required, RFC 8707 audience-bound
+ * opaque tokens, RFC 7009 revocation, RFC 7591 registration for `notion`) and an MCP server
+ * (Streamable HTTP) that accepts only access tokens that server issued for its URL (RFC 6750).
+ */
+export async function startFakeUpstream(options: FakeUpstreamOptions): Promise<FakeUpstream> {
+  const preset = PRESETS[options.preset];
+  const settings: UpstreamSettings = {
+    preset: options.preset,
+    scopes: options.scopes ?? preset.scopes,
+    accessTokenTtlSeconds: options.accessTokenTtlSeconds ?? preset.accessTokenTtlSeconds,
+    refreshTokenTtlSeconds: options.refreshTokenTtlSeconds ?? DEFAULT_REFRESH_TOKEN_TTL_SECONDS,
+    issuesRefreshTokens: preset.issuesRefreshTokens,
+    dynamicRegistration: preset.dynamicRegistration,
+    protectedResourceMetadata: options.protectedResourceMetadata ?? preset.protectedResourceMetadata,
+  };
+  const staticClient =
+    options.preset === 'github'
+      ? {
+          clientId: options.clientId ?? `fake-github-${randomUUID()}`,
+          clientSecret: options.clientSecret ?? randomBytes(24).toString('base64url'),
+          redirectUris: options.redirectUris ?? [
+            'http://127.0.0.1/oauth/upstream/callback',
+            'http://localhost/oauth/upstream/callback',
+          ],
+          tokenEndpointAuthMethod: options.tokenEndpointAuthMethod ?? 'client_secret_post',
+        }
+      : undefined;
+
+  // The issuer and the audience must be known before the provider is built, so bind first.
+  const asServer = await listenOnLoopback();
+  const mcpServer = await listenOnLoopback();
+  const issuer = originOf(asServer);
+  const mcpUrl = `${originOf(mcpServer)}${MCP_PATH}`;
+  const resourceMetadataUrl = settings.protectedResourceMetadata
+    ? `${originOf(mcpServer)}${PRM_PATH}${MCP_PATH}`
+    : undefined;
+
+  const state: UpstreamState = {
+    counters: zeroCounters(),
+    toolCalls: [],
+    grantsByAccount: new Map(),
+    autoLogin: options.autoLogin,
+  };
+  const { default: Provider, errors } = await loadOidcProvider();
+  const provider = new Provider(
+    issuer,
+    providerConfiguration(settings, mcpUrl, staticClient, errors.InvalidTarget),
+  );
+  provider.use(countEndpointOutcomes(state.counters));
+  asServer.on('request', authorizationServerApp(provider, mcpUrl, state).callback());
+  mcpServer.on(
+    'request',
+    mcpRequestHandler({ provider, settings, mcpUrl, resourceMetadataUrl, issuer, state }),
+  );
+
+  return {
+    preset: options.preset,
+    issuer,
+    mcpUrl,
+    authorizationEndpoint: `${issuer}${ROUTES.authorization}`,
+    tokenEndpoint: `${issuer}${ROUTES.token}`,
+    registrationEndpoint: settings.dynamicRegistration ? `${issuer}${ROUTES.registration}` : undefined,
+    revocationEndpoint: `${issuer}${ROUTES.revocation}`,
+    resourceMetadataUrl,
+    clientId: staticClient?.clientId,
+    clientSecret: staticClient?.clientSecret,
+    scopes: settings.scopes,
+    counters: state.counters,
+    toolCalls: state.toolCalls,
+    resetCounters() {
+      Object.assign(state.counters, zeroCounters());
+      state.toolCalls.length = 0;
+    },
+    setAutoLogin(login) {
+      state.autoLogin = login;
+    },
+    completeAuthorization(authorizationUrl, completion) {
+      return followAuthorization(new URL(authorizationUrl), issuer, completion?.login);
+    },
+    async revokeAllTokensFor(accountId) {
+      const grantIds = [...(state.grantsByAccount.get(accountId) ?? [])];
+      state.grantsByAccount.delete(accountId);
+      await Promise.all(grantIds.map((grantId) => revokeGrant(provider, grantId)));
+      return grantIds.length;
+    },
+    async close() {
+      await Promise.all([closeServer(asServer), closeServer(mcpServer)]);
+    },
+  };
+}
+
+// oidc-provider ships no type declarations: the part of its API used here is typed below.
+
+interface OidcProviderModule {
+  default: new (issuer: string, configuration: Record<string, unknown>) => OidcProvider;
+  errors: { InvalidTarget: new (description?: string) => Error };
+}
+
+interface OidcProvider {
+  callback(): (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+  use(middleware: (ctx: ProviderContext, next: Next) => Promise<void>): unknown;
+  interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<InteractionDetails>;
+  interactionFinished(
+    req: IncomingMessage,
+    res: ServerResponse,
+    result: InteractionResult,
+    options: { mergeWithLastSubmission: boolean },
+  ): Promise<void>;
+  readonly Grant: GrantModel;
+  readonly AccessToken: TokenModel<AccessToken>;
+  readonly RefreshToken: TokenModel<unknown>;
+  readonly AuthorizationCode: TokenModel<unknown>;
+}
+
+type ProviderContext = Context & {
+  oidc?: { route?: string; params?: Readonly<Record<string, unknown>> };
+};
+
+interface InteractionDetails {
+  uid: string;
+  params: Readonly<Record<string, unknown>>;
+}
+
+type InteractionResult =
+  | { login: { accountId: string }; consent: { grantId: string } }
+  | { error: string; error_description: string };
+
+interface GrantModel {
+  new (init: { accountId: string; clientId: string }): Grant;
+  find(id: string): Promise<Grant | undefined>;
+}
+
+interface Grant {
+  addOIDCScope(scope: string): void;
+  addResourceScope(resource: string, scope: string): void;
+  save(): Promise<string>;
+  destroy(): Promise<void>;
+}
+
+interface TokenModel<T> {
+  find(value: string): Promise<T | undefined>;
+  revokeByGrantId(grantId: string): Promise<void>;
+}
+
+interface AccessToken {
+  readonly accountId: string;
+  readonly clientId: string;
+  readonly aud?: string | string[];
+  readonly scope?: string;
+  readonly exp: number;
+  readonly isExpired: boolean;
+}
+
+interface ProviderClient {
+  grantTypeAllowed(grantType: string): boolean;
+}
+
+interface UpstreamSettings {
+  preset: FakeUpstreamPreset;
+  scopes: string[];
+  accessTokenTtlSeconds: number;
+  refreshTokenTtlSeconds: number;
+  issuesRefreshTokens: boolean;
+  dynamicRegistration: boolean;
+  protectedResourceMetadata: boolean;
+}
+
+interface StaticClient {
+  clientId: string;
+  clientSecret: string;
+  redirectUris: string[];
+  tokenEndpointAuthMethod: string;
+}
+
+interface UpstreamState {
+  counters: FakeUpstreamCounters;
+  toolCalls: FakeUpstreamToolCall[];
+  grantsByAccount: Map<string, Set<string>>;
+  autoLogin: string | undefined;
+}
+
+const OIDC_PROVIDER_MODULE: string = 'oidc-provider';
+
+async function loadOidcProvider(): Promise<OidcProviderModule> {
+  return (await import(OIDC_PROVIDER_MODULE)) as OidcProviderModule;
+}
+
+function providerConfiguration(
+  settings: UpstreamSettings,
+  mcpUrl: string,
+  staticClient: StaticClient | undefined,
+  InvalidTarget: OidcProviderModule['errors']['InvalidTarget'],
+): Record<string, unknown> {
+  const scope = settings.scopes.join(' ');
+  // A grant outliving its refresh token keeps the refresh grant from failing for the wrong reason.
+  const grantTtlSeconds = settings.refreshTokenTtlSeconds + 24 * 60 * 60;
+  return {
+    clients: staticClient
+      ? [
+          {
+            client_id: staticClient.clientId,
+            client_secret: staticClient.clientSecret,
+            redirect_uris: staticClient.redirectUris,
+            application_type: 'native',
+            grant_types: ['authorization_code'],
+            response_types: ['code'],
+            token_endpoint_auth_method: staticClient.tokenEndpointAuthMethod,
+          },
+        ]
+      : [],
+    clientDefaults: {
+      grant_types: settings.issuesRefreshTokens
+        ? ['authorization_code', 'refresh_token']
+        : ['authorization_code'],
+      response_types: ['code'],
+      id_token_signed_response_alg: 'ES256',
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    routes: ROUTES,
+    jwks: { keys: [signingKey()] },
+    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    scopes: settings.scopes,
+    responseTypes: ['code'],
+    pkce: { required: () => true },
+    findAccount: (_ctx: unknown, sub: string) => ({ accountId: sub, claims: () => ({ sub }) }),
+    interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
+    features: {
+      devInteractions: { enabled: false },
+      registration: { enabled: settings.dynamicRegistration },
+      revocation: { enabled: true, allowedPolicy: tokenOfCallingClient },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => mcpUrl,
+        useGrantedResource: () => true,
+        getResourceServerInfo: (_ctx: unknown, indicator: string) => {
+          if (indicator !== mcpUrl) throw new InvalidTarget(`unknown resource ${indicator}`);
+          return {
+            audience: mcpUrl,
+            scope,
+            accessTokenTTL: settings.accessTokenTtlSeconds,
+            accessTokenFormat: 'opaque',
+          };
+        },
+      },
+    },
+    // By default refresh tokens need offline_access, which MCP clients do not ask for.
+    issueRefreshToken: (_ctx: unknown, client: ProviderClient) =>
+      settings.issuesRefreshTokens && client.grantTypeAllowed('refresh_token'),
+    rotateRefreshToken: true,
+    // Tokens would otherwise die with the browser session that approved them.
+    expiresWithSession: () => false,
+    ttl: {
+      AccessToken: settings.accessTokenTtlSeconds,
+      AuthorizationCode: AUTHORIZATION_CODE_TTL_SECONDS,
+      RefreshToken: settings.refreshTokenTtlSeconds,
+      Grant: grantTtlSeconds,
+      Session: grantTtlSeconds,
+      Interaction: INTERACTION_TTL_SECONDS,
+      IdToken: 60 * 60,
+    },
+    renderError: renderErrorPage,
+  };
+}
+
+function signingKey(): Record<string, unknown> {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return { ...privateKey.export({ format: 'jwk' }), alg: 'ES256', use: 'sig', kid: randomUUID() };
+}
+
+/** RFC 7009 §2.1: a client may only revoke its own tokens. */
+function tokenOfCallingClient(
+  _ctx: unknown,
+  client: { clientId: string },
+  token: { clientId: string },
+): boolean {
+  return token.clientId === client.clientId;
+}
+
+async function renderErrorPage(
+  ctx: Context,
+  out: { error: string; error_description?: string },
+): Promise<void> {
+  ctx.type = 'html';
+  ctx.body = page(
+    'Error',
+    `<h1>${escapeHtml(out.error)}</h1><p>${escapeHtml(out.error_description ?? '')}</p>`,
+  );
+}
+
+function countEndpointOutcomes(counters: FakeUpstreamCounters) {
+  return async function countEndpointOutcome(ctx: ProviderContext, next: Next): Promise<void> {
+    await next();
+    const ok = ctx.status === 200 || ctx.status === 201;
+    switch (ctx.oidc?.route) {
+      case 'token': {
+        const grantType = ctx.oidc.params?.['grant_type'];
+        if (!ok) counters.failedTokenRequests += 1;
+        else if (grantType === 'authorization_code') counters.codeExchanges += 1;
+        else if (grantType === 'refresh_token') counters.refreshGrants += 1;
+        break;
+      }
+      case 'registration':
+        if (ok) counters.registrations += 1;
+        break;
+      case 'revocation':
+        if (ok) counters.revocations += 1;
+        break;
+    }
+  };
+}
+
+function authorizationServerApp(provider: OidcProvider, mcpUrl: string, state: UpstreamState): Koa {
+  const router = new Router();
+  router.get('/interaction/:uid', async function showInteraction(ctx) {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    const hint = stringParam(details.params, 'login_hint');
+    const automatic = state.autoLogin === undefined ? undefined : (hint ?? state.autoLogin);
+    if (automatic !== undefined) {
+      await finishWithLoginAndConsent(ctx, provider, details, automatic, mcpUrl, state);
+      return;
+    }
+    ctx.type = 'html';
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = interactionPage(details, hint ?? '');
+  });
+  router.post('/interaction/:uid', async function submitInteraction(ctx) {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    const login = (await readForm(ctx.req)).get('login')?.trim();
+    if (!login) throw httpError(400, 'login is required');
+    await finishWithLoginAndConsent(ctx, provider, details, login, mcpUrl, state);
+  });
+  router.post('/interaction/:uid/abort', async function abortInteraction(ctx) {
+    ctx.respond = false;
+    await provider.interactionFinished(
+      ctx.req,
+      ctx.res,
+      { error: 'access_denied', error_description: 'End-User aborted interaction' },
+      { mergeWithLastSubmission: false },
+    );
+  });
+
+  const handOver = provider.callback();
+  const app = new Koa();
+  app.use(router.routes());
+  app.use(function handOverToProvider(ctx) {
+    // The provider writes the response itself; Koa must not touch it afterwards.
+    ctx.respond = false;
+    return handOver(ctx.req, ctx.res);
+  });
+  return app;
+}
+
+/**
+ * Log the user in and consent in one step. The requested scope is granted both as an OIDC scope
+ * and as a resource scope: granting only the latter makes the consent prompt come back.
+ */
+async function finishWithLoginAndConsent(
+  ctx: Context,
+  provider: OidcProvider,
+  details: InteractionDetails,
+  accountId: string,
+  mcpUrl: string,
+  state: UpstreamState,
+): Promise<void> {
+  const clientId = stringParam(details.params, 'client_id');
+  if (!clientId) throw httpError(400, 'client_id missing from the interaction');
+  const scope = stringParam(details.params, 'scope') ?? '';
+  const grant = new provider.Grant({ accountId, clientId });
+  grant.addOIDCScope(scope);
+  grant.addResourceScope(mcpUrl, scope);
+  const grantId = await grant.save();
+  const grants = state.grantsByAccount.get(accountId) ?? new Set<string>();
+  state.grantsByAccount.set(accountId, grants.add(grantId));
+  ctx.respond = false;
+  await provider.interactionFinished(
+    ctx.req,
+    ctx.res,
+    { login: { accountId }, consent: { grantId } },
+    { mergeWithLastSubmission: false },
+  );
+}
+
+async function revokeGrant(provider: OidcProvider, grantId: string): Promise<void> {
+  const grant = await provider.Grant.find(grantId);
+  await Promise.all([
+    provider.AccessToken.revokeByGrantId(grantId),
+    provider.RefreshToken.revokeByGrantId(grantId),
+    provider.AuthorizationCode.revokeByGrantId(grantId),
+    grant?.destroy(),
+  ]);
+}
+
+function interactionPage(details: InteractionDetails, login: string): string {
+  const uid = encodeURIComponent(details.uid);
+  const client = escapeHtml(stringParam(details.params, 'client_id') ?? '');
+  const scope = escapeHtml(stringParam(details.params, 'scope') ?? '');
+  return page(
+    'Sign in',
+    `<h1>Sign in</h1>
+<p>Client <code>${client}</code> asks for <code>${scope}</code>.</p>
+<form method="post" action="/interaction/${uid}">
+  <label for="login">User name</label>
+  <input id="login" name="login" value="${escapeHtml(login)}" autocomplete="username" required>
+  <button type="submit">Sign in</button>
+</form>
+<form method="post" action="/interaction/${uid}/abort">
+  <button type="submit">Cancel</button>
+</form>`,
+  );
+}
+
+function page(title: string, body: string): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title}</title></head><body>${body}</body></html>`;
+}
+
+interface McpHandlerDeps {
+  provider: OidcProvider;
+  settings: UpstreamSettings;
+  issuer: string;
+  mcpUrl: string;
+  resourceMetadataUrl: string | undefined;
+  state: UpstreamState;
+}
+
+function mcpRequestHandler(deps: McpHandlerDeps) {
+  const { settings, mcpUrl, state } = deps;
+  const prmPaths = new Set([PRM_PATH, `${PRM_PATH}${MCP_PATH}`]);
+  return async function handleMcpHttpRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const { pathname } = new URL(req.url ?? '/', mcpUrl);
+      if (settings.protectedResourceMetadata && req.method === 'GET' && prmPaths.has(pathname)) {
+        sendJson(res, 200, protectedResourceMetadata(deps));
+        return;
+      }
+      if (pathname !== MCP_PATH) {
+        sendJson(res, 404, { error: 'not_found' });
+        return;
+      }
+      state.counters.mcpRequests += 1;
+      const auth = await authenticate(deps, req.headers.authorization);
+      if ('error' in auth) {
+        state.counters.rejectedMcpRequests += 1;
+        res.setHeader('WWW-Authenticate', bearerChallenge(deps, auth));
+        sendJson(res, 401, { error: auth.error ?? 'invalid_token', error_description: auth.description });
+        return;
+      }
+      if (req.method !== 'POST') {
+        res.setHeader('Allow', 'POST');
+        sendJson(res, 405, { error: 'method_not_allowed' });
+        return;
+      }
+      await serveMcp(req, res, auth, settings.preset, state.toolCalls);
+    } catch (error) {
+      console.error('fake upstream MCP server failed', error);
+      if (!res.headersSent) sendJson(res, 500, { error: 'server_error' });
+      else res.destroy();
+    }
+  };
+}
+
+/** RFC 9728 §2. Both well-known forms name the MCP URL so clients that fall back to the root form still get the right resource. */
+function protectedResourceMetadata({ issuer, mcpUrl, settings }: McpHandlerDeps): Record<string, unknown> {
+  return {
+    resource: mcpUrl,
+    authorization_servers: [issuer],
+    scopes_supported: settings.scopes,
+    bearer_methods_supported: ['header'],
+    resource_name: `Fake ${settings.preset} MCP server`,
+  };
+}
+
+interface BearerFailure {
+  /** Absent when no token was presented (RFC 6750 §3.1). */
+  error: 'invalid_token' | undefined;
+  description: string;
+}
+
+async function authenticate(
+  { provider, mcpUrl }: McpHandlerDeps,
+  authorization: string | undefined,
+): Promise<AuthInfo | BearerFailure> {
+  if (authorization === undefined) {
+    return { error: undefined, description: 'an access token is required' };
+  }
+  const match = /^Bearer ([\x21-\x7e]+)$/i.exec(authorization);
+  if (!match?.[1]) return { error: 'invalid_token', description: 'malformed Authorization header' };
+  const token = await provider.AccessToken.find(match[1]);
+  if (!token || token.isExpired) {
+    return { error: 'invalid_token', description: 'unknown, revoked or expired access token' };
+  }
+  const audiences = Array.isArray(token.aud) ? token.aud : [token.aud];
+  if (!audiences.includes(mcpUrl)) {
+    return { error: 'invalid_token', description: 'access token is not meant for this resource' };
+  }
+  return {
+    token: match[1],
+    clientId: token.clientId,
+    scopes: token.scope ? token.scope.split(' ') : [],
+    expiresAt: token.exp,
+    resource: new URL(mcpUrl),
+    extra: { accountId: token.accountId },
+  };
+}
+
+/** RFC 6750 §3 challenge, with `resource_metadata` (RFC 9728 §5.1) when metadata is served. */
+function bearerChallenge({ resourceMetadataUrl, settings }: McpHandlerDeps, failure: BearerFailure): string {
+  const params: [string, string][] = [];
+  if (failure.error) params.push(['error', failure.error], ['error_description', failure.description]);
+  if (resourceMetadataUrl) params.push(['resource_metadata', resourceMetadataUrl]);
+  params.push(['scope', settings.scopes.join(' ')]);
+  return `Bearer ${params.map(([name, value]) => `${name}="${value}"`).join(', ')}`;
+}
+
+async function serveMcp(
+  req: IncomingMessage,
+  res: ServerResponse,
+  auth: AuthInfo,
+  preset: FakeUpstreamPreset,
+  toolCalls: FakeUpstreamToolCall[],
+): Promise<void> {
+  // Stateless: a fresh server and transport per request, as the SDK's stateless examples do.
+  const server = buildMcpServer(preset, toolCalls);
+  const transport = new StreamableHTTPServerTransport({
+    sessionIdGenerator: undefined,
+    enableJsonResponse: true,
+  });
+  res.on('close', () => {
+    void transport.close();
+    void server.close();
+  });
+  await server.connect(transport);
+  await transport.handleRequest(Object.assign(req, { auth }), res);
+}
+
+function buildMcpServer(preset: FakeUpstreamPreset, toolCalls: FakeUpstreamToolCall[]): McpServer {
+  const server = new McpServer({ name: `fake-${preset}`, version: '1.0.0' });
+  server.registerTool(
+    'whoami',
+    { description: 'Returns the account id the access token belongs to.' },
+    ({ authInfo }) => {
+      const accountId = accountIdOf(authInfo);
+      toolCalls.push({ accountId, tool: 'whoami' });
+      return { content: [{ type: 'text', text: accountId }] };
+    },
+  );
+  server.registerTool(
+    'echo',
+    { description: 'Returns its text argument.', inputSchema: { text: z.string() } },
+    ({ text }, { authInfo }) => {
+      toolCalls.push({ accountId: accountIdOf(authInfo), tool: 'echo' });
+      return { content: [{ type: 'text', text }] };
+    },
+  );
+  return server;
+}
+
+function accountIdOf(authInfo: AuthInfo | undefined): string {
+  const accountId = authInfo?.extra?.['accountId'];
+  if (typeof accountId !== 'string') throw new Error('tool called without an authenticated account');
+  return accountId;
+}
+
+async function followAuthorization(start: URL, issuer: string, login: string | undefined): Promise<URL> {
+  const cookies = new Map<string, string>();
+  let url = start;
+  let form: URLSearchParams | undefined;
+  for (let hop = 0; hop < MAX_AUTHORIZATION_HOPS; hop += 1) {
+    if (url.origin !== issuer) return url;
+    const response = await fetch(url, {
+      method: form ? 'POST' : 'GET',
+      body: form,
+      redirect: 'manual',
+      headers: { cookie: [...cookies].map(([name, value]) => `${name}=${value}`).join('; ') },
+    });
+    storeCookies(cookies, response.headers.getSetCookie());
+    const location = response.headers.get('location');
+    const body = await response.text();
+    if (location !== null) {
+      url = new URL(location, url);
+      form = undefined;
+    } else if (response.status === 200 && !form && url.pathname.startsWith('/interaction/')) {
+      if (login === undefined) throw new Error('the interaction page needs a login: pass one or set autoLogin');
+      form = new URLSearchParams({ login });
+    } else {
+      throw new Error(`authorization stopped at ${url.href} with ${response.status}: ${body.slice(0, 500)}`);
+    }
+  }
+  throw new Error(`authorization did not leave ${issuer} after ${MAX_AUTHORIZATION_HOPS} redirects`);
+}
+
+/** Path-blind cookie jar: every cookie of this one origin goes with every request. */
+function storeCookies(cookies: Map<string, string>, setCookies: string[]): void {
+  for (const setCookie of setCookies) {
+    const [pair = '', ...attributes] = setCookie.split(';');
+    const separator = pair.indexOf('=');
+    const name = pair.slice(0, separator).trim();
+    const value = pair.slice(separator + 1).trim();
+    const expired = attributes.some((attribute) => {
+      const [key = '', rawValue = ''] = attribute.split('=');
+      const attributeName = key.trim().toLowerCase();
+      if (attributeName === 'max-age') return Number(rawValue) <= 0;
+      if (attributeName === 'expires') return Date.parse(rawValue) <= Date.now();
+      return false;
+    });
+    if (expired || value === '') cookies.delete(name);
+    else cookies.set(name, value);
+  }
+}
+
+async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_FORM_BYTES) throw httpError(413, 'form too large');
+    chunks.push(chunk);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+/** An error Koa renders with its status and message. */
+function httpError(status: number, message: string): Error {
+  return Object.assign(new Error(message), { status, expose: true });
+}
+
+function stringParam(params: Readonly<Record<string, unknown>>, name: string): string | undefined {
+  const value = params[name];
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json');
+  res.setHeader('Cache-Control', 'no-store');
+  res.end(JSON.stringify(body));
+}
+
+function escapeHtml(value: string): string {
+  return value.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
+}
+
+function zeroCounters(): FakeUpstreamCounters {
+  return {
+    codeExchanges: 0,
+    refreshGrants: 0,
+    failedTokenRequests: 0,
+    registrations: 0,
+    revocations: 0,
+    mcpRequests: 0,
+    rejectedMcpRequests: 0,
+  };
+}
+
+async function listenOnLoopback(): Promise<Server> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
+}
+
+function originOf(server: Server): string {
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+async function closeServer(server: Server): Promise<void> {
+  const closed = new Promise<void>((resolve, reject) =>
+    server.close((error) => (error ? reject(error) : resolve())),
+  );
+  server.closeAllConnections();
+  await closed;
+}

@@ -1,0 +1,85 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { checkImports } from '../../scripts/check-imports.js';
+import { projectDir } from '../../server/paths.js';
+
+let root: string | undefined;
+
+async function tree(files: Record<string, string>): Promise<string> {
+  root = await mkdtemp(path.join(tmpdir(), 'cg-imports-'));
+  for (const [rel, text] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(root, rel)), { recursive: true });
+    await writeFile(path.join(root, rel), text);
+  }
+  return root;
+}
+
+afterEach(async () => {
+  if (root) await rm(root, { recursive: true, force: true });
+  root = undefined;
+});
+
+describe('import boundaries', () => {
+  it('finds no violation in the project itself', async () => {
+    expect(await checkImports(projectDir)).toEqual([]);
+  });
+
+  it('rejects a Node built-in, an OAuth library and process.env in workflows/', async () => {
+    const dir = await tree({
+      'workflows/bad.ts': [
+        "import { readFile } from 'node:fs/promises';",
+        "import crypto from 'crypto';",
+        "import * as oauth from 'oauth4webapi';",
+        "import { SqliteStore } from '../server/store/sqlite-store.js';",
+        'export const x = process.env.SECRET;',
+      ].join('\n'),
+    });
+    const violations = await checkImports(dir);
+    expect(violations.map((v) => [v.file, v.line])).toEqual([
+      ['workflows/bad.ts', 5],
+      ['workflows/bad.ts', 1],
+      ['workflows/bad.ts', 2],
+      ['workflows/bad.ts', 3],
+      ['workflows/bad.ts', 4],
+    ]);
+    expect(violations[1]?.message).toContain('Node built-in node:fs/promises');
+    expect(violations[0]?.message).toContain('process.env');
+  });
+
+  it('allows @temporalio/workflow, own files and type-only activity imports in workflows/', async () => {
+    const dir = await tree({
+      'workflows/ok.ts': [
+        "import { condition } from '@temporalio/workflow';",
+        "import type { Activities } from '../activities/index.js';",
+        "import { type A } from '../activities/types.js';",
+        "import { x } from './types.js';",
+      ].join('\n'),
+    });
+    expect(await checkImports(dir)).toEqual([]);
+  });
+
+  it('rejects a value import of activities in workflows/', async () => {
+    const dir = await tree({ 'workflows/w.ts': "import { createActivities } from '../activities/index.js';" });
+    expect((await checkImports(dir)).map((v) => v.line)).toEqual([1]);
+  });
+
+  it('rejects Koa and the Temporal client in activities/, and workflow bodies in server/', async () => {
+    const dir = await tree({
+      'activities/a.ts': "import Koa from 'koa';\nimport { Client } from '@temporalio/client';",
+      'server/routes/r.ts': "import { consentFlow } from '../../workflows/consent-flow.js';\nimport { decide } from '../../workflows/messages.js';",
+      'server/app.ts': "import { createActivities } from '../activities/index.js';",
+    });
+    const violations = await checkImports(dir);
+    expect(violations.map((v) => `${v.file}:${v.line}`).sort()).toEqual(['activities/a.ts:1', 'activities/a.ts:2', 'server/app.ts:1', 'server/routes/r.ts:1']);
+  });
+
+  it('rejects process.env outside server/config.ts', async () => {
+    const dir = await tree({
+      'server/config.ts': 'export const a = process.env.A;',
+      'server/other.ts': 'export const b = process.env.B;',
+    });
+    expect((await checkImports(dir)).map((v) => v.file)).toEqual(['server/other.ts']);
+  });
+});
