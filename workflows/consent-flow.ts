@@ -76,8 +76,11 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
     outcome: null,
   };
   let sequence = 0;
+  // Store writes go out one at a time, in the order the flow moved, whatever the handlers' timing.
+  let writes: Promise<unknown> = Promise.resolve();
 
-  async function moveTo(step: ConsentStep, status: ConsentStatus): Promise<void> {
+  /** Moves the flow synchronously (so a handler that runs next sees the new step), then records it. */
+  function moveTo(step: ConsentStep, status: ConsentStatus): Promise<void> {
     state.step = step;
     state.status = status;
     upsertSearchAttributes([
@@ -87,21 +90,25 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
     ]);
     setCurrentDetails(describe(state));
     sequence += 1;
-    await recordFlowChange.executeWithOptions(
-      { startToCloseTimeout: '10 seconds', summary: `Record flow status: ${status}` },
-      [
-        {
-          flowId: state.flowId,
-          sequence,
-          clientId: state.client.clientId,
-          userId: state.userId,
-          upstreams: state.chosenUpstreams,
-          status,
-          at: new Date().toISOString(),
-        },
-      ],
+    const change = {
+      flowId: state.flowId,
+      sequence,
+      clientId: state.client.clientId,
+      userId: state.userId,
+      upstreams: [...state.chosenUpstreams],
+      status,
+      at: new Date().toISOString(),
+    };
+    const write = writes.then(() =>
+      recordFlowChange.executeWithOptions({ startToCloseTimeout: '10 seconds', summary: `Record flow status: ${status}` }, [change]),
     );
+    writes = write.catch(() => undefined);
+    return write.then(() => undefined);
   }
+
+  // Enter the first step before any handler exists: an update delivered with the start runs as
+  // soon as its handler is registered and must find the flow at this step.
+  const entered = moveTo('identity', stepStatus.identity);
 
   function requireStep(step: ConsentStep): void {
     if (state.step !== step) {
@@ -171,7 +178,7 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
     },
   );
 
-  await moveTo('identity', stepStatus.identity);
+  await entered;
 
   // The flow ends when a decision is made; the timer only wins if nobody decides in time.
   const decided = await condition(() => state.outcome !== null, input.ttlMs);

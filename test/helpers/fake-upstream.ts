@@ -197,13 +197,13 @@ export async function startFakeUpstream(options: FakeUpstreamOptions): Promise<F
   const state: UpstreamState = {
     counters: zeroCounters(),
     toolCalls: [],
-    grantsByAccount: new Map(),
     autoLogin: options.autoLogin,
   };
+  const store = new ModelStore();
   const { default: Provider, errors } = await loadOidcProvider();
   const provider = new Provider(
     issuer,
-    providerConfiguration(settings, mcpUrl, staticClient, errors.InvalidTarget),
+    providerConfiguration(settings, mcpUrl, staticClient, store, errors.InvalidTarget),
   );
   provider.use(countEndpointOutcomes(state.counters));
   asServer.on('request', authorizationServerApp(provider, mcpUrl, state).callback());
@@ -237,8 +237,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions): Promise<F
       return followAuthorization(new URL(authorizationUrl), issuer, completion?.login);
     },
     async revokeAllTokensFor(accountId) {
-      const grantIds = [...(state.grantsByAccount.get(accountId) ?? [])];
-      state.grantsByAccount.delete(accountId);
+      const grantIds = store.idsWhere('Grant', (payload) => payload.accountId === accountId);
       await Promise.all(grantIds.map((grantId) => revokeGrant(provider, grantId)));
       return grantIds.length;
     },
@@ -334,7 +333,6 @@ interface StaticClient {
 interface UpstreamState {
   counters: FakeUpstreamCounters;
   toolCalls: FakeUpstreamToolCall[];
-  grantsByAccount: Map<string, Set<string>>;
   autoLogin: string | undefined;
 }
 
@@ -348,6 +346,7 @@ function providerConfiguration(
   settings: UpstreamSettings,
   mcpUrl: string,
   staticClient: StaticClient | undefined,
+  store: ModelStore,
   InvalidTarget: OidcProviderModule['errors']['InvalidTarget'],
 ): Record<string, unknown> {
   const scope = settings.scopes.join(' ');
@@ -376,6 +375,7 @@ function providerConfiguration(
       token_endpoint_auth_method: 'client_secret_basic',
     },
     routes: ROUTES,
+    adapter: (model: string) => new ModelStoreAdapter(model, store),
     jwks: { keys: [signingKey()] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     scopes: settings.scopes,
@@ -475,7 +475,7 @@ function authorizationServerApp(provider: OidcProvider, mcpUrl: string, state: U
     const hint = stringParam(details.params, 'login_hint');
     const automatic = state.autoLogin === undefined ? undefined : (hint ?? state.autoLogin);
     if (automatic !== undefined) {
-      await finishWithLoginAndConsent(ctx, provider, details, automatic, mcpUrl, state);
+      await finishWithLoginAndConsent(ctx, provider, details, automatic, mcpUrl);
       return;
     }
     ctx.type = 'html';
@@ -486,7 +486,7 @@ function authorizationServerApp(provider: OidcProvider, mcpUrl: string, state: U
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     const login = (await readForm(ctx.req)).get('login')?.trim();
     if (!login) throw httpError(400, 'login is required');
-    await finishWithLoginAndConsent(ctx, provider, details, login, mcpUrl, state);
+    await finishWithLoginAndConsent(ctx, provider, details, login, mcpUrl);
   });
   router.post('/interaction/:uid/abort', async function abortInteraction(ctx) {
     ctx.respond = false;
@@ -519,7 +519,6 @@ async function finishWithLoginAndConsent(
   details: InteractionDetails,
   accountId: string,
   mcpUrl: string,
-  state: UpstreamState,
 ): Promise<void> {
   const clientId = stringParam(details.params, 'client_id');
   if (!clientId) throw httpError(400, 'client_id missing from the interaction');
@@ -528,8 +527,6 @@ async function finishWithLoginAndConsent(
   grant.addOIDCScope(scope);
   grant.addResourceScope(mcpUrl, scope);
   const grantId = await grant.save();
-  const grants = state.grantsByAccount.get(accountId) ?? new Set<string>();
-  state.grantsByAccount.set(accountId, grants.add(grantId));
   ctx.respond = false;
   await provider.interactionFinished(
     ctx.req,
@@ -537,6 +534,104 @@ async function finishWithLoginAndConsent(
     { login: { accountId }, consent: { grantId } },
     { mergeWithLastSubmission: false },
   );
+}
+
+interface StoredPayload {
+  readonly [field: string]: unknown;
+  accountId?: string;
+  grantId?: string;
+  uid?: string;
+  userCode?: string;
+  consumed?: number;
+}
+
+interface StoredEntry {
+  payload: StoredPayload;
+  expiresAt: number;
+}
+
+/**
+ * The provider's state for one fake upstream, in memory and unbounded (the built-in memory
+ * adapter is an LRU capped at 1000 entries and warns on every start). Linear scans are fine at
+ * test sizes.
+ */
+class ModelStore {
+  readonly #entries = new Map<string, StoredEntry>();
+
+  set(model: string, id: string, payload: StoredPayload, expiresInSeconds: number | undefined): void {
+    const expiresAt = expiresInSeconds === undefined ? Infinity : Date.now() + expiresInSeconds * 1000;
+    this.#entries.set(`${model}:${id}`, { payload, expiresAt });
+  }
+
+  get(model: string, id: string): StoredPayload | undefined {
+    const key = `${model}:${id}`;
+    const entry = this.#entries.get(key);
+    if (!entry) return undefined;
+    if (entry.expiresAt <= Date.now()) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    return entry.payload;
+  }
+
+  delete(model: string, id: string): void {
+    this.#entries.delete(`${model}:${id}`);
+  }
+
+  idsWhere(model: string, matches: (payload: StoredPayload) => boolean): string[] {
+    const prefix = `${model}:`;
+    const now = Date.now();
+    return [...this.#entries]
+      .filter(([key, entry]) => key.startsWith(prefix) && entry.expiresAt > now && matches(entry.payload))
+      .map(([key]) => key.slice(prefix.length));
+  }
+}
+
+/** oidc-provider's adapter interface over one model's slice of a {@link ModelStore}. */
+class ModelStoreAdapter {
+  readonly #model: string;
+  readonly #store: ModelStore;
+
+  constructor(model: string, store: ModelStore) {
+    this.#model = model;
+    this.#store = store;
+  }
+
+  async upsert(id: string, payload: StoredPayload, expiresIn?: number): Promise<void> {
+    this.#store.set(this.#model, id, payload, expiresIn);
+  }
+
+  async find(id: string): Promise<StoredPayload | undefined> {
+    return this.#store.get(this.#model, id);
+  }
+
+  async findByUid(uid: string): Promise<StoredPayload | undefined> {
+    return this.#findWhere((payload) => payload.uid === uid);
+  }
+
+  async findByUserCode(userCode: string): Promise<StoredPayload | undefined> {
+    return this.#findWhere((payload) => payload.userCode === userCode);
+  }
+
+  async consume(id: string): Promise<void> {
+    const payload = this.#store.get(this.#model, id);
+    if (payload) payload.consumed = Math.floor(Date.now() / 1000);
+  }
+
+  async destroy(id: string): Promise<void> {
+    this.#store.delete(this.#model, id);
+  }
+
+  async revokeByGrantId(grantId: string): Promise<void> {
+    for (const id of this.#store.idsWhere(this.#model, (payload) => payload.grantId === grantId)) {
+      this.#store.delete(this.#model, id);
+    }
+  }
+
+  #findWhere(matches: (payload: StoredPayload) => boolean): StoredPayload | undefined {
+    const [id] = this.#store.idsWhere(this.#model, matches);
+    return id === undefined ? undefined : this.#store.get(this.#model, id);
+  }
 }
 
 async function revokeGrant(provider: OidcProvider, grantId: string): Promise<void> {

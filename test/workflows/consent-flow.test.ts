@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -55,6 +55,27 @@ describe.skipIf(temporalUnavailable)('consentFlow on the dev server', () => {
     expect(record).toMatchObject({ flowId: input.flowId, status: 'approved', userId: 'alice', upstreams: ['github'], clientId: 'client-1' });
     const audit = await env.store.listAudit({ flowId: input.flowId });
     expect(audit.map((line) => line.event)).toEqual(['flow.identifying', 'flow.choosing_services', 'flow.awaiting_approval', 'flow.approved']);
+  });
+
+  it('applies an identity update delivered together with the start (update-with-start)', async () => {
+    const input = flowInput();
+    const startWorkflowOperation = new WithStartWorkflowOperation('consentFlow', {
+      workflowId: `consent:${input.flowId}`,
+      taskQueue: env.taskQueue,
+      args: [input],
+      workflowIdConflictPolicy: 'FAIL',
+    });
+    const state = await env.client.workflow.executeUpdateWithStart(chooseIdentity, {
+      args: [{ userId: 'heidi', source: 'dev' }],
+      startWorkflowOperation,
+    });
+    expect(state).toMatchObject({ step: 'services', status: 'choosing_services', userId: 'heidi' });
+    const handle = await startWorkflowOperation.workflowHandle();
+    expect(await handle.query(flowState)).toMatchObject({ step: 'services', userId: 'heidi' });
+    const audit = await env.store.listAudit({ flowId: input.flowId });
+    expect(audit.map((line) => line.event)).toEqual(['flow.identifying', 'flow.choosing_services']);
+    expect((await env.store.getFlow(input.flowId))?.status).toBe('choosing_services');
+    await handle.terminate('test done');
   });
 
   it('returns denied as an outcome when the user denies', async () => {

@@ -1,0 +1,92 @@
+/**
+ * Runs consent flows on a throwaway dev server with the real worker and saves their histories
+ * under test/histories/, where the replay test checks that today's workflow code still replays
+ * them. Run after a deliberate, versioned change: `node --import tsx scripts/capture-histories.ts`.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Client, Connection, WithStartWorkflowOperation } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import { projectPath } from '../server/paths.js';
+import { SqliteStore } from '../server/store/sqlite-store.js';
+import { ensureTemporalCli } from '../server/temporal-cli.js';
+import { loadTemporalDevSettings, startDevServer } from '../server/temporal-dev.js';
+import { startConsentFlow } from '../server/temporal.js';
+import { ensureWorkflowBundle } from '../server/workflow-bundle.js';
+import { chooseIdentity, chooseServices, decide } from '../workflows/messages.js';
+import type { ConsentFlowInput } from '../workflows/types.js';
+
+const settings = await loadTemporalDevSettings();
+const cli = await ensureTemporalCli({
+  explicitPath: process.env.TEMPORAL_CLI || undefined,
+  searchPath: process.env.PATH,
+  installDir: projectPath('.temporal'),
+  version: settings.cliVersion,
+});
+const port = await new Promise<number>((resolve) => {
+  const probe = createServer().listen(0, '127.0.0.1', () => {
+    const address = probe.address();
+    probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+  });
+});
+const dir = await mkdtemp(path.join(tmpdir(), 'cg-capture-'));
+const server = await startDevServer({ cliPath: cli.path, settings, overrides: { port, dbFile: null, headless: true } });
+const store = await SqliteStore.open(path.join(dir, 'gateway.sqlite'));
+const connection = await Connection.connect({ address: server.address });
+const client = new Client({ connection, namespace: server.namespace });
+const nativeConnection = await NativeConnection.connect({ address: server.address });
+const taskQueue = 'capture';
+const worker = await Worker.create({
+  connection: nativeConnection,
+  namespace: server.namespace,
+  taskQueue,
+  workflowBundle: { codePath: (await ensureWorkflowBundle()).codePath },
+  activities: createActivities({ store }),
+});
+
+const input = (ttlMs: number): ConsentFlowInput => ({
+  flowId: randomUUID(),
+  client: { clientId: 'capture-client', clientName: 'Capture Client', redirectHost: 'localhost:6274', registration: 'dcr' },
+  upstreams: ['github', 'notion'],
+  scopes: ['mcp:tools'],
+  ttlMs,
+});
+
+async function save(name: string, workflowId: string): Promise<void> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  await writeFile(projectPath('test/histories', `${name}.json`), `${historyToJSON(history)}\n`);
+  console.log(`saved test/histories/${name}.json (${history.events?.length} events)`);
+}
+
+await worker.runUntil(async () => {
+  const approved = await startConsentFlow(client, taskQueue, input(600_000));
+  await approved.executeUpdate(chooseIdentity, { args: [{ userId: 'alice', source: 'dev' }] });
+  await approved.executeUpdate(chooseServices, { args: [{ upstreams: ['github', 'notion'] }] });
+  await approved.executeUpdate(decide, { args: [{ decision: 'approve' }] });
+  await approved.result();
+  await save('consent-flow-approved', approved.workflowId);
+
+  // The identity update arrives with the start, in the flow's first workflow task.
+  const withStartInput = input(1_000);
+  const startOp = new WithStartWorkflowOperation('consentFlow', {
+    workflowId: `consent:${withStartInput.flowId}`,
+    taskQueue,
+    args: [withStartInput],
+    workflowIdConflictPolicy: 'FAIL',
+  });
+  await client.workflow.executeUpdateWithStart(chooseIdentity, { args: [{ userId: 'bob', source: 'dev' }], startWorkflowOperation: startOp });
+  const expired = await startOp.workflowHandle();
+  await expired.result();
+  await save('consent-flow-update-with-start-expired', expired.workflowId);
+});
+
+await nativeConnection.close();
+await connection.close();
+await store.close();
+await server.stop();
+await rm(dir, { recursive: true, force: true });
