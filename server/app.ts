@@ -22,13 +22,13 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
   app.silent = true;
   app.use(errorHandler(deps.log));
   app.use(securityHeaders());
+  app.use(async function notFound(ctx, next) {
+    await next();
+    if (ctx.status === 404 && ctx.body == null) throw new NotFoundError(`no such endpoint: ${ctx.method} ${ctx.path}`);
+  });
   for (const router of [healthRoutes(deps), homeRoutes(config, deps)]) {
     app.use(router.routes());
     app.use(router.allowedMethods({ throw: false }));
   }
-  app.use(async function notFound(ctx) {
-    if (ctx.status === 405) return;
-    throw new NotFoundError(`no such endpoint: ${ctx.method} ${ctx.path}`);
-  });
   return app;
 }

@@ -4,7 +4,7 @@ import { ConfigError, loadConfig, type GatewayConfig } from './config.js';
 import { startEmbeddedTemporal } from './embedded-temporal.js';
 import { createLogger, type Logger } from './log.js';
 import { SqliteStore } from './store/sqlite-store.js';
-import { connectClient } from './temporal.js';
+import { connectClient, temporalHealthCheck } from './temporal.js';
 import type { DevServer } from './temporal-dev.js';
 import { createWorker } from './worker.js';
 
@@ -84,12 +84,7 @@ async function run(config: GatewayConfig, log: Logger, cleanups: Cleanup[], star
     store,
     temporalUiUrl: devServer?.uiUrl,
     workerState: () => worker.getState(),
-    temporalHealth: async () => {
-      await client.connection.withDeadline(Date.now() + 2_000, () =>
-        client.workflowService.describeNamespace({ namespace: config.temporal.namespace }),
-      );
-      return { ok: true, namespace: config.temporal.namespace };
-    },
+    temporalHealth: temporalHealthCheck(client, config.temporal.namespace, config.temporal.address),
   });
   const server: Server = await new Promise((resolve, reject) => {
     const listening = app.listen(config.http.port, config.http.host, () => resolve(listening));

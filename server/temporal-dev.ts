@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -138,20 +138,25 @@ export async function startDevServer(options: StartDevServerOptions): Promise<De
   if (dbFile) await mkdir(path.dirname(dbFile), { recursive: true });
   if (options.logFile) await mkdir(path.dirname(options.logFile), { recursive: true });
 
-  const child = spawn(options.cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false });
-  let tail = '';
-  const sink = options.logFile ? createWriteStream(options.logFile, { flags: 'a' }) : undefined;
+  // With a log file the server writes to it directly, so it never depends on this process's pipes.
+  const logFd = options.logFile ? openSync(options.logFile, 'a') : undefined;
+  const child = spawn(options.cliPath, args, {
+    stdio: logFd === undefined ? ['ignore', 'pipe', 'pipe'] : ['ignore', logFd, logFd],
+    detached: options.detached ?? false,
+  });
+  if (logFd !== undefined) closeSync(logFd);
+  let captured = '';
   const capture = (chunk: Buffer) => {
-    sink?.write(chunk);
-    tail = (tail + chunk.toString('utf8')).slice(-65_536);
+    captured = (captured + chunk.toString('utf8')).slice(-65_536);
   };
   child.stdout?.on('data', capture);
   child.stderr?.on('data', capture);
+  const outputTail = async () =>
+    options.logFile ? (await readFile(options.logFile, 'utf8').catch(() => '')).slice(-4000) : captured.slice(-4000);
   let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   const exit = new Promise<void>((resolve) => {
     child.once('exit', (code, signal) => {
       exited = { code, signal };
-      sink?.end();
       resolve();
     });
   });
@@ -171,13 +176,13 @@ export async function startDevServer(options: StartDevServerOptions): Promise<De
     if (exited) {
       throw new DevServerStartError(
         `temporal server start-dev exited (code ${exited.code}, signal ${exited.signal}) before it was ready.\n` +
-          `Command: ${options.cliPath} ${args.join(' ')}\n${tail.slice(-4000)}`,
+          `Command: ${options.cliPath} ${args.join(' ')}\n${await outputTail()}`,
       );
     }
     if (await answers(address, settings.namespace)) break;
     if (Date.now() > deadline) {
       await stop();
-      throw new DevServerStartError(`temporal server start-dev did not answer on ${address} in time.\n${tail.slice(-4000)}`);
+      throw new DevServerStartError(`temporal server start-dev did not answer on ${address} in time.\n${await outputTail()}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }

@@ -62,3 +62,15 @@ export async function startConsentFlow(client: Client, taskQueue: string, input:
     ].join('\n\n'),
   });
 }
+
+/** `/healthz`'s Temporal check: the namespace answers within two seconds. */
+export function temporalHealthCheck(client: Client, namespace: string, address: string) {
+  return async (): Promise<{ ok: true; namespace: string } | { ok: false; error: string }> => {
+    try {
+      await client.connection.withDeadline(Date.now() + 2_000, () => client.workflowService.describeNamespace({ namespace }));
+      return { ok: true, namespace };
+    } catch (error) {
+      return { ok: false, error: `Temporal at ${address} did not answer: ${(error as Error).message}` };
+    }
+  };
+}

@@ -66,6 +66,12 @@ async function pendingAuthorization(
   return { url, state, verifier };
 }
 
+describe.skipIf(skipBrowserTests)('chromiumAvailable', () => {
+  it('finds an executable Chromium at chromiumPath()', () => {
+    expect(chromiumAvailable(), `no Chromium at ${chromiumPath()}`).toBe(true);
+  });
+});
+
 describe.skipIf(skipBrowserTests)('launchBrowser', () => {
   let browser: TestBrowser;
   let callback: CallbackServer;
@@ -76,10 +82,6 @@ describe.skipIf(skipBrowserTests)('launchBrowser', () => {
   });
   afterAll(async () => {
     await Promise.all([browser?.close(), callback?.close()]);
-  });
-
-  it('finds Chromium at chromiumPath()', () => {
-    expect(chromiumAvailable()).toBe(true);
   });
 
   describe('with a github-like upstream', () => {

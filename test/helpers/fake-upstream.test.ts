@@ -1,5 +1,11 @@
+import { UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type {
+  OAuthClientInformationMixed,
+  OAuthClientMetadata,
+  OAuthTokens,
+} from '@modelcontextprotocol/sdk/shared/auth.js';
 import * as oauth from 'oauth4webapi';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
@@ -139,6 +145,65 @@ function postInitialize(upstream: FakeUpstream, headers: Record<string, string> 
       params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
     }),
   });
+}
+
+/**
+ * The SDK's OAuth client provider with a user agent that is {@link FakeUpstream.completeAuthorization}:
+ * the redirect back is captured as `callback` instead of being served.
+ */
+class HeadlessOAuthClientProvider implements OAuthClientProvider {
+  callback: URL | undefined;
+  #client: OAuthClientInformationMixed | undefined;
+  #tokens: OAuthTokens | undefined;
+  #verifier = '';
+
+  readonly #upstream: FakeUpstream;
+
+  constructor(upstream: FakeUpstream) {
+    this.#upstream = upstream;
+  }
+
+  get redirectUrl(): string {
+    return REDIRECT_URI;
+  }
+
+  get clientMetadata(): OAuthClientMetadata {
+    return {
+      client_name: 'sdk test client',
+      redirect_uris: [REDIRECT_URI],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    };
+  }
+
+  clientInformation(): OAuthClientInformationMixed | undefined {
+    return this.#client;
+  }
+
+  saveClientInformation(client: OAuthClientInformationMixed): void {
+    this.#client = client;
+  }
+
+  tokens(): OAuthTokens | undefined {
+    return this.#tokens;
+  }
+
+  saveTokens(tokens: OAuthTokens): void {
+    this.#tokens = tokens;
+  }
+
+  async redirectToAuthorization(authorizationUrl: URL): Promise<void> {
+    this.callback = await this.#upstream.completeAuthorization(authorizationUrl);
+  }
+
+  saveCodeVerifier(verifier: string): void {
+    this.#verifier = verifier;
+  }
+
+  codeVerifier(): string {
+    return this.#verifier;
+  }
 }
 
 function sleep(ms: number): Promise<void> {
@@ -339,6 +404,28 @@ describe('notion-like fake upstream', () => {
     expect(notion.counters).toMatchObject({ codeExchanges: 1, refreshGrants: 0 });
   });
 
+  it('lets the SDK client discover, register, authorize and call whoami from a bare 401', async () => {
+    const provider = new HeadlessOAuthClientProvider(notion);
+    const url = new URL(notion.mcpUrl);
+    const firstTry = new McpClient({ name: 'sdk-oauth-test', version: '1.0.0' });
+
+    await expect(
+      firstTry.connect(new StreamableHTTPClientTransport(url, { authProvider: provider })),
+    ).rejects.toBeInstanceOf(UnauthorizedError);
+    const code = provider.callback?.searchParams.get('code');
+    if (!code) throw new Error(`no code in ${provider.callback?.href}`);
+    const transport = new StreamableHTTPClientTransport(url, { authProvider: provider });
+    await transport.finishAuth(code);
+    const client = new McpClient({ name: 'sdk-oauth-test', version: '1.0.0' });
+    await client.connect(transport);
+    const result = await client.callTool({ name: 'whoami', arguments: {} });
+    await client.close();
+
+    expect(result.content).toEqual([{ type: 'text', text: 'ada' }]);
+    expect(provider.tokens()?.refresh_token).toEqual(expect.any(String));
+    expect(notion.counters).toMatchObject({ registrations: 1, codeExchanges: 1, refreshGrants: 0 });
+  });
+
   it('rotates the refresh token and refuses the old one with invalid_grant', async () => {
     const setup = await registeredClient(notion);
     const first = await codeFlow(notion, setup);
@@ -352,6 +439,19 @@ describe('notion-like fake upstream', () => {
     expect(second.access_token).not.toBe(first.access_token);
     expect(reuse).toBe('invalid_grant');
     expect(notion.counters).toMatchObject({ codeExchanges: 1, refreshGrants: 1, failedTokenRequests: 1 });
+  });
+
+  it('revokes the whole grant when a rotated refresh token is reused', async () => {
+    const setup = await registeredClient(notion);
+    const first = await codeFlow(notion, setup);
+    if (!first.refresh_token) throw new Error('no refresh token issued');
+    const second = await refresh(setup, first.refresh_token);
+    if (!second.refresh_token) throw new Error('no rotated refresh token issued');
+
+    await refreshError(setup, first.refresh_token);
+
+    expect(await refreshError(setup, second.refresh_token)).toBe('invalid_grant');
+    expect((await postInitialize(notion, { authorization: `Bearer ${second.access_token}` })).status).toBe(401);
   });
 
   it('serves whoami with a refreshed access token', async () => {

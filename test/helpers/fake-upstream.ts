@@ -162,8 +162,22 @@ const MCP_PATH = '/mcp';
  * (Streamable HTTP) that accepts only access tokens that server issued for its URL (RFC 6750).
  */
 export async function startFakeUpstream(options: FakeUpstreamOptions): Promise<FakeUpstream> {
+  const settings = resolveSettings(options);
+  const staticClient = options.preset === 'github' ? resolveStaticClient(options) : undefined;
+  // The issuer and the audience must be known before the provider is built, so bind first.
+  const asServer = await listenOnLoopback();
+  const mcpServer = await listenOnLoopback();
+  try {
+    return await serveUpstream(settings, staticClient, options.autoLogin, asServer, mcpServer);
+  } catch (error) {
+    await Promise.all([closeServer(asServer), closeServer(mcpServer)]);
+    throw error;
+  }
+}
+
+function resolveSettings(options: FakeUpstreamOptions): UpstreamSettings {
   const preset = PRESETS[options.preset];
-  const settings: UpstreamSettings = {
+  return {
     preset: options.preset,
     scopes: options.scopes ?? preset.scopes,
     accessTokenTtlSeconds: options.accessTokenTtlSeconds ?? preset.accessTokenTtlSeconds,
@@ -172,33 +186,33 @@ export async function startFakeUpstream(options: FakeUpstreamOptions): Promise<F
     dynamicRegistration: preset.dynamicRegistration,
     protectedResourceMetadata: options.protectedResourceMetadata ?? preset.protectedResourceMetadata,
   };
-  const staticClient =
-    options.preset === 'github'
-      ? {
-          clientId: options.clientId ?? `fake-github-${randomUUID()}`,
-          clientSecret: options.clientSecret ?? randomBytes(24).toString('base64url'),
-          redirectUris: options.redirectUris ?? [
-            'http://127.0.0.1/oauth/upstream/callback',
-            'http://localhost/oauth/upstream/callback',
-          ],
-          tokenEndpointAuthMethod: options.tokenEndpointAuthMethod ?? 'client_secret_post',
-        }
-      : undefined;
+}
 
-  // The issuer and the audience must be known before the provider is built, so bind first.
-  const asServer = await listenOnLoopback();
-  const mcpServer = await listenOnLoopback();
+function resolveStaticClient(options: FakeUpstreamOptions): StaticClient {
+  return {
+    clientId: options.clientId ?? `fake-github-${randomUUID()}`,
+    clientSecret: options.clientSecret ?? randomBytes(24).toString('base64url'),
+    redirectUris: options.redirectUris ?? [
+      'http://127.0.0.1/oauth/upstream/callback',
+      'http://localhost/oauth/upstream/callback',
+    ],
+    tokenEndpointAuthMethod: options.tokenEndpointAuthMethod ?? 'client_secret_post',
+  };
+}
+
+async function serveUpstream(
+  settings: UpstreamSettings,
+  staticClient: StaticClient | undefined,
+  autoLogin: string | undefined,
+  asServer: Server,
+  mcpServer: Server,
+): Promise<FakeUpstream> {
   const issuer = originOf(asServer);
   const mcpUrl = `${originOf(mcpServer)}${MCP_PATH}`;
   const resourceMetadataUrl = settings.protectedResourceMetadata
     ? `${originOf(mcpServer)}${PRM_PATH}${MCP_PATH}`
     : undefined;
-
-  const state: UpstreamState = {
-    counters: zeroCounters(),
-    toolCalls: [],
-    autoLogin: options.autoLogin,
-  };
+  const state: UpstreamState = { counters: zeroCounters(), toolCalls: [], autoLogin };
   const store = new ModelStore();
   const { default: Provider, errors } = await loadOidcProvider();
   const provider = new Provider(
@@ -213,7 +227,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions): Promise<F
   );
 
   return {
-    preset: options.preset,
+    preset: settings.preset,
     issuer,
     mcpUrl,
     authorizationEndpoint: `${issuer}${ROUTES.authorization}`,
@@ -426,7 +440,7 @@ function signingKey(): Record<string, unknown> {
   return { ...privateKey.export({ format: 'jwk' }), alg: 'ES256', use: 'sig', kid: randomUUID() };
 }
 
-/** RFC 7009 §2.1: a client may only revoke its own tokens. */
+// RFC 7009 §2.1: a client may only revoke its own tokens.
 function tokenOfCallingClient(
   _ctx: unknown,
   client: { clientId: string },
@@ -489,13 +503,14 @@ function authorizationServerApp(provider: OidcProvider, mcpUrl: string, state: U
     await finishWithLoginAndConsent(ctx, provider, details, login, mcpUrl);
   });
   router.post('/interaction/:uid/abort', async function abortInteraction(ctx) {
-    ctx.respond = false;
     await provider.interactionFinished(
       ctx.req,
       ctx.res,
       { error: 'access_denied', error_description: 'End-User aborted interaction' },
       { mergeWithLastSubmission: false },
     );
+    // interactionFinished has written the redirect itself.
+    ctx.respond = false;
   });
 
   const handOver = provider.callback();
@@ -509,10 +524,8 @@ function authorizationServerApp(provider: OidcProvider, mcpUrl: string, state: U
   return app;
 }
 
-/**
- * Log the user in and consent in one step. The requested scope is granted both as an OIDC scope
- * and as a resource scope: granting only the latter makes the consent prompt come back.
- */
+// Login and consent in one step. The scope is granted as an OIDC scope and as a resource scope:
+// granting only the latter makes the consent prompt come back.
 async function finishWithLoginAndConsent(
   ctx: Context,
   provider: OidcProvider,
@@ -527,13 +540,14 @@ async function finishWithLoginAndConsent(
   grant.addOIDCScope(scope);
   grant.addResourceScope(mcpUrl, scope);
   const grantId = await grant.save();
-  ctx.respond = false;
   await provider.interactionFinished(
     ctx.req,
     ctx.res,
     { login: { accountId }, consent: { grantId } },
     { mergeWithLastSubmission: false },
   );
+  // interactionFinished has written the redirect itself.
+  ctx.respond = false;
 }
 
 interface StoredPayload {
@@ -550,11 +564,8 @@ interface StoredEntry {
   expiresAt: number;
 }
 
-/**
- * The provider's state for one fake upstream, in memory and unbounded (the built-in memory
- * adapter is an LRU capped at 1000 entries and warns on every start). Linear scans are fine at
- * test sizes.
- */
+// The built-in memory adapter is an LRU capped at 1000 entries that warns on every start, and it
+// cannot list grants by account. Linear scans are fine at test sizes.
 class ModelStore {
   readonly #entries = new Map<string, StoredEntry>();
 
@@ -587,7 +598,6 @@ class ModelStore {
   }
 }
 
-/** oidc-provider's adapter interface over one model's slice of a {@link ModelStore}. */
 class ModelStoreAdapter {
   readonly #model: string;
   readonly #store: ModelStore;
@@ -712,7 +722,8 @@ function mcpRequestHandler(deps: McpHandlerDeps) {
   };
 }
 
-/** RFC 9728 §2. Both well-known forms name the MCP URL so clients that fall back to the root form still get the right resource. */
+// RFC 9728 §2. Both well-known forms name the MCP URL, so a client falling back to the root form
+// still asks for the one resource tokens are issued for.
 function protectedResourceMetadata({ issuer, mcpUrl, settings }: McpHandlerDeps): Record<string, unknown> {
   return {
     resource: mcpUrl,
@@ -724,7 +735,7 @@ function protectedResourceMetadata({ issuer, mcpUrl, settings }: McpHandlerDeps)
 }
 
 interface BearerFailure {
-  /** Absent when no token was presented (RFC 6750 §3.1). */
+  // Absent when no token was presented (RFC 6750 §3.1).
   error: 'invalid_token' | undefined;
   description: string;
 }
@@ -756,7 +767,7 @@ async function authenticate(
   };
 }
 
-/** RFC 6750 §3 challenge, with `resource_metadata` (RFC 9728 §5.1) when metadata is served. */
+// RFC 6750 §3, with `resource_metadata` (RFC 9728 §5.1) when metadata is served.
 function bearerChallenge({ resourceMetadataUrl, settings }: McpHandlerDeps, failure: BearerFailure): string {
   const params: [string, string][] = [];
   if (failure.error) params.push(['error', failure.error], ['error_description', failure.description]);
@@ -842,7 +853,7 @@ async function followAuthorization(start: URL, issuer: string, login: string | u
   throw new Error(`authorization did not leave ${issuer} after ${MAX_AUTHORIZATION_HOPS} redirects`);
 }
 
-/** Path-blind cookie jar: every cookie of this one origin goes with every request. */
+// Path-blind: every cookie of the one origin goes with every request, which the provider tolerates.
 function storeCookies(cookies: Map<string, string>, setCookies: string[]): void {
   for (const setCookie of setCookies) {
     const [pair = '', ...attributes] = setCookie.split(';');
@@ -872,7 +883,6 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
   return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
 }
 
-/** An error Koa renders with its status and message. */
 function httpError(status: number, message: string): Error {
   return Object.assign(new Error(message), { status, expose: true });
 }

@@ -1,0 +1,64 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../server/config.js';
+import { projectPath } from '../../server/paths.js';
+
+let dir: string | undefined;
+afterEach(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+  dir = undefined;
+});
+
+async function configFile(text: string): Promise<string> {
+  dir = await mkdtemp(path.join(tmpdir(), 'cg-config-'));
+  const file = path.join(dir, 'gateway.yml');
+  await writeFile(file, text);
+  return file;
+}
+
+describe('loadConfig', () => {
+  it('gives the embedded default with no file and no overrides', () => {
+    const config = loadConfig({ env: { PATH: '/usr/bin' } });
+    expect(config.temporal).toMatchObject({ embedded: true, namespace: 'default', taskQueue: 'consent-gateway', dev: {} });
+    expect(config.identity.mode).toBe('dev');
+    expect(config.http).toEqual({ host: '127.0.0.1', port: 3000, publicUrl: 'http://localhost:3000' });
+    expect(config.store.path).toBe(projectPath('.data/gateway.sqlite'));
+    expect(config.flowTtlMs).toBe(15 * 60_000);
+  });
+
+  it('reads a YAML file and lets the environment override it', async () => {
+    const file = await configFile('http:\n  port: 4000\n  publicUrl: https://gw.example.com\n  host: 0.0.0.0\nidentity:\n  mode: header\ntemporal:\n  address: temporal.internal:7233\n  namespace: prod\nflowTtl: 10m\n');
+    const config = loadConfig({ file, env: { TEMPORAL_NAMESPACE: 'staging', GATEWAY_PORT: '4100' } });
+    expect(config.http).toEqual({ host: '0.0.0.0', port: 4100, publicUrl: 'https://gw.example.com' });
+    expect(config.temporal).toMatchObject({ embedded: false, address: 'temporal.internal:7233', namespace: 'staging' });
+    expect(config.identity.mode).toBe('header');
+    expect(config.flowTtlMs).toBe(600_000);
+    expect(config.store.path).toBe(path.join(dir!, '.data', 'gateway.sqlite'));
+  });
+
+  it('refuses dev identity on a non-loopback address', () => {
+    expect(() => loadConfig({ env: { GATEWAY_HOST: '0.0.0.0', GATEWAY_PUBLIC_URL: 'https://gw.example.com' } })).toThrow(
+      new ConfigError('identity.mode "dev" lets anyone type any user name; it is refused unless http.host is a loopback address (got "0.0.0.0")'),
+    );
+  });
+
+  it('refuses a plain-http public URL that is not loopback', () => {
+    expect(() => loadConfig({ env: { GATEWAY_PUBLIC_URL: 'http://gw.example.com' } })).toThrow('http.publicUrl must use https unless it is a loopback address');
+  });
+
+  it('names the key of a bad value', async () => {
+    expect(() => loadConfig({ env: { GATEWAY_PORT: 'eighty' } })).toThrow('GATEWAY_PORT must be a port number (0-65535)');
+    expect(() => loadConfig({ env: { GATEWAY_IDENTITY_MODE: 'magic' } })).toThrow('identity.mode must be one of dev, oidc, header (got "magic")');
+    expect(() => loadConfig({ env: { GATEWAY_FLOW_TTL: 'soon' } })).toThrow('GATEWAY_FLOW_TTL must be a duration');
+    const file = await configFile('http: [1, 2]\n');
+    expect(() => loadConfig({ file, env: {} })).toThrow('http must be a mapping');
+  });
+
+  it('says when the config file is missing or not YAML', async () => {
+    expect(() => loadConfig({ file: '/nonexistent/gw.yml', env: {} })).toThrow('config file /nonexistent/gw.yml does not exist');
+    const file = await configFile('http: {port: [}\n');
+    expect(() => loadConfig({ file, env: {} })).toThrow(/is not valid YAML/);
+  });
+});

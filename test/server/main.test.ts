@@ -1,0 +1,147 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { projectDir } from '../../server/paths.js';
+import { answers } from '../../server/temporal-dev.js';
+import { startConsentFlow } from '../../server/temporal.js';
+import { chooseIdentity, flowState } from '../../workflows/messages.js';
+import { freePort } from '../helpers/free-port.js';
+import { temporalUnavailable } from '../helpers/temporal.js';
+
+interface Started {
+  child: ChildProcess;
+  output: () => string;
+  readyMs: number;
+}
+
+/** Runs the `npm start` entry point with its own ports and data folder; resolves when it says it is ready. */
+function startGateway(env: Record<string, string>): Promise<Started> {
+  const started = Date.now();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+    cwd: projectDir,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not ready in 30 s:\n${output}`)), 30_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('Consent Gateway is ready')) {
+        clearTimeout(timer);
+        resolve({ child, output: () => output, readyMs: Date.now() - started });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited with code ${code} before it was ready:\n${output}`));
+    });
+  });
+}
+
+function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<number | null> {
+  return new Promise((resolve) => {
+    child.once('exit', (code) => resolve(code));
+    child.kill(signal);
+  });
+}
+
+describe.skipIf(temporalUnavailable)('npm start (server/main.ts)', () => {
+  let dir: string;
+  let env: Record<string, string>;
+  let grpcPort: number;
+  let uiPort: number;
+  let httpPort: number;
+  const children: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'cg-main-'));
+    [grpcPort, uiPort, httpPort] = [await freePort(), await freePort(), await freePort()];
+    env = {
+      GATEWAY_DATA_DIR: dir,
+      GATEWAY_PORT: String(httpPort),
+      TEMPORAL_DEV_PORT: String(grpcPort),
+      TEMPORAL_DEV_UI_PORT: String(uiPort),
+      TEMPORAL_DEV_DB_FILE: path.join(dir, 'temporal.db'),
+      TEMPORAL_CLI: inject('temporalCliPath'),
+    };
+  });
+
+  afterAll(async () => {
+    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('serves health and the Web UI, stops cleanly, and keeps its flows across a restart', async () => {
+    const first = await startGateway(env);
+    children.push(first.child);
+    expect(first.output()).toContain(`Temporal Web UI:  http://localhost:${uiPort}/namespaces/default/workflows`);
+    expect(first.output()).toContain(`MCP endpoint:     http://localhost:${httpPort}/mcp`);
+
+    const health = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ status: 'ok', temporal: { ok: true }, store: { ok: true }, worker: { state: 'RUNNING' } });
+    expect((await fetch(`http://127.0.0.1:${uiPort}/`)).status).toBe(200);
+
+    const connection = await Connection.connect({ address: `127.0.0.1:${grpcPort}` });
+    const client = new Client({ connection });
+    const flowId = randomUUID();
+    const handle = await startConsentFlow(client, 'consent-gateway', {
+      flowId,
+      client: { clientId: 'restart-client', clientName: null, redirectHost: null, registration: 'static' },
+      upstreams: [],
+      scopes: ['mcp:tools'],
+      ttlMs: 600_000,
+    });
+    await handle.executeUpdate(chooseIdentity, { args: [{ userId: 'ivan', source: 'dev' }] });
+    await connection.close();
+
+    expect(await stop(first.child, 'SIGINT')).toBe(0);
+    expect(first.output()).toContain('stopped');
+    expect(await answers(`127.0.0.1:${grpcPort}`, 'default')).toBe(false);
+    expect(existsSync(path.join(dir, 'temporal.pid'))).toBe(false);
+
+    const second = await startGateway(env);
+    children.push(second.child);
+    const again = await Connection.connect({ address: `127.0.0.1:${grpcPort}` });
+    const state = await new Client({ connection: again }).workflow.getHandle(`consent:${flowId}`).query(flowState);
+    expect(state).toMatchObject({ step: 'services', userId: 'ivan' });
+    await again.close();
+    expect((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).status).toBe(200);
+    expect(await stop(second.child, 'SIGTERM')).toBe(0);
+  }, 90_000);
+
+  it('stops a dev server left behind by a start that was killed', async () => {
+    const first = await startGateway(env);
+    children.push(first.child);
+    expect(await stop(first.child, 'SIGKILL')).toBe(null);
+    expect(await answers(`127.0.0.1:${grpcPort}`, 'default')).toBe(true);
+    const second = await startGateway(env);
+    children.push(second.child);
+    expect(second.output()).toContain('stopping a Temporal dev server left over from an earlier run');
+    expect((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).status).toBe(200);
+    expect(await stop(second.child, 'SIGTERM')).toBe(0);
+    expect(await answers(`127.0.0.1:${grpcPort}`, 'default')).toBe(false);
+  }, 90_000);
+
+  it('exits with a clear message when its config is invalid', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+      cwd: projectDir,
+      env: { ...process.env, ...env, GATEWAY_PORT: 'not-a-port' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    expect(code).toBe(78);
+    expect(stderr).toBe('Configuration error: GATEWAY_PORT must be a port number (0-65535)\n');
+  });
+});
