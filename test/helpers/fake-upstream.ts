@@ -217,7 +217,14 @@ async function serveUpstream(
   const { default: Provider, errors } = await loadOidcProvider();
   const provider = new Provider(
     issuer,
-    providerConfiguration(settings, mcpUrl, staticClient, store, errors.InvalidTarget),
+    providerConfiguration({
+      settings,
+      issuer,
+      mcpUrl,
+      staticClient,
+      store,
+      InvalidTarget: errors.InvalidTarget,
+    }),
   );
   provider.use(countEndpointOutcomes(state.counters));
   asServer.on('request', authorizationServerApp(provider, mcpUrl, state).callback());
@@ -356,14 +363,26 @@ async function loadOidcProvider(): Promise<OidcProviderModule> {
   return (await import(OIDC_PROVIDER_MODULE)) as OidcProviderModule;
 }
 
-function providerConfiguration(
-  settings: UpstreamSettings,
-  mcpUrl: string,
-  staticClient: StaticClient | undefined,
-  store: ModelStore,
-  InvalidTarget: OidcProviderModule['errors']['InvalidTarget'],
-): Record<string, unknown> {
+interface ProviderSetup {
+  settings: UpstreamSettings;
+  issuer: string;
+  mcpUrl: string;
+  staticClient: StaticClient | undefined;
+  store: ModelStore;
+  InvalidTarget: OidcProviderModule['errors']['InvalidTarget'];
+}
+
+function providerConfiguration({
+  settings,
+  issuer,
+  mcpUrl,
+  staticClient,
+  store,
+  InvalidTarget,
+}: ProviderSetup): Record<string, unknown> {
   const scope = settings.scopes.join(' ');
+  // Cookies ignore ports: servers on one loopback host would overwrite each other's cookies.
+  const cookiePrefix = `fake_${settings.preset}_${new URL(issuer).port}`;
   // A grant outliving its refresh token keeps the refresh grant from failing for the wrong reason.
   const grantTtlSeconds = settings.refreshTokenTtlSeconds + 24 * 60 * 60;
   return {
@@ -391,7 +410,14 @@ function providerConfiguration(
     routes: ROUTES,
     adapter: (model: string) => new ModelStoreAdapter(model, store),
     jwks: { keys: [signingKey()] },
-    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    cookies: {
+      keys: [randomBytes(32).toString('base64url')],
+      names: {
+        session: `${cookiePrefix}_session`,
+        interaction: `${cookiePrefix}_interaction`,
+        resume: `${cookiePrefix}_interaction_resume`,
+      },
+    },
     scopes: settings.scopes,
     responseTypes: ['code'],
     pkce: { required: () => true },
@@ -674,7 +700,9 @@ function interactionPage(details: InteractionDetails, login: string): string {
 }
 
 function page(title: string, body: string): string {
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title}</title></head><body>${body}</body></html>`;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${title}</title></head>
+<body>${body}</body></html>`;
 }
 
 interface McpHandlerDeps {
@@ -844,7 +872,9 @@ async function followAuthorization(start: URL, issuer: string, login: string | u
       url = new URL(location, url);
       form = undefined;
     } else if (response.status === 200 && !form && url.pathname.startsWith('/interaction/')) {
-      if (login === undefined) throw new Error('the interaction page needs a login: pass one or set autoLogin');
+      if (login === undefined) {
+        throw new Error('the interaction page needs a login: pass one or set autoLogin');
+      }
       form = new URLSearchParams({ login });
     } else {
       throw new Error(`authorization stopped at ${url.href} with ${response.status}: ${body.slice(0, 500)}`);
