@@ -34,4 +34,25 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX audit_log_flow ON audit_log (flow_id);
     `,
   },
+  {
+    version: 2,
+    name: 'oauth server models',
+    sql: `
+      CREATE TABLE oauth_models (
+        model       TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        payload     TEXT NOT NULL,
+        grant_id    TEXT,
+        session_uid TEXT,
+        user_code   TEXT,
+        expires_at  INTEGER,
+        consumed_at INTEGER,
+        PRIMARY KEY (model, key)
+      );
+      CREATE INDEX oauth_models_grant ON oauth_models (grant_id) WHERE grant_id IS NOT NULL;
+      CREATE INDEX oauth_models_session_uid ON oauth_models (model, session_uid) WHERE session_uid IS NOT NULL;
+      CREATE INDEX oauth_models_user_code ON oauth_models (model, user_code) WHERE user_code IS NOT NULL;
+      CREATE INDEX oauth_models_expiry ON oauth_models (expires_at) WHERE expires_at IS NOT NULL;
+    `,
+  },
 ];

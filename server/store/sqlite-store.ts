@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import sqlite3 from 'sqlite3';
 import { migrations as defaultMigrations, type Migration } from './migrations.js';
-import type { AuditRecord, FlowChange, FlowRecord, FlowStatus, GatewayStore, StoreHealth } from './store.js';
+import type { AuditRecord, FlowChange, FlowRecord, FlowStatus, GatewayStore, OAuthModelRecord, OAuthModelStore, StoreHealth } from './store.js';
 
 type Params = Record<string, unknown> | unknown[];
 
@@ -134,15 +134,90 @@ function toFlow(row: FlowRow): FlowRecord {
   };
 }
 
+interface OAuthRow {
+  payload: string;
+  expires_at: number | null;
+  consumed_at: number | null;
+}
+
+const toOAuthRecord = (row: OAuthRow | undefined): OAuthModelRecord | undefined =>
+  row && { payload: row.payload, expiresAt: row.expires_at, consumedAt: row.consumed_at };
+
+/** OAuth server models in the `oauth_models` table. */
+class SqliteOAuthModels implements OAuthModelStore {
+  constructor(private readonly db: Database) {}
+
+  async upsert(
+    model: string,
+    key: string,
+    record: { payload: string; expiresAt: number | null; grantId: string | null; sessionUid: string | null; userCode: string | null },
+  ): Promise<void> {
+    await this.db.run(
+      `INSERT INTO oauth_models (model, key, payload, grant_id, session_uid, user_code, expires_at, consumed_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, NULL)
+       ON CONFLICT (model, key) DO UPDATE SET
+         payload = excluded.payload, grant_id = excluded.grant_id, session_uid = excluded.session_uid,
+         user_code = excluded.user_code, expires_at = excluded.expires_at`,
+      [model, key, record.payload, record.grantId, record.sessionUid, record.userCode, record.expiresAt],
+    );
+  }
+
+  async find(model: string, key: string, now: number): Promise<OAuthModelRecord | undefined> {
+    return toOAuthRecord(
+      await this.db.get<OAuthRow>(
+        'SELECT payload, expires_at, consumed_at FROM oauth_models WHERE model = ? AND key = ? AND (expires_at IS NULL OR expires_at > ?)',
+        [model, key, now],
+      ),
+    );
+  }
+
+  async findBySessionUid(model: string, sessionUid: string, now: number): Promise<OAuthModelRecord | undefined> {
+    return toOAuthRecord(
+      await this.db.get<OAuthRow>(
+        'SELECT payload, expires_at, consumed_at FROM oauth_models WHERE model = ? AND session_uid = ? AND (expires_at IS NULL OR expires_at > ?)',
+        [model, sessionUid, now],
+      ),
+    );
+  }
+
+  async findByUserCode(model: string, userCode: string, now: number): Promise<OAuthModelRecord | undefined> {
+    return toOAuthRecord(
+      await this.db.get<OAuthRow>(
+        'SELECT payload, expires_at, consumed_at FROM oauth_models WHERE model = ? AND user_code = ? AND (expires_at IS NULL OR expires_at > ?)',
+        [model, userCode, now],
+      ),
+    );
+  }
+
+  async consume(model: string, key: string, at: number): Promise<void> {
+    await this.db.run('UPDATE oauth_models SET consumed_at = ? WHERE model = ? AND key = ?', [at, model, key]);
+  }
+
+  async destroy(model: string, key: string): Promise<void> {
+    await this.db.run('DELETE FROM oauth_models WHERE model = ? AND key = ?', [model, key]);
+  }
+
+  async revokeByGrantId(grantId: string): Promise<number> {
+    return (await this.db.run('DELETE FROM oauth_models WHERE grant_id = ?', [grantId])).changes;
+  }
+
+  async purgeExpired(now: number): Promise<number> {
+    return (await this.db.run('DELETE FROM oauth_models WHERE expires_at IS NOT NULL AND expires_at <= ?', [now])).changes;
+  }
+}
+
 /** The SQLite implementation of {@link GatewayStore}: one file, WAL mode, migrations applied on open. */
 export class SqliteStore implements GatewayStore {
   private readonly transactions = new TransactionQueue();
   private closed = false;
+  readonly oauth: OAuthModelStore;
 
   private constructor(
     private readonly db: Database,
     readonly file: string,
-  ) {}
+  ) {
+    this.oauth = new SqliteOAuthModels(db);
+  }
 
   /** Opens (creating when needed) the database file and brings its schema up to date. */
   static async open(file: string): Promise<SqliteStore> {

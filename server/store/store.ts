@@ -36,6 +36,35 @@ export interface AuditRecord {
   detail: Record<string, unknown>;
 }
 
+/** One stored model of the gateway's OAuth server (client, grant, session, token, ...). */
+export interface OAuthModelRecord {
+  /** The model as the OAuth library serialised it. */
+  payload: string;
+  /** Epoch seconds, or null for no expiry. */
+  expiresAt: number | null;
+  /** Epoch seconds when it was used up (authorization codes, rotated refresh tokens), else null. */
+  consumedAt: number | null;
+}
+
+/** Storage for the gateway's OAuth server. Keys arrive already hashed where the value is a secret. */
+export interface OAuthModelStore {
+  upsert(
+    model: string,
+    key: string,
+    record: { payload: string; expiresAt: number | null; grantId: string | null; sessionUid: string | null; userCode: string | null },
+  ): Promise<void>;
+  /** The record, or undefined when absent or expired at `now` (epoch seconds). */
+  find(model: string, key: string, now: number): Promise<OAuthModelRecord | undefined>;
+  findBySessionUid(model: string, sessionUid: string, now: number): Promise<OAuthModelRecord | undefined>;
+  findByUserCode(model: string, userCode: string, now: number): Promise<OAuthModelRecord | undefined>;
+  consume(model: string, key: string, at: number): Promise<void>;
+  destroy(model: string, key: string): Promise<void>;
+  /** Deletes every token of a grant (RFC 6749 §10.5 / §4.1.2 code replay; refresh-token reuse). */
+  revokeByGrantId(grantId: string): Promise<number>;
+  /** Deletes records expired before `now`; returns how many. */
+  purgeExpired(now: number): Promise<number>;
+}
+
 /** Result of a store health check. */
 export type StoreHealth = { ok: true; schemaVersion: number } | { ok: false; error: string };
 
@@ -48,6 +77,8 @@ export interface GatewayStore {
   recordFlowChange(change: FlowChange): Promise<{ applied: boolean }>;
   getFlow(flowId: string): Promise<FlowRecord | undefined>;
   listAudit(filter: { flowId?: string; limit?: number }): Promise<AuditRecord[]>;
+  /** The OAuth server's models. */
+  readonly oauth: OAuthModelStore;
   health(): Promise<StoreHealth>;
   close(): Promise<void>;
 }

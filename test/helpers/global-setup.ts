@@ -6,6 +6,7 @@ import { projectPath } from '../../server/paths.js';
 import { ensureTemporalCli } from '../../server/temporal-cli.js';
 import { loadTemporalDevSettings, startDevServer } from '../../server/temporal-dev.js';
 import { ensureWorkflowBundle } from '../../server/workflow-bundle.js';
+import { chromiumAvailable, chromiumPath } from './browser.js';
 import { freePort } from './free-port.js';
 
 declare module 'vitest' {
@@ -29,6 +30,11 @@ const banner = (text: string) => `\n${'!'.repeat(78)}\n${text}\n${'!'.repeat(78)
 export default async function setup(project: TestProject) {
   const settings = await loadTemporalDevSettings();
   const ci = process.env.CI === 'true';
+  if (!chromiumAvailable()) {
+    const reason = `Chromium not found at ${chromiumPath()} (Debian: apt-get install -y chromium, or set CHROMIUM_PATH)`;
+    if (ci) throw new Error(reason);
+    console.warn(banner(`BROWSER TESTS WILL BE SKIPPED (not passed): ${reason}`));
+  }
   let cliPath: string;
   try {
     const cli = await ensureTemporalCli({

@@ -7,6 +7,7 @@ import { Client, Connection } from '@temporalio/client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { createApp } from '../../server/app.js';
+import { migrations } from '../../server/store/migrations.js';
 import { loadConfig } from '../../server/config.js';
 import { createLogger } from '../../server/log.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
@@ -51,7 +52,7 @@ describe.skipIf(temporalUnavailable)('GET /healthz', () => {
     expect(await response.json()).toEqual({
       status: 'ok',
       temporal: { ok: true, namespace: 'default' },
-      store: { ok: true, schemaVersion: 1 },
+      store: { ok: true, schemaVersion: migrations.length },
     });
   });
 
@@ -63,7 +64,7 @@ describe.skipIf(temporalUnavailable)('GET /healthz', () => {
     expect(body.status).toBe('unavailable');
     expect(body.temporal.ok).toBe(false);
     expect(body.temporal.error).toMatch(/^Temporal at 127\.0\.0\.1:\d+ did not answer: /);
-    expect(body.store).toEqual({ ok: true, schemaVersion: 1 });
+    expect(body.store).toEqual({ ok: true, schemaVersion: migrations.length });
   });
 
   it('answers 503 naming the store when it is closed', async () => {

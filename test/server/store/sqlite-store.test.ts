@@ -3,7 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sqlite3 from 'sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { migrations } from '../../../server/store/migrations.js';
 import { migrate, SqliteDatabase, SqliteStore } from '../../../server/store/sqlite-store.js';
+
+const latest = Math.max(...migrations.map((m) => m.version));
 import type { FlowChange } from '../../../server/store/store.js';
 
 let dir: string;
@@ -41,12 +44,12 @@ const change = (overrides: Partial<FlowChange> = {}): FlowChange => ({
 describe('SqliteStore', () => {
   it('creates the file in WAL mode with the schema at the latest version', async () => {
     const store = await SqliteStore.open(file);
-    expect(await store.health()).toEqual({ ok: true, schemaVersion: 1 });
+    expect(await store.health()).toEqual({ ok: true, schemaVersion: latest });
     await store.close();
     expect(await rawQuery<{ journal_mode: string }>('PRAGMA journal_mode')).toEqual([{ journal_mode: 'wal' }]);
-    expect(await rawQuery<{ version: number; name: string }>('SELECT version, name FROM schema_migrations')).toEqual([
-      { version: 1, name: 'flows and audit log' },
-    ]);
+    expect(await rawQuery<{ version: number; name: string }>('SELECT version, name FROM schema_migrations ORDER BY version')).toEqual(
+      migrations.map(({ version, name }) => ({ version, name })),
+    );
   });
 
   it('keeps its data across a close and reopen, without applying migrations twice', async () => {
@@ -55,7 +58,7 @@ describe('SqliteStore', () => {
     await first.close();
     const second = await SqliteStore.open(file);
     expect(await second.getFlow('flow-1')).toMatchObject({ flowId: 'flow-1', status: 'identifying' });
-    expect(await rawQuery('SELECT version FROM schema_migrations')).toHaveLength(1);
+    expect(await rawQuery('SELECT version FROM schema_migrations')).toHaveLength(migrations.length);
     await second.close();
   });
 
