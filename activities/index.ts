@@ -1,4 +1,5 @@
 import type { FlowChange, GatewayStore } from '../server/store/store.js';
+import { createConsentActivities } from './consents.js';
 import { createFlowActivities } from './flow-records.js';
 
 /** What the activities need from the running gateway. */
@@ -10,6 +11,7 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createFlowActivities(deps),
+    ...createConsentActivities(deps),
   };
 }
 

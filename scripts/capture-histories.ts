@@ -1,7 +1,8 @@
 /**
  * Runs consent flows on a throwaway dev server with the real worker and saves their histories
  * under test/histories/, where the replay test checks that today's workflow code still replays
- * them. Run after a deliberate, versioned change: `node --import tsx scripts/capture-histories.ts`.
+ * them. Run after a deliberate, versioned change, with a suffix that keeps the older captures:
+ * `node --import tsx scripts/capture-histories.ts v3`.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -57,7 +58,10 @@ const input = (ttlMs: number): ConsentFlowInput => ({
   ttlMs,
 });
 
-async function save(name: string, workflowId: string): Promise<void> {
+const suffix = process.argv[2] ? `-${process.argv[2]}` : '';
+
+async function save(base: string, workflowId: string): Promise<void> {
+  const name = `${base}${suffix}`;
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
   await writeFile(projectPath('test/histories', `${name}.json`), `${historyToJSON(history)}\n`);
   console.log(`saved test/histories/${name}.json (${history.events?.length} events)`);
@@ -83,6 +87,13 @@ await worker.runUntil(async () => {
   const expired = await startOp.workflowHandle();
   await expired.result();
   await save('consent-flow-update-with-start-expired', expired.workflowId);
+
+  // The same user and client again, for the same set: the remembered consent skips approval.
+  const again = await startConsentFlow(client, taskQueue, input(600_000));
+  await again.executeUpdate(chooseIdentity, { args: [{ userId: 'alice', source: 'dev' }] });
+  await again.executeUpdate(chooseServices, { args: [{ upstreams: ['github'] }] });
+  await again.result();
+  await save('consent-flow-remembered', again.workflowId);
 });
 
 await nativeConnection.close();

@@ -1,20 +1,41 @@
+import type { Client } from '@temporalio/client';
 import Koa from 'koa';
 import type { GatewayConfig } from './config.js';
 import { NotFoundError } from './errors.js';
 import type { Logger } from './log.js';
+import { bearerAuth } from './middleware/bearer-auth.js';
 import { errorHandler } from './middleware/errors.js';
 import { securityHeaders } from './middleware/security-headers.js';
+import type { OAuthServer } from './oauth/provider.js';
+import { assetRoutes } from './routes/assets.js';
+import { consentRoutes } from './routes/consent.js';
 import { healthRoutes, type HealthDeps } from './routes/health.js';
 import { homeRoutes } from './routes/home.js';
+import { wellKnownRoutes } from './routes/well-known.js';
+
+/** The MCP endpoint as the app mounts it (behind the bearer check). */
+export interface McpMount {
+  middleware: (ctx: Koa.Context, next: Koa.Next) => Promise<void>;
+}
+
+/** The parts of a full gateway; absent in apps that only serve health (tests of that alone). */
+export interface GatewayParts {
+  oauth: OAuthServer;
+  temporal: Client;
+  cookieKeys: string[];
+  mcp: McpMount;
+  assetsDir: string;
+}
 
 /** What the web app needs from the running gateway. */
 export interface AppDeps extends HealthDeps {
   log: Logger;
   /** The Temporal Web UI, linked from the home page when known. */
   temporalUiUrl?: string | undefined;
+  gateway?: GatewayParts;
 }
 
-/** Builds the gateway's Koa app. */
+/** Builds the gateway's Koa app: its own routes first, then the OAuth server for the rest. */
 export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
   const app = new Koa();
   app.proxy = config.http.publicUrl.startsWith('https:');
@@ -22,13 +43,56 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
   app.silent = true;
   app.use(errorHandler(deps.log));
   app.use(securityHeaders());
+  const routers = [healthRoutes(deps), homeRoutes(config, deps)];
+  const gateway = deps.gateway;
+  if (gateway) {
+    routers.push(
+      wellKnownRoutes(gateway.oauth),
+      assetRoutes(gateway.assetsDir),
+      consentRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, log: deps.log, cookieKeys: gateway.cookieKeys }),
+    );
+  }
   app.use(async function notFound(ctx, next) {
     await next();
-    if (ctx.status === 404 && ctx.body == null) throw new NotFoundError(`no such endpoint: ${ctx.method} ${ctx.path}`);
+    if (ctx.status === 404 && ctx.body == null && ctx.respond !== false) throw new NotFoundError(`no such endpoint: ${ctx.method} ${ctx.path}`);
   });
-  for (const router of [healthRoutes(deps), homeRoutes(config, deps)]) {
+  for (const router of routers) {
     app.use(router.routes());
     app.use(router.allowedMethods({ throw: false }));
   }
+  if (gateway) {
+    const requireBearer = bearerAuth({ oauth: gateway.oauth, store: deps.store, upstreams: config.upstreams });
+    app.use(async function mcp(ctx, next) {
+      if (ctx.path !== '/mcp') return next();
+      if (ctx.method === 'OPTIONS') {
+        corsPreflight(ctx);
+        return;
+      }
+      ctx.set('Access-Control-Allow-Origin', '*');
+      ctx.set('Access-Control-Expose-Headers', 'Mcp-Session-Id, WWW-Authenticate');
+      await requireBearer(ctx, () => gateway.mcp.middleware(ctx, next));
+    });
+    const oauthCallback = gateway.oauth.provider.callback();
+    app.use(async function oauthServer(ctx) {
+      // Browser-based MCP clients register from another origin; the provider adds no CORS there.
+      if (ctx.path === '/reg') {
+        if (ctx.method === 'OPTIONS') {
+          corsPreflight(ctx);
+          return;
+        }
+        ctx.res.setHeader('Access-Control-Allow-Origin', '*');
+      }
+      ctx.respond = false;
+      await oauthCallback(ctx.req, ctx.res);
+    });
+  }
   return app;
+}
+
+function corsPreflight(ctx: Koa.Context): void {
+  ctx.status = 204;
+  ctx.set('Access-Control-Allow-Origin', '*');
+  ctx.set('Access-Control-Allow-Methods', 'GET, POST, DELETE, OPTIONS');
+  ctx.set('Access-Control-Allow-Headers', 'Authorization, Content-Type, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID');
+  ctx.set('Access-Control-Max-Age', '600');
 }

@@ -15,6 +15,26 @@ export interface TemporalTlsConfig {
   clientKeyFile?: string;
 }
 
+/** An upstream MCP server the gateway forwards to. */
+export interface UpstreamConfig {
+  /** Short id: tool names are `<name><separator><tool>`. */
+  name: string;
+  displayName: string;
+  mcpUrl: string;
+  /** `none`: the upstream needs no user token. */
+  auth: 'none';
+  scopes: string[];
+}
+
+/** An MCP client registered ahead in configuration. */
+export interface StaticClientConfig {
+  clientId: string;
+  clientName: string;
+  redirectUris: string[];
+  /** Absent for a public client (PKCE only). */
+  clientSecret?: string;
+}
+
 /** The gateway's validated configuration; built once by {@link loadConfig}. */
 export interface GatewayConfig {
   /** Where relative paths in the config are resolved. */
@@ -44,7 +64,31 @@ export interface GatewayConfig {
     /** Per-run changes to the embedded server's `temporal-dev.yml` settings. */
     dev: { port?: number; uiPort?: number; dbFile?: string };
   };
-  identity: { mode: IdentityMode };
+  identity: {
+    mode: IdentityMode;
+    oidc?: { issuer: string; clientId: string; clientSecret?: string; scopes: string[] };
+    header?: { name: string; trustedProxies: string[] };
+  };
+  upstreams: UpstreamConfig[];
+  /** True when no upstream is configured: `npm start` runs the bundled demo upstream. */
+  demoUpstream: boolean;
+  clients: StaticClientConfig[];
+  oauth: {
+    accessTokenTtlSeconds: number;
+    refreshTokenTtlSeconds: number;
+    /** Keys that sign the OAuth server's cookies; generated into the data folder when absent. */
+    cookieKeys?: string[];
+    dynamicRegistration: boolean;
+    clientMetadataDocuments: boolean;
+    /** Registrations accepted per client address per minute. */
+    registrationsPerMinute: number;
+    /**
+     * Test-only: resolve these client metadata document hosts to a loopback address and trust the
+     * given CA. Bypasses the private-address guard for exactly these hosts.
+     */
+    dangerouslyResolveMetadataHosts?: Record<string, { address: string; ca: string }>;
+  };
+  mcp: { toolSeparator: string };
   /** Default consent-flow lifetime. */
   flowTtlMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -93,6 +137,66 @@ function oneOf<T extends string>(value: string | undefined, allowed: readonly T[
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+function asStringList(value: unknown, key: string): string[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'string') return value.split(/[\s,]+/).filter(Boolean);
+  if (!Array.isArray(value) || value.some((item) => typeof item !== 'string' || item === '')) throw new ConfigError(`${key} must be a list of strings`);
+  return value as string[];
+}
+
+function absoluteUrl(value: string | undefined, key: string): string {
+  if (!value) throw new ConfigError(`${key} is required`);
+  try {
+    const url = new URL(value);
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('scheme');
+    return url.href;
+  } catch {
+    throw new ConfigError(`${key} must be an http(s) URL (got "${value}")`);
+  }
+}
+
+function parseUpstreams(value: unknown): UpstreamConfig[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw new ConfigError('upstreams must be a list');
+  const names = new Set<string>();
+  return value.map((item, i) => {
+    const entry = asRecord(item, `upstreams[${i}]`);
+    const name = asString(entry.name, `upstreams[${i}].name`);
+    if (!name || !/^[a-z][a-z0-9-]{0,31}$/.test(name)) throw new ConfigError(`upstreams[${i}].name must be 1-32 of a-z 0-9 - starting with a letter`);
+    if (names.has(name)) throw new ConfigError(`upstreams[${i}].name "${name}" is used twice`);
+    names.add(name);
+    const auth = asString(entry.auth, `upstreams[${i}].auth`) ?? 'none';
+    if (auth !== 'none') throw new ConfigError(`upstreams[${i}].auth must be "none"`);
+    return {
+      name,
+      displayName: asString(entry.displayName, `upstreams[${i}].displayName`) ?? name,
+      mcpUrl: absoluteUrl(asString(entry.mcpUrl, `upstreams[${i}].mcpUrl`), `upstreams[${i}].mcpUrl`),
+      auth,
+      scopes: asStringList(entry.scopes, `upstreams[${i}].scopes`) ?? [],
+    };
+  });
+}
+
+function parseClients(value: unknown): StaticClientConfig[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw new ConfigError('clients must be a list');
+  return value.map((item, i) => {
+    const entry = asRecord(item, `clients[${i}]`);
+    const clientId = asString(entry.clientId, `clients[${i}].clientId`);
+    if (!clientId) throw new ConfigError(`clients[${i}].clientId is required`);
+    const redirectUris = asStringList(entry.redirectUris, `clients[${i}].redirectUris`) ?? [];
+    if (redirectUris.length === 0) throw new ConfigError(`clients[${i}].redirectUris needs at least one URI`);
+    redirectUris.forEach((uri, j) => absoluteUrl(uri, `clients[${i}].redirectUris[${j}]`));
+    const clientSecret = asString(entry.clientSecret, `clients[${i}].clientSecret`);
+    return {
+      clientId,
+      clientName: asString(entry.clientName, `clients[${i}].clientName`) ?? clientId,
+      redirectUris,
+      ...(clientSecret ? { clientSecret } : {}),
+    };
+  });
 }
 
 /** Options for {@link loadConfig}. */
@@ -160,6 +264,35 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
   const devUiPort = asPort(env.TEMPORAL_DEV_UI_PORT, 'TEMPORAL_DEV_UI_PORT');
   const devDbFile = asString(env.TEMPORAL_DEV_DB_FILE, 'TEMPORAL_DEV_DB_FILE');
 
+  const upstreams = parseUpstreams(raw.upstreams);
+  const clients = parseClients(raw.clients);
+  const oauth = asRecord(raw.oauth, 'oauth');
+  const mcp = asRecord(raw.mcp, 'mcp');
+  const oidc = asRecord(identity.oidc, 'identity.oidc');
+  const header = asRecord(identity.header, 'identity.header');
+  const identityConfig: GatewayConfig['identity'] = { mode: identityMode };
+  if (identityMode === 'oidc') {
+    const issuer = asString(env.GATEWAY_OIDC_ISSUER, 'GATEWAY_OIDC_ISSUER') ?? asString(oidc.issuer, 'identity.oidc.issuer');
+    const clientId = asString(env.GATEWAY_OIDC_CLIENT_ID, 'GATEWAY_OIDC_CLIENT_ID') ?? asString(oidc.clientId, 'identity.oidc.clientId');
+    if (!issuer || !clientId) throw new ConfigError('identity.mode "oidc" needs identity.oidc.issuer and identity.oidc.clientId');
+    const clientSecret = asString(env.GATEWAY_OIDC_CLIENT_SECRET, 'GATEWAY_OIDC_CLIENT_SECRET') ?? asString(oidc.clientSecret, 'identity.oidc.clientSecret');
+    identityConfig.oidc = {
+      issuer,
+      clientId,
+      ...(clientSecret ? { clientSecret } : {}),
+      scopes: asStringList(oidc.scopes, 'identity.oidc.scopes') ?? ['openid'],
+    };
+  }
+  if (identityMode === 'header') {
+    const trustedProxies = asStringList(header.trustedProxies, 'identity.header.trustedProxies') ?? [];
+    if (trustedProxies.length === 0) throw new ConfigError('identity.mode "header" needs identity.header.trustedProxies (the reverse proxy addresses)');
+    identityConfig.header = { name: (asString(header.name, 'identity.header.name') ?? 'x-forwarded-user').toLowerCase(), trustedProxies };
+  }
+  const separator = asString(mcp.toolSeparator, 'mcp.toolSeparator') ?? '__';
+  if (!/^[A-Za-z0-9_.-]{1,4}$/.test(separator)) throw new ConfigError('mcp.toolSeparator must be 1 to 4 of A-Z a-z 0-9 _ . -');
+  const cookieKeys = asStringList(oauth.cookieKeys, 'oauth.cookieKeys');
+  if (cookieKeys && cookieKeys.some((key) => key.length < 32)) throw new ConfigError('oauth.cookieKeys must each be at least 32 characters');
+
   return {
     baseDir,
     dataDir,
@@ -181,7 +314,19 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
         ...(devDbFile ? { dbFile: path.resolve(baseDir, devDbFile) } : {}),
       },
     },
-    identity: { mode: identityMode },
+    identity: identityConfig,
+    upstreams,
+    demoUpstream: raw.upstreams === undefined,
+    clients,
+    oauth: {
+      accessTokenTtlSeconds: Math.round((asDurationMs(env.GATEWAY_ACCESS_TOKEN_TTL, 'GATEWAY_ACCESS_TOKEN_TTL') ?? asDurationMs(oauth.accessTokenTtl, 'oauth.accessTokenTtl') ?? 3_600_000) / 1000),
+      refreshTokenTtlSeconds: Math.round((asDurationMs(oauth.refreshTokenTtl, 'oauth.refreshTokenTtl') ?? 30 * 86_400_000) / 1000),
+      ...(cookieKeys ? { cookieKeys } : {}),
+      dynamicRegistration: oauth.dynamicRegistration !== false,
+      clientMetadataDocuments: oauth.clientMetadataDocuments !== false,
+      registrationsPerMinute: typeof oauth.registrationsPerMinute === 'number' ? oauth.registrationsPerMinute : 20,
+    },
+    mcp: { toolSeparator: separator },
     flowTtlMs: asDurationMs(env.GATEWAY_FLOW_TTL, 'GATEWAY_FLOW_TTL') ?? asDurationMs(raw.flowTtl, 'flowTtl') ?? 15 * 60_000,
     logLevel: oneOf(asString(env.GATEWAY_LOG_LEVEL, 'GATEWAY_LOG_LEVEL') ?? asString(raw.logLevel, 'logLevel'), ['debug', 'info', 'warn', 'error'] as const, 'logLevel') ?? 'info',
   };

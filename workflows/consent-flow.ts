@@ -2,6 +2,7 @@ import {
   allHandlersFinished,
   ApplicationFailure,
   condition,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -19,10 +20,17 @@ import {
   type ConsentStep,
 } from './types.js';
 
-const { recordFlowChange } = proxyActivities<Activities>({
+const { recordFlowChange, findConsent, saveConsent } = proxyActivities<Activities>({
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds' },
 });
+
+/** Flows started before consent was remembered replay without these activities. */
+const rememberConsentPatch = 'remember-consent';
+
+function covers(granted: { upstreams: string[]; scopes: string[] }, wanted: { upstreams: string[]; scopes: string[] }): boolean {
+  return wanted.upstreams.every((name) => granted.upstreams.includes(name)) && wanted.scopes.every((scope) => granted.scopes.includes(scope));
+}
 
 const maxUserIdLength = 256;
 
@@ -143,7 +151,21 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
     chooseServices,
     async ({ upstreams }) => {
       state.chosenUpstreams = [...new Set(upstreams)];
-      await moveTo('approve', stepStatus.approve);
+      const entered = moveTo('approve', stepStatus.approve);
+      if (patched(rememberConsentPatch) && state.userId) {
+        const userId = state.userId;
+        const remembered = await findConsent.executeWithOptions(
+          { startToCloseTimeout: '10 seconds', summary: 'Look up a remembered consent' },
+          [{ userId, clientId: state.client.clientId }],
+        );
+        // The same client asking again for no more than it was granted skips the approve screen.
+        if (remembered && state.step === 'approve' && covers(remembered, { upstreams: state.chosenUpstreams, scopes: state.scopes })) {
+          state.outcome = { kind: 'approved', userId, upstreams: state.chosenUpstreams, scopes: state.scopes, remembered: true };
+          await Promise.all([entered, moveTo('done', 'approved')]);
+          return state;
+        }
+      }
+      await entered;
       return state;
     },
     {
@@ -165,7 +187,20 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
         decision === 'approve'
           ? { kind: 'approved', userId: state.userId ?? '', upstreams: state.chosenUpstreams, scopes: state.scopes }
           : { kind: 'denied', userId: state.userId };
-      await moveTo('done', decision === 'approve' ? 'approved' : 'denied');
+      const moved = moveTo('done', decision === 'approve' ? 'approved' : 'denied');
+      if (decision === 'approve' && state.userId && patched(rememberConsentPatch)) {
+        await saveConsent.executeWithOptions({ startToCloseTimeout: '10 seconds', summary: 'Remember the consent' }, [
+          {
+            userId: state.userId,
+            clientId: state.client.clientId,
+            upstreams: state.chosenUpstreams,
+            scopes: state.scopes,
+            flowId: state.flowId,
+            grantedAt: new Date().toISOString(),
+          },
+        ]);
+      }
+      await moved;
       return state;
     },
     {

@@ -38,7 +38,7 @@ export interface ConsentFlowInput {
 
 /** How a flow ended. Expiry and deny are outcomes, not failures. */
 export type ConsentOutcome =
-  | { kind: 'approved'; userId: string; upstreams: string[]; scopes: string[] }
+  | { kind: 'approved'; userId: string; upstreams: string[]; scopes: string[]; remembered?: boolean }
   | { kind: 'denied'; userId: string | null }
   | { kind: 'expired'; step: ConsentStep };
 

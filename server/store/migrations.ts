@@ -55,4 +55,24 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX oauth_models_expiry ON oauth_models (expires_at) WHERE expires_at IS NOT NULL;
     `,
   },
+  {
+    version: 3,
+    name: 'consents and browser bindings',
+    sql: `
+      CREATE TABLE consents (
+        user_id     TEXT NOT NULL,
+        client_id   TEXT NOT NULL,
+        upstreams   TEXT NOT NULL,
+        scopes      TEXT NOT NULL,
+        flow_id     TEXT NOT NULL,
+        granted_at  TEXT NOT NULL,
+        PRIMARY KEY (user_id, client_id)
+      );
+      CREATE TABLE flow_bindings (
+        flow_id      TEXT PRIMARY KEY,
+        browser_hash TEXT NOT NULL,
+        created_at   TEXT NOT NULL
+      );
+    `,
+  },
 ];

@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import sqlite3 from 'sqlite3';
 import { migrations as defaultMigrations, type Migration } from './migrations.js';
-import type { AuditRecord, FlowChange, FlowRecord, FlowStatus, GatewayStore, OAuthModelRecord, OAuthModelStore, StoreHealth } from './store.js';
+import type { AuditRecord, ConsentRecord, FlowChange, FlowRecord, FlowStatus, GatewayStore, OAuthModelRecord, OAuthModelStore, StoreHealth } from './store.js';
 
 type Params = Record<string, unknown> | unknown[];
 
@@ -80,6 +80,26 @@ interface FlowRow {
   sequence: number;
   created_at: string;
   updated_at: string;
+}
+
+interface ConsentRow {
+  user_id: string;
+  client_id: string;
+  upstreams: string;
+  scopes: string;
+  flow_id: string;
+  granted_at: string;
+}
+
+function toConsent(row: ConsentRow): ConsentRecord {
+  return {
+    userId: row.user_id,
+    clientId: row.client_id,
+    upstreams: JSON.parse(row.upstreams) as string[],
+    scopes: JSON.parse(row.scopes) as string[],
+    flowId: row.flow_id,
+    grantedAt: row.granted_at,
+  };
 }
 
 interface AuditRow {
@@ -290,6 +310,34 @@ export class SqliteStore implements GatewayStore {
       event: row.event,
       detail: JSON.parse(row.detail) as Record<string, unknown>,
     }));
+  }
+
+  async saveConsent(consent: ConsentRecord): Promise<void> {
+    await this.db.run(
+      `INSERT INTO consents (user_id, client_id, upstreams, scopes, flow_id, granted_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (user_id, client_id) DO UPDATE SET
+         upstreams = excluded.upstreams, scopes = excluded.scopes, flow_id = excluded.flow_id, granted_at = excluded.granted_at`,
+      [consent.userId, consent.clientId, JSON.stringify([...consent.upstreams].sort()), JSON.stringify(consent.scopes), consent.flowId, consent.grantedAt],
+    );
+  }
+
+  async getConsent(userId: string, clientId: string): Promise<ConsentRecord | undefined> {
+    const row = await this.db.get<ConsentRow>('SELECT * FROM consents WHERE user_id = ? AND client_id = ?', [userId, clientId]);
+    return row && toConsent(row);
+  }
+
+  async listConsents(userId: string): Promise<ConsentRecord[]> {
+    return (await this.db.all<ConsentRow>('SELECT * FROM consents WHERE user_id = ? ORDER BY granted_at', [userId])).map(toConsent);
+  }
+
+  async deleteConsent(userId: string, clientId: string): Promise<boolean> {
+    return (await this.db.run('DELETE FROM consents WHERE user_id = ? AND client_id = ?', [userId, clientId])).changes > 0;
+  }
+
+  async bindFlow(flowId: string, browserHash: string, at: string): Promise<string> {
+    await this.db.run('INSERT OR IGNORE INTO flow_bindings (flow_id, browser_hash, created_at) VALUES (?, ?, ?)', [flowId, browserHash, at]);
+    const row = await this.db.get<{ browser_hash: string }>('SELECT browser_hash FROM flow_bindings WHERE flow_id = ?', [flowId]);
+    return row?.browser_hash ?? browserHash;
   }
 
   async health(): Promise<StoreHealth> {

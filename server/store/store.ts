@@ -65,6 +65,16 @@ export interface OAuthModelStore {
   purgeExpired(now: number): Promise<number>;
 }
 
+/** A user's remembered approval of one MCP client for a set of upstreams (DESIGN.md, decision 10). */
+export interface ConsentRecord {
+  userId: string;
+  clientId: string;
+  upstreams: string[];
+  scopes: string[];
+  flowId: string;
+  grantedAt: string;
+}
+
 /** Result of a store health check. */
 export type StoreHealth = { ok: true; schemaVersion: number } | { ok: false; error: string };
 
@@ -77,6 +87,13 @@ export interface GatewayStore {
   recordFlowChange(change: FlowChange): Promise<{ applied: boolean }>;
   getFlow(flowId: string): Promise<FlowRecord | undefined>;
   listAudit(filter: { flowId?: string; limit?: number }): Promise<AuditRecord[]>;
+  /** Remembers (replaces) a user's consent for a client. Idempotent. */
+  saveConsent(consent: ConsentRecord): Promise<void>;
+  getConsent(userId: string, clientId: string): Promise<ConsentRecord | undefined>;
+  listConsents(userId: string): Promise<ConsentRecord[]>;
+  deleteConsent(userId: string, clientId: string): Promise<boolean>;
+  /** Binds a flow to a browser (by the hash of its cookie) once; returns the hash bound first. */
+  bindFlow(flowId: string, browserHash: string, at: string): Promise<string>;
   /** The OAuth server's models. */
   readonly oauth: OAuthModelStore;
   health(): Promise<StoreHealth>;

@@ -78,6 +78,33 @@ describe.skipIf(temporalUnavailable)('consentFlow on the dev server', () => {
     await handle.terminate('test done');
   });
 
+  it('remembers an approval: the same client asking for no more skips the approve step; a larger set asks again', async () => {
+    const clientId = `remember-${randomUUID()}`;
+    const client = { clientId, clientName: 'Remembering Client', redirectHost: 'localhost:1', registration: 'dcr' as const };
+    const first = await startConsentFlow(env.client, env.taskQueue, flowInput({ client }));
+    await first.executeUpdate(chooseIdentity, { args: [{ userId: 'judy', source: 'dev' }] });
+    await first.executeUpdate(chooseServices, { args: [{ upstreams: ['github'] }] });
+    await first.executeUpdate(decide, { args: [{ decision: 'approve' }] });
+    expect(await env.store.getConsent('judy', clientId)).toMatchObject({ upstreams: ['github'], scopes: ['mcp:tools'] });
+
+    const second = await startConsentFlow(env.client, env.taskQueue, flowInput({ client }));
+    await second.executeUpdate(chooseIdentity, { args: [{ userId: 'judy', source: 'dev' }] });
+    const skipped = await second.executeUpdate(chooseServices, { args: [{ upstreams: ['github'] }] });
+    expect(skipped).toMatchObject({ step: 'done', status: 'approved' });
+    expect(await second.result()).toEqual({ kind: 'approved', userId: 'judy', upstreams: ['github'], scopes: ['mcp:tools'], remembered: true });
+
+    const third = await startConsentFlow(env.client, env.taskQueue, flowInput({ client }));
+    await third.executeUpdate(chooseIdentity, { args: [{ userId: 'judy', source: 'dev' }] });
+    const asked = await third.executeUpdate(chooseServices, { args: [{ upstreams: ['github', 'notion'] }] });
+    expect(asked).toMatchObject({ step: 'approve', status: 'awaiting_approval' });
+
+    const otherUser = await startConsentFlow(env.client, env.taskQueue, flowInput({ client }));
+    await otherUser.executeUpdate(chooseIdentity, { args: [{ userId: 'ken', source: 'dev' }] });
+    expect(await otherUser.executeUpdate(chooseServices, { args: [{ upstreams: ['github'] }] })).toMatchObject({ step: 'approve' });
+    await third.terminate('test done');
+    await otherUser.terminate('test done');
+  });
+
   it('returns denied as an outcome when the user denies', async () => {
     const handle = await startConsentFlow(env.client, env.taskQueue, flowInput());
     await handle.executeUpdate(chooseIdentity, { args: [{ userId: 'bob', source: 'dev' }] });

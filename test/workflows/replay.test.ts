@@ -10,7 +10,13 @@ const historiesDir = projectPath('test/histories');
 describe('replay of captured histories', () => {
   it('replays every history in test/histories with the current workflow code', async () => {
     const files = (await readdir(historiesDir)).filter((name) => name.endsWith('.json')).sort();
-    expect(files).toEqual(['consent-flow-approved.json', 'consent-flow-update-with-start-expired.json']);
+    expect(files).toEqual([
+      'consent-flow-approved-v2.json',
+      'consent-flow-approved.json',
+      'consent-flow-remembered-v2.json',
+      'consent-flow-update-with-start-expired-v2.json',
+      'consent-flow-update-with-start-expired.json',
+    ]);
     const histories = await Promise.all(
       files.map(async (file) => ({
         workflowId: path.basename(file, '.json'),

@@ -1,0 +1,95 @@
+import type { IncomingMessage } from 'node:http';
+
+import type { Context } from 'koa';
+
+/** JSON-RPC 2.0 and MCP error codes the endpoint answers with at the HTTP level. */
+export const JSON_RPC_ERRORS = {
+  parseError: -32700,
+  invalidRequest: -32600,
+  invalidParams: -32602,
+  internalError: -32603,
+  /** The SDK's generic transport-level error code (bad headers, missing session id, size). */
+  transport: -32000,
+  /** What the SDK answers for an unknown or ended session. */
+  sessionNotFound: -32001,
+} as const;
+
+/**
+ * An error a request handler throws to answer with a JSON-RPC error object of exactly this
+ * code, message and data (JSON-RPC 2.0 §5.1). Unlike the SDK's `McpError`, the message is sent
+ * as given, without an `MCP error <code>:` prefix.
+ */
+export class JsonRpcError extends Error {
+  override name = 'JsonRpcError';
+
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+/** Answers with a JSON-RPC error response whose `id` is null, as for a request that could not be read. */
+export function respondWithJsonRpcError(ctx: Context, status: number, code: number, message: string): void {
+  ctx.status = status;
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = { jsonrpc: '2.0', error: { code, message }, id: null };
+}
+
+/** The outcome of {@link readJsonBody}. */
+export type JsonBody =
+  | { ok: true; value: unknown }
+  | { ok: false; status: 400 | 413; code: number; message: string; aborted?: boolean };
+
+/**
+ * Reads and parses a JSON request body of at most `maxBytes`. A declared `Content-Length` over
+ * the limit is refused before anything is read; a body that grows past it stops being collected
+ * (the rest is discarded, not buffered).
+ */
+export function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<JsonBody> {
+  const tooLarge: JsonBody = {
+    ok: false,
+    status: 413,
+    code: JSON_RPC_ERRORS.transport,
+    message: `Payload Too Large: Request body must not exceed ${maxBytes} bytes`,
+  };
+  if (Number(req.headers['content-length']) > maxBytes) {
+    req.resume();
+    return Promise.resolve(tooLarge);
+  }
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = (result: JsonBody) => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onAbort);
+      req.off('close', onAbort);
+      resolve(result);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        finish(tooLarge);
+        // Keep the socket flowing so the 413 can be written; the excess is dropped.
+        req.resume();
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      try {
+        finish({ ok: true, value: JSON.parse(Buffer.concat(chunks, size).toString('utf8')) as unknown });
+      } catch {
+        finish({ ok: false, status: 400, code: JSON_RPC_ERRORS.parseError, message: 'Parse error: Invalid JSON' });
+      }
+    };
+    const onAbort = () => finish({ ok: false, status: 400, code: JSON_RPC_ERRORS.parseError, message: 'Parse error: request body ended early', aborted: true });
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', onAbort);
+    req.once('close', onAbort);
+  });
+}

@@ -1,0 +1,56 @@
+import type { Context, Next } from 'koa';
+import type { UpstreamConfig } from '../config.js';
+import { OAuthError } from '../errors.js';
+import { mcpScope, type OAuthServer } from '../oauth/provider.js';
+import type { GatewayStore } from '../store/store.js';
+
+/** Who is calling `/mcp`, after the token and the consent were checked. */
+export interface McpCallerIdentity {
+  userId: string;
+  clientId: string;
+  upstreams: { name: string; displayName: string; url: string }[];
+}
+
+/**
+ * Checks the bearer token on `/mcp` (RFC 6750): a live access token of this gateway, with this
+ * resource as its audience (RFC 8707) and the MCP scope, whose user still consents to the client.
+ * Sets `ctx.state.caller`. Failures answer 401/403 with a `WWW-Authenticate` challenge that names
+ * the protected resource metadata (RFC 9728 §5.1), so clients can start authorization.
+ */
+export function bearerAuth(deps: { oauth: OAuthServer; store: GatewayStore; upstreams: UpstreamConfig[] }) {
+  const resourceMetadata = `${deps.oauth.issuer}/.well-known/oauth-protected-resource/mcp`;
+  const challenge = (extra = '') => `Bearer resource_metadata="${resourceMetadata}", scope="${mcpScope}"${extra}`;
+  const unauthorized = (error: string | undefined, description: string) =>
+    new OAuthError(401, error ?? 'invalid_token', description, {
+      'WWW-Authenticate': challenge(error ? `, error="${error}", error_description="${description}"` : ''),
+    });
+
+  return async function requireBearer(ctx: Context, next: Next): Promise<void> {
+    const header = ctx.get('authorization');
+    const match = /^Bearer\s+([A-Za-z0-9\-._~+/]+=*)$/i.exec(header);
+    if (!match?.[1]) {
+      // RFC 6750 §3.1: no error code when the request carried no credentials at all.
+      if (!header) throw new OAuthError(401, 'invalid_token', 'an access token is required', { 'WWW-Authenticate': challenge() });
+      throw unauthorized('invalid_request', 'the Authorization header must be "Bearer <token>"');
+    }
+    const token = await deps.oauth.provider.AccessToken.find(match[1]);
+    if (!token || token.isExpired) throw unauthorized('invalid_token', 'the access token is unknown, revoked or expired');
+    const audiences = Array.isArray(token.aud) ? token.aud : token.aud ? [token.aud] : [];
+    if (!audiences.includes(deps.oauth.mcpResource)) throw unauthorized('invalid_token', 'the access token was issued for another resource');
+    if (!(token.scope ?? '').split(' ').includes(mcpScope)) {
+      throw new OAuthError(403, 'insufficient_scope', `the access token lacks the ${mcpScope} scope`, {
+        'WWW-Authenticate': challenge(`, error="insufficient_scope", error_description="the access token lacks the ${mcpScope} scope"`),
+      });
+    }
+    const consent = await deps.store.getConsent(token.accountId, token.clientId);
+    if (!consent) throw unauthorized('invalid_token', 'the user no longer consents to this client');
+    ctx.state.caller = {
+      userId: token.accountId,
+      clientId: token.clientId,
+      upstreams: deps.upstreams
+        .filter((upstream) => consent.upstreams.includes(upstream.name))
+        .map((upstream) => ({ name: upstream.name, displayName: upstream.displayName, url: upstream.mcpUrl })),
+    } satisfies McpCallerIdentity;
+    await next();
+  };
+}

@@ -1,0 +1,210 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import https from 'node:https';
+import path from 'node:path';
+import Provider, { errors, type ClientModel, type ProviderContext } from 'oidc-provider';
+import type { GatewayConfig } from '../config.js';
+import type { Logger } from '../log.js';
+import type { GatewayStore } from '../store/store.js';
+import { createOidcAdapter } from './adapter.js';
+import { renderErrorPage } from './error-page.js';
+
+/** The scope every MCP client gets for `/mcp`. */
+export const mcpScope = 'mcp:tools';
+
+/** The gateway's OAuth server and the values the rest of the app derives from it. */
+export interface OAuthServer {
+  provider: Provider;
+  issuer: string;
+  /** The protected resource (RFC 8707 / RFC 9728): `<public URL>/mcp`. */
+  mcpResource: string;
+  /** How a client got its id, for the approve screen. */
+  registrationOf(client: ClientModel): 'dcr' | 'cimd' | 'static';
+}
+
+/** Loads the cookie-signing keys from the config, or generates them once into the data folder. */
+export async function loadCookieKeys(config: GatewayConfig, log: Logger): Promise<string[]> {
+  if (config.oauth.cookieKeys) return config.oauth.cookieKeys;
+  const file = path.join(config.dataDir, 'cookie-keys.json');
+  try {
+    const keys = JSON.parse(await readFile(file, 'utf8')) as unknown;
+    if (Array.isArray(keys) && keys.every((key) => typeof key === 'string' && key.length >= 32)) return keys as string[];
+  } catch {
+    // Absent or unreadable: generate below.
+  }
+  const keys = [randomBytes(32).toString('base64url')];
+  await mkdir(config.dataDir, { recursive: true });
+  await writeFile(file, JSON.stringify(keys), { mode: 0o600 });
+  log.warn('generated cookie-signing keys into the data folder; set oauth.cookieKeys in production', { file });
+  return keys;
+}
+
+/** A sliding one-minute window per key. */
+function rateLimiter(limit: number) {
+  const hits = new Map<string, number[]>();
+  return (key: string): boolean => {
+    const now = Date.now();
+    const recent = (hits.get(key) ?? []).filter((at) => now - at < 60_000);
+    if (recent.length >= limit) {
+      hits.set(key, recent);
+      return false;
+    }
+    recent.push(now);
+    hits.set(key, recent);
+    if (hits.size > 10_000) hits.clear();
+    return true;
+  };
+}
+
+/**
+ * fetch for client metadata documents whose host the config maps to a loopback address (tests).
+ * Everything else goes through oidc-provider's own fetch with its private-address guard.
+ */
+function metadataFetch(hosts: NonNullable<GatewayConfig['oauth']['dangerouslyResolveMetadataHosts']>) {
+  return async (url: string | URL, options: RequestInit & { dispatcher?: unknown }): Promise<Response> => {
+    const target = new URL(url);
+    const mapped = hosts[target.hostname];
+    if (!mapped) return globalThis.fetch(target, options as RequestInit);
+    return new Promise((resolve, reject) => {
+      const request = https.get(
+        {
+          host: mapped.address,
+          port: target.port || 443,
+          path: `${target.pathname}${target.search}`,
+          servername: target.hostname,
+          ca: mapped.ca,
+          headers: { host: target.host, accept: 'application/json' },
+          timeout: 2_500,
+        },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('end', () => {
+            const headers = new Headers();
+            for (const [name, value] of Object.entries(response.headers)) {
+              if (typeof value === 'string') headers.set(name, value);
+            }
+            resolve(new Response(Buffer.concat(chunks), { status: response.statusCode ?? 500, headers }));
+          });
+          response.on('error', reject);
+        },
+      );
+      request.on('timeout', () => request.destroy(new Error('timeout')));
+      request.on('error', reject);
+    });
+  };
+}
+
+/**
+ * Creates the gateway's OAuth 2.1 authorization server for MCP clients (oidc-provider):
+ * authorization code + PKCE S256 only, resource indicators binding tokens to `/mcp` (RFC 8707),
+ * `iss` in responses (RFC 9207), dynamic registration (RFC 7591), client ID metadata documents,
+ * rotating refresh tokens, revocation (RFC 7009). Its storage is the gateway's store.
+ */
+export function createOAuthServer(
+  config: GatewayConfig,
+  deps: { store: GatewayStore; log: Logger; cookieKeys: string[] },
+): OAuthServer {
+  const issuer = config.http.publicUrl;
+  const mcpResource = `${issuer}/mcp`;
+  const staticIds = new Set(config.clients.map((client) => client.clientId));
+  const secure = issuer.startsWith('https:');
+
+  const provider = new Provider(issuer, {
+    adapter: createOidcAdapter(deps.store.oauth),
+    clients: config.clients.map((client) => ({
+      client_id: client.clientId,
+      client_name: client.clientName,
+      redirect_uris: client.redirectUris,
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      ...(client.clientSecret
+        ? { client_secret: client.clientSecret, token_endpoint_auth_method: 'client_secret_basic' }
+        : { token_endpoint_auth_method: 'none' }),
+    })),
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    },
+    responseTypes: ['code'],
+    pkce: { required: () => true },
+    scopes: [mcpScope],
+    claims: { openid: ['sub'] },
+    findAccount: async (_ctx: unknown, sub: string) => ({ accountId: sub, claims: async () => ({ sub }) }),
+    cookies: {
+      keys: deps.cookieKeys,
+      names: { session: 'cg_session', interaction: 'cg_interaction', resume: 'cg_resume' },
+      long: { signed: true, httpOnly: true, sameSite: 'lax', secure },
+      short: { signed: true, httpOnly: true, sameSite: 'lax', secure },
+    },
+    interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
+    features: {
+      devInteractions: { enabled: false },
+      registration: { enabled: config.oauth.dynamicRegistration },
+      revocation: { enabled: true },
+      introspection: { enabled: false },
+      userinfo: { enabled: false },
+      rpInitiatedLogout: { enabled: false },
+      clientIdMetadataDocument: { enabled: config.oauth.clientMetadataDocuments, ack: 'draft-02' },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => mcpResource,
+        useGrantedResource: () => true,
+        getResourceServerInfo: (_ctx: unknown, resource: string) => {
+          if (resource !== mcpResource) throw new errors.InvalidTarget(`the only resource here is ${mcpResource}`);
+          return {
+            scope: mcpScope,
+            audience: mcpResource,
+            accessTokenTTL: config.oauth.accessTokenTtlSeconds,
+            accessTokenFormat: 'opaque',
+          };
+        },
+      },
+    },
+    issueRefreshToken: async (_ctx: unknown, client: ClientModel) => client.grantTypeAllowed('refresh_token'),
+    rotateRefreshToken: true,
+    expiresWithSession: () => false,
+    ttl: {
+      AccessToken: config.oauth.accessTokenTtlSeconds,
+      AuthorizationCode: 60,
+      RefreshToken: config.oauth.refreshTokenTtlSeconds,
+      Grant: config.oauth.refreshTokenTtlSeconds + 86_400,
+      Interaction: Math.ceil(config.flowTtlMs / 1000),
+      Session: 14 * 86_400,
+    },
+    renderError: async (ctx: ProviderContext, out: { error: string; error_description?: string }) => {
+      ctx.type = 'html';
+      ctx.body = renderErrorPage(out.error, out.error_description ?? '');
+    },
+    ...(config.oauth.dangerouslyResolveMetadataHosts ? { fetch: metadataFetch(config.oauth.dangerouslyResolveMetadataHosts) } : {}),
+  });
+  provider.proxy = secure;
+
+  const allowRegistration = rateLimiter(config.oauth.registrationsPerMinute);
+  provider.use(async function limitRegistration(ctx: ProviderContext, next: () => Promise<void>) {
+    if (ctx.method === 'POST' && ctx.path === '/reg') {
+      if (Number(ctx.get('content-length') || 0) > 16 * 1024) {
+        ctx.status = 413;
+        ctx.body = { error: 'invalid_client_metadata', error_description: 'registration requests are limited to 16 KiB' };
+        return;
+      }
+      if (!allowRegistration(ctx.ip)) {
+        ctx.status = 429;
+        ctx.set('Retry-After', '60');
+        ctx.body = { error: 'temporarily_unavailable', error_description: 'too many registrations from this address; retry in a minute' };
+        return;
+      }
+    }
+    await next();
+  });
+
+  provider.on('server_error', (_ctx: unknown, error: Error) => deps.log.error('oauth server error', { error: error.message }));
+
+  return {
+    provider,
+    issuer,
+    mcpResource,
+    registrationOf: (client) => (staticIds.has(client.clientId) ? 'static' : client.clientIdMetadataDocument ? 'cimd' : 'dcr'),
+  };
+}

@@ -1,0 +1,294 @@
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import Router from '@koa/router';
+import type { Context, Next } from 'koa';
+import type Provider from 'oidc-provider';
+import type { Interaction } from 'oidc-provider';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { FlowView, UpstreamView } from '../../web/consent-app/api.js';
+import { chooseIdentity, chooseServices, decide, flowState } from '../../workflows/messages.js';
+import { consentWorkflowId, type ConsentFlowState } from '../../workflows/types.js';
+import type { GatewayConfig } from '../config.js';
+import { OAuthError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { renderErrorPage } from '../oauth/error-page.js';
+import { mcpScope, type OAuthServer } from '../oauth/provider.js';
+import type { GatewayStore } from '../store/store.js';
+import { startConsentFlow } from '../temporal.js';
+
+/** What the consent routes need. */
+export interface ConsentRouteDeps {
+  config: GatewayConfig;
+  oauth: OAuthServer;
+  temporal: Client;
+  store: GatewayStore;
+  log: Logger;
+  cookieKeys: string[];
+}
+
+const maxUserIdLength = 256;
+const jsonBodyLimit = 16 * 1024;
+
+function sha256(value: string): string {
+  return createHash('sha256').update(value).digest('base64url');
+}
+
+function sameText(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+async function readJson(ctx: Context): Promise<Record<string, unknown>> {
+  if (!ctx.is('application/json')) throw new OAuthError(415, 'invalid_request', 'send the body as application/json');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > jsonBodyLimit) throw new OAuthError(413, 'invalid_request', 'the body is too large');
+    chunks.push(chunk);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+  } catch {
+    throw new OAuthError(400, 'invalid_request', 'the body is not valid JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new OAuthError(400, 'invalid_request', 'the body must be a JSON object');
+  return parsed as Record<string, unknown>;
+}
+
+function escapeAttribute(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
+}
+
+/**
+ * The consent flow's browser side: `/interaction/:uid` starts (or resumes) the `consentFlow`
+ * workflow for an authorization request and serves the consent screens; its JSON API moves the
+ * workflow with updates. The flow is bound to the browser that opened it, every POST carries a
+ * CSRF token, and the approve route finishes the OAuth interaction in the HTTP request, so the
+ * authorization code never enters workflow history.
+ */
+export function consentRoutes(deps: ConsentRouteDeps): Router {
+  const { config, oauth, temporal, store, log } = deps;
+  const provider: Provider = oauth.provider;
+  const secure = config.http.publicUrl.startsWith('https:');
+  const origin = new URL(config.http.publicUrl).origin;
+  const router = new Router({ prefix: '/interaction/:uid' });
+
+  const cookieName = (uid: string) => `${secure ? '__Host-' : ''}cg_flow_${uid.replace(/[^A-Za-z0-9_-]/g, '')}`;
+  const csrfToken = (uid: string, binding: string) =>
+    createHmac('sha256', deps.cookieKeys[0] ?? '').update(`csrf.${uid}.${binding}`).digest('base64url');
+
+  async function loadInteraction(uid: string): Promise<Interaction | undefined> {
+    if (!/^[A-Za-z0-9_-]{10,64}$/.test(uid)) return undefined;
+    return provider.Interaction.find(uid);
+  }
+
+  /** The browser's binding value for this flow, after checking it is the browser the flow is bound to. */
+  async function boundBrowser(ctx: Context, uid: string): Promise<string> {
+    const binding = ctx.cookies.get(cookieName(uid));
+    if (!binding) throw new OAuthError(403, 'access_denied', 'this sign-in request was started in another browser');
+    const bound = await store.bindFlow(uid, sha256(binding), new Date().toISOString());
+    if (!sameText(bound, sha256(binding))) throw new OAuthError(403, 'access_denied', 'this sign-in request was started in another browser');
+    return binding;
+  }
+
+  function checkPost(ctx: Context, uid: string, binding: string): void {
+    const sentOrigin = ctx.get('origin');
+    if (sentOrigin && sentOrigin !== origin) throw new OAuthError(403, 'access_denied', 'cross-origin request refused');
+    const token = ctx.get('x-csrf-token');
+    if (!token || !sameText(token, csrfToken(uid, binding))) throw new OAuthError(403, 'access_denied', 'missing or wrong CSRF token; reload the page');
+  }
+
+  async function view(uid: string, state: ConsentFlowState, redirectTo: string | null): Promise<FlowView> {
+    const upstreams: UpstreamView[] = config.upstreams.map((upstream) => ({
+      name: upstream.name,
+      displayName: upstream.displayName,
+      status: 'ready',
+      authRequired: upstream.auth !== 'none',
+      scopes: upstream.scopes,
+    }));
+    return {
+      flowId: uid,
+      step: state.step,
+      status: state.status,
+      identityMode: config.identity.mode,
+      user: state.userId ? { id: state.userId } : null,
+      client: state.client,
+      upstreams,
+      chosenUpstreams: state.chosenUpstreams,
+      scopes: state.scopes,
+      expiresAt: state.expiresAt,
+      redirectTo,
+    };
+  }
+
+  /** Ends the OAuth interaction for a finished flow; returns where the browser goes next. */
+  async function finish(ctx: Context, interaction: Interaction, state: ConsentFlowState): Promise<string> {
+    const outcome = state.outcome;
+    if (outcome?.kind === 'approved') {
+      const grant = interaction.grantId ? ((await provider.Grant.find(interaction.grantId)) ?? undefined) : undefined;
+      const target = grant ?? new provider.Grant({ accountId: outcome.userId, clientId: state.client.clientId });
+      target.addOIDCScope(mcpScope);
+      target.addResourceScope(oauth.mcpResource, mcpScope);
+      const grantId = await target.save();
+      return provider.interactionResult(ctx.req, ctx.res, { login: { accountId: outcome.userId }, consent: { grantId } }, { mergeWithLastSubmission: false });
+    }
+    const description = outcome?.kind === 'expired' ? 'the consent request expired' : 'the user denied access';
+    return provider.interactionResult(ctx.req, ctx.res, { error: 'access_denied', error_description: description }, { mergeWithLastSubmission: false });
+  }
+
+  async function currentState(uid: string): Promise<ConsentFlowState> {
+    try {
+      return await temporal.workflow.getHandle(consentWorkflowId(uid)).query(flowState);
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) throw new OAuthError(404, 'not_found', 'no such consent flow');
+      throw error;
+    }
+  }
+
+  /** Runs a step update; maps the workflow's refusals onto HTTP answers. */
+  async function step<T extends unknown[]>(uid: string, run: (handle: ReturnType<Client['workflow']['getHandle']>) => Promise<ConsentFlowState>): Promise<ConsentFlowState> {
+    const handle = temporal.workflow.getHandle(consentWorkflowId(uid));
+    try {
+      return await run(handle);
+    } catch (error) {
+      if (error instanceof WorkflowUpdateFailedError && error.cause instanceof ApplicationFailure) {
+        if (error.cause.type === 'invalid_transition') throw new OAuthError(409, 'invalid_transition', error.cause.message);
+        if (error.cause.type === 'invalid_request') throw new OAuthError(400, 'invalid_request', error.cause.message);
+      }
+      if (error instanceof WorkflowNotFoundError) throw new OAuthError(404, 'not_found', 'no such consent flow');
+      const state = await currentState(uid).catch(() => undefined);
+      if (state?.status === 'expired') throw new OAuthError(410, 'expired', 'this sign-in request has expired');
+      if (state && state.step === 'done') throw new OAuthError(409, 'invalid_transition', `the flow has already ended: ${state.status}`);
+      throw error;
+    }
+  }
+
+  async function requireInteraction(ctx: Context): Promise<Interaction> {
+    const interaction = await loadInteraction(ctx.params.uid ?? '');
+    if (!interaction) throw new OAuthError(410, 'expired', 'this sign-in request has expired or does not exist');
+    return interaction;
+  }
+
+  const json = async function jsonOnly(ctx: Context, next: Next) {
+    ctx.set('Cache-Control', 'no-store');
+    await next();
+  };
+
+  router.get('/', async function consentPage(ctx) {
+    const uid = ctx.params.uid ?? '';
+    const interaction = await loadInteraction(uid);
+    ctx.set('Cache-Control', 'no-store');
+    if (!interaction) {
+      ctx.status = 410;
+      ctx.type = 'html';
+      ctx.body = renderErrorPage('expired', '', 'This sign-in request has expired');
+      return;
+    }
+    let binding = ctx.cookies.get(cookieName(uid));
+    const candidate = binding ?? randomBytes(32).toString('base64url');
+    const bound = await store.bindFlow(uid, sha256(candidate), new Date().toISOString());
+    if (!sameText(bound, sha256(candidate))) {
+      ctx.status = 403;
+      ctx.type = 'html';
+      ctx.body = renderErrorPage('session_not_found', '', 'This sign-in request belongs to another browser');
+      return;
+    }
+    binding = candidate;
+    ctx.cookies.set(cookieName(uid), binding, {
+      httpOnly: true,
+      sameSite: 'lax',
+      secure,
+      path: '/',
+      maxAge: Math.max(0, interaction.exp * 1000 - Date.now()),
+      overwrite: true,
+    });
+
+    const client = await provider.Client.find(String(interaction.params.client_id));
+    if (!client) throw new OAuthError(400, 'invalid_client', 'the client of this request no longer exists');
+    const redirectUri = String(interaction.params.redirect_uri ?? '');
+    let redirectHost: string | null = null;
+    try {
+      redirectHost = new URL(redirectUri).host || new URL(redirectUri).protocol;
+    } catch {
+      redirectHost = null;
+    }
+    const ttlMs = Math.max(1_000, Math.min(config.flowTtlMs, interaction.exp * 1000 - Date.now() - 60_000));
+    await startConsentFlow(temporal, config.temporal.taskQueue, {
+      flowId: uid,
+      client: { clientId: client.clientId, clientName: client.clientName ?? null, redirectHost, registration: oauth.registrationOf(client) },
+      upstreams: config.upstreams.map((upstream) => upstream.name),
+      scopes: [mcpScope],
+      ttlMs,
+    }).catch((error: unknown) => {
+      if ((error as Error).name !== 'WorkflowExecutionAlreadyStartedError') throw error;
+    });
+
+    ctx.type = 'html';
+    ctx.set('Content-Security-Policy', "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'");
+    ctx.body = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Consent Gateway</title></head>
+<body><consent-app flow-id="${escapeAttribute(uid)}" csrf-token="${escapeAttribute(csrfToken(uid, binding))}" api-base="/interaction/${escapeAttribute(uid)}"></consent-app>
+<script type="module" src="/assets/consent-app.js"></script></body></html>`;
+  });
+
+  router.get('/state', json, async function getState(ctx) {
+    const uid = ctx.params.uid ?? '';
+    const interaction = await requireInteraction(ctx);
+    await boundBrowser(ctx, uid);
+    const state = await currentState(uid);
+    const redirectTo = state.step === 'done' ? await finish(ctx, interaction, state) : null;
+    ctx.body = await view(uid, state, redirectTo);
+  });
+
+  router.post('/identity', json, async function postIdentity(ctx) {
+    const uid = ctx.params.uid ?? '';
+    await requireInteraction(ctx);
+    const binding = await boundBrowser(ctx, uid);
+    checkPost(ctx, uid, binding);
+    const body = await readJson(ctx);
+    if (config.identity.mode !== 'dev') throw new OAuthError(400, 'invalid_request', `identity mode ${config.identity.mode} does not take a typed user name`);
+    const userId = typeof body.userId === 'string' ? body.userId.trim() : '';
+    if (!userId || userId.length > maxUserIdLength || /[\u0000-\u001f\u007f]/.test(userId)) {
+      throw new OAuthError(400, 'invalid_request', `userId must be 1 to ${maxUserIdLength} printable characters`);
+    }
+    const state = await step(uid, (handle) => handle.executeUpdate(chooseIdentity, { args: [{ userId, source: 'dev' }], updateId: `${uid}:identity` }));
+    ctx.body = await view(uid, state, null);
+  });
+
+  router.post('/services', json, async function postServices(ctx) {
+    const uid = ctx.params.uid ?? '';
+    const interaction = await requireInteraction(ctx);
+    const binding = await boundBrowser(ctx, uid);
+    checkPost(ctx, uid, binding);
+    const body = await readJson(ctx);
+    const upstreams = body.upstreams;
+    if (!Array.isArray(upstreams) || upstreams.some((name) => typeof name !== 'string') || upstreams.length > 64) {
+      throw new OAuthError(400, 'invalid_request', 'upstreams must be a list of upstream names');
+    }
+    const state = await step(uid, (handle) =>
+      handle.executeUpdate(chooseServices, { args: [{ upstreams: upstreams as string[] }], updateId: `${uid}:services` }),
+    );
+    const redirectTo = state.step === 'done' ? await finish(ctx, interaction, state) : null;
+    ctx.body = await view(uid, state, redirectTo);
+  });
+
+  router.post('/decision', json, async function postDecision(ctx) {
+    const uid = ctx.params.uid ?? '';
+    const interaction = await requireInteraction(ctx);
+    const binding = await boundBrowser(ctx, uid);
+    checkPost(ctx, uid, binding);
+    const body = await readJson(ctx);
+    if (body.decision !== 'approve' && body.decision !== 'deny') throw new OAuthError(400, 'invalid_request', 'decision must be "approve" or "deny"');
+    const decision = body.decision;
+    const state = await step(uid, (handle) => handle.executeUpdate(decide, { args: [{ decision }], updateId: `${uid}:decision` }));
+    const redirectTo = await finish(ctx, interaction, state);
+    log.info('consent decided', { flowId: uid, client: state.client.clientId, user: state.userId, decision });
+    ctx.body = await view(uid, state, redirectTo);
+  });
+
+  return router;
+}
