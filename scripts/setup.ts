@@ -5,6 +5,7 @@
 import { projectPath } from '../server/paths.js';
 import { ensureTemporalCli, TemporalCliMissingError } from '../server/temporal-cli.js';
 import { loadTemporalDevSettings } from '../server/temporal-dev.js';
+import { ensureWebBundle } from '../server/web-bundle.js';
 import { ensureWorkflowBundle } from '../server/workflow-bundle.js';
 
 const only = process.argv.includes('--cli-only');
@@ -22,6 +23,8 @@ try {
   if (!only) {
     const bundle = await ensureWorkflowBundle();
     console.log(`Workflow bundle ${bundle.built ? 'built' : 'up to date'}: ${bundle.codePath}`);
+    const web = await ensureWebBundle();
+    console.log(`Web bundle ${web.built ? 'built' : 'up to date'}: ${web.outDir}`);
   }
 } catch (error) {
   if (error instanceof TemporalCliMissingError) {

@@ -1,7 +1,8 @@
 import type { Server } from 'node:http';
-import { createApp } from './app.js';
 import { ConfigError, loadConfig, type GatewayConfig } from './config.js';
+import { startDemoUpstream } from './demo/demo-upstream.js';
 import { startEmbeddedTemporal } from './embedded-temporal.js';
+import { createGateway } from './gateway.js';
 import { createLogger, type Logger } from './log.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import { connectClient, temporalHealthCheck } from './temporal.js';
@@ -79,15 +80,23 @@ async function run(config: GatewayConfig, log: Logger, cleanups: Cleanup[], star
   });
   running.catch((error: unknown) => log.error('worker stopped', { error: String(error) }));
 
-  const app = createApp(config, {
+  if (config.demoUpstream) {
+    const demo = await startDemoUpstream({ host: '127.0.0.1', port: 0 });
+    cleanups.push(() => demo.close());
+    config.upstreams.push({ name: 'demo', displayName: 'Demo tools', mcpUrl: demo.url, auth: 'none', scopes: [] });
+  }
+
+  const gateway = await createGateway(config, {
     log,
     store,
+    temporal: client,
     temporalUiUrl: devServer?.uiUrl,
     workerState: () => worker.getState(),
     temporalHealth: temporalHealthCheck(client, config.temporal.namespace, config.temporal.address),
   });
+  cleanups.push(() => gateway.close());
   const server: Server = await new Promise((resolve, reject) => {
-    const listening = app.listen(config.http.port, config.http.host, () => resolve(listening));
+    const listening = gateway.app.listen(config.http.port, config.http.host, () => resolve(listening));
     listening.once('error', reject);
   });
   cleanups.push(

@@ -46,7 +46,8 @@ export type JsonBody =
 /**
  * Reads and parses a JSON request body of at most `maxBytes`. A declared `Content-Length` over
  * the limit is refused before anything is read; a body that grows past it stops being collected
- * (the rest is discarded, not buffered).
+ * (the rest is discarded, not buffered). Rejects when the body was already consumed, which is a
+ * wiring mistake (a body parser in front), not the client's.
  */
 export function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<JsonBody> {
   const tooLarge: JsonBody = {
@@ -55,6 +56,7 @@ export function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<Js
     code: JSON_RPC_ERRORS.transport,
     message: `Payload Too Large: Request body must not exceed ${maxBytes} bytes`,
   };
+  if (req.readableEnded) return Promise.reject(new Error('the /mcp request body was already read by an earlier middleware'));
   if (Number(req.headers['content-length']) > maxBytes) {
     req.resume();
     return Promise.resolve(tooLarge);

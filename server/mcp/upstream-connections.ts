@@ -55,8 +55,10 @@ export class UpstreamConnections {
    */
   async use<T>(upstream: McpUpstream, action: (client: Client) => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt += 1) {
-      const existing = this.#connections.get(upstream.name);
-      const connection = existing?.url === upstream.url ? existing : this.#open(upstream);
+      let connection = this.#connections.get(upstream.name);
+      const reused = connection?.url === upstream.url;
+      if (connection && !reused) void this.#drop(upstream.name, connection);
+      if (!connection || !reused) connection = this.#open(upstream);
       const { client } = await connection.ready;
       try {
         return await action(client);
@@ -64,7 +66,7 @@ export class UpstreamConnections {
         if (isJsonRpcErrorFromUpstream(error)) throw error;
         await this.#drop(upstream.name, connection);
         const sessionLost = error instanceof StreamableHTTPError && error.code === 404;
-        if (!sessionLost || connection !== existing || attempt > 0) throw error;
+        if (!sessionLost || !reused || attempt > 0) throw error;
         this.#options.log.info('upstream session expired; reconnecting', { upstream: upstream.name });
       }
     }

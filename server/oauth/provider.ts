@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import path from 'node:path';
@@ -22,21 +22,37 @@ export interface OAuthServer {
   registrationOf(client: ClientModel): 'dcr' | 'cimd' | 'static';
 }
 
-/** Loads the cookie-signing keys from the config, or generates them once into the data folder. */
-export async function loadCookieKeys(config: GatewayConfig, log: Logger): Promise<string[]> {
-  if (config.oauth.cookieKeys) return config.oauth.cookieKeys;
-  const file = path.join(config.dataDir, 'cookie-keys.json');
+/** Keys the OAuth server signs with: cookie keys and a JSON Web Key Set. */
+export interface ServerKeys {
+  cookieKeys: string[];
+  jwks: { keys: Record<string, unknown>[] };
+}
+
+/**
+ * Loads the server keys from the data folder, generating them on first run (with a warning), so
+ * cookies and signatures survive restarts. Configured cookie keys win.
+ */
+export async function loadServerKeys(config: GatewayConfig, log: Logger): Promise<ServerKeys> {
+  const file = path.join(config.dataDir, 'server-keys.json');
+  let stored: Partial<ServerKeys> = {};
   try {
-    const keys = JSON.parse(await readFile(file, 'utf8')) as unknown;
-    if (Array.isArray(keys) && keys.every((key) => typeof key === 'string' && key.length >= 32)) return keys as string[];
+    stored = JSON.parse(await readFile(file, 'utf8')) as Partial<ServerKeys>;
   } catch {
     // Absent or unreadable: generate below.
   }
-  const keys = [randomBytes(32).toString('base64url')];
-  await mkdir(config.dataDir, { recursive: true });
-  await writeFile(file, JSON.stringify(keys), { mode: 0o600 });
-  log.warn('generated cookie-signing keys into the data folder; set oauth.cookieKeys in production', { file });
-  return keys;
+  const validCookieKeys = Array.isArray(stored.cookieKeys) && stored.cookieKeys.every((key) => typeof key === 'string' && key.length >= 32);
+  const validJwks = Array.isArray(stored.jwks?.keys) && stored.jwks.keys.length > 0;
+  if (!validCookieKeys || !validJwks) {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    stored = {
+      cookieKeys: validCookieKeys ? stored.cookieKeys : [randomBytes(32).toString('base64url')],
+      jwks: validJwks ? stored.jwks : { keys: [{ ...privateKey.export({ format: 'jwk' }), alg: 'ES256', use: 'sig', kid: randomUUID() }] },
+    };
+    await mkdir(config.dataDir, { recursive: true });
+    await writeFile(file, JSON.stringify(stored), { mode: 0o600 });
+    if (!config.oauth.cookieKeys) log.warn('generated server keys into the data folder; set oauth.cookieKeys in production', { file });
+  }
+  return { cookieKeys: config.oauth.cookieKeys ?? (stored.cookieKeys as string[]), jwks: stored.jwks as ServerKeys['jwks'] };
 }
 
 /** A sliding one-minute window per key. */
@@ -103,7 +119,7 @@ function metadataFetch(hosts: NonNullable<GatewayConfig['oauth']['dangerouslyRes
  */
 export function createOAuthServer(
   config: GatewayConfig,
-  deps: { store: GatewayStore; log: Logger; cookieKeys: string[] },
+  deps: { store: GatewayStore; log: Logger; keys: ServerKeys },
 ): OAuthServer {
   const issuer = config.http.publicUrl;
   const mcpResource = `${issuer}/mcp`;
@@ -112,17 +128,21 @@ export function createOAuthServer(
 
   const provider = new Provider(issuer, {
     adapter: createOidcAdapter(deps.store.oauth),
+    jwks: deps.keys.jwks,
+    enabledJWA: { idTokenSigningAlgValues: ['ES256'] },
     clients: config.clients.map((client) => ({
       client_id: client.clientId,
       client_name: client.clientName,
       redirect_uris: client.redirectUris,
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
+      id_token_signed_response_alg: 'ES256',
       ...(client.clientSecret
         ? { client_secret: client.clientSecret, token_endpoint_auth_method: 'client_secret_basic' }
         : { token_endpoint_auth_method: 'none' }),
     })),
     clientDefaults: {
+      id_token_signed_response_alg: 'ES256',
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'none',
@@ -133,7 +153,7 @@ export function createOAuthServer(
     claims: { openid: ['sub'] },
     findAccount: async (_ctx: unknown, sub: string) => ({ accountId: sub, claims: async () => ({ sub }) }),
     cookies: {
-      keys: deps.cookieKeys,
+      keys: deps.keys.cookieKeys,
       names: { session: 'cg_session', interaction: 'cg_interaction', resume: 'cg_resume' },
       long: { signed: true, httpOnly: true, sameSite: 'lax', secure },
       short: { signed: true, httpOnly: true, sameSite: 'lax', secure },

@@ -29,11 +29,11 @@ describe('loadConfig', () => {
   });
 
   it('reads a YAML file and lets the environment override it', async () => {
-    const file = await configFile('http:\n  port: 4000\n  publicUrl: https://gw.example.com\n  host: 0.0.0.0\nidentity:\n  mode: header\ntemporal:\n  address: temporal.internal:7233\n  namespace: prod\nflowTtl: 10m\n');
+    const file = await configFile('http:\n  port: 4000\n  publicUrl: https://gw.example.com\n  host: 0.0.0.0\nidentity:\n  mode: header\n  header:\n    trustedProxies: [10.0.0.5]\ntemporal:\n  address: temporal.internal:7233\n  namespace: prod\nflowTtl: 10m\n');
     const config = loadConfig({ file, env: { TEMPORAL_NAMESPACE: 'staging', GATEWAY_PORT: '4100' } });
     expect(config.http).toEqual({ host: '0.0.0.0', port: 4100, publicUrl: 'https://gw.example.com' });
     expect(config.temporal).toMatchObject({ embedded: false, address: 'temporal.internal:7233', namespace: 'staging' });
-    expect(config.identity.mode).toBe('header');
+    expect(config.identity).toEqual({ mode: 'header', header: { name: 'x-forwarded-user', trustedProxies: ['10.0.0.5'] } });
     expect(config.flowTtlMs).toBe(600_000);
     expect(config.store.path).toBe(path.join(dir!, '.data', 'gateway.sqlite'));
   });
@@ -54,6 +54,27 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ env: { GATEWAY_FLOW_TTL: 'soon' } })).toThrow('GATEWAY_FLOW_TTL must be a duration');
     const file = await configFile('http: [1, 2]\n');
     expect(() => loadConfig({ file, env: {} })).toThrow('http must be a mapping');
+  });
+
+  it('needs trusted proxy addresses in header mode and an issuer in oidc mode', () => {
+    expect(() => loadConfig({ env: { GATEWAY_IDENTITY_MODE: 'header' } })).toThrow(
+      'identity.mode "header" needs identity.header.trustedProxies (the reverse proxy addresses)',
+    );
+    expect(() => loadConfig({ env: { GATEWAY_IDENTITY_MODE: 'oidc' } })).toThrow('identity.mode "oidc" needs identity.oidc.issuer and identity.oidc.clientId');
+  });
+
+  it('validates upstreams and pre-registered clients', async () => {
+    const file = await configFile(
+      'upstreams:\n  - name: github\n    displayName: GitHub\n    mcpUrl: https://api.example.com/mcp\nclients:\n  - clientId: desk\n    redirectUris: [http://127.0.0.1:7777/cb]\n',
+    );
+    const config = loadConfig({ file, env: {} });
+    expect(config.upstreams).toEqual([{ name: 'github', displayName: 'GitHub', mcpUrl: 'https://api.example.com/mcp', auth: 'none', scopes: [] }]);
+    expect(config.demoUpstream).toBe(false);
+    expect(config.clients).toEqual([{ clientId: 'desk', clientName: 'desk', redirectUris: ['http://127.0.0.1:7777/cb'] }]);
+    const twice = await configFile('upstreams:\n  - {name: a, mcpUrl: "https://x/mcp"}\n  - {name: a, mcpUrl: "https://y/mcp"}\n');
+    expect(() => loadConfig({ file: twice, env: {} })).toThrow('upstreams[1].name "a" is used twice');
+    const badUrl = await configFile('upstreams:\n  - {name: a, mcpUrl: "ftp://x"}\n');
+    expect(() => loadConfig({ file: badUrl, env: {} })).toThrow('upstreams[0].mcpUrl must be an http(s) URL (got "ftp://x")');
   });
 
   it('says when the config file is missing or not YAML', async () => {

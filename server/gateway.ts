@@ -1,0 +1,56 @@
+import type { Client } from '@temporalio/client';
+import type Koa from 'koa';
+import { createApp } from './app.js';
+import type { GatewayConfig } from './config.js';
+import type { Logger } from './log.js';
+import { createMcpEndpoint } from './mcp/endpoint.js';
+import { createOAuthServer, loadServerKeys, type OAuthServer } from './oauth/provider.js';
+import type { TemporalHealth } from './routes/health.js';
+import type { GatewayStore } from './store/store.js';
+import { ensureWebBundle } from './web-bundle.js';
+
+/** A gateway web app with everything it serves, and how to stop it. */
+export interface Gateway {
+  app: Koa;
+  oauth: OAuthServer;
+  mcpSessions(): number;
+  close(): Promise<void>;
+}
+
+/** Assembles the web side of the gateway: OAuth server, consent screens, `/mcp`, health. */
+export async function createGateway(
+  config: GatewayConfig,
+  deps: {
+    store: GatewayStore;
+    temporal: Client;
+    log: Logger;
+    temporalHealth: () => Promise<TemporalHealth>;
+    workerState?: () => string;
+    temporalUiUrl?: string | undefined;
+  },
+): Promise<Gateway> {
+  const [keys, web] = await Promise.all([loadServerKeys(config, deps.log), ensureWebBundle()]);
+  const oauth = createOAuthServer(config, { store: deps.store, log: deps.log, keys });
+  const mcp = createMcpEndpoint({ separator: config.mcp.toolSeparator, log: deps.log });
+  const app = createApp(config, {
+    log: deps.log,
+    store: deps.store,
+    temporalHealth: deps.temporalHealth,
+    ...(deps.workerState ? { workerState: deps.workerState } : {}),
+    temporalUiUrl: deps.temporalUiUrl,
+    gateway: { oauth, temporal: deps.temporal, cookieKeys: keys.cookieKeys, mcp, assetsDir: web.outDir },
+  });
+  const purge = setInterval(() => {
+    deps.store.oauth.purgeExpired(Math.floor(Date.now() / 1000)).catch((error: unknown) => deps.log.warn('purge failed', { error: String(error) }));
+  }, 10 * 60_000);
+  purge.unref();
+  return {
+    app,
+    oauth,
+    mcpSessions: () => mcp.sessionCount(),
+    close: async () => {
+      clearInterval(purge);
+      await mcp.close();
+    },
+  };
+}

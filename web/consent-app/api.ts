@@ -1,0 +1,254 @@
+/**
+ * The consent screens' JSON API: the `FlowView` the server renders a flow as, and a small client
+ * for `{apiBase}/state`, `/identity`, `/services`, `/decision` and `/connect`.
+ *
+ * The server imports these types with `import type`; nothing here runs outside a browser.
+ */
+
+/** Steps of a consent flow, in order. */
+export const FLOW_STEPS = ['identity', 'services', 'approve', 'done'] as const;
+export type FlowStep = (typeof FLOW_STEPS)[number];
+
+/** Where a flow stands; `approved`, `denied` and `expired` are final. */
+export const FLOW_STATUSES = [
+  'identifying',
+  'choosing_services',
+  'awaiting_approval',
+  'approved',
+  'denied',
+  'expired',
+] as const;
+export type FlowStatus = (typeof FLOW_STATUSES)[number];
+
+/** How the gateway learns who the user is (DESIGN.md, decision 9). */
+export const IDENTITY_MODES = ['dev', 'oidc', 'header'] as const;
+export type IdentityMode = (typeof IDENTITY_MODES)[number];
+
+/** How the MCP client came to be known to the gateway. */
+export const CLIENT_REGISTRATIONS = ['dcr', 'cimd', 'static'] as const;
+export type ClientRegistration = (typeof CLIENT_REGISTRATIONS)[number];
+
+/** The user's standing with one upstream: `ready` needs no user authorization, `connected` has a usable grant. */
+export const UPSTREAM_STATUSES = ['ready', 'connected', 'expired', 'needs_reconnect', 'not_connected'] as const;
+export type UpstreamStatus = (typeof UPSTREAM_STATUSES)[number];
+
+/** The user's answer on the approve step. */
+export const DECISIONS = ['approve', 'deny'] as const;
+export type Decision = (typeof DECISIONS)[number];
+
+/** One upstream MCP server as the services and approve steps show it. */
+export interface UpstreamView {
+  name: string;
+  displayName: string;
+  status: UpstreamStatus;
+  authRequired: boolean;
+  scopes: string[];
+}
+
+/** The MCP client asking for access. */
+export interface ClientView {
+  clientId: string;
+  clientName: string | null;
+  redirectHost: string | null;
+  registration: ClientRegistration;
+}
+
+/** A consent flow as `GET {apiBase}/state` and every successful POST return it. */
+export interface FlowView {
+  flowId: string;
+  step: FlowStep;
+  status: FlowStatus;
+  identityMode: IdentityMode;
+  user: { id: string } | null;
+  client: ClientView;
+  upstreams: UpstreamView[];
+  chosenUpstreams: string[];
+  scopes: string[];
+  /** ISO 8601. */
+  expiresAt: string;
+  /** Set when the flow is done: the browser must go there. */
+  redirectTo: string | null;
+}
+
+/** The answer of a step that continues somewhere else (the IdP, an upstream's authorization endpoint). */
+export interface RedirectResult {
+  redirectTo: string;
+}
+
+/** Body of every non-2xx answer. */
+export interface ApiErrorBody {
+  error: string;
+  error_description: string;
+}
+
+/** `error` of a request that never got an HTTP answer; `status` is 0. */
+export const NETWORK_ERROR = 'network_error';
+/** `error` of a 2xx answer that is not the JSON the client expects. */
+export const INVALID_RESPONSE = 'invalid_response';
+
+/** A failed API call: the server's `{error, error_description}` and status, or {@link NETWORK_ERROR} with status 0. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly error: string;
+  readonly description: string;
+
+  constructor(status: number, error: string, description: string, options?: { cause?: unknown }) {
+    super(description || error, options);
+    this.name = 'ApiError';
+    this.status = status;
+    this.error = error;
+    this.description = description;
+  }
+}
+
+/** Whether a step's answer sends the browser elsewhere rather than describing the flow. */
+export function isRedirect(result: FlowView | RedirectResult): result is RedirectResult {
+  return !('step' in result) && typeof result.redirectTo === 'string';
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isStringArray(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((item) => typeof item === 'string');
+}
+
+function oneOf<T extends string>(values: readonly T[], value: unknown): value is T {
+  return typeof value === 'string' && (values as readonly string[]).includes(value);
+}
+
+function isUpstreamView(value: unknown): value is UpstreamView {
+  return (
+    isObject(value) &&
+    typeof value['name'] === 'string' &&
+    typeof value['displayName'] === 'string' &&
+    oneOf(UPSTREAM_STATUSES, value['status']) &&
+    typeof value['authRequired'] === 'boolean' &&
+    isStringArray(value['scopes'])
+  );
+}
+
+/** Whether `value` has the shape of a {@link FlowView}, so screens never render half an object. */
+export function isFlowView(value: unknown): value is FlowView {
+  if (!isObject(value)) return false;
+  const { client, user, upstreams } = value;
+  return (
+    typeof value['flowId'] === 'string' &&
+    oneOf(FLOW_STEPS, value['step']) &&
+    oneOf(FLOW_STATUSES, value['status']) &&
+    oneOf(IDENTITY_MODES, value['identityMode']) &&
+    (user === null || (isObject(user) && typeof user['id'] === 'string')) &&
+    isObject(client) &&
+    typeof client['clientId'] === 'string' &&
+    (client['clientName'] === null || typeof client['clientName'] === 'string') &&
+    (client['redirectHost'] === null || typeof client['redirectHost'] === 'string') &&
+    oneOf(CLIENT_REGISTRATIONS, client['registration']) &&
+    Array.isArray(upstreams) &&
+    upstreams.every(isUpstreamView) &&
+    isStringArray(value['chosenUpstreams']) &&
+    isStringArray(value['scopes']) &&
+    typeof value['expiresAt'] === 'string' &&
+    (value['redirectTo'] === null || typeof value['redirectTo'] === 'string')
+  );
+}
+
+function isRedirectResult(value: unknown): value is RedirectResult {
+  return isObject(value) && !('step' in value) && typeof value['redirectTo'] === 'string';
+}
+
+function isIdentityResult(value: unknown): value is FlowView | RedirectResult {
+  return isFlowView(value) || isRedirectResult(value);
+}
+
+/** Where the client sends requests and the CSRF token it proves the page with. */
+export interface ConsentApiOptions {
+  /** e.g. `/interaction/<flowId>`; no trailing slash needed. */
+  apiBase: string;
+  /** Sent as `X-CSRF-Token` on every POST. */
+  csrfToken: string;
+  /** Defaults to the global `fetch`; tests pass their own. */
+  fetch?: typeof fetch;
+}
+
+/**
+ * The consent flow's JSON API, same origin only (`credentials: 'same-origin'`). Every method
+ * resolves with the parsed answer or rejects with an {@link ApiError}.
+ */
+export class ConsentApi {
+  readonly apiBase: string;
+  readonly #csrfToken: string;
+  readonly #fetch: typeof fetch;
+
+  constructor(options: ConsentApiOptions) {
+    this.apiBase = options.apiBase.replace(/\/+$/, '');
+    this.#csrfToken = options.csrfToken;
+    this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  }
+
+  /** `GET {apiBase}/state`. */
+  getState(): Promise<FlowView> {
+    return this.#request('GET', '/state', undefined, isFlowView);
+  }
+
+  /** `POST {apiBase}/identity` with `{userId}` (dev mode) or `{}` (oidc: answers with the IdP's URL). */
+  chooseIdentity(userId?: string): Promise<FlowView | RedirectResult> {
+    const body = userId === undefined ? {} : { userId };
+    return this.#request('POST', '/identity', body, isIdentityResult);
+  }
+
+  /** `POST {apiBase}/services` with `{upstreams}`. */
+  chooseServices(upstreams: readonly string[]): Promise<FlowView> {
+    return this.#request('POST', '/services', { upstreams: [...upstreams] }, isFlowView);
+  }
+
+  /** `POST {apiBase}/decision` with `{decision}`. */
+  decide(decision: Decision): Promise<FlowView> {
+    return this.#request('POST', '/decision', { decision }, isFlowView);
+  }
+
+  /** `POST {apiBase}/connect` with `{upstream}`: answers with the upstream's authorization URL. */
+  connect(upstream: string): Promise<RedirectResult> {
+    return this.#request('POST', '/connect', { upstream }, isRedirectResult);
+  }
+
+  async #request<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    body: object | undefined,
+    accept: (value: unknown) => value is T,
+  ): Promise<T> {
+    const headers: Record<string, string> = { Accept: 'application/json' };
+    if (method === 'POST') {
+      headers['Content-Type'] = 'application/json';
+      headers['X-CSRF-Token'] = this.#csrfToken;
+    }
+    let response: Response;
+    try {
+      response = await this.#fetch(`${this.apiBase}${path}`, {
+        method,
+        headers,
+        credentials: 'same-origin',
+        cache: 'no-store',
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    } catch (cause) {
+      throw new ApiError(0, NETWORK_ERROR, 'The gateway could not be reached.', { cause });
+    }
+    let payload: unknown;
+    try {
+      payload = await response.json();
+    } catch (cause) {
+      payload = undefined;
+      if (response.ok) throw new ApiError(response.status, INVALID_RESPONSE, 'The gateway sent an unreadable answer.', { cause });
+    }
+    if (!response.ok) {
+      const error = isObject(payload) && typeof payload['error'] === 'string' ? payload['error'] : 'server_error';
+      const description =
+        isObject(payload) && typeof payload['error_description'] === 'string' ? payload['error_description'] : '';
+      throw new ApiError(response.status, error, description);
+    }
+    if (!accept(payload)) throw new ApiError(response.status, INVALID_RESPONSE, 'The gateway sent an unexpected answer.');
+    return payload;
+  }
+}
