@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDemoUpstream, type DemoUpstream } from '../../server/demo/demo-upstream.js';
+import { startCimdHost, type CimdHost } from '../helpers/cimd-host.js';
 import { chromiumAvailable, launchBrowser, type TestBrowser } from '../helpers/browser.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { connectMcp, consentInBrowser, startCallbackServer, TestOAuthProvider, type CallbackServer } from '../helpers/mcp-client.js';
@@ -12,14 +13,18 @@ describe.skipIf(skip)('main path: MCP client → gateway OAuth → consent flow 
   let demo: DemoUpstream;
   let browser: TestBrowser;
   let callback: CallbackServer;
+  let cimd: CimdHost;
 
   beforeAll(async () => {
     demo = await startDemoUpstream({ host: '127.0.0.1', port: 0 });
+    cimd = await startCimdHost();
+    callback = await startCallbackServer();
     gateway = await startTestGateway((config) => {
       config.upstreams = [{ name: 'demo', displayName: 'Demo tools', mcpUrl: demo.url, auth: 'none', scopes: [] }];
+      config.clients = [{ clientId: 'desktop-app', clientName: 'Desktop App', redirectUris: [callback.url], clientSecret: 'desktop-app-secret-0123456789' }];
+      config.oauth.dangerouslyResolveMetadataHosts = { [cimd.hostname]: { address: '127.0.0.1', ca: cimd.ca } };
     });
     browser = await launchBrowser();
-    callback = await startCallbackServer();
   });
 
   afterAll(async () => {
@@ -27,6 +32,7 @@ describe.skipIf(skip)('main path: MCP client → gateway OAuth → consent flow 
     await callback?.close();
     await gateway?.close();
     await demo?.close();
+    await cimd?.close();
   });
 
   it('registers dynamically, consents in the browser, lists and calls tools, and refreshes with rotation', async () => {
@@ -50,6 +56,90 @@ describe.skipIf(skip)('main path: MCP client → gateway OAuth → consent flow 
     expect(tools.tools.map((tool) => tool.name)).toContain('demo__echo');
     const called = await second.client.callTool({ name: 'demo__echo', arguments: { text: 'hello through the gateway' } });
     expect(JSON.stringify(called.content)).toContain('hello through the gateway');
+    await second.client.close();
+    await page.close();
+
+    // Refresh rotates: the new refresh token differs and the old one is dead afterwards.
+    const tokenEndpoint = `${gateway.url}/token`;
+    const clientId = (provider.clientInformation() as { client_id: string }).client_id;
+    const oldRefresh = provider.savedTokens!.refresh_token!;
+    const refreshed = await fetch(tokenEndpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: oldRefresh, client_id: clientId }),
+    });
+    expect(refreshed.status).toBe(200);
+    const rotated = (await refreshed.json()) as { access_token: string; refresh_token: string; token_type: string };
+    expect(rotated.refresh_token).not.toBe(oldRefresh);
+    const withNewToken = await fetch(`${gateway.url}/mcp`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${rotated.access_token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } }),
+    });
+    expect(withNewToken.status).toBe(200);
+  });
+
+  it('authorizes a client identified by a metadata document (CIMD) served over https', async () => {
+    const clientId = `${cimd.origin}/clients/cimd-app.json`;
+    cimd.serve('/clients/cimd-app.json', {
+      client_id: clientId,
+      client_name: 'CIMD App',
+      redirect_uris: [callback.url],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    });
+    const provider = new TestOAuthProvider({ redirectUrl: callback.url, clientName: 'CIMD App', clientMetadataUrl: clientId });
+    const first = await connectMcp(`${gateway.url}/mcp`, provider);
+    if (!('authorizationUrl' in first)) throw new Error('expected the gateway to ask for authorization');
+    expect(first.authorizationUrl.searchParams.get('client_id')).toBe(clientId);
+
+    const page = await browser.newPage();
+    await page.goto(first.authorizationUrl.href);
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await page.getByLabel('User name').fill('bob');
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByRole('heading', { name: 'Choose services' }).waitFor();
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByRole('heading', { name: 'Approve access' }).waitFor();
+    // Text inside the components' shadow roots: getByText pierces them, innerText does not.
+    await page.getByText('identified by its metadata document').waitFor();
+    expect(await page.getByText(/CIMD App/).count()).toBeGreaterThan(0);
+    await page.getByRole('button', { name: 'Approve' }).click();
+    const result = await callback.next();
+    expect(result.error).toBeNull();
+    await first.transport.finishAuth(result.code!);
+
+    const second = await connectMcp(`${gateway.url}/mcp`, provider);
+    if (!('client' in second)) throw new Error('expected a connected client');
+    const called = await second.client.callTool({ name: 'demo__add', arguments: { a: 2, b: 3 } });
+    expect(JSON.stringify(called.content)).toContain('5');
+    await second.client.close();
+    await page.close();
+    expect(cimd.hits.get('/clients/cimd-app.json')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('authorizes a client pre-registered in config (confidential, client_secret_basic)', async () => {
+    const provider = new TestOAuthProvider({
+      redirectUrl: callback.url,
+      clientInformation: { client_id: 'desktop-app', client_secret: 'desktop-app-secret-0123456789', token_endpoint_auth_method: 'client_secret_basic' } as never,
+    });
+    const first = await connectMcp(`${gateway.url}/mcp`, provider);
+    if (!('authorizationUrl' in first)) throw new Error('expected the gateway to ask for authorization');
+    const page = await browser.newPage();
+    await page.goto(first.authorizationUrl.href);
+    await page.getByLabel('User name').fill('carol');
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByRole('heading', { name: 'Choose services' }).waitFor();
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByRole('heading', { name: 'Approve access' }).waitFor();
+    await page.getByText('pre-registered by your administrator').waitFor();
+    await page.getByRole('button', { name: 'Approve' }).click();
+    const result = await callback.next();
+    await first.transport.finishAuth(result.code!);
+    const second = await connectMcp(`${gateway.url}/mcp`, provider);
+    if (!('client' in second)) throw new Error('expected a connected client');
+    expect((await second.client.listTools()).tools.length).toBeGreaterThan(0);
     await second.client.close();
     await page.close();
   });
