@@ -6,6 +6,30 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { connectMcp, consentInBrowser, startCallbackServer, TestOAuthProvider, type CallbackServer } from '../helpers/mcp-client.js';
 import { temporalUnavailable } from '../helpers/temporal.js';
 
+/** Workflow ids of the consent flows of one client, found the way an operator would (search attributes). */
+async function flowsOf(gateway: TestGateway, query: string): Promise<string[]> {
+  for (let attempt = 0; attempt < 50; attempt += 1) {
+    const ids: string[] = [];
+    for await (const execution of gateway.temporal.workflow.list({ query })) ids.push(execution.workflowId);
+    if (ids.length > 0) return ids;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return [];
+}
+
+/** Every secret must be absent from the flow's Temporal history and from the gateway's logs. */
+async function expectNoSecrets(gateway: TestGateway, workflowId: string, secrets: Record<string, string>): Promise<void> {
+  const history = JSON.stringify(await gateway.temporal.workflow.getHandle(workflowId).fetchHistory());
+  const decoded = history.replace(/"data":"([A-Za-z0-9+/=]+)"/g, (_m, data: string) => Buffer.from(data, 'base64').toString('utf8'));
+  expect(decoded.length).toBeGreaterThan(1000);
+  for (const [name, secret] of Object.entries(secrets)) {
+    expect(secret.length, name).toBeGreaterThan(8);
+    expect(history.includes(secret), `${name} in history`).toBe(false);
+    expect(decoded.includes(secret), `${name} in decoded history`).toBe(false);
+    expect(gateway.logs.join('\n').includes(secret), `${name} in logs`).toBe(false);
+  }
+}
+
 const skip = Boolean(temporalUnavailable) || (!chromiumAvailable() && process.env.CI !== 'true');
 
 describe.skipIf(skip)('main path: MCP client → gateway OAuth → consent flow → /mcp', () => {
@@ -47,6 +71,7 @@ describe.skipIf(skip)('main path: MCP client → gateway OAuth → consent flow 
     const result = await callback.next();
     expect(result.error).toBeNull();
     expect(result.iss).toBe(gateway.url);
+    const verifier = provider.codeVerifier();
     await first.transport.finishAuth(result.code!);
     expect(provider.savedTokens?.refresh_token).toBeTruthy();
 
@@ -77,6 +102,24 @@ describe.skipIf(skip)('main path: MCP client → gateway OAuth → consent flow 
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } }),
     });
     expect(withNewToken.status).toBe(200);
+
+    // The operator's view: the flow is found by client, by user and by status, and names its step.
+    const [byClient] = await flowsOf(gateway, `ConsentClientId = "${clientId}"`);
+    expect(byClient).toMatch(/^consent:/);
+    expect(await flowsOf(gateway, `ConsentUserId = "alice" AND ConsentClientId = "${clientId}"`)).toEqual([byClient]);
+    expect(await flowsOf(gateway, `ConsentFlowStatus = "approved" AND ConsentClientId = "${clientId}"`)).toEqual([byClient]);
+    const metadata = await gateway.temporal.workflow.getHandle(byClient!).query<{ currentDetails: string }>('__temporal_workflow_metadata');
+    expect(metadata.currentDetails).toContain('Finished: approved');
+    expect(metadata.currentDetails).toContain('DCR Test Client');
+
+    await expectNoSecrets(gateway, byClient!, {
+      authorizationCode: result.code!,
+      codeVerifier: verifier,
+      accessToken: provider.savedTokens!.access_token,
+      refreshToken: oldRefresh,
+      rotatedAccessToken: rotated.access_token,
+      rotatedRefreshToken: rotated.refresh_token,
+    });
   });
 
   it('authorizes a client identified by a metadata document (CIMD) served over https', async () => {
@@ -136,11 +179,20 @@ describe.skipIf(skip)('main path: MCP client → gateway OAuth → consent flow 
     await page.getByText('pre-registered by your administrator').waitFor();
     await page.getByRole('button', { name: 'Approve' }).click();
     const result = await callback.next();
+    const verifier = provider.codeVerifier();
     await first.transport.finishAuth(result.code!);
     const second = await connectMcp(`${gateway.url}/mcp`, provider);
     if (!('client' in second)) throw new Error('expected a connected client');
     expect((await second.client.listTools()).tools.length).toBeGreaterThan(0);
     await second.client.close();
     await page.close();
+    const [flow] = await flowsOf(gateway, 'ConsentClientId = "desktop-app"');
+    await expectNoSecrets(gateway, flow!, {
+      clientSecret: 'desktop-app-secret-0123456789',
+      authorizationCode: result.code!,
+      codeVerifier: verifier,
+      accessToken: provider.savedTokens!.access_token,
+      refreshToken: provider.savedTokens!.refresh_token!,
+    });
   });
 });
