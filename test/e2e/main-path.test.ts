@@ -195,4 +195,42 @@ describe.skipIf(skip)('main path: MCP client → gateway OAuth → consent flow 
       refreshToken: provider.savedTokens!.refresh_token!,
     });
   });
+
+  it('refuses an MCP session id presented with another user\'s token', async () => {
+    async function tokenFor(user: string): Promise<string> {
+      const provider = new TestOAuthProvider({ redirectUrl: callback.url, clientName: `Session Client ${user}` });
+      const first = await connectMcp(`${gateway.url}/mcp`, provider);
+      if (!('authorizationUrl' in first)) throw new Error('expected the gateway to ask for authorization');
+      const context = await browser.newContext();
+      await consentInBrowser(await context.newPage(), first.authorizationUrl, { user });
+      await first.transport.finishAuth((await callback.next()).code!);
+      await context.close();
+      return provider.savedTokens!.access_token;
+    }
+    const [dave, erin] = [await tokenFor('dave'), await tokenFor('erin')];
+    const post = (token: string, body: unknown, sessionId?: string) =>
+      fetch(`${gateway.url}/mcp`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          ...(sessionId ? { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' } : {}),
+        },
+        body: JSON.stringify(body),
+      });
+    const init = await post(dave, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } });
+    expect(init.status).toBe(200);
+    const sessionId = init.headers.get('mcp-session-id')!;
+    await init.text();
+    expect((await post(dave, { jsonrpc: '2.0', method: 'notifications/initialized' }, sessionId)).status).toBe(202);
+
+    const hijack = await post(erin, { jsonrpc: '2.0', id: 2, method: 'tools/list' }, sessionId);
+    expect(hijack.status).toBe(404);
+    expect(await hijack.json()).toEqual({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null });
+
+    const own = await post(dave, { jsonrpc: '2.0', id: 3, method: 'tools/list' }, sessionId);
+    expect(own.status).toBe(200);
+    expect(await own.text()).toContain('demo__echo');
+  });
 });
