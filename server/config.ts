@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
+import { trustedProxies as parseTrustedProxies } from './identity/trusted-proxies.js';
 import { projectDir, projectPath } from './paths.js';
 
 /** How the consent flow learns who the user is (DESIGN.md, decision 9). */
@@ -275,18 +276,31 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
     const issuer = asString(env.GATEWAY_OIDC_ISSUER, 'GATEWAY_OIDC_ISSUER') ?? asString(oidc.issuer, 'identity.oidc.issuer');
     const clientId = asString(env.GATEWAY_OIDC_CLIENT_ID, 'GATEWAY_OIDC_CLIENT_ID') ?? asString(oidc.clientId, 'identity.oidc.clientId');
     if (!issuer || !clientId) throw new ConfigError('identity.mode "oidc" needs identity.oidc.issuer and identity.oidc.clientId');
+    const issuerUrl = new URL(absoluteUrl(issuer, 'identity.oidc.issuer'));
+    if (issuerUrl.protocol !== 'https:' && !isLoopback(issuerUrl.hostname.replace(/^\[|\]$/g, ''))) {
+      throw new ConfigError('identity.oidc.issuer must use https unless it is a loopback address');
+    }
     const clientSecret = asString(env.GATEWAY_OIDC_CLIENT_SECRET, 'GATEWAY_OIDC_CLIENT_SECRET') ?? asString(oidc.clientSecret, 'identity.oidc.clientSecret');
+    const scopes = asStringList(oidc.scopes, 'identity.oidc.scopes') ?? ['openid'];
+    if (!scopes.includes('openid')) throw new ConfigError('identity.oidc.scopes must include "openid"');
     identityConfig.oidc = {
       issuer,
       clientId,
       ...(clientSecret ? { clientSecret } : {}),
-      scopes: asStringList(oidc.scopes, 'identity.oidc.scopes') ?? ['openid'],
+      scopes,
     };
   }
   if (identityMode === 'header') {
     const trustedProxies = asStringList(header.trustedProxies, 'identity.header.trustedProxies') ?? [];
     if (trustedProxies.length === 0) throw new ConfigError('identity.mode "header" needs identity.header.trustedProxies (the reverse proxy addresses)');
-    identityConfig.header = { name: (asString(header.name, 'identity.header.name') ?? 'x-forwarded-user').toLowerCase(), trustedProxies };
+    try {
+      parseTrustedProxies(trustedProxies);
+    } catch (error) {
+      throw new ConfigError(`identity.header.trustedProxies: ${(error as Error).message}`);
+    }
+    const name = (asString(header.name, 'identity.header.name') ?? 'x-forwarded-user').toLowerCase();
+    if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name)) throw new ConfigError(`identity.header.name must be an HTTP header name (got "${name}")`);
+    identityConfig.header = { name, trustedProxies };
   }
   const separator = asString(mcp.toolSeparator, 'mcp.toolSeparator') ?? '__';
   if (!/^[A-Za-z0-9_.-]{1,4}$/.test(separator)) throw new ConfigError('mcp.toolSeparator must be 1 to 4 of A-Z a-z 0-9 _ . -');

@@ -64,6 +64,7 @@ declare module 'oidc-provider' {
 
   export interface ProviderContext extends Koa.Context {
     oidc?: {
+      result?: unknown;
       route?: string;
       params?: Record<string, unknown>;
       client?: ClientModel;

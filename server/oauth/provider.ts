@@ -182,6 +182,13 @@ export function createOAuthServer(
         },
       },
     },
+    // Every authorization runs the consent flow (and its workflow), even when the browser already
+    // holds a session and a grant: the flow decides whether to skip the approve step, and records it.
+    loadExistingGrant: async (ctx: ProviderContext) => {
+      const result = ctx.oidc?.result as { consent?: { grantId?: string } } | undefined;
+      const grantId = result?.consent?.grantId;
+      return grantId ? provider.Grant.find(grantId) : undefined;
+    },
     issueRefreshToken: async (_ctx: unknown, client: ClientModel) => client.grantTypeAllowed('refresh_token'),
     rotateRefreshToken: true,
     expiresWithSession: () => false,

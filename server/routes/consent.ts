@@ -10,6 +10,8 @@ import { chooseIdentity, chooseServices, decide, flowState } from '../../workflo
 import { consentWorkflowId, type ConsentFlowState } from '../../workflows/types.js';
 import type { GatewayConfig } from '../config.js';
 import { OAuthError } from '../errors.js';
+import { createIdentityStep } from '../identity/identity-step.js';
+import { idpCallbackPath } from '../identity/oidc-login.js';
 import type { Logger } from '../log.js';
 import { renderErrorPage } from '../oauth/error-page.js';
 import { mcpScope, type OAuthServer } from '../oauth/provider.js';
@@ -26,7 +28,6 @@ export interface ConsentRouteDeps {
   cookieKeys: string[];
 }
 
-const maxUserIdLength = 256;
 const jsonBodyLimit = 16 * 1024;
 
 function sha256(value: string): string {
@@ -67,7 +68,8 @@ function escapeAttribute(text: string): string {
  * workflow for an authorization request and serves the consent screens; its JSON API moves the
  * workflow with updates. The flow is bound to the browser that opened it, every POST carries a
  * CSRF token, and the approve route finishes the OAuth interaction in the HTTP request, so the
- * authorization code never enters workflow history.
+ * authorization code never enters workflow history. In `oidc` identity mode it also serves the
+ * IdP's redirect URI, {@link idpCallbackPath}.
  */
 export function consentRoutes(deps: ConsentRouteDeps): Router {
   const { config, oauth, temporal, store, log } = deps;
@@ -75,6 +77,7 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
   const secure = config.http.publicUrl.startsWith('https:');
   const origin = new URL(config.http.publicUrl).origin;
   const router = new Router({ prefix: '/interaction/:uid' });
+  const root = new Router();
 
   const cookieName = (uid: string) => `${secure ? '__Host-' : ''}cg_flow_${uid.replace(/[^A-Za-z0-9_-]/g, '')}`;
   const csrfToken = (uid: string, binding: string) =>
@@ -172,6 +175,18 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
     return interaction;
   }
 
+  // Identity modes (DESIGN.md, decision 9) live in server/identity/; these routes only call into them.
+  const identity = createIdentityStep({
+    config,
+    store,
+    log,
+    boundBrowser,
+    interactionAlive: async (uid) => (await loadInteraction(uid)) !== undefined,
+    chooseIdentity: (uid, input) => step(uid, (handle) => handle.executeUpdate(chooseIdentity, { args: [input], updateId: `${uid}:identity` })),
+    currentState,
+  });
+  if (identity.idpCallback) root.get(idpCallbackPath, identity.idpCallback);
+
   const json = async function jsonOnly(ctx: Context, next: Next) {
     ctx.set('Cache-Control', 'no-store');
     await next();
@@ -225,6 +240,18 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
     }).catch((error: unknown) => {
       if ((error as Error).name !== 'WorkflowExecutionAlreadyStartedError') throw error;
     });
+    if (config.identity.mode === 'header') await identity.adoptProxyIdentity(ctx, uid, await currentState(uid));
+
+    // A browser that already signed in through an earlier flow continues as that user.
+    const sessionUser = interaction.session?.accountId;
+    if (sessionUser) {
+      await temporal.workflow
+        .getHandle(consentWorkflowId(uid))
+        .executeUpdate(chooseIdentity, { args: [{ userId: sessionUser, source: config.identity.mode }], updateId: `${uid}:identity` })
+        .catch((error: unknown) => {
+          if (!(error instanceof WorkflowUpdateFailedError)) throw error;
+        });
+    }
 
     ctx.type = 'html';
     ctx.set('Content-Security-Policy', "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'");
@@ -239,7 +266,7 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
     const uid = ctx.params.uid ?? '';
     const interaction = await requireInteraction(ctx);
     await boundBrowser(ctx, uid);
-    const state = await currentState(uid);
+    const state = await identity.adoptProxyIdentity(ctx, uid, await currentState(uid));
     const redirectTo = state.step === 'done' ? await finish(ctx, interaction, state) : null;
     ctx.body = await view(uid, state, redirectTo);
   });
@@ -249,14 +276,8 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
     await requireInteraction(ctx);
     const binding = await boundBrowser(ctx, uid);
     checkPost(ctx, uid, binding);
-    const body = await readJson(ctx);
-    if (config.identity.mode !== 'dev') throw new OAuthError(400, 'invalid_request', `identity mode ${config.identity.mode} does not take a typed user name`);
-    const userId = typeof body.userId === 'string' ? body.userId.trim() : '';
-    if (!userId || userId.length > maxUserIdLength || /[\u0000-\u001f\u007f]/.test(userId)) {
-      throw new OAuthError(400, 'invalid_request', `userId must be 1 to ${maxUserIdLength} printable characters`);
-    }
-    const state = await step(uid, (handle) => handle.executeUpdate(chooseIdentity, { args: [{ userId, source: 'dev' }], updateId: `${uid}:identity` }));
-    ctx.body = await view(uid, state, null);
+    const result = await identity.submit(uid, await readJson(ctx));
+    ctx.body = 'redirectTo' in result ? { redirectTo: result.redirectTo } : await view(uid, result.state, null);
   });
 
   router.post('/services', json, async function postServices(ctx) {
@@ -290,5 +311,6 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
     ctx.body = await view(uid, state, redirectTo);
   });
 
-  return router;
+  root.use(router.routes());
+  return root;
 }

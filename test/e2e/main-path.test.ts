@@ -66,7 +66,8 @@ describe.skipIf(skip)('main path: MCP client → gateway OAuth → consent flow 
     expect(first.authorizationUrl.searchParams.get('code_challenge_method')).toBe('S256');
     expect(first.authorizationUrl.searchParams.get('resource')).toBe(`${gateway.url}/mcp`);
 
-    const page = await browser.newPage();
+    // A browser of its own: a signed-in browser would skip the sign-in screen.
+    const page = await (await browser.newContext()).newPage();
     await consentInBrowser(page, first.authorizationUrl, { user: 'alice' });
     const result = await callback.next();
     expect(result.error).toBeNull();
@@ -137,7 +138,8 @@ describe.skipIf(skip)('main path: MCP client → gateway OAuth → consent flow 
     if (!('authorizationUrl' in first)) throw new Error('expected the gateway to ask for authorization');
     expect(first.authorizationUrl.searchParams.get('client_id')).toBe(clientId);
 
-    const page = await browser.newPage();
+    // A browser of its own: a signed-in browser would skip the sign-in screen.
+    const page = await (await browser.newContext()).newPage();
     await page.goto(first.authorizationUrl.href);
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
     await page.getByLabel('User name').fill('bob');
@@ -169,7 +171,8 @@ describe.skipIf(skip)('main path: MCP client → gateway OAuth → consent flow 
     });
     const first = await connectMcp(`${gateway.url}/mcp`, provider);
     if (!('authorizationUrl' in first)) throw new Error('expected the gateway to ask for authorization');
-    const page = await browser.newPage();
+    // A browser of its own: a signed-in browser would skip the sign-in screen.
+    const page = await (await browser.newContext()).newPage();
     await page.goto(first.authorizationUrl.href);
     await page.getByLabel('User name').fill('carol');
     await page.getByRole('button', { name: 'Continue' }).click();
@@ -232,5 +235,34 @@ describe.skipIf(skip)('main path: MCP client → gateway OAuth → consent flow 
     const own = await post(dave, { jsonrpc: '2.0', id: 3, method: 'tools/list' }, sessionId);
     expect(own.status).toBe(200);
     expect(await own.text()).toContain('demo__echo');
+  });
+
+  it('skips the approve screen when the same client asks again for the same services, and records it', async () => {
+    const provider = new TestOAuthProvider({ redirectUrl: callback.url, clientName: 'Returning Client' });
+    const first = await connectMcp(`${gateway.url}/mcp`, provider);
+    if (!('authorizationUrl' in first)) throw new Error('expected the gateway to ask for authorization');
+    const context = await browser.newContext();
+    await consentInBrowser(await context.newPage(), first.authorizationUrl, { user: 'frank' });
+    await first.transport.finishAuth((await callback.next()).code!);
+    const clientId = (provider.clientInformation() as { client_id: string }).client_id;
+
+    const again = new TestOAuthProvider({ redirectUrl: callback.url, clientInformation: provider.clientInformation() });
+    const second = await connectMcp(`${gateway.url}/mcp`, again);
+    if (!('authorizationUrl' in second)) throw new Error('expected the gateway to ask for authorization');
+    const page = await context.newPage();
+    await page.goto(second.authorizationUrl.href);
+    // The browser signed in as frank in the first flow: the second starts at the services step.
+    await page.getByRole('heading', { name: 'Choose services' }).waitFor();
+    await page.getByText('frank').first().waitFor();
+    await page.getByRole('button', { name: 'Continue' }).click();
+    const result = await callback.next();
+    expect(result.error).toBeNull();
+    expect(result.code).toBeTruthy();
+    await context.close();
+
+    const flows = await flowsOf(gateway, `ConsentClientId = "${clientId}" AND ConsentFlowStatus = "approved"`);
+    expect(flows).toHaveLength(2);
+    const outcomes = await Promise.all(flows.map((id) => gateway.temporal.workflow.getHandle(id).result()));
+    expect(outcomes.filter((outcome) => (outcome as { remembered?: boolean }).remembered === true)).toHaveLength(1);
   });
 });
