@@ -11,6 +11,17 @@ export interface McpCallerIdentity {
   upstreams: { name: string; displayName: string; url: string }[];
 }
 
+interface CachedCaller {
+  caller: McpCallerIdentity;
+  grantId: string;
+  /** Epoch ms after which the token and consent are read again. */
+  until: number;
+}
+
+/** How long a checked token is trusted without reading the store again. Revocation in this process clears it at once. */
+const cacheMs = 30_000;
+const cacheLimit = 10_000;
+
 /**
  * Checks the bearer token on `/mcp` (RFC 6750): a live access token of this gateway, with this
  * resource as its audience (RFC 8707) and the MCP scope, whose user still consents to the client.
@@ -25,7 +36,17 @@ export function bearerAuth(deps: { oauth: OAuthServer; store: GatewayStore; upst
       'WWW-Authenticate': challenge(error ? `, error="${error}", error_description="${description}"` : ''),
     });
 
-  return async function requireBearer(ctx: Context, next: Next): Promise<void> {
+  // The hot path: a warm token costs one Map lookup (DESIGN.md, decision 6).
+  const cache = new Map<string, CachedCaller>();
+  const forgetGrant = (grantId: string) => {
+    for (const [token, entry] of cache) if (entry.grantId === grantId) cache.delete(token);
+  };
+  const provider = deps.oauth.provider as unknown as { on(event: string, listener: (...args: unknown[]) => void): void };
+  provider.on('grant.revoked', (_ctx: unknown, grantId: unknown) => forgetGrant(String(grantId)));
+  provider.on('grant.destroyed', (grant: unknown) => forgetGrant(String((grant as { jti?: string }).jti)));
+  provider.on('access_token.destroyed', (token: unknown) => cache.delete(String((token as { jti?: string }).jti)));
+
+  const middleware = async function requireBearer(ctx: Context, next: Next): Promise<void> {
     const header = ctx.get('authorization');
     const match = /^Bearer\s+([A-Za-z0-9\-._~+/]+=*)$/i.exec(header);
     if (!match?.[1]) {
@@ -33,6 +54,12 @@ export function bearerAuth(deps: { oauth: OAuthServer; store: GatewayStore; upst
       if (!header) throw new OAuthError(401, 'invalid_token', 'an access token is required', { 'WWW-Authenticate': challenge() });
       throw unauthorized('invalid_request', 'the Authorization header must be "Bearer <token>"');
     }
+    const cached = cache.get(match[1]);
+    if (cached && cached.until > Date.now()) {
+      ctx.state.caller = cached.caller;
+      return next();
+    }
+    if (cached) cache.delete(match[1]);
     const token = await deps.oauth.provider.AccessToken.find(match[1]);
     if (!token || token.isExpired) throw unauthorized('invalid_token', 'the access token is unknown, revoked or expired');
     const audiences = Array.isArray(token.aud) ? token.aud : token.aud ? [token.aud] : [];
@@ -44,13 +71,22 @@ export function bearerAuth(deps: { oauth: OAuthServer; store: GatewayStore; upst
     }
     const consent = await deps.store.getConsent(token.accountId, token.clientId);
     if (!consent) throw unauthorized('invalid_token', 'the user no longer consents to this client');
-    ctx.state.caller = {
+    const caller: McpCallerIdentity = {
       userId: token.accountId,
       clientId: token.clientId,
       upstreams: deps.upstreams
         .filter((upstream) => consent.upstreams.includes(upstream.name))
         .map((upstream) => ({ name: upstream.name, displayName: upstream.displayName, url: upstream.mcpUrl })),
-    } satisfies McpCallerIdentity;
+    };
+    if (cache.size >= cacheLimit) cache.clear();
+    cache.set(match[1], { caller, grantId: token.grantId, until: Math.min(Date.now() + cacheMs, token.exp * 1000) });
+    ctx.state.caller = caller;
     await next();
   };
+
+  /** Drops cached checks of one user and client (after their consent was revoked). */
+  const forgetConsent = (userId: string, clientId: string) => {
+    for (const [token, entry] of cache) if (entry.caller.userId === userId && entry.caller.clientId === clientId) cache.delete(token);
+  };
+  return Object.assign(middleware, { forgetConsent });
 }
