@@ -92,6 +92,7 @@ declare module 'oidc-provider' {
     InvalidRequest: new (description?: string) => Error;
     AccessDenied: new (description?: string) => Error;
     InvalidClientMetadata: new (description?: string) => Error;
+    InvalidRedirectUri: new (description?: string) => Error;
     OIDCProviderError: new (status: number, message: string) => Error & { status: number; error: string; error_description?: string };
   };
 }

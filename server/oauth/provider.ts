@@ -55,6 +55,31 @@ export async function loadServerKeys(config: GatewayConfig, log: Logger): Promis
   return { cookieKeys: config.oauth.cookieKeys ?? (stored.cookieKeys as string[]), jwks: stored.jwks as ServerKeys['jwks'] };
 }
 
+const loopbackHosts = new Set(['127.0.0.1', '[::1]', 'localhost']);
+const forbiddenSchemes = new Set(['javascript:', 'data:', 'vbscript:', 'file:', 'blob:', 'about:']);
+
+/**
+ * Redirect URIs the gateway accepts at registration (OAuth 2.1 §2.3.1, RFC 8252 §7): https, http
+ * on a loopback host only, or a native app's private-use scheme; never a script or data URL.
+ */
+function validateRedirectUris(_ctx: unknown, key: string, value: unknown): void {
+  if (key !== 'redirect_uris' || !Array.isArray(value)) return;
+  for (const uri of value) {
+    let url: URL;
+    try {
+      url = new URL(String(uri));
+    } catch {
+      throw new errors.InvalidRedirectUri(`${String(uri)} is not an absolute URI`);
+    }
+    if (url.protocol === 'https:') continue;
+    if (url.protocol === 'http:') {
+      if (loopbackHosts.has(url.hostname)) continue;
+      throw new errors.InvalidRedirectUri('http redirect URIs must use a loopback host (127.0.0.1, [::1] or localhost); use https otherwise');
+    }
+    if (forbiddenSchemes.has(url.protocol)) throw new errors.InvalidRedirectUri(`${url.protocol} redirect URIs are not allowed`);
+  }
+}
+
 /** A sliding one-minute window per key. */
 function rateLimiter(limit: number) {
   const hits = new Map<string, number[]>();
@@ -149,6 +174,7 @@ export function createOAuthServer(
     },
     responseTypes: ['code'],
     pkce: { required: () => true },
+    extraClientMetadata: { properties: ['redirect_uris'], validator: validateRedirectUris },
     scopes: [mcpScope],
     claims: { openid: ['sub'] },
     findAccount: async (_ctx: unknown, sub: string) => ({ accountId: sub, claims: async () => ({ sub }) }),
@@ -197,7 +223,8 @@ export function createOAuthServer(
       AuthorizationCode: 60,
       RefreshToken: config.oauth.refreshTokenTtlSeconds,
       Grant: config.oauth.refreshTokenTtlSeconds + 86_400,
-      Interaction: Math.ceil(config.flowTtlMs / 1000),
+      // Outlives the consent flow, so an expired flow can still send its error to the client.
+      Interaction: Math.ceil(config.flowTtlMs / 1000) + 600,
       Session: 14 * 86_400,
     },
     renderError: async (ctx: ProviderContext, out: { error: string; error_description?: string }) => {
@@ -211,7 +238,12 @@ export function createOAuthServer(
   const allowRegistration = rateLimiter(config.oauth.registrationsPerMinute);
   provider.use(async function limitRegistration(ctx: ProviderContext, next: () => Promise<void>) {
     if (ctx.method === 'POST' && ctx.path === '/reg') {
-      if (Number(ctx.get('content-length') || 0) > 16 * 1024) {
+      if (!ctx.get('content-length')) {
+        ctx.status = 411;
+        ctx.body = { error: 'invalid_request', error_description: 'registration requests must carry Content-Length' };
+        return;
+      }
+      if (Number(ctx.get('content-length')) > 16 * 1024) {
         ctx.status = 413;
         ctx.body = { error: 'invalid_client_metadata', error_description: 'registration requests are limited to 16 KiB' };
         return;

@@ -152,19 +152,21 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
   }
 
   /** Runs a step update; maps the workflow's refusals onto HTTP answers. */
-  async function step<T extends unknown[]>(uid: string, run: (handle: ReturnType<Client['workflow']['getHandle']>) => Promise<ConsentFlowState>): Promise<ConsentFlowState> {
+  async function step(uid: string, run: (handle: ReturnType<Client['workflow']['getHandle']>) => Promise<ConsentFlowState>): Promise<ConsentFlowState> {
     const handle = temporal.workflow.getHandle(consentWorkflowId(uid));
     try {
       return await run(handle);
     } catch (error) {
+      // Where the flow stands explains the refusal better than the error does: an expired flow
+      // refuses every step, whether its workflow is still closing or already closed.
+      const state = await currentState(uid).catch(() => undefined);
+      if (state?.status === 'expired') throw new OAuthError(410, 'expired', 'this sign-in request has expired');
       if (error instanceof WorkflowUpdateFailedError && error.cause instanceof ApplicationFailure) {
         if (error.cause.type === 'invalid_transition') throw new OAuthError(409, 'invalid_transition', error.cause.message);
         if (error.cause.type === 'invalid_request') throw new OAuthError(400, 'invalid_request', error.cause.message);
       }
+      if (state?.step === 'done') throw new OAuthError(409, 'invalid_transition', `the flow has already ended: ${state.status}`);
       if (error instanceof WorkflowNotFoundError) throw new OAuthError(404, 'not_found', 'no such consent flow');
-      const state = await currentState(uid).catch(() => undefined);
-      if (state?.status === 'expired') throw new OAuthError(410, 'expired', 'this sign-in request has expired');
-      if (state && state.step === 'done') throw new OAuthError(409, 'invalid_transition', `the flow has already ended: ${state.status}`);
       throw error;
     }
   }
@@ -230,7 +232,7 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
     } catch {
       redirectHost = null;
     }
-    const ttlMs = Math.max(1_000, Math.min(config.flowTtlMs, interaction.exp * 1000 - Date.now() - 60_000));
+    const ttlMs = Math.max(1_000, Math.min(config.flowTtlMs, interaction.exp * 1000 - Date.now() - 30_000));
     await startConsentFlow(temporal, config.temporal.taskQueue, {
       flowId: uid,
       client: { clientId: client.clientId, clientName: client.clientName ?? null, redirectHost, registration: oauth.registrationOf(client) },
