@@ -1,17 +1,17 @@
-import type { FlowChange, GatewayStore } from '../server/store/store.js';
+import type { FlowChange } from '../server/store/store.js';
 import { createConsentActivities } from './consents.js';
 import { createFlowActivities } from './flow-records.js';
+import { createUpstreamOAuth, type UpstreamOAuthDeps } from './upstream-oauth.js';
 
 /** What the activities need from the running gateway. */
-export interface ActivityDeps {
-  store: GatewayStore;
-}
+export type ActivityDeps = UpstreamOAuthDeps;
 
 /** Builds every activity the worker registers. Tests pass their own store. */
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createFlowActivities(deps),
     ...createConsentActivities(deps),
+    ...createUpstreamOAuth(deps),
   };
 }
 

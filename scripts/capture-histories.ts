@@ -4,7 +4,7 @@
  * them. Run after a deliberate, versioned change, with a suffix that keeps the older captures:
  * `node --import tsx scripts/capture-histories.ts v3`.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,7 @@ import { Client, Connection, WithStartWorkflowOperation } from '@temporalio/clie
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
+import { TokenCipher } from '../server/crypto/token-cipher.js';
 import { projectPath } from '../server/paths.js';
 import { SqliteStore } from '../server/store/sqlite-store.js';
 import { ensureTemporalCli } from '../server/temporal-cli.js';
@@ -47,7 +48,7 @@ const worker = await Worker.create({
   namespace: server.namespace,
   taskQueue,
   workflowBundle: { codePath: (await ensureWorkflowBundle()).codePath },
-  activities: createActivities({ store }),
+  activities: createActivities({ store, cipher: new TokenCipher(randomBytes(32)), upstreams: [], redirectUri: 'http://localhost/oauth/upstream/callback' }),
 });
 
 const input = (ttlMs: number): ConsentFlowInput => ({

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { trustedProxies as parseTrustedProxies } from './identity/trusted-proxies.js';
 import { projectDir, projectPath } from './paths.js';
+import type { UpstreamClientConfig, UpstreamOAuthConfig } from './upstream-config.js';
 
 /** How the consent flow learns who the user is (DESIGN.md, decision 9). */
 export const identityModes = ['dev', 'oidc', 'header'] as const;
@@ -22,8 +23,8 @@ export interface UpstreamConfig {
   name: string;
   displayName: string;
   mcpUrl: string;
-  /** `none`: the upstream needs no user token. */
-  auth: 'none';
+  /** `none`: the upstream needs no user token; otherwise how each user authorizes the gateway there. */
+  auth: 'none' | UpstreamOAuthConfig;
   scopes: string[];
 }
 
@@ -90,6 +91,8 @@ export interface GatewayConfig {
     dangerouslyResolveMetadataHosts?: Record<string, { address: string; ca: string }>;
   };
   mcp: { toolSeparator: string };
+  /** 32 bytes, base64 or base64url: seals upstream tokens at rest (AES-256-GCM). Absent: generated into the data folder. */
+  encryptionKey?: string;
   /** Default consent-flow lifetime. */
   flowTtlMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -168,8 +171,7 @@ function parseUpstreams(value: unknown): UpstreamConfig[] {
     if (!name || !/^[a-z][a-z0-9-]{0,31}$/.test(name)) throw new ConfigError(`upstreams[${i}].name must be 1-32 of a-z 0-9 - starting with a letter`);
     if (names.has(name)) throw new ConfigError(`upstreams[${i}].name "${name}" is used twice`);
     names.add(name);
-    const auth = asString(entry.auth, `upstreams[${i}].auth`) ?? 'none';
-    if (auth !== 'none') throw new ConfigError(`upstreams[${i}].auth must be "none"`);
+    const auth = parseUpstreamAuth(entry.auth, `upstreams[${i}].auth`);
     return {
       name,
       displayName: asString(entry.displayName, `upstreams[${i}].displayName`) ?? name,
@@ -178,6 +180,36 @@ function parseUpstreams(value: unknown): UpstreamConfig[] {
       scopes: asStringList(entry.scopes, `upstreams[${i}].scopes`) ?? [],
     };
   });
+}
+
+function parseUpstreamAuth(value: unknown, key: string): 'none' | UpstreamOAuthConfig {
+  if (value === undefined || value === null || value === 'none') return 'none';
+  const entry = asRecord(value, key);
+  if (entry.type !== 'oauth') throw new ConfigError(`${key} must be "none" or a mapping with type: oauth`);
+  const endpoints = entry.endpoints === undefined ? undefined : asRecord(entry.endpoints, `${key}.endpoints`);
+  const clientId = asString(entry.clientId, `${key}.clientId`);
+  const clientSecret = asString(entry.clientSecret, `${key}.clientSecret`);
+  const authMethod = oneOf(asString(entry.authMethod, `${key}.authMethod`), ['client_secret_basic', 'client_secret_post', 'none'] as const, `${key}.authMethod`);
+  const client: UpstreamClientConfig = clientId
+    ? { kind: 'static', clientId, ...(clientSecret ? { clientSecret } : {}), authMethod: authMethod ?? (clientSecret ? 'client_secret_basic' : 'none') }
+    : { kind: 'dynamic' };
+  const issuer = asString(entry.issuer, `${key}.issuer`);
+  const revocation = endpoints ? asString(endpoints.revocation, `${key}.endpoints.revocation`) : undefined;
+  return {
+    type: 'oauth',
+    ...(issuer ? { issuer: absoluteUrl(issuer, `${key}.issuer`) } : {}),
+    ...(endpoints
+      ? {
+          endpoints: {
+            authorization: absoluteUrl(asString(endpoints.authorization, `${key}.endpoints.authorization`), `${key}.endpoints.authorization`),
+            token: absoluteUrl(asString(endpoints.token, `${key}.endpoints.token`), `${key}.endpoints.token`),
+            ...(revocation ? { revocation: absoluteUrl(revocation, `${key}.endpoints.revocation`) } : {}),
+          },
+        }
+      : {}),
+    client,
+    resource: entry.resource !== false,
+  };
 }
 
 function parseClients(value: unknown): StaticClientConfig[] {
@@ -302,6 +334,10 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
     if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name)) throw new ConfigError(`identity.header.name must be an HTTP header name (got "${name}")`);
     identityConfig.header = { name, trustedProxies };
   }
+  const encryptionKey = asString(env.GATEWAY_ENCRYPTION_KEY, 'GATEWAY_ENCRYPTION_KEY') ?? asString(raw.encryptionKey, 'encryptionKey');
+  if (encryptionKey && Buffer.from(encryptionKey, /[-_]/.test(encryptionKey) ? 'base64url' : 'base64').length !== 32) {
+    throw new ConfigError('GATEWAY_ENCRYPTION_KEY must be 32 bytes, base64 or base64url (e.g. `openssl rand -base64 32`)');
+  }
   const separator = asString(mcp.toolSeparator, 'mcp.toolSeparator') ?? '__';
   if (!/^[A-Za-z0-9_.-]{1,4}$/.test(separator)) throw new ConfigError('mcp.toolSeparator must be 1 to 4 of A-Z a-z 0-9 _ . -');
   const cookieKeys = asStringList(oauth.cookieKeys, 'oauth.cookieKeys');
@@ -341,6 +377,7 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
       registrationsPerMinute: typeof oauth.registrationsPerMinute === 'number' ? oauth.registrationsPerMinute : 20,
     },
     mcp: { toolSeparator: separator },
+    ...(encryptionKey ? { encryptionKey } : {}),
     flowTtlMs: asDurationMs(env.GATEWAY_FLOW_TTL, 'GATEWAY_FLOW_TTL') ?? asDurationMs(raw.flowTtl, 'flowTtl') ?? 15 * 60_000,
     logLevel: oneOf(asString(env.GATEWAY_LOG_LEVEL, 'GATEWAY_LOG_LEVEL') ?? asString(raw.logLevel, 'logLevel'), ['debug', 'info', 'warn', 'error'] as const, 'logLevel') ?? 'info',
   };

@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import { ConfigError, loadConfig, type GatewayConfig } from './config.js';
+import { loadCipher } from './crypto/keys.js';
 import { startDemoUpstream } from './demo/demo-upstream.js';
 import { startEmbeddedTemporal } from './embedded-temporal.js';
 import { createGateway } from './gateway.js';
@@ -71,7 +72,8 @@ async function run(config: GatewayConfig, log: Logger, cleanups: Cleanup[], star
   const client = await connectClient(config.temporal);
   cleanups.push(() => client.connection.close());
 
-  const { worker, connection } = await createWorker(config, { store });
+  const cipher = await loadCipher(config, log);
+  const { worker, connection } = await createWorker(config, { store, cipher });
   const running = worker.run();
   cleanups.push(async () => {
     if (worker.getState() === 'RUNNING') worker.shutdown();

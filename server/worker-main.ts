@@ -1,4 +1,5 @@
 import { ConfigError, loadConfig } from './config.js';
+import { loadCipher } from './crypto/keys.js';
 import { createLogger } from './log.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import { createWorker } from './worker.js';
@@ -14,7 +15,8 @@ async function main(): Promise<void> {
     throw new ConfigError('the worker alone needs a Temporal address: set TEMPORAL_ADDRESS or temporal.address');
   }
   const store = await SqliteStore.open(config.store.path);
-  const { worker, connection } = await createWorker(config, { store });
+  const cipher = await loadCipher(config, log);
+  const { worker, connection } = await createWorker(config, { store, cipher });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => worker.shutdown());
   log.info('worker running', { taskQueue: config.temporal.taskQueue, address: config.temporal.address, pid: process.pid });
   try {

@@ -1,8 +1,8 @@
 import { NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
-import { createActivities } from '../activities/index.js';
+import { createActivities, type ActivityDeps } from '../activities/index.js';
 import type { GatewayConfig } from './config.js';
-import type { GatewayStore } from './store/store.js';
 import { temporalConnectionOptions } from './temporal.js';
+import { upstreamRedirectUri } from './upstream-config.js';
 import { ensureWorkflowBundle } from './workflow-bundle.js';
 
 let runtimeInstalled = false;
@@ -33,7 +33,7 @@ function installRuntime(): void {
 }
 
 /** Creates the worker for the gateway's task queue, running the prebuilt workflow bundle. */
-export async function createWorker(config: GatewayConfig, deps: { store: GatewayStore }): Promise<{ worker: Worker; connection: NativeConnection }> {
+export async function createWorker(config: GatewayConfig, deps: Pick<ActivityDeps, 'store' | 'cipher'>): Promise<{ worker: Worker; connection: NativeConnection }> {
   installRuntime();
   const bundle = await ensureWorkflowBundle();
   const connection = await NativeConnection.connect(await temporalConnectionOptions(config.temporal));
@@ -43,7 +43,7 @@ export async function createWorker(config: GatewayConfig, deps: { store: Gateway
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
       workflowBundle: { codePath: bundle.codePath },
-      activities: createActivities(deps),
+      activities: createActivities({ ...deps, upstreams: config.upstreams, redirectUri: upstreamRedirectUri(config) }),
       shutdownGraceTime: '5 seconds',
     });
     return { worker, connection };

@@ -10,7 +10,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { chooseIdentity, chooseServices, decide, flowState } from './messages.js';
+import { chooseIdentity, chooseServices, connectUpstream, decide, flowState, upstreamCallback } from './messages.js';
 import {
   searchAttributes,
   type ConsentFlowInput,
@@ -24,6 +24,19 @@ const { recordFlowChange, findConsent, saveConsent } = proxyActivities<Activitie
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds' },
 });
+
+// Upstream calls: a few quick retries for the network, then the user sees the failure and may try again.
+const { prepareUpstreamAuthorization, exchangeUpstreamCode } = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '500 milliseconds', maximumInterval: '5 seconds', maximumAttempts: 4 },
+});
+
+function failureOf(error: unknown): { code: string; message: string } {
+  // Activity failures arrive as ActivityFailure with the ApplicationFailure as cause.
+  const cause = (error as { cause?: unknown }).cause ?? error;
+  if (cause instanceof ApplicationFailure) return { code: cause.type ?? 'server_error', message: cause.message };
+  return { code: 'temporarily_unavailable', message: 'the upstream could not be reached; try again' };
+}
 
 /** Flows started before consent was remembered replay without these activities. */
 const rememberConsentPatch = 'remember-consent';
@@ -48,9 +61,12 @@ function describe(state: ConsentFlowState): string {
     case 'identity':
       lines.unshift('**Step 1 of 3: identity.** Waiting for the user to sign in.');
       break;
-    case 'services':
+    case 'services': {
       lines.unshift(`**Step 2 of 3: services.** Waiting for the user to choose among: ${state.availableUpstreams.join(', ') || 'none'}.`);
+      const connections = Object.entries(state.connections).map(([name, connection]) => `${name}: ${connection.status}${connection.error ? ` (${connection.error})` : ''}`);
+      if (connections.length > 0) lines.push(`**Connections:** ${connections.join(', ')}`);
       break;
+    }
     case 'approve':
       lines.unshift(`**Step 3 of 3: approve.** Waiting for the user to approve or deny access to: ${state.chosenUpstreams.join(', ') || 'no upstream'}.`);
       break;
@@ -82,6 +98,8 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
     startedAt: startedAt.toISOString(),
     expiresAt: new Date(startedAt.getTime() + input.ttlMs).toISOString(),
     outcome: null,
+    connections: {},
+    authorizationRef: null,
   };
   let sequence = 0;
   // Store writes go out one at a time, in the order the flow moved, whatever the handlers' timing.
@@ -175,6 +193,64 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
         const unknown = upstreams.filter((name) => !state.availableUpstreams.includes(name));
         if (unknown.length > 0) {
           throw ApplicationFailure.nonRetryable(`unknown upstream(s): ${unknown.join(', ')}`, 'invalid_request');
+        }
+      },
+    },
+  );
+
+  setHandler(
+    connectUpstream,
+    async ({ upstream }) => {
+      state.connections[upstream] = { status: 'pending', error: null, message: null, scopes: [] };
+      setCurrentDetails(describe(state));
+      try {
+        const { authorizationRef } = await prepareUpstreamAuthorization.executeWithOptions(
+          { startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 4 }, summary: `Prepare authorization at ${upstream}` },
+          [{ flowId: state.flowId, upstream, userId: state.userId ?? '' }],
+        );
+        state.authorizationRef = authorizationRef;
+      } catch (error) {
+        const failure = failureOf(error);
+        state.connections[upstream] = { status: 'failed', error: failure.code, message: failure.message, scopes: [] };
+        state.authorizationRef = null;
+      }
+      setCurrentDetails(describe(state));
+      return state;
+    },
+    {
+      validator: ({ upstream }) => {
+        requireStep('services');
+        if (!state.availableUpstreams.includes(upstream)) throw ApplicationFailure.nonRetryable(`unknown upstream: ${upstream}`, 'invalid_request');
+      },
+    },
+  );
+
+  setHandler(
+    upstreamCallback,
+    async ({ upstream, stateHash, error }) => {
+      if (error) {
+        state.connections[upstream] = { status: 'failed', error, message: `the upstream answered ${error}`, scopes: [] };
+      } else {
+        try {
+          const connection = await exchangeUpstreamCode.executeWithOptions(
+            { startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 4 }, summary: `Exchange the code from ${upstream} and store the tokens` },
+            [{ flowId: state.flowId, upstream, stateHash }],
+          );
+          state.connections[upstream] = { status: 'connected', error: null, message: null, scopes: connection.scopes };
+        } catch (caught) {
+          const failure = failureOf(caught);
+          state.connections[upstream] = { status: 'failed', error: failure.code, message: failure.message, scopes: [] };
+        }
+      }
+      state.authorizationRef = null;
+      setCurrentDetails(describe(state));
+      return state;
+    },
+    {
+      validator: ({ upstream }) => {
+        requireStep('services');
+        if (state.connections[upstream]?.status !== 'pending') {
+          throw ApplicationFailure.nonRetryable(`no connect to ${upstream} is waiting for its callback`, 'invalid_transition');
         }
       },
     },

@@ -42,6 +42,16 @@ export type ConsentOutcome =
   | { kind: 'denied'; userId: string | null }
   | { kind: 'expired'; step: ConsentStep };
 
+/** Where a connect attempt at one upstream stands within this flow. Metadata only. */
+export interface FlowConnection {
+  status: 'pending' | 'connected' | 'failed';
+  /** The upstream's OAuth error code (e.g. `access_denied`) when it failed. */
+  error: string | null;
+  /** A sentence for the user when it failed. */
+  message: string | null;
+  scopes: string[];
+}
+
 /** What `flowState` returns and every update answers with. */
 export interface ConsentFlowState {
   flowId: string;
@@ -56,6 +66,10 @@ export interface ConsentFlowState {
   startedAt: string;
   expiresAt: string;
   outcome: ConsentOutcome | null;
+  /** Connect attempts in this flow, by upstream. */
+  connections: Record<string, FlowConnection>;
+  /** Reference to the sealed authorization URL of the latest connect attempt (not the URL itself). */
+  authorizationRef: string | null;
 }
 
 /** `chooseIdentity` argument. */
@@ -67,6 +81,20 @@ export interface ChooseIdentityInput {
 /** `chooseServices` argument. */
 export interface ChooseServicesInput {
   upstreams: string[];
+}
+
+/** `connectUpstream` argument. */
+export interface ConnectUpstreamInput {
+  upstream: string;
+}
+
+/** `upstreamCallback` argument: which pending authorization came back, never its code. */
+export interface UpstreamCallbackInput {
+  upstream: string;
+  /** SHA-256 of the `state` the upstream returned. */
+  stateHash: string;
+  /** The upstream's error code when it refused (`access_denied`, ...). */
+  error?: string;
 }
 
 /** `decide` argument. */

@@ -59,8 +59,10 @@ export function createIdentityStep(deps: IdentityStepDeps): IdentityStep {
     : undefined;
 
   async function submit(flowId: string, body: Record<string, unknown>): Promise<IdentitySubmission> {
-    if (mode === 'header') {
-      throw new OAuthError(400, 'invalid_request', 'identity mode header takes the user from the trusted reverse proxy; there is nothing to submit');
+    if (mode === 'dev') {
+      const userId = validUserId(body.userId);
+      if (!userId) throw new OAuthError(400, 'invalid_request', `userId must be 1 to ${maxUserIdLength} printable characters`);
+      return { state: await deps.chooseIdentity(flowId, { userId, source: 'dev' }) };
     }
     if (mode === 'oidc' && oidc) {
       if ('userId' in body) throw new OAuthError(400, 'invalid_request', 'identity mode oidc signs the user in at the identity provider; it does not take a typed user name');
@@ -75,9 +77,11 @@ export function createIdentityStep(deps: IdentityStepDeps): IdentityStep {
         throw new TemporarilyUnavailableError('the identity provider cannot be reached right now; try again in a moment');
       }
     }
-    const userId = validUserId(body.userId);
-    if (!userId) throw new OAuthError(400, 'invalid_request', `userId must be 1 to ${maxUserIdLength} printable characters`);
-    return { state: await deps.chooseIdentity(flowId, { userId, source: 'dev' }) };
+    throw new OAuthError(
+      400,
+      'invalid_request',
+      mode === 'header' ? 'identity mode header takes the user from the trusted reverse proxy; there is nothing to submit' : `identity mode ${mode} is not configured`,
+    );
   }
 
   async function adoptProxyIdentity(ctx: Context, flowId: string, state: ConsentFlowState): Promise<ConsentFlowState> {

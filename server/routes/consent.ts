@@ -244,9 +244,10 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
     });
     if (config.identity.mode === 'header') await identity.adoptProxyIdentity(ctx, uid, await currentState(uid));
 
-    // A browser that already signed in through an earlier flow continues as that user.
+    // A browser that already signed in through an earlier flow continues as that user; behind a
+    // trusted proxy the proxy's header decides every time instead.
     const sessionUser = interaction.session?.accountId;
-    if (sessionUser) {
+    if (sessionUser && config.identity.mode !== 'header') {
       await temporal.workflow
         .getHandle(consentWorkflowId(uid))
         .executeUpdate(chooseIdentity, { args: [{ userId: sessionUser, source: config.identity.mode }], updateId: `${uid}:identity` })

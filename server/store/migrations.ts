@@ -75,4 +75,49 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: 'upstream connections',
+    sql: `
+      CREATE TABLE upstream_clients (
+        upstream      TEXT PRIMARY KEY,
+        issuer        TEXT NOT NULL,
+        client_id     TEXT NOT NULL,
+        client_secret TEXT,
+        metadata      TEXT NOT NULL,
+        registered_at TEXT NOT NULL
+      );
+      CREATE TABLE upstream_tokens (
+        user_id       TEXT NOT NULL,
+        upstream      TEXT NOT NULL,
+        access_token  TEXT NOT NULL,
+        refresh_token TEXT,
+        token_type    TEXT NOT NULL,
+        scopes        TEXT NOT NULL,
+        expires_at    INTEGER,
+        status        TEXT NOT NULL,
+        connected_at  TEXT NOT NULL,
+        last_used_at  TEXT,
+        updated_at    TEXT NOT NULL,
+        PRIMARY KEY (user_id, upstream)
+      );
+      CREATE TABLE upstream_authorizations (
+        state_hash    TEXT PRIMARY KEY,
+        flow_id       TEXT NOT NULL,
+        upstream      TEXT NOT NULL,
+        user_id       TEXT NOT NULL,
+        code_verifier TEXT NOT NULL,
+        redirect_uri  TEXT NOT NULL,
+        code          TEXT,
+        callback      TEXT,
+        expires_at    INTEGER NOT NULL,
+        used_at       INTEGER
+      );
+      CREATE TABLE exchange_results (
+        key        TEXT PRIMARY KEY,
+        result     TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+    `,
+  },
 ];

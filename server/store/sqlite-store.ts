@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import sqlite3 from 'sqlite3';
 import { migrations as defaultMigrations, type Migration } from './migrations.js';
-import type { AuditRecord, ConsentRecord, FlowChange, FlowRecord, FlowStatus, GatewayStore, OAuthModelRecord, OAuthModelStore, StoreHealth } from './store.js';
+import type { AuditRecord, ConsentRecord, UpstreamAuthorizationRecord, UpstreamClientRecord, UpstreamTokenRecord, UpstreamTokenStatus, FlowChange, FlowRecord, FlowStatus, GatewayStore, OAuthModelRecord, OAuthModelStore, StoreHealth } from './store.js';
 
 type Params = Record<string, unknown> | unknown[];
 
@@ -99,6 +99,36 @@ function toConsent(row: ConsentRow): ConsentRecord {
     scopes: JSON.parse(row.scopes) as string[],
     flowId: row.flow_id,
     grantedAt: row.granted_at,
+  };
+}
+
+interface UpstreamTokenRow {
+  user_id: string;
+  upstream: string;
+  access_token: string;
+  refresh_token: string | null;
+  token_type: string;
+  scopes: string;
+  expires_at: number | null;
+  status: string;
+  connected_at: string;
+  last_used_at: string | null;
+  updated_at: string;
+}
+
+function toUpstreamTokens(row: UpstreamTokenRow): UpstreamTokenRecord {
+  return {
+    userId: row.user_id,
+    upstream: row.upstream,
+    accessToken: row.access_token,
+    refreshToken: row.refresh_token,
+    tokenType: row.token_type,
+    scopes: JSON.parse(row.scopes) as string[],
+    expiresAt: row.expires_at,
+    status: row.status as UpstreamTokenStatus,
+    connectedAt: row.connected_at,
+    lastUsedAt: row.last_used_at,
+    updatedAt: row.updated_at,
   };
 }
 
@@ -338,6 +368,102 @@ export class SqliteStore implements GatewayStore {
     await this.db.run('INSERT OR IGNORE INTO flow_bindings (flow_id, browser_hash, created_at) VALUES (?, ?, ?)', [flowId, browserHash, at]);
     const row = await this.db.get<{ browser_hash: string }>('SELECT browser_hash FROM flow_bindings WHERE flow_id = ?', [flowId]);
     return row?.browser_hash ?? browserHash;
+  }
+
+  async saveUpstreamClient(client: UpstreamClientRecord): Promise<void> {
+    await this.db.run(
+      `INSERT INTO upstream_clients (upstream, issuer, client_id, client_secret, metadata, registered_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (upstream) DO UPDATE SET issuer = excluded.issuer, client_id = excluded.client_id,
+         client_secret = excluded.client_secret, metadata = excluded.metadata, registered_at = excluded.registered_at`,
+      [client.upstream, client.issuer, client.clientId, client.clientSecret, JSON.stringify(client.metadata), client.registeredAt],
+    );
+  }
+
+  async getUpstreamClient(upstream: string): Promise<UpstreamClientRecord | undefined> {
+    const row = await this.db.get<Record<string, string | null>>('SELECT * FROM upstream_clients WHERE upstream = ?', [upstream]);
+    return (
+      row && {
+        upstream: String(row.upstream),
+        issuer: String(row.issuer),
+        clientId: String(row.client_id),
+        clientSecret: row.client_secret ?? null,
+        metadata: JSON.parse(String(row.metadata)) as Record<string, unknown>,
+        registeredAt: String(row.registered_at),
+      }
+    );
+  }
+
+  async saveUpstreamTokens(tokens: UpstreamTokenRecord): Promise<void> {
+    await this.db.run(
+      `INSERT INTO upstream_tokens (user_id, upstream, access_token, refresh_token, token_type, scopes, expires_at, status, connected_at, last_used_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (user_id, upstream) DO UPDATE SET access_token = excluded.access_token, refresh_token = excluded.refresh_token,
+         token_type = excluded.token_type, scopes = excluded.scopes, expires_at = excluded.expires_at, status = excluded.status,
+         connected_at = excluded.connected_at, last_used_at = excluded.last_used_at, updated_at = excluded.updated_at`,
+      [
+        tokens.userId, tokens.upstream, tokens.accessToken, tokens.refreshToken, tokens.tokenType, JSON.stringify(tokens.scopes),
+        tokens.expiresAt, tokens.status, tokens.connectedAt, tokens.lastUsedAt, tokens.updatedAt,
+      ],
+    );
+  }
+
+  async getUpstreamTokens(userId: string, upstream: string): Promise<UpstreamTokenRecord | undefined> {
+    const row = await this.db.get<UpstreamTokenRow>('SELECT * FROM upstream_tokens WHERE user_id = ? AND upstream = ?', [userId, upstream]);
+    return row && toUpstreamTokens(row);
+  }
+
+  async listUpstreamTokens(userId: string): Promise<UpstreamTokenRecord[]> {
+    return (await this.db.all<UpstreamTokenRow>('SELECT * FROM upstream_tokens WHERE user_id = ? ORDER BY upstream', [userId])).map(toUpstreamTokens);
+  }
+
+  async setUpstreamTokenStatus(userId: string, upstream: string, status: UpstreamTokenStatus, at: string): Promise<void> {
+    await this.db.run('UPDATE upstream_tokens SET status = ?, updated_at = ? WHERE user_id = ? AND upstream = ?', [status, at, userId, upstream]);
+  }
+
+  async deleteUpstreamTokens(userId: string, upstream: string): Promise<boolean> {
+    return (await this.db.run('DELETE FROM upstream_tokens WHERE user_id = ? AND upstream = ?', [userId, upstream])).changes > 0;
+  }
+
+  async createUpstreamAuthorization(authorization: UpstreamAuthorizationRecord): Promise<void> {
+    await this.db.run(
+      `INSERT INTO upstream_authorizations (state_hash, flow_id, upstream, user_id, code_verifier, redirect_uri, code, callback, expires_at, used_at)
+       VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, NULL)`,
+      [authorization.stateHash, authorization.flowId, authorization.upstream, authorization.userId, authorization.codeVerifier, authorization.redirectUri, authorization.expiresAt],
+    );
+  }
+
+  async getUpstreamAuthorization(stateHash: string): Promise<UpstreamAuthorizationRecord | undefined> {
+    const row = await this.db.get<Record<string, string | number | null>>('SELECT * FROM upstream_authorizations WHERE state_hash = ?', [stateHash]);
+    return (
+      row && {
+        stateHash: String(row.state_hash),
+        flowId: String(row.flow_id),
+        upstream: String(row.upstream),
+        userId: String(row.user_id),
+        codeVerifier: String(row.code_verifier),
+        redirectUri: String(row.redirect_uri),
+        code: row.code === null ? null : String(row.code),
+        callback: row.callback === null ? null : String(row.callback),
+        expiresAt: Number(row.expires_at),
+        usedAt: row.used_at === null ? null : Number(row.used_at),
+      }
+    );
+  }
+
+  async completeUpstreamAuthorization(stateHash: string, sealed: { code: string; callback: string }, now: number): Promise<boolean> {
+    const result = await this.db.run(
+      'UPDATE upstream_authorizations SET code = ?, callback = ?, used_at = ? WHERE state_hash = ? AND used_at IS NULL AND expires_at > ?',
+      [sealed.code, sealed.callback, now, stateHash, now],
+    );
+    return result.changes > 0;
+  }
+
+  async getExchangeResult(key: string): Promise<string | undefined> {
+    return (await this.db.get<{ result: string }>('SELECT result FROM exchange_results WHERE key = ?', [key]))?.result;
+  }
+
+  async putExchangeResult(key: string, sealedResult: string, at: string): Promise<void> {
+    await this.db.run('INSERT OR IGNORE INTO exchange_results (key, result, created_at) VALUES (?, ?, ?)', [key, sealedResult, at]);
   }
 
   async health(): Promise<StoreHealth> {

@@ -75,6 +75,57 @@ export interface ConsentRecord {
   grantedAt: string;
 }
 
+/** The gateway's OAuth client at one upstream (static from config, or registered there). */
+export interface UpstreamClientRecord {
+  upstream: string;
+  issuer: string;
+  clientId: string;
+  /** Sealed; null for a public client. */
+  clientSecret: string | null;
+  /** The registration response or the static settings (no secret). */
+  metadata: Record<string, unknown>;
+  registeredAt: string;
+}
+
+/** Where a user stands with an upstream. */
+export const upstreamTokenStatuses = ['connected', 'expired', 'needs_reconnect'] as const;
+export type UpstreamTokenStatus = (typeof upstreamTokenStatuses)[number];
+
+/** A user's tokens at one upstream; the tokens themselves are sealed (AES-256-GCM). */
+export interface UpstreamTokenRecord {
+  userId: string;
+  upstream: string;
+  accessToken: string;
+  refreshToken: string | null;
+  tokenType: string;
+  scopes: string[];
+  /** Epoch seconds, or null when the upstream gave no lifetime. */
+  expiresAt: number | null;
+  status: UpstreamTokenStatus;
+  connectedAt: string;
+  lastUsedAt: string | null;
+  updatedAt: string;
+}
+
+/** A pending authorization at an upstream, from "Connect" to its callback. Single use. */
+export interface UpstreamAuthorizationRecord {
+  /** SHA-256 of the `state` sent to the upstream. */
+  stateHash: string;
+  flowId: string;
+  upstream: string;
+  userId: string;
+  /** Sealed PKCE verifier. */
+  codeVerifier: string;
+  redirectUri: string;
+  /** Sealed authorization code, once the callback arrived. */
+  code: string | null;
+  /** Sealed callback parameters (for the `iss` check), once the callback arrived. */
+  callback: string | null;
+  /** Epoch seconds. */
+  expiresAt: number;
+  usedAt: number | null;
+}
+
 /** Result of a store health check. */
 export type StoreHealth = { ok: true; schemaVersion: number } | { ok: false; error: string };
 
@@ -94,6 +145,21 @@ export interface GatewayStore {
   deleteConsent(userId: string, clientId: string): Promise<boolean>;
   /** Binds a flow to a browser (by the hash of its cookie) once; returns the hash bound first. */
   bindFlow(flowId: string, browserHash: string, at: string): Promise<string>;
+  saveUpstreamClient(client: UpstreamClientRecord): Promise<void>;
+  getUpstreamClient(upstream: string): Promise<UpstreamClientRecord | undefined>;
+  saveUpstreamTokens(tokens: UpstreamTokenRecord): Promise<void>;
+  getUpstreamTokens(userId: string, upstream: string): Promise<UpstreamTokenRecord | undefined>;
+  listUpstreamTokens(userId: string): Promise<UpstreamTokenRecord[]>;
+  setUpstreamTokenStatus(userId: string, upstream: string, status: UpstreamTokenStatus, at: string): Promise<void>;
+  deleteUpstreamTokens(userId: string, upstream: string): Promise<boolean>;
+  createUpstreamAuthorization(authorization: UpstreamAuthorizationRecord): Promise<void>;
+  getUpstreamAuthorization(stateHash: string): Promise<UpstreamAuthorizationRecord | undefined>;
+  /** Records the callback of a pending authorization once; false when it was used or expired already. */
+  completeUpstreamAuthorization(stateHash: string, sealed: { code: string; callback: string }, now: number): Promise<boolean>;
+  /** The stored result of a non-idempotent step (a code exchange), by its key. */
+  getExchangeResult(key: string): Promise<string | undefined>;
+  /** Stores a step's result once; a second write with the same key keeps the first. */
+  putExchangeResult(key: string, sealedResult: string, at: string): Promise<void>;
   /** The OAuth server's models. */
   readonly oauth: OAuthModelStore;
   health(): Promise<StoreHealth>;

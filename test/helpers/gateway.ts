@@ -7,6 +7,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { loadConfig, type GatewayConfig } from '../../server/config.js';
+import { loadCipher } from '../../server/crypto/keys.js';
 import { createGateway, type Gateway } from '../../server/gateway.js';
 import { createLogger } from '../../server/log.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
@@ -43,9 +44,10 @@ export async function startTestGateway(configure: (config: GatewayConfig) => voi
   const logs: string[] = [];
   const log = createLogger('debug', (line) => logs.push(line));
   const store = await SqliteStore.open(config.store.path);
+  const cipher = await loadCipher(config, log);
   const connection = await Connection.connect({ address: config.temporal.address });
   const temporal = new Client({ connection, namespace: config.temporal.namespace });
-  const { worker, connection: workerConnection }: { worker: Worker; connection: { close(): Promise<void> } } = await createWorker(config, { store });
+  const { worker, connection: workerConnection }: { worker: Worker; connection: { close(): Promise<void> } } = await createWorker(config, { store, cipher });
   const running = worker.run();
   const gateway = await createGateway(config, {
     store,

@@ -1,11 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { createActivities } from '../../activities/index.js';
+import { TokenCipher } from '../../server/crypto/token-cipher.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
 import { ensureWorkflowBundle } from '../../server/workflow-bundle.js';
 
@@ -79,7 +80,7 @@ export async function openTemporalTestEnv(): Promise<TemporalTestEnv> {
         namespace,
         taskQueue,
         workflowBundle: { codePath: bundle.codePath },
-        activities: createActivities({ store }),
+        activities: createActivities({ store, cipher: new TokenCipher(randomBytes(32)), upstreams: [], redirectUri: 'http://localhost/oauth/upstream/callback' }),
       });
     },
     async close() {

@@ -1,0 +1,263 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { ApplicationFailure, log } from '@temporalio/activity';
+import * as oauth from 'oauth4webapi';
+import type { TokenCipher } from '../server/crypto/token-cipher.js';
+import type { UpstreamConfig } from '../server/config.js';
+import type { GatewayStore, UpstreamTokenRecord } from '../server/store/store.js';
+import type { UpstreamOAuthConfig } from '../server/upstream-config.js';
+
+/** What the upstream OAuth activities need. */
+export interface UpstreamOAuthDeps {
+  store: GatewayStore;
+  cipher: TokenCipher;
+  upstreams: UpstreamConfig[];
+  /** The gateway's callback at every upstream: `<publicUrl>/oauth/upstream/callback`. */
+  redirectUri: string;
+}
+
+/** Connection result as the workflow may see it: metadata only, never a token. */
+export interface UpstreamConnection {
+  upstream: string;
+  status: 'connected';
+  scopes: string[];
+  /** Epoch seconds, or null. */
+  expiresAt: number | null;
+}
+
+const authorizationTtlSeconds = 600;
+
+function isLoopbackUrl(url: string): boolean {
+  const { hostname } = new URL(url);
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\./.test(hostname);
+}
+const sha256 = (value: string) => createHash('sha256').update(value).digest('base64url');
+const now = () => Math.floor(Date.now() / 1000);
+
+function httpOptions(url: string) {
+  // Plain http only for loopback upstreams (development and tests); everything else must be https.
+  return isLoopbackUrl(url) ? { [oauth.allowInsecureRequests]: true, signal: AbortSignal.timeout(10_000) } : { signal: AbortSignal.timeout(10_000) };
+}
+
+/** An OAuth error from the upstream that retrying cannot fix. */
+function permanent(error: unknown, upstream: string): ApplicationFailure {
+  if (error instanceof oauth.ResponseBodyError) {
+    return ApplicationFailure.nonRetryable(`${upstream} refused: ${error.error}${error.error_description ? ` (${error.error_description})` : ''}`, error.error);
+  }
+  if (error instanceof oauth.AuthorizationResponseError) {
+    return ApplicationFailure.nonRetryable(`${upstream} refused: ${error.error}`, error.error);
+  }
+  if (error instanceof oauth.OperationProcessingError) {
+    return ApplicationFailure.nonRetryable(`${upstream} answered something the gateway cannot accept: ${error.message}`, 'invalid_response');
+  }
+  return ApplicationFailure.nonRetryable(`${upstream}: ${(error as Error).message}`, 'server_error');
+}
+
+/** True for failures worth retrying: the network, timeouts, 5xx. */
+function transient(error: unknown): boolean {
+  if (error instanceof oauth.ResponseBodyError) return error.status >= 500;
+  if (error instanceof oauth.OperationProcessingError || error instanceof oauth.AuthorizationResponseError) return false;
+  return true;
+}
+
+/** Upstream OAuth: discovery (RFC 9728, RFC 8414, OIDC), registration (RFC 7591), code and refresh grants. */
+export function createUpstreamOAuth(deps: UpstreamOAuthDeps) {
+  const servers = new Map<string, Promise<oauth.AuthorizationServer>>();
+
+  function upstreamConfig(name: string): UpstreamConfig & { auth: UpstreamOAuthConfig } {
+    const upstream = deps.upstreams.find((candidate) => candidate.name === name);
+    if (!upstream) throw ApplicationFailure.nonRetryable(`no upstream named ${name}`, 'invalid_request');
+    if (upstream.auth === 'none') throw ApplicationFailure.nonRetryable(`${name} needs no authorization`, 'invalid_request');
+    return upstream as UpstreamConfig & { auth: UpstreamOAuthConfig };
+  }
+
+  async function discover(issuer: string): Promise<oauth.AuthorizationServer> {
+    const url = new URL(issuer);
+    for (const algorithm of ['oauth2', 'oidc'] as const) {
+      try {
+        const response = await oauth.discoveryRequest(url, { algorithm, ...httpOptions(issuer) });
+        return await oauth.processDiscoveryResponse(url, response);
+      } catch (error) {
+        if (algorithm === 'oidc') throw error;
+      }
+    }
+    throw new Error('unreachable');
+  }
+
+  /** The upstream's authorization server metadata, found once per process. */
+  async function authorizationServer(upstream: UpstreamConfig & { auth: UpstreamOAuthConfig }): Promise<oauth.AuthorizationServer> {
+    let server = servers.get(upstream.name);
+    if (!server) {
+      server = (async () => {
+        const { auth } = upstream;
+        if (auth.endpoints) {
+          return {
+            issuer: new URL(auth.endpoints.authorization).origin,
+            authorization_endpoint: auth.endpoints.authorization,
+            token_endpoint: auth.endpoints.token,
+            ...(auth.endpoints.revocation ? { revocation_endpoint: auth.endpoints.revocation } : {}),
+            code_challenge_methods_supported: ['S256'],
+          };
+        }
+        let issuer = auth.issuer;
+        if (!issuer) {
+          const resource = new URL(upstream.mcpUrl);
+          const response = await oauth.resourceDiscoveryRequest(resource, httpOptions(upstream.mcpUrl));
+          const metadata = await oauth.processResourceDiscoveryResponse(resource, response);
+          issuer = metadata.authorization_servers?.[0];
+          if (!issuer) throw ApplicationFailure.nonRetryable(`${upstream.name} names no authorization server`, 'invalid_response');
+        }
+        return discover(issuer);
+      })();
+      servers.set(upstream.name, server);
+      server.catch(() => servers.delete(upstream.name));
+    }
+    return server;
+  }
+
+  /** The gateway's client at the upstream: from config, or registered there once and stored. */
+  async function client(upstream: UpstreamConfig & { auth: UpstreamOAuthConfig }, as: oauth.AuthorizationServer) {
+    const configured = upstream.auth.client;
+    if (configured.kind === 'static') {
+      const auth =
+        configured.authMethod === 'none' || !configured.clientSecret
+          ? oauth.None()
+          : configured.authMethod === 'client_secret_post'
+            ? oauth.ClientSecretPost(configured.clientSecret)
+            : oauth.ClientSecretBasic(configured.clientSecret);
+      return { client: { client_id: configured.clientId } as oauth.Client, auth };
+    }
+    const stored = await deps.store.getUpstreamClient(upstream.name);
+    if (stored && stored.issuer === as.issuer) {
+      const secret = stored.clientSecret ? deps.cipher.open(stored.clientSecret, `upstream_clients:${upstream.name}`) : undefined;
+      return { client: { client_id: stored.clientId } as oauth.Client, auth: secret ? oauth.ClientSecretBasic(secret) : oauth.None() };
+    }
+    if (!as.registration_endpoint) {
+      throw ApplicationFailure.nonRetryable(`${upstream.name} offers no dynamic registration; configure a client id`, 'invalid_client');
+    }
+    const response = await oauth.dynamicClientRegistrationRequest(
+      as,
+      {
+        client_name: 'Consent Gateway',
+        redirect_uris: [deps.redirectUri],
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'none',
+      },
+      httpOptions(as.registration_endpoint),
+    );
+    const registered = await oauth.processDynamicClientRegistrationResponse(response);
+    const secret = typeof registered.client_secret === 'string' ? registered.client_secret : undefined;
+    const { client_secret: _secret, registration_access_token: _token, ...metadata } = registered as Record<string, unknown>;
+    await deps.store.saveUpstreamClient({
+      upstream: upstream.name,
+      issuer: as.issuer,
+      clientId: registered.client_id,
+      clientSecret: secret ? deps.cipher.seal(secret, `upstream_clients:${upstream.name}`) : null,
+      metadata,
+      registeredAt: new Date().toISOString(),
+    });
+    log.info('registered at upstream', { upstream: upstream.name, issuer: as.issuer });
+    return { client: { client_id: registered.client_id } as oauth.Client, auth: secret ? oauth.ClientSecretBasic(secret) : oauth.None() };
+  }
+
+  return {
+    /**
+     * Creates a single-use authorization at the upstream (PKCE S256, fresh `state`, `resource`) and
+     * stores the authorization URL sealed; returns only a reference, so no state or verifier reaches
+     * workflow history.
+     */
+    async prepareUpstreamAuthorization(input: { flowId: string; upstream: string; userId: string }): Promise<{ authorizationRef: string }> {
+      const upstream = upstreamConfig(input.upstream);
+      try {
+        const as = await authorizationServer(upstream);
+        const { client: oauthClient } = await client(upstream, as);
+        if (!as.authorization_endpoint) throw ApplicationFailure.nonRetryable(`${upstream.name} has no authorization endpoint`, 'invalid_response');
+        const verifier = oauth.generateRandomCodeVerifier();
+        const state = oauth.generateRandomState();
+        const url = new URL(as.authorization_endpoint);
+        url.searchParams.set('response_type', 'code');
+        url.searchParams.set('client_id', oauthClient.client_id);
+        url.searchParams.set('redirect_uri', deps.redirectUri);
+        url.searchParams.set('code_challenge', await oauth.calculatePKCECodeChallenge(verifier));
+        url.searchParams.set('code_challenge_method', 'S256');
+        url.searchParams.set('state', state);
+        if (upstream.scopes.length > 0) url.searchParams.set('scope', upstream.scopes.join(' '));
+        if (upstream.auth.resource) url.searchParams.set('resource', upstream.mcpUrl);
+        const stateHash = sha256(state);
+        await deps.store.createUpstreamAuthorization({
+          stateHash,
+          flowId: input.flowId,
+          upstream: upstream.name,
+          userId: input.userId,
+          codeVerifier: deps.cipher.seal(verifier, `upstream_authorizations:${stateHash}`),
+          redirectUri: deps.redirectUri,
+          code: null,
+          callback: null,
+          expiresAt: now() + authorizationTtlSeconds,
+          usedAt: null,
+        });
+        const authorizationRef = `authorize:${randomUUID()}`;
+        await deps.store.putExchangeResult(authorizationRef, deps.cipher.seal(url.href, authorizationRef), new Date().toISOString());
+        return { authorizationRef };
+      } catch (error) {
+        if (error instanceof ApplicationFailure) throw error;
+        if (transient(error)) throw error;
+        throw permanent(error, upstream.name);
+      }
+    },
+
+    /**
+     * Exchanges the code of a completed upstream authorization and stores the user's tokens sealed.
+     * Not idempotent at the upstream, so the raw response is stored under a key first and a retried
+     * attempt continues from it instead of exchanging again.
+     */
+    async exchangeUpstreamCode(input: { flowId: string; upstream: string; stateHash: string }): Promise<UpstreamConnection> {
+      const upstream = upstreamConfig(input.upstream);
+      const key = `exchange:${input.flowId}:${input.upstream}:${input.stateHash}`;
+      const pending = await deps.store.getUpstreamAuthorization(input.stateHash);
+      if (!pending || pending.flowId !== input.flowId || pending.upstream !== input.upstream || !pending.code || !pending.callback) {
+        throw ApplicationFailure.nonRetryable('no completed authorization for this connection', 'invalid_request');
+      }
+      let tokens: oauth.TokenEndpointResponse;
+      const earlier = await deps.store.getExchangeResult(key);
+      try {
+        if (earlier) {
+          tokens = JSON.parse(deps.cipher.open(earlier, key)) as oauth.TokenEndpointResponse;
+        } else {
+          const as = await authorizationServer(upstream);
+          const { client: oauthClient, auth } = await client(upstream, as);
+          const callback = new URLSearchParams(deps.cipher.open(pending.callback, `upstream_authorizations:${input.stateHash}:callback`));
+          // The state was checked by the callback route (by its hash); iss (RFC 9207) is checked here.
+          const parameters = oauth.validateAuthResponse(as, oauthClient, callback, oauth.skipStateCheck);
+          const verifier = deps.cipher.open(pending.codeVerifier, `upstream_authorizations:${input.stateHash}`);
+          const response = await oauth.authorizationCodeGrantRequest(as, oauthClient, auth, parameters, pending.redirectUri, verifier, {
+            ...httpOptions(as.token_endpoint ?? upstream.mcpUrl),
+            ...(upstream.auth.resource ? { additionalParameters: { resource: upstream.mcpUrl } } : {}),
+          });
+          tokens = await oauth.processAuthorizationCodeResponse(as, oauthClient, response);
+          await deps.store.putExchangeResult(key, deps.cipher.seal(JSON.stringify(tokens), key), new Date().toISOString());
+        }
+      } catch (error) {
+        if (error instanceof ApplicationFailure) throw error;
+        if (transient(error)) throw error;
+        throw permanent(error, upstream.name);
+      }
+      const at = new Date().toISOString();
+      const record: UpstreamTokenRecord = {
+        userId: pending.userId,
+        upstream: upstream.name,
+        accessToken: deps.cipher.seal(tokens.access_token, `upstream_tokens:${pending.userId}:${upstream.name}:access`),
+        refreshToken: tokens.refresh_token ? deps.cipher.seal(tokens.refresh_token, `upstream_tokens:${pending.userId}:${upstream.name}:refresh`) : null,
+        tokenType: tokens.token_type,
+        scopes: typeof tokens.scope === 'string' ? tokens.scope.split(' ').filter(Boolean) : upstream.scopes,
+        expiresAt: typeof tokens.expires_in === 'number' ? now() + tokens.expires_in : null,
+        status: 'connected',
+        connectedAt: at,
+        lastUsedAt: null,
+        updatedAt: at,
+      };
+      await deps.store.saveUpstreamTokens(record);
+      return { upstream: upstream.name, status: 'connected', scopes: record.scopes, expiresAt: record.expiresAt };
+    },
+  };
+}

@@ -1,0 +1,30 @@
+/** How the gateway obtains a client id at an upstream's authorization server. */
+export type UpstreamClientConfig =
+  | { kind: 'static'; clientId: string; clientSecret?: string; authMethod: 'client_secret_basic' | 'client_secret_post' | 'none' }
+  | { kind: 'dynamic' };
+
+/** An upstream that needs each user's OAuth authorization. */
+export interface UpstreamOAuthConfig {
+  type: 'oauth';
+  /**
+   * The authorization server's issuer, for RFC 8414 / OIDC discovery. Absent: found from the MCP
+   * URL's protected resource metadata (RFC 9728).
+   */
+  issuer?: string;
+  /** Explicit endpoints, instead of discovery. */
+  endpoints?: { authorization: string; token: string; revocation?: string };
+  client: UpstreamClientConfig;
+  /** Send `resource=<mcpUrl>` (RFC 8707); on by default, as MCP servers expect. */
+  resource: boolean;
+}
+
+/** No per-user authorization: the upstream is ready for everyone. */
+export interface UpstreamNoAuth {
+  type: 'none';
+}
+
+
+/** The gateway's redirect URI at every upstream's authorization server. */
+export function upstreamRedirectUri(config: { http: { publicUrl: string } }): string {
+  return `${config.http.publicUrl}/oauth/upstream/callback`;
+}
