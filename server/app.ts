@@ -7,6 +7,7 @@ import { bearerAuth } from './middleware/bearer-auth.js';
 import { errorHandler } from './middleware/errors.js';
 import { securityHeaders } from './middleware/security-headers.js';
 import type { OAuthServer } from './oauth/provider.js';
+import type { TokenCipher } from './crypto/token-cipher.js';
 import { assetRoutes } from './routes/assets.js';
 import { consentRoutes } from './routes/consent.js';
 import { healthRoutes, type HealthDeps } from './routes/health.js';
@@ -21,6 +22,7 @@ export interface McpMount {
 /** The parts of a full gateway; absent in apps that only serve health (tests of that alone). */
 export interface GatewayParts {
   oauth: OAuthServer;
+  cipher: TokenCipher;
   temporal: Client;
   cookieKeys: string[];
   mcp: McpMount;
@@ -49,7 +51,7 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
     routers.push(
       wellKnownRoutes(gateway.oauth),
       assetRoutes(gateway.assetsDir),
-      consentRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, log: deps.log, cookieKeys: gateway.cookieKeys }),
+      consentRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, log: deps.log, cookieKeys: gateway.cookieKeys, cipher: gateway.cipher }),
     );
   }
   app.use(async function notFound(ctx, next) {

@@ -7,6 +7,8 @@ import { createMcpEndpoint } from './mcp/endpoint.js';
 import { createOAuthServer, loadServerKeys, type OAuthServer } from './oauth/provider.js';
 import type { TemporalHealth } from './routes/health.js';
 import type { GatewayStore } from './store/store.js';
+import type { TokenCipher } from './crypto/token-cipher.js';
+import { upstreamTokenHeaders } from './upstream-tokens.js';
 import { ensureWebBundle } from './web-bundle.js';
 
 /** A gateway web app with everything it serves, and how to stop it. */
@@ -22,6 +24,7 @@ export async function createGateway(
   config: GatewayConfig,
   deps: {
     store: GatewayStore;
+    cipher: TokenCipher;
     temporal: Client;
     log: Logger;
     temporalHealth: () => Promise<TemporalHealth>;
@@ -31,14 +34,18 @@ export async function createGateway(
 ): Promise<Gateway> {
   const [keys, web] = await Promise.all([loadServerKeys(config, deps.log), ensureWebBundle()]);
   const oauth = createOAuthServer(config, { store: deps.store, log: deps.log, keys });
-  const mcp = createMcpEndpoint({ separator: config.mcp.toolSeparator, log: deps.log });
+  const mcp = createMcpEndpoint({
+    separator: config.mcp.toolSeparator,
+    log: deps.log,
+    upstreamHeaders: upstreamTokenHeaders({ store: deps.store, cipher: deps.cipher, upstreams: config.upstreams }),
+  });
   const app = createApp(config, {
     log: deps.log,
     store: deps.store,
     temporalHealth: deps.temporalHealth,
     ...(deps.workerState ? { workerState: deps.workerState } : {}),
     temporalUiUrl: deps.temporalUiUrl,
-    gateway: { oauth, temporal: deps.temporal, cookieKeys: keys.cookieKeys, mcp, assetsDir: web.outDir },
+    gateway: { oauth, cipher: deps.cipher, temporal: deps.temporal, cookieKeys: keys.cookieKeys, mcp, assetsDir: web.outDir },
   });
   const purge = setInterval(() => {
     deps.store.oauth.purgeExpired(Math.floor(Date.now() / 1000)).catch((error: unknown) => deps.log.warn('purge failed', { error: String(error) }));

@@ -91,6 +91,7 @@ async function run(config: GatewayConfig, log: Logger, cleanups: Cleanup[], star
   const gateway = await createGateway(config, {
     log,
     store,
+    cipher,
     temporal: client,
     temporalUiUrl: devServer?.uiUrl,
     workerState: () => worker.getState(),

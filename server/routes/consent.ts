@@ -6,7 +6,7 @@ import type { Interaction } from 'oidc-provider';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { FlowView, UpstreamView } from '../../web/consent-app/api.js';
-import { chooseIdentity, chooseServices, decide, flowState } from '../../workflows/messages.js';
+import { chooseIdentity, chooseServices, connectUpstream, decide, flowState, upstreamCallback } from '../../workflows/messages.js';
 import { consentWorkflowId, type ConsentFlowState } from '../../workflows/types.js';
 import type { GatewayConfig } from '../config.js';
 import { OAuthError } from '../errors.js';
@@ -17,9 +17,13 @@ import { renderErrorPage } from '../oauth/error-page.js';
 import { mcpScope, type OAuthServer } from '../oauth/provider.js';
 import type { GatewayStore } from '../store/store.js';
 import { startConsentFlow } from '../temporal.js';
+import type { TokenCipher } from '../crypto/token-cipher.js';
+import { upstreamConnectionStatus } from '../upstream-status.js';
 
 /** What the consent routes need. */
 export interface ConsentRouteDeps {
+  /** Opens the sealed upstream authorization URLs the workflow prepared. */
+  cipher: TokenCipher;
   config: GatewayConfig;
   oauth: OAuthServer;
   temporal: Client;
@@ -105,10 +109,11 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
   }
 
   async function view(uid: string, state: ConsentFlowState, redirectTo: string | null): Promise<FlowView> {
+    const tokens = state.userId ? await store.listUpstreamTokens(state.userId) : [];
     const upstreams: UpstreamView[] = config.upstreams.map((upstream) => ({
       name: upstream.name,
       displayName: upstream.displayName,
-      status: 'ready',
+      status: upstreamConnectionStatus(upstream, tokens.find((record) => record.upstream === upstream.name)),
       authRequired: upstream.auth !== 'none',
       scopes: upstream.scopes,
     }));
@@ -314,6 +319,85 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
     ctx.body = await view(uid, state, redirectTo);
   });
 
+  router.post('/connect', json, async function postConnect(ctx) {
+    const uid = ctx.params.uid ?? '';
+    await requireInteraction(ctx);
+    const binding = await boundBrowser(ctx, uid);
+    checkPost(ctx, uid, binding);
+    const body = await readJson(ctx);
+    const upstream = config.upstreams.find((candidate) => candidate.name === body.upstream);
+    if (!upstream) throw new OAuthError(400, 'invalid_request', 'upstream must name a configured upstream');
+    if (upstream.auth === 'none') throw new OAuthError(400, 'invalid_request', `${upstream.displayName} needs no connection`);
+    // A fresh update per click: each click is a new single-use authorization at the upstream.
+    const state = await step(uid, (handle) => handle.executeUpdate(connectUpstream, { args: [{ upstream: upstream.name }] }));
+    const connection = state.connections[upstream.name];
+    if (connection?.status === 'failed' || !state.authorizationRef) {
+      throw new OAuthError(502, connection?.error ?? 'temporarily_unavailable', `${upstream.displayName} could not be reached: ${connection?.message ?? 'no authorization was prepared'}`);
+    }
+    const sealed = await store.getExchangeResult(state.authorizationRef);
+    if (!sealed) throw new OAuthError(502, 'temporarily_unavailable', 'the authorization was not prepared; try again');
+    ctx.body = { redirectTo: deps.cipher.open(sealed, state.authorizationRef) };
+  });
+
+  /** The redirect URI at every upstream: finishes one connect attempt, then back to the flow. */
+  root.get('/oauth/upstream/callback', async function upstreamCallbackRoute(ctx) {
+    ctx.set('Cache-Control', 'no-store');
+    const stateParam = typeof ctx.query.state === 'string' ? ctx.query.state : '';
+    const fail = (status: number, error: string, description: string, retryUrl: string | null) => {
+      ctx.status = status;
+      ctx.type = 'html';
+      ctx.body = renderConnectErrorPage(error, description, retryUrl);
+    };
+    if (!stateParam) return fail(400, 'invalid_request', 'The upstream sent no state; start again from the consent screen.', null);
+    const stateHash = sha256(stateParam);
+    const pending = await store.getUpstreamAuthorization(stateHash);
+    if (!pending) return fail(400, 'invalid_request', 'This connection attempt is unknown; start again from the consent screen.', null);
+    const retryUrl = `/interaction/${pending.flowId}`;
+    const displayName = config.upstreams.find((upstream) => upstream.name === pending.upstream)?.displayName ?? pending.upstream;
+    const binding = ctx.cookies.get(cookieName(pending.flowId));
+    const bound = binding ? await store.bindFlow(pending.flowId, sha256(binding), new Date().toISOString()) : undefined;
+    if (!binding || !bound || !sameText(bound, sha256(binding))) {
+      return fail(403, 'access_denied', 'This connection belongs to a sign-in started in another browser.', null);
+    }
+    const params = new URLSearchParams(ctx.querystring);
+    const handle = temporal.workflow.getHandle(consentWorkflowId(pending.flowId));
+    const upstreamError = params.get('error');
+    try {
+      if (upstreamError) {
+        await handle.executeUpdate(upstreamCallback, { args: [{ upstream: pending.upstream, stateHash, error: upstreamError.slice(0, 64) }] });
+        return fail(400, upstreamError, `${displayName} did not grant access (${upstreamError}).`, retryUrl);
+      }
+      if (!params.get('code')) return fail(400, 'invalid_request', `${displayName} sent no authorization code.`, retryUrl);
+      const completed = await store.completeUpstreamAuthorization(
+        stateHash,
+        {
+          code: deps.cipher.seal(params.get('code') ?? '', `upstream_authorizations:${stateHash}:code`),
+          callback: deps.cipher.seal(params.toString(), `upstream_authorizations:${stateHash}:callback`),
+        },
+        Math.floor(Date.now() / 1000),
+      );
+      if (!completed) return fail(400, 'invalid_request', 'This connection attempt was already used or has expired.', retryUrl);
+      const state = await handle.executeUpdate(upstreamCallback, { args: [{ upstream: pending.upstream, stateHash }] });
+      const connection = state.connections[pending.upstream];
+      if (connection?.status !== 'connected') {
+        log.warn('upstream connect failed', { flowId: pending.flowId, upstream: pending.upstream, error: connection?.error });
+        return fail(502, connection?.error ?? 'server_error', `Connecting ${displayName} failed: ${connection?.message ?? 'unknown error'}.`, retryUrl);
+      }
+      log.info('upstream connected', { flowId: pending.flowId, upstream: pending.upstream, user: pending.userId });
+      ctx.redirect(retryUrl);
+    } catch (error) {
+      if (error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError) {
+        return fail(409, 'invalid_transition', 'The sign-in has moved on or ended; start again from your application.', null);
+      }
+      throw error;
+    }
+  });
+
   root.use(router.routes());
   return root;
+}
+
+function renderConnectErrorPage(error: string, description: string, retryUrl: string | null): string {
+  const page = renderErrorPage(error, description, 'Connecting did not complete');
+  return retryUrl ? page.replace('</main>', `<p><a href="${escapeAttribute(retryUrl)}">Try again</a></p></main>`) : page;
 }

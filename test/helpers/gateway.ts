@@ -51,6 +51,7 @@ export async function startTestGateway(configure: (config: GatewayConfig) => voi
   const running = worker.run();
   const gateway = await createGateway(config, {
     store,
+    cipher,
     temporal,
     log,
     temporalHealth: temporalHealthCheck(temporal, config.temporal.namespace, config.temporal.address),
