@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -184,7 +185,7 @@ export async function startDevServer(options: StartDevServerOptions): Promise<De
       await stop();
       throw new DevServerStartError(`temporal server start-dev did not answer on ${address} in time.\n${await outputTail()}`);
     }
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
   const uiUrl = overrides.headless ? undefined : `http://${hostForUrl(settings.ip)}:${overrides.uiPort ?? settings.uiPort}`;
   return { address, namespace: settings.namespace, uiUrl, process: child, stop };
@@ -195,8 +196,30 @@ function hostForUrl(ip: string): string {
   return ip.includes(':') ? `[${ip}]` : ip;
 }
 
+/** True when something accepts TCP connections at `host:port` (a cheap first check before gRPC). */
+function listening(address: string): Promise<boolean> {
+  const index = address.lastIndexOf(':');
+  const host = address.slice(0, index).replace(/^\[|\]$/g, '');
+  const port = Number(address.slice(index + 1));
+  return new Promise((resolve) => {
+    const socket = createConnection({ host, port });
+    socket.setTimeout(1_000);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
 /** True when a Temporal frontend at `address` serves `namespace`. */
 export async function answers(address: string, namespace: string): Promise<boolean> {
+  // A closed port fails at once here; the gRPC client would wait out its connect timeout.
+  if (!(await listening(address))) return false;
   let connection: Connection | undefined;
   try {
     connection = await Connection.connect({ address, connectTimeout: 1_000 });

@@ -4,6 +4,7 @@ import {
   condition,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -20,10 +21,20 @@ import {
   type ConsentStep,
 } from './types.js';
 
-const { recordFlowChange, findConsent, saveConsent } = proxyActivities<Activities>({
+const remoteStore = proxyActivities<Activities>({
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds' },
 });
+
+// Store reads and writes are quick and local to the worker: as local activities they cost no
+// extra workflow tasks or history events (each is idempotent, so a retry after a crash is safe).
+const localStore = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds' },
+});
+
+/** Flows started before the store activities became local replay with the remote ones. */
+const localStorePatch = 'local-store-activities';
 
 // Upstream calls: a few quick retries for the network, then the user sees the failure and may try again.
 const { prepareUpstreamAuthorization, exchangeUpstreamCode } = proxyActivities<Activities>({
@@ -84,6 +95,7 @@ function describe(state: ConsentFlowState): string {
  * bad transition never reaches history. Nothing secret passes through here.
  */
 export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutcome> {
+  const { recordFlowChange, findConsent, saveConsent } = patched(localStorePatch) ? localStore : remoteStore;
   const startedAt = new Date(workflowInfo().startTime);
   const state: ConsentFlowState = {
     flowId: input.flowId,
@@ -233,7 +245,7 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
       } else {
         try {
           const connection = await exchangeUpstreamCode.executeWithOptions(
-            { startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 4 }, summary: `Exchange the code from ${upstream} and store the tokens` },
+            { startToCloseTimeout: '15 seconds', retry: { maximumAttempts: 4 }, summary: `Exchange the code from ${upstream} and store the tokens` },
             [{ flowId: state.flowId, upstream, stateHash }],
           );
           state.connections[upstream] = { status: 'connected', error: null, message: null, scopes: connection.scopes };

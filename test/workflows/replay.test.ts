@@ -12,9 +12,12 @@ describe('replay of captured histories', () => {
     const files = (await readdir(historiesDir)).filter((name) => name.endsWith('.json')).sort();
     expect(files).toEqual([
       'consent-flow-approved-v2.json',
+      'consent-flow-approved-v3.json',
       'consent-flow-approved.json',
       'consent-flow-remembered-v2.json',
+      'consent-flow-remembered-v3.json',
       'consent-flow-update-with-start-expired-v2.json',
+      'consent-flow-update-with-start-expired-v3.json',
       'consent-flow-update-with-start-expired.json',
     ]);
     const histories = await Promise.all(
