@@ -3,7 +3,7 @@ import { ApplicationFailure, log } from '@temporalio/activity';
 import * as oauth from 'oauth4webapi';
 import type { TokenCipher } from '../server/crypto/token-cipher.js';
 import type { UpstreamConfig } from '../server/config.js';
-import type { GatewayStore, UpstreamTokenRecord } from '../server/store/store.js';
+import type { GatewayStore, UpstreamTokenRecord, UpstreamTokenStatus } from '../server/store/store.js';
 import type { UpstreamOAuthConfig } from '../server/upstream-config.js';
 
 /** What the upstream OAuth activities need. */
@@ -13,6 +13,8 @@ export interface UpstreamOAuthDeps {
   upstreams: UpstreamConfig[];
   /** The gateway's callback at every upstream: `<publicUrl>/oauth/upstream/callback`. */
   redirectUri: string;
+  /** Test seams at the points where a crash matters most. */
+  hooks?: { afterCodeExchange?(): Promise<void> | void };
 }
 
 /** Connection result as the workflow may see it: metadata only, never a token. */
@@ -236,6 +238,7 @@ export function createUpstreamOAuth(deps: UpstreamOAuthDeps) {
           });
           tokens = await oauth.processAuthorizationCodeResponse(as, oauthClient, response);
           await deps.store.putExchangeResult(key, deps.cipher.seal(JSON.stringify(tokens), key), new Date().toISOString());
+          await deps.hooks?.afterCodeExchange?.();
         }
       } catch (error) {
         if (error instanceof ApplicationFailure) throw error;
@@ -243,6 +246,7 @@ export function createUpstreamOAuth(deps: UpstreamOAuthDeps) {
         throw permanent(error, upstream.name);
       }
       const at = new Date().toISOString();
+      const existing = await deps.store.getUpstreamTokens(pending.userId, upstream.name);
       const record: UpstreamTokenRecord = {
         userId: pending.userId,
         upstream: upstream.name,
@@ -252,6 +256,8 @@ export function createUpstreamOAuth(deps: UpstreamOAuthDeps) {
         scopes: typeof tokens.scope === 'string' ? tokens.scope.split(' ').filter(Boolean) : upstream.scopes,
         expiresAt: typeof tokens.expires_in === 'number' ? now() + tokens.expires_in : null,
         status: 'connected',
+        // A reconnect moves the version on, so callers holding the old token's version see it changed.
+        version: (existing?.version ?? 0) + 1,
         connectedAt: at,
         lastUsedAt: null,
         updatedAt: at,
@@ -259,5 +265,110 @@ export function createUpstreamOAuth(deps: UpstreamOAuthDeps) {
       await deps.store.saveUpstreamTokens(record);
       return { upstream: upstream.name, status: 'connected', scopes: record.scopes, expiresAt: record.expiresAt };
     },
+
+    /**
+     * Refreshes a user's upstream tokens (RFC 6749 §6) and stores the new ones sealed, with the
+     * version moved on by one. Rotating refresh tokens are single use, so the raw response is stored
+     * under `key` (the grant workflow and the version refreshed from) before anything else, and a
+     * retried attempt continues from it instead of spending the old refresh token again.
+     * An `invalid_grant` answer is permanent (`ApplicationFailure` of that type).
+     */
+    async refreshUpstreamToken(input: { userId: string; upstream: string; version: number; key: string }): Promise<UpstreamTokenMetadata> {
+      const upstream = upstreamConfig(input.upstream);
+      const access = `upstream_tokens:${input.userId}:${upstream.name}:access`;
+      const refresh = `upstream_tokens:${input.userId}:${upstream.name}:refresh`;
+      const current = await deps.store.getUpstreamTokens(input.userId, upstream.name);
+      if (!current) throw ApplicationFailure.nonRetryable(`${input.userId} has no tokens at ${upstream.name}`, 'invalid_grant');
+      // Someone else (a reconnect) already replaced the tokens this refresh was meant for.
+      if (current.version !== input.version) return metadataOf(current);
+      let tokens: oauth.TokenEndpointResponse;
+      const earlier = await deps.store.getExchangeResult(input.key);
+      try {
+        if (earlier) {
+          tokens = JSON.parse(deps.cipher.open(earlier, input.key)) as oauth.TokenEndpointResponse;
+        } else {
+          if (!current.refreshToken) throw ApplicationFailure.nonRetryable(`${upstream.name} gave no refresh token`, 'invalid_grant');
+          const as = await authorizationServer(upstream);
+          const { client: oauthClient, auth } = await client(upstream, as);
+          const response = await oauth.refreshTokenGrantRequest(as, oauthClient, auth, deps.cipher.open(current.refreshToken, refresh), {
+            ...httpOptions(as.token_endpoint ?? upstream.mcpUrl),
+            ...(upstream.auth.resource ? { additionalParameters: { resource: upstream.mcpUrl } } : {}),
+          });
+          tokens = await oauth.processRefreshTokenResponse(as, oauthClient, response);
+          await deps.store.putExchangeResult(input.key, deps.cipher.seal(JSON.stringify(tokens), input.key), new Date().toISOString());
+        }
+      } catch (error) {
+        if (error instanceof ApplicationFailure) throw error;
+        if (transient(error)) throw error;
+        throw permanent(error, upstream.name);
+      }
+      const record: UpstreamTokenRecord = {
+        ...current,
+        accessToken: deps.cipher.seal(tokens.access_token, access),
+        // Without a new refresh token in the answer the old one stays valid (RFC 6749 §6).
+        refreshToken: tokens.refresh_token ? deps.cipher.seal(tokens.refresh_token, refresh) : current.refreshToken,
+        tokenType: tokens.token_type,
+        scopes: typeof tokens.scope === 'string' ? tokens.scope.split(' ').filter(Boolean) : current.scopes,
+        expiresAt: typeof tokens.expires_in === 'number' ? now() + tokens.expires_in : null,
+        status: 'connected',
+        version: input.version + 1,
+        updatedAt: new Date().toISOString(),
+      };
+      await deps.store.saveUpstreamTokens(record);
+      return metadataOf(record);
+    },
+
+    /**
+     * Revokes a user's tokens at the upstream (RFC 7009): the refresh token when there is one (which
+     * ends the grant), else the access token. Returns false when the upstream has no revocation endpoint
+     * or the user has no tokens.
+     */
+    async revokeUpstreamTokens(input: { userId: string; upstream: string }): Promise<{ revoked: boolean }> {
+      const upstream = upstreamConfig(input.upstream);
+      const current = await deps.store.getUpstreamTokens(input.userId, upstream.name);
+      if (!current) return { revoked: false };
+      try {
+        const as = await authorizationServer(upstream);
+        if (!as.revocation_endpoint) return { revoked: false };
+        const { client: oauthClient, auth } = await client(upstream, as);
+        const token = current.refreshToken
+          ? deps.cipher.open(current.refreshToken, `upstream_tokens:${input.userId}:${upstream.name}:refresh`)
+          : deps.cipher.open(current.accessToken, `upstream_tokens:${input.userId}:${upstream.name}:access`);
+        const response = await oauth.revocationRequest(as, oauthClient, auth, token, {
+          ...httpOptions(as.revocation_endpoint),
+          additionalParameters: { token_type_hint: current.refreshToken ? 'refresh_token' : 'access_token' },
+        });
+        await oauth.processRevocationResponse(response);
+        return { revoked: true };
+      } catch (error) {
+        if (error instanceof ApplicationFailure) throw error;
+        if (transient(error)) throw error;
+        throw permanent(error, upstream.name);
+      }
+    },
+
+    /** Deletes a user's tokens for an upstream from the store. */
+    async deleteUpstreamTokens(input: { userId: string; upstream: string }): Promise<{ deleted: boolean }> {
+      return { deleted: await deps.store.deleteUpstreamTokens(input.userId, input.upstream) };
+    },
+
+    /** Records where a user stands with an upstream (`needs_reconnect`, ...) in the read model. */
+    async setUpstreamTokenStatus(input: { userId: string; upstream: string; status: UpstreamTokenStatus }): Promise<void> {
+      await deps.store.setUpstreamTokenStatus(input.userId, input.upstream, input.status, new Date().toISOString());
+    },
   };
+}
+
+/** A token record's metadata, as the grant workflow may see it. */
+export interface UpstreamTokenMetadata {
+  status: UpstreamTokenStatus;
+  version: number;
+  /** Epoch seconds, or null. */
+  expiresAt: number | null;
+  /** Whether a refresh token is stored, i.e. whether refreshing is possible at all. */
+  refreshable: boolean;
+}
+
+function metadataOf(record: UpstreamTokenRecord): UpstreamTokenMetadata {
+  return { status: record.status, version: record.version, expiresAt: record.expiresAt, refreshable: record.refreshToken !== null };
 }

@@ -2,7 +2,8 @@
  * Runs consent flows on a throwaway dev server with the real worker and saves their histories
  * under test/histories/, where the replay test checks that today's workflow code still replays
  * them. Run after a deliberate, versioned change, with a suffix that keeps the older captures:
- * `node --import tsx scripts/capture-histories.ts v3`.
+ * `node --import tsx scripts/capture-histories.ts v3`. `--only=grant` (or `--only=consent`)
+ * captures one workflow type only.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -18,9 +19,9 @@ import { projectPath } from '../server/paths.js';
 import { SqliteStore } from '../server/store/sqlite-store.js';
 import { ensureTemporalCli } from '../server/temporal-cli.js';
 import { loadTemporalDevSettings, startDevServer } from '../server/temporal-dev.js';
-import { startConsentFlow } from '../server/temporal.js';
+import { signalUpstreamConnected, startConsentFlow } from '../server/temporal.js';
 import { ensureWorkflowBundle } from '../server/workflow-bundle.js';
-import { chooseIdentity, chooseServices, decide } from '../workflows/messages.js';
+import { chooseIdentity, chooseServices, decide, disconnect, grantState, refreshNow, upstreamConnected } from '../workflows/messages.js';
 import type { ConsentFlowInput } from '../workflows/types.js';
 
 const settings = await loadTemporalDevSettings();
@@ -48,7 +49,21 @@ const worker = await Worker.create({
   namespace: server.namespace,
   taskQueue,
   workflowBundle: { codePath: (await ensureWorkflowBundle()).codePath },
-  activities: createActivities({ store, cipher: new TokenCipher(randomBytes(32)), upstreams: [], redirectUri: 'http://localhost/oauth/upstream/callback' }),
+  activities: createActivities({
+    store,
+    cipher: new TokenCipher(randomBytes(32)),
+    // Explicit endpoints, never called: the grant captured below has no tokens, so its refresh is refused locally.
+    upstreams: [
+      {
+        name: 'notion',
+        displayName: 'Notion',
+        mcpUrl: 'http://127.0.0.1:9/mcp',
+        auth: { type: 'oauth', endpoints: { authorization: 'http://127.0.0.1:9/authorize', token: 'http://127.0.0.1:9/token' }, client: { kind: 'static', clientId: 'capture', authMethod: 'none' }, resource: true },
+        scopes: [],
+      },
+    ],
+    redirectUri: 'http://localhost/oauth/upstream/callback',
+  }),
 });
 
 const input = (ttlMs: number): ConsentFlowInput => ({
@@ -59,7 +74,9 @@ const input = (ttlMs: number): ConsentFlowInput => ({
   ttlMs,
 });
 
-const suffix = process.argv[2] ? `-${process.argv[2]}` : '';
+const positional = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));
+const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
+const suffix = positional[0] ? `-${positional[0]}` : '';
 
 async function save(base: string, workflowId: string): Promise<void> {
   const name = `${base}${suffix}`;
@@ -69,6 +86,18 @@ async function save(base: string, workflowId: string): Promise<void> {
 }
 
 await worker.runUntil(async () => {
+  if (only !== 'consent') {
+    // A grant whose refresh is refused (needs reconnect), reconnected by a signal, then disconnected.
+    const grantInput = { userId: 'alice', upstream: 'notion', version: 1, expiresAt: Math.floor(Date.now() / 1000) + 3600, refreshable: true };
+    const grant = await signalUpstreamConnected(client, taskQueue, grantInput);
+    await grant.executeUpdate(refreshNow, { args: [{ reason: 'capture', seenAccessTokenVersion: 1 }] });
+    await grant.signal(upstreamConnected, { ...grantInput, version: 2 });
+    await grant.query(grantState);
+    await grant.signal(disconnect);
+    await grant.result();
+    await save('upstream-grant-reconnect-disconnect', grant.workflowId);
+  }
+  if (only === 'grant') return;
   const approved = await startConsentFlow(client, taskQueue, input(600_000));
   await approved.executeUpdate(chooseIdentity, { args: [{ userId: 'alice', source: 'dev' }] });
   await approved.executeUpdate(chooseServices, { args: [{ upstreams: ['github', 'notion'] }] });

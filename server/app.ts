@@ -9,6 +9,7 @@ import { securityHeaders } from './middleware/security-headers.js';
 import type { OAuthServer } from './oauth/provider.js';
 import type { TokenCipher } from './crypto/token-cipher.js';
 import { assetRoutes } from './routes/assets.js';
+import { connectionsRoutes } from './routes/connections.js';
 import { consentRoutes } from './routes/consent.js';
 import { healthRoutes, type HealthDeps } from './routes/health.js';
 import { homeRoutes } from './routes/home.js';
@@ -47,11 +48,13 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
   app.use(securityHeaders());
   const routers = [healthRoutes(deps), homeRoutes(config, deps)];
   const gateway = deps.gateway;
-  if (gateway) {
+  const requireBearer = gateway ? bearerAuth({ oauth: gateway.oauth, store: deps.store, upstreams: config.upstreams }) : undefined;
+  if (gateway && requireBearer) {
     routers.push(
       wellKnownRoutes(gateway.oauth),
       assetRoutes(gateway.assetsDir),
       consentRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, log: deps.log, cookieKeys: gateway.cookieKeys, cipher: gateway.cipher }),
+      connectionsRoutes({ config, oauth: gateway.oauth, store: deps.store, log: deps.log, cookieKeys: gateway.cookieKeys, forgetConsent: requireBearer.forgetConsent, temporal: gateway.temporal }),
     );
   }
   app.use(async function notFound(ctx, next) {
@@ -62,8 +65,7 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
     app.use(router.routes());
     app.use(router.allowedMethods({ throw: false }));
   }
-  if (gateway) {
-    const requireBearer = bearerAuth({ oauth: gateway.oauth, store: deps.store, upstreams: config.upstreams });
+  if (gateway && requireBearer) {
     app.use(async function mcp(ctx, next) {
       if (ctx.path !== '/mcp') return next();
       if (ctx.method === 'OPTIONS') {

@@ -8,7 +8,7 @@ import { createOAuthServer, loadServerKeys, type OAuthServer } from './oauth/pro
 import type { TemporalHealth } from './routes/health.js';
 import type { GatewayStore } from './store/store.js';
 import type { TokenCipher } from './crypto/token-cipher.js';
-import { upstreamTokenHeaders } from './upstream-tokens.js';
+import { upstreamTokens } from './upstream-tokens.js';
 import { ensureWebBundle } from './web-bundle.js';
 
 /** A gateway web app with everything it serves, and how to stop it. */
@@ -34,10 +34,17 @@ export async function createGateway(
 ): Promise<Gateway> {
   const [keys, web] = await Promise.all([loadServerKeys(config, deps.log), ensureWebBundle()]);
   const oauth = createOAuthServer(config, { store: deps.store, log: deps.log, keys });
+  const tokens = upstreamTokens({
+    store: deps.store,
+    cipher: deps.cipher,
+    upstreams: config.upstreams,
+    temporal: { client: deps.temporal, taskQueue: config.temporal.taskQueue, log: deps.log },
+  });
   const mcp = createMcpEndpoint({
     separator: config.mcp.toolSeparator,
     log: deps.log,
-    upstreamHeaders: upstreamTokenHeaders({ store: deps.store, cipher: deps.cipher, upstreams: config.upstreams }),
+    upstreamHeaders: tokens.headers,
+    upstreamUnauthorized: tokens.unauthorized,
   });
   const app = createApp(config, {
     log: deps.log,

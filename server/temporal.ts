@@ -1,7 +1,17 @@
 import { readFile } from 'node:fs/promises';
-import { Client, Connection, type TLSConfig } from '@temporalio/client';
+import { Client, Connection, WithStartWorkflowOperation, type TLSConfig } from '@temporalio/client';
 import type { GatewayConfig } from './config.js';
-import { consentWorkflowId, searchAttributes, type ConsentFlowInput } from '../workflows/types.js';
+import { disconnect, refreshNow, upstreamConnected } from '../workflows/messages.js';
+import {
+  consentWorkflowId,
+  grantSearchAttributes,
+  searchAttributes,
+  upstreamGrantWorkflowId,
+  type ConsentFlowInput,
+  type RefreshNowInput,
+  type RefreshNowResult,
+  type UpstreamGrantInput,
+} from '../workflows/types.js';
 
 /** Options shared by the client's and the worker's connection. */
 export interface TemporalConnectionOptions {
@@ -61,6 +71,68 @@ export async function startConsentFlow(client: Client, taskQueue: string, input:
       `**Scopes:** ${input.scopes.join(' ') || 'none'}`,
     ].join('\n\n'),
   });
+}
+
+function grantStartOptions(taskQueue: string, input: UpstreamGrantInput) {
+  return {
+    taskQueue,
+    workflowId: upstreamGrantWorkflowId(input.userId, input.upstream),
+    args: [input] as [UpstreamGrantInput],
+    typedSearchAttributes: [
+      { key: grantSearchAttributes.userId, value: input.userId },
+      { key: grantSearchAttributes.upstreams, value: [input.upstream] },
+      { key: grantSearchAttributes.status, value: input.status ?? 'connected' },
+    ],
+    staticSummary: `Grant of ${input.userId} at ${input.upstream}`,
+    staticDetails: `**User:** ${input.userId}\n\n**Upstream:** ${input.upstream}`,
+  };
+}
+
+/**
+ * Tells the user's `upstreamGrant` workflow about a new connection (token metadata only), starting
+ * it when it is not running (signal-with-start).
+ */
+export async function signalUpstreamConnected(client: Client, taskQueue: string, input: UpstreamGrantInput) {
+  return client.workflow.signalWithStart('upstreamGrant', {
+    ...grantStartOptions(taskQueue, input),
+    signal: upstreamConnected,
+    signalArgs: [{ version: input.version, expiresAt: input.expiresAt, refreshable: input.refreshable }],
+  });
+}
+
+/** Starts the user's `upstreamGrant` workflow unless it is running already. */
+export async function ensureUpstreamGrant(client: Client, taskQueue: string, input: UpstreamGrantInput) {
+  return client.workflow.start('upstreamGrant', { ...grantStartOptions(taskQueue, input), workflowIdConflictPolicy: 'USE_EXISTING' });
+}
+
+/**
+ * Asks the user's `upstreamGrant` workflow for a refresh (update-with-start, so a grant connected
+ * before grant workflows existed gets one now). Single-flight in the workflow.
+ */
+export async function requestUpstreamRefresh(client: Client, taskQueue: string, input: UpstreamGrantInput, request: RefreshNowInput): Promise<RefreshNowResult> {
+  const startWorkflowOperation = new WithStartWorkflowOperation('upstreamGrant', {
+    ...grantStartOptions(taskQueue, input),
+    workflowIdConflictPolicy: 'USE_EXISTING',
+  });
+  return client.workflow.executeUpdateWithStart(refreshNow, { args: [request], startWorkflowOperation });
+}
+
+/**
+ * Disconnects a user from an upstream through their `upstreamGrant` workflow (the one writer of
+ * those tokens): it revokes them at the upstream (RFC 7009) when it can, deletes them, and ends.
+ * Waits up to `waitMs` for that to finish; returns whether it did.
+ */
+export async function disconnectUpstreamGrant(client: Client, taskQueue: string, input: UpstreamGrantInput, waitMs = 15_000): Promise<boolean> {
+  const handle = await client.workflow.signalWithStart('upstreamGrant', { ...grantStartOptions(taskQueue, input), signal: disconnect, signalArgs: [] });
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), waitMs);
+  });
+  try {
+    return await Promise.race([handle.result().then(() => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** `/healthz`'s Temporal check: the namespace answers within two seconds. */

@@ -1,24 +1,126 @@
+import type { Client } from '@temporalio/client';
+import { markNeedsReconnect } from '../workflows/messages.js';
+import { upstreamGrantWorkflowId, type UpstreamGrantInput } from '../workflows/types.js';
 import type { UpstreamConfig } from './config.js';
 import type { TokenCipher } from './crypto/token-cipher.js';
+import type { Logger } from './log.js';
 import type { McpCaller, McpUpstream } from './mcp/types.js';
-import type { GatewayStore } from './store/store.js';
+import type { GatewayStore, UpstreamTokenRecord } from './store/store.js';
+import { ensureUpstreamGrant, requestUpstreamRefresh } from './temporal.js';
 
 /** Raised when the caller has no usable connection to an upstream that needs one. */
 export class UpstreamNotConnectedError extends Error {
   override name = 'UpstreamNotConnectedError';
 }
 
+/** What {@link upstreamTokens} needs. Without `temporal`, tokens are used as stored and never refreshed. */
+export interface UpstreamTokenDeps {
+  store: GatewayStore;
+  cipher: TokenCipher;
+  upstreams: UpstreamConfig[];
+  temporal?: { client: Client; taskQueue: string; log: Logger };
+}
+
+/** A token this close to its expiry (seconds) is refreshed before use: it could expire in flight. */
+const expirySkewSeconds = 2;
+
+const accessData = (userId: string, upstream: string) => `upstream_tokens:${userId}:${upstream}:access`;
+
+function grantInput(tokens: UpstreamTokenRecord): UpstreamGrantInput {
+  return {
+    userId: tokens.userId,
+    upstream: tokens.upstream,
+    version: tokens.version,
+    expiresAt: tokens.expiresAt,
+    refreshable: tokens.refreshToken !== null,
+  };
+}
+
 /**
- * The `Authorization` header for a caller's request to an upstream: the caller's own upstream
- * access token, opened from the store, never the MCP client's token (no token passthrough).
+ * The caller's upstream credentials for `/mcp`: `headers` gives the `Authorization` header for one
+ * request (the caller's own upstream access token, opened from the store, never the MCP client's
+ * token: no token passthrough), asking the user's `upstreamGrant` workflow for a refresh first when
+ * the stored token has expired; `unauthorized` handles an upstream's 401 (one refresh and one retry,
+ * then the grant is marked as needing a reconnect). The store is the read model; Temporal is only
+ * consulted when the token must change (DESIGN.md, decision 6).
  */
-export function upstreamTokenHeaders(deps: { store: GatewayStore; cipher: TokenCipher; upstreams: UpstreamConfig[] }) {
-  return async (caller: McpCaller, upstream: McpUpstream): Promise<Record<string, string>> => {
+export function upstreamTokens(deps: UpstreamTokenDeps) {
+  /** Grants known to have a running workflow (started, or found running) in this process. */
+  const ensured = new Set<string>();
+
+  function needsToken(upstream: McpUpstream): boolean {
     const config = deps.upstreams.find((candidate) => candidate.name === upstream.name);
-    if (!config || config.auth === 'none') return {};
+    return Boolean(config && config.auth !== 'none');
+  }
+
+  async function connectedTokens(caller: McpCaller, upstream: McpUpstream): Promise<UpstreamTokenRecord> {
     const tokens = await deps.store.getUpstreamTokens(caller.userId, upstream.name);
     if (!tokens || tokens.status !== 'connected') throw new UpstreamNotConnectedError(`${caller.userId} has not connected ${upstream.displayName}`);
-    const accessToken = deps.cipher.open(tokens.accessToken, `upstream_tokens:${caller.userId}:${upstream.name}:access`);
-    return { Authorization: `Bearer ${accessToken}` };
+    return tokens;
+  }
+
+  /** Starts the grant workflow of a user who connected before grant workflows existed; once per process. */
+  function ensureGrant(tokens: UpstreamTokenRecord): void {
+    const temporal = deps.temporal;
+    const key = upstreamGrantWorkflowId(tokens.userId, tokens.upstream);
+    if (!temporal || ensured.has(key)) return;
+    ensured.add(key);
+    ensureUpstreamGrant(temporal.client, temporal.taskQueue, grantInput(tokens)).catch((error: unknown) => {
+      ensured.delete(key);
+      temporal.log.warn('could not start the grant workflow', { upstream: tokens.upstream, error: String(error) });
+    });
+  }
+
+  /** Asks the grant workflow to replace the token of `tokens.version`; returns what the store holds afterwards. */
+  async function refreshed(tokens: UpstreamTokenRecord, reason: string): Promise<UpstreamTokenRecord | undefined> {
+    const temporal = deps.temporal;
+    if (!temporal) return tokens;
+    await requestUpstreamRefresh(temporal.client, temporal.taskQueue, grantInput(tokens), { reason, seenAccessTokenVersion: tokens.version });
+    ensured.add(upstreamGrantWorkflowId(tokens.userId, tokens.upstream));
+    return deps.store.getUpstreamTokens(tokens.userId, tokens.upstream);
+  }
+
+  return {
+    async headers(caller: McpCaller, upstream: McpUpstream): Promise<Record<string, string>> {
+      if (!needsToken(upstream)) return {};
+      let tokens = await connectedTokens(caller, upstream);
+      if (tokens.expiresAt !== null && tokens.expiresAt - Date.now() / 1000 <= expirySkewSeconds && tokens.refreshToken !== null) {
+        const fresh = await refreshed(tokens, 'expired before use');
+        if (!fresh || fresh.status !== 'connected') throw new UpstreamNotConnectedError(`${caller.userId} has to reconnect ${upstream.displayName}`);
+        tokens = fresh;
+      } else {
+        ensureGrant(tokens);
+      }
+      return { Authorization: `Bearer ${deps.cipher.open(tokens.accessToken, accessData(caller.userId, upstream.name))}` };
+    },
+
+    /**
+     * The upstream answered 401 to a request sent with `sent`. First time (`retried` false): a
+     * refresh unless the token moved on already; true means "send it again". After the retry also
+     * failed: the grant is marked as needing a reconnect.
+     */
+    async unauthorized(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean): Promise<boolean> {
+      const temporal = deps.temporal;
+      if (!temporal || !needsToken(upstream)) return false;
+      const tokens = await deps.store.getUpstreamTokens(caller.userId, upstream.name);
+      if (!tokens || tokens.status !== 'connected') return false;
+      const current = `Bearer ${deps.cipher.open(tokens.accessToken, accessData(caller.userId, upstream.name))}`;
+      // Another request replaced the refused token meanwhile: the retry uses the new one.
+      if (sent.Authorization !== current) return !retried;
+      if (!retried) {
+        await refreshed(tokens, 'the upstream answered 401');
+        return true;
+      }
+      await temporal.client.workflow.getHandle(upstreamGrantWorkflowId(tokens.userId, tokens.upstream)).executeUpdate(markNeedsReconnect, {
+        args: [{ reason: 'the upstream refused the token (HTTP 401)', seenAccessTokenVersion: tokens.version }],
+      });
+      temporal.log.warn('upstream refuses the token; the user has to reconnect', { upstream: upstream.name });
+      return false;
+    },
   };
+}
+
+/** The `Authorization` header for a caller's request to an upstream (see {@link upstreamTokens}). */
+export function upstreamTokenHeaders(deps: UpstreamTokenDeps) {
+  return upstreamTokens(deps).headers;
 }

@@ -11,7 +11,10 @@ export interface WebEntry {
 }
 
 /** Every page bundle; a new page adds one line here. */
-export const webEntries: readonly WebEntry[] = [{ in: 'web/consent-app/consent-app.ts', out: 'consent-app' }];
+export const webEntries: readonly WebEntry[] = [
+  { in: 'web/consent-app/consent-app.ts', out: 'consent-app' },
+  { in: 'web/connections-page/connections-page.ts', out: 'connections-page' },
+];
 
 /** Default folder of the built web bundles, served at `/assets/`. */
 export const webBundleDir = projectPath('.build/web');

@@ -1,5 +1,17 @@
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { ChooseIdentityInput, ChooseServicesInput, ConnectUpstreamInput, ConsentFlowState, DecideInput, UpstreamCallbackInput } from './types.js';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type {
+  ChooseIdentityInput,
+  ChooseServicesInput,
+  ConnectUpstreamInput,
+  ConsentFlowState,
+  DecideInput,
+  MarkNeedsReconnectInput,
+  RefreshNowInput,
+  RefreshNowResult,
+  UpstreamCallbackInput,
+  UpstreamGrantState,
+  UpstreamTokenInfo,
+} from './types.js';
 
 /** Identity step: who the user is. Valid only while the flow is at `identity`. */
 export const chooseIdentity = defineUpdate<ConsentFlowState, [ChooseIdentityInput]>('chooseIdentity');
@@ -18,3 +30,18 @@ export const decide = defineUpdate<ConsentFlowState, [DecideInput]>('decide');
 
 /** The flow's current state; answers at any time, also after the flow ended. */
 export const flowState = defineQuery<ConsentFlowState>('flowState');
+
+/** Refreshes the grant's tokens unless a version newer than the caller's is there already; single-flight. */
+export const refreshNow = defineUpdate<RefreshNowResult, [RefreshNowInput]>('refreshNow');
+
+/** The upstream keeps refusing the token of the given version: the user has to reconnect. */
+export const markNeedsReconnect = defineUpdate<UpstreamGrantState, [MarkNeedsReconnectInput]>('markNeedsReconnect');
+
+/** A new connection stored new tokens (metadata only); also the signal of signal-with-start. */
+export const upstreamConnected = defineSignal<[UpstreamTokenInfo]>('upstreamConnected');
+
+/** The user disconnects: revoke at the upstream, delete the tokens, end the grant. */
+export const disconnect = defineSignal('disconnect');
+
+/** The grant's current state. */
+export const grantState = defineQuery<UpstreamGrantState>('grantState');

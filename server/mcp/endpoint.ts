@@ -50,6 +50,11 @@ export interface McpEndpointOptions {
    * error on `tools/call`; anything else becomes an `isError` result.
    */
   upstreamHeaders?: (caller: McpCaller, upstream: McpUpstream) => Promise<Record<string, string>> | Record<string, string>;
+  /**
+   * An upstream answered HTTP 401 to a request sent with `sent` headers (see `upstreamHeaders`);
+   * resolving true sends the request once more. `retried` is true when the refused one was the retry.
+   */
+  upstreamUnauthorized?: (caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean) => Promise<boolean>;
   /** Largest accepted POST body. Default 4 MiB. */
   maxBodyBytes?: number;
   /** A session with no request in flight for this long is ended. Default 30 minutes; `0` never. */
@@ -148,6 +153,9 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
         clientInfo: serverInfo,
         log,
         headers: async (upstream) => (options.upstreamHeaders ? await options.upstreamHeaders(session.caller, upstream) : {}),
+        ...(options.upstreamUnauthorized
+          ? { unauthorized: (upstream: McpUpstream, sent: Record<string, string>, retried: boolean) => options.upstreamUnauthorized!(session.caller, upstream, sent, retried) }
+          : {}),
         onToolListChanged: () => notifyToolListChanged(session),
         connectTimeoutMs: listTimeoutMs,
       }),

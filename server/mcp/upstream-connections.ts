@@ -14,6 +14,11 @@ export interface UpstreamConnectionsOptions {
   log: Logger;
   /** Extra headers for one HTTP request to `upstream`; called for every request. */
   headers(upstream: McpUpstream): Promise<Record<string, string>>;
+  /**
+   * The upstream answered HTTP 401 to a request sent with `sent` headers; `retried` tells whether
+   * it was already the retry. Resolving true sends the request once more with fresh headers.
+   */
+  unauthorized?(upstream: McpUpstream, sent: Record<string, string>, retried: boolean): Promise<boolean>;
   /** An upstream announced that its tool list changed. */
   onToolListChanged(upstream: McpUpstream): void;
   /** Bound on the `initialize` round trip. */
@@ -91,15 +96,32 @@ export class UpstreamConnections {
     const { log, clientInfo, connectTimeoutMs } = this.#options;
     const transport = new StreamableHTTPClientTransport(new URL(upstream.url), {
       fetch: async (url, init) => {
-        let extra: Record<string, string>;
-        try {
-          extra = await this.#options.headers(upstream);
-        } catch (error) {
-          throw new UpstreamCredentialsError(error);
-        }
-        const headers = new Headers(init?.headers);
-        for (const [name, value] of Object.entries(extra)) headers.set(name, value);
-        return fetch(url, { ...init, headers });
+        const send = async () => {
+          let extra: Record<string, string>;
+          try {
+            extra = await this.#options.headers(upstream);
+          } catch (error) {
+            throw new UpstreamCredentialsError(error);
+          }
+          const headers = new Headers(init?.headers);
+          for (const [name, value] of Object.entries(extra)) headers.set(name, value);
+          return { response: await fetch(url, { ...init, headers }), sent: extra };
+        };
+        const unauthorized = async (sent: Record<string, string>, retried: boolean) => {
+          try {
+            return (await this.#options.unauthorized?.(upstream, sent, retried)) ?? false;
+          } catch (error) {
+            log.warn('handling an upstream 401 failed', { upstream: upstream.name, error: safeErrorText(error) });
+            return false;
+          }
+        };
+        const first = await send();
+        // The SDK sends JSON bodies as strings, so the request can be sent again as it was.
+        if (first.response.status !== 401 || !(await unauthorized(first.sent, false))) return first.response;
+        await first.response.body?.cancel().catch(() => undefined);
+        const second = await send();
+        if (second.response.status === 401) await unauthorized(second.sent, true);
+        return second.response;
       },
     });
     const client = new Client(clientInfo, { capabilities: {} });

@@ -82,6 +82,8 @@ declare module 'oidc-provider' {
     readonly Grant: { new (init: { accountId: string; clientId: string }): Grant; find(id: string): Promise<Grant | undefined> };
     readonly Client: { find(id: string): Promise<ClientModel | undefined> };
     readonly Interaction: { find(id: string): Promise<Interaction | undefined> };
+    /** The browser's session from the `session` cookie; a new, unsaved one (no `accountId`) when there is none. */
+    readonly Session: { get(ctx: Koa.Context): Promise<{ jti: string; accountId?: string }> };
     readonly AccessToken: TokenModel<AccessToken>;
     readonly RefreshToken: TokenModel<unknown>;
     readonly AuthorizationCode: TokenModel<unknown>;

@@ -16,7 +16,7 @@ import type { Logger } from '../log.js';
 import { renderErrorPage } from '../oauth/error-page.js';
 import { mcpScope, type OAuthServer } from '../oauth/provider.js';
 import type { GatewayStore } from '../store/store.js';
-import { startConsentFlow } from '../temporal.js';
+import { signalUpstreamConnected, startConsentFlow } from '../temporal.js';
 import type { TokenCipher } from '../crypto/token-cipher.js';
 import { upstreamConnectionStatus } from '../upstream-status.js';
 
@@ -339,6 +339,27 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
     ctx.body = { redirectTo: deps.cipher.open(sealed, state.authorizationRef) };
   });
 
+  /**
+   * Hands the new connection to the user's `upstreamGrant` workflow (token metadata only), which
+   * refreshes it from now on. A failure here does not undo the connection: `/mcp` starts the grant
+   * workflow later if it is missing.
+   */
+  async function startGrant(userId: string, upstream: string): Promise<void> {
+    try {
+      const tokens = await store.getUpstreamTokens(userId, upstream);
+      if (!tokens) return;
+      await signalUpstreamConnected(temporal, config.temporal.taskQueue, {
+        userId,
+        upstream,
+        version: tokens.version,
+        expiresAt: tokens.expiresAt,
+        refreshable: tokens.refreshToken !== null,
+      });
+    } catch (error) {
+      log.warn('could not start the grant workflow', { upstream, error: String(error) });
+    }
+  }
+
   /** The redirect URI at every upstream: finishes one connect attempt, then back to the flow. */
   root.get('/oauth/upstream/callback', async function upstreamCallbackRoute(ctx) {
     ctx.set('Cache-Control', 'no-store');
@@ -384,6 +405,7 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
         return fail(502, connection?.error ?? 'server_error', `Connecting ${displayName} failed: ${connection?.message ?? 'unknown error'}.`, retryUrl);
       }
       log.info('upstream connected', { flowId: pending.flowId, upstream: pending.upstream, user: pending.userId });
+      await startGrant(pending.userId, pending.upstream);
       ctx.redirect(retryUrl);
     } catch (error) {
       if (error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError) {

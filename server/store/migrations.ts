@@ -120,4 +120,11 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: 'upstream token versions',
+    sql: `
+      ALTER TABLE upstream_tokens ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+    `,
+  },
 ];

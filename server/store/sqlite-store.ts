@@ -111,6 +111,7 @@ interface UpstreamTokenRow {
   scopes: string;
   expires_at: number | null;
   status: string;
+  version: number;
   connected_at: string;
   last_used_at: string | null;
   updated_at: string;
@@ -126,6 +127,7 @@ function toUpstreamTokens(row: UpstreamTokenRow): UpstreamTokenRecord {
     scopes: JSON.parse(row.scopes) as string[],
     expiresAt: row.expires_at,
     status: row.status as UpstreamTokenStatus,
+    version: row.version,
     connectedAt: row.connected_at,
     lastUsedAt: row.last_used_at,
     updatedAt: row.updated_at,
@@ -249,6 +251,16 @@ class SqliteOAuthModels implements OAuthModelStore {
 
   async revokeByGrantId(grantId: string): Promise<number> {
     return (await this.db.run('DELETE FROM oauth_models WHERE grant_id = ?', [grantId])).changes;
+  }
+
+  async listGrantIds(accountId: string, clientId: string, now: number): Promise<string[]> {
+    const rows = await this.db.all<{ key: string }>(
+      `SELECT key FROM oauth_models
+       WHERE model = 'Grant' AND json_extract(payload, '$.accountId') = ? AND json_extract(payload, '$.clientId') = ?
+         AND (expires_at IS NULL OR expires_at > ?)`,
+      [accountId, clientId, now],
+    );
+    return rows.map((row) => row.key);
   }
 
   async purgeExpired(now: number): Promise<number> {
@@ -395,14 +407,14 @@ export class SqliteStore implements GatewayStore {
 
   async saveUpstreamTokens(tokens: UpstreamTokenRecord): Promise<void> {
     await this.db.run(
-      `INSERT INTO upstream_tokens (user_id, upstream, access_token, refresh_token, token_type, scopes, expires_at, status, connected_at, last_used_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO upstream_tokens (user_id, upstream, access_token, refresh_token, token_type, scopes, expires_at, status, version, connected_at, last_used_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (user_id, upstream) DO UPDATE SET access_token = excluded.access_token, refresh_token = excluded.refresh_token,
          token_type = excluded.token_type, scopes = excluded.scopes, expires_at = excluded.expires_at, status = excluded.status,
-         connected_at = excluded.connected_at, last_used_at = excluded.last_used_at, updated_at = excluded.updated_at`,
+         version = excluded.version, connected_at = excluded.connected_at, last_used_at = excluded.last_used_at, updated_at = excluded.updated_at`,
       [
         tokens.userId, tokens.upstream, tokens.accessToken, tokens.refreshToken, tokens.tokenType, JSON.stringify(tokens.scopes),
-        tokens.expiresAt, tokens.status, tokens.connectedAt, tokens.lastUsedAt, tokens.updatedAt,
+        tokens.expiresAt, tokens.status, tokens.version, tokens.connectedAt, tokens.lastUsedAt, tokens.updatedAt,
       ],
     );
   }

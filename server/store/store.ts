@@ -61,6 +61,8 @@ export interface OAuthModelStore {
   destroy(model: string, key: string): Promise<void>;
   /** Deletes every token of a grant (RFC 6749 §10.5 / §4.1.2 code replay; refresh-token reuse). */
   revokeByGrantId(grantId: string): Promise<number>;
+  /** Ids of the unexpired grants one user gave one client (for revoking that client, RFC 7009 §2.2). */
+  listGrantIds(accountId: string, clientId: string, now: number): Promise<string[]>;
   /** Deletes records expired before `now`; returns how many. */
   purgeExpired(now: number): Promise<number>;
 }
@@ -102,6 +104,8 @@ export interface UpstreamTokenRecord {
   /** Epoch seconds, or null when the upstream gave no lifetime. */
   expiresAt: number | null;
   status: UpstreamTokenStatus;
+  /** Moves up by one with every new access token (connect or refresh); callers name the version they saw. */
+  version: number;
   connectedAt: string;
   lastUsedAt: string | null;
   updatedAt: string;

@@ -28,7 +28,7 @@ export interface TestGateway {
 }
 
 /** Starts a {@link TestGateway}; `configure` adjusts the config (upstreams, clients, TTLs) before start. */
-export async function startTestGateway(configure: (config: GatewayConfig) => void = () => {}): Promise<TestGateway> {
+export async function startTestGateway(configure: (config: GatewayConfig) => void = () => {}, options: { worker?: boolean } = {}): Promise<TestGateway> {
   const dir = await mkdtemp(path.join(tmpdir(), 'cg-gateway-'));
   const port = await freePort();
   const config = loadConfig({
@@ -47,8 +47,10 @@ export async function startTestGateway(configure: (config: GatewayConfig) => voi
   const cipher = await loadCipher(config, log);
   const connection = await Connection.connect({ address: config.temporal.address });
   const temporal = new Client({ connection, namespace: config.temporal.namespace });
-  const { worker, connection: workerConnection }: { worker: Worker; connection: { close(): Promise<void> } } = await createWorker(config, { store, cipher });
-  const running = worker.run();
+  // Without a worker here, tests run workers as processes of their own (to kill them).
+  const { worker, connection: workerConnection }: { worker: Worker | undefined; connection: { close(): Promise<void> } } =
+    options.worker === false ? { worker: undefined, connection: { close: async () => {} } } : await createWorker(config, { store, cipher });
+  const running = worker?.run() ?? Promise.resolve();
   const gateway = await createGateway(config, {
     store,
     cipher,
@@ -70,7 +72,7 @@ export async function startTestGateway(configure: (config: GatewayConfig) => voi
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
       await gateway.close();
-      worker.shutdown();
+      worker?.shutdown();
       await running.catch(() => {});
       await workerConnection.close();
       await connection.close();

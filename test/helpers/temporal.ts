@@ -5,7 +5,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import { inject } from 'vitest';
-import { createActivities } from '../../activities/index.js';
+import { createActivities, type ActivityDeps } from '../../activities/index.js';
 import { TokenCipher } from '../../server/crypto/token-cipher.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
 import { ensureWorkflowBundle } from '../../server/workflow-bundle.js';
@@ -46,8 +46,11 @@ export interface TemporalTestEnv {
   store: SqliteStore;
   storePath: string;
   dir: string;
-  /** Creates (but does not run) a worker for this env's task queue with the prebuilt bundle. */
-  createWorker(): Promise<Worker>;
+  /**
+   * Creates (but does not run) a worker for this env's task queue with the prebuilt bundle; the
+   * activities get no upstreams and a random key unless `deps` names them.
+   */
+  createWorker(deps?: Partial<Omit<ActivityDeps, 'store'>>): Promise<Worker>;
   close(): Promise<void>;
 }
 
@@ -71,7 +74,7 @@ export async function openTemporalTestEnv(): Promise<TemporalTestEnv> {
     store,
     storePath,
     dir,
-    async createWorker() {
+    async createWorker(deps = {}) {
       const bundle = await ensureWorkflowBundle();
       const nativeConnection = await NativeConnection.connect({ address });
       nativeConnections.push(nativeConnection);
@@ -80,7 +83,13 @@ export async function openTemporalTestEnv(): Promise<TemporalTestEnv> {
         namespace,
         taskQueue,
         workflowBundle: { codePath: bundle.codePath },
-        activities: createActivities({ store, cipher: new TokenCipher(randomBytes(32)), upstreams: [], redirectUri: 'http://localhost/oauth/upstream/callback' }),
+        activities: createActivities({
+          store,
+          cipher: new TokenCipher(randomBytes(32)),
+          upstreams: [],
+          redirectUri: 'http://localhost/oauth/upstream/callback',
+          ...deps,
+        }),
       });
     },
     async close() {

@@ -19,6 +19,7 @@ describe('replay of captured histories', () => {
       'consent-flow-update-with-start-expired-v2.json',
       'consent-flow-update-with-start-expired-v3.json',
       'consent-flow-update-with-start-expired.json',
+      'upstream-grant-reconnect-disconnect.json',
     ]);
     const histories = await Promise.all(
       files.map(async (file) => ({

@@ -14,7 +14,7 @@ import { clientLabel } from './approve-step.js';
 import { consentEvent, type ConsentEvent } from './events.js';
 import { icon } from './icons.js';
 import type { MessageKind } from './flow-message.js';
-import { documentStyles, sharedStyles, themeStyles } from './styles.js';
+import { documentStyles, pageShellStyles, sharedStyles, themeStyles } from './styles.js';
 import './approve-step.js';
 import './flow-message.js';
 import './identity-step.js';
@@ -85,23 +85,8 @@ export class ConsentApp extends LitElement {
   static override styles = [
     themeStyles,
     sharedStyles,
+    pageShellStyles,
     css`
-      :host {
-        min-height: 100vh;
-        min-height: 100dvh;
-        background: var(--cg-page);
-      }
-
-      .page {
-        box-sizing: border-box;
-        display: flex;
-        flex-direction: column;
-        align-items: center;
-        min-height: 100vh;
-        min-height: 100dvh;
-        padding: clamp(1rem, 6vh, 4rem) 1rem 2rem;
-      }
-
       header {
         display: flex;
         align-items: center;
@@ -110,16 +95,6 @@ export class ConsentApp extends LitElement {
         font-weight: 650;
         font-size: 1rem;
         letter-spacing: 0.01em;
-      }
-
-      .logo {
-        display: grid;
-        place-items: center;
-        width: 1.75rem;
-        height: 1.75rem;
-        border-radius: 0.5rem;
-        background: var(--cg-accent);
-        color: var(--cg-on-accent);
       }
 
       .card {

@@ -290,3 +290,32 @@ export const documentStyles = css`
     }
   }
 `;
+
+/** The full-page shell both pages share: background, centred column, the logo badge. */
+export const pageShellStyles = css`
+  :host {
+    min-height: 100vh;
+    min-height: 100dvh;
+    background: var(--cg-page);
+  }
+
+  .page {
+    box-sizing: border-box;
+    display: flex;
+    flex-direction: column;
+    align-items: center;
+    min-height: 100vh;
+    min-height: 100dvh;
+    padding: clamp(1rem, 6vh, 4rem) 1rem 2rem;
+  }
+
+  .logo {
+    display: grid;
+    place-items: center;
+    width: 1.75rem;
+    height: 1.75rem;
+    border-radius: 0.5rem;
+    background: var(--cg-accent);
+    color: var(--cg-on-accent);
+  }
+`;

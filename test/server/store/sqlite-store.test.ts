@@ -107,6 +107,23 @@ describe('SqliteStore', () => {
     await db.close();
   });
 
+  it('gives upstream tokens stored before migration 5 version 1, and keeps the version written since', async () => {
+    const older = path.join(dir, 'v4.sqlite');
+    const db = await SqliteDatabase.open(older);
+    await migrate(db, migrations.filter((migration) => migration.version < 5));
+    await db.run(
+      `INSERT INTO upstream_tokens (user_id, upstream, access_token, refresh_token, token_type, scopes, expires_at, status, connected_at, last_used_at, updated_at)
+       VALUES ('alice', 'notion', 'v1.a.b.c', NULL, 'bearer', '[]', 100, 'connected', 't0', NULL, 't0')`,
+    );
+    await db.close();
+    const store = await SqliteStore.open(older);
+    const before = await store.getUpstreamTokens('alice', 'notion');
+    expect(before?.version).toBe(1);
+    await store.saveUpstreamTokens({ ...before!, version: 2, expiresAt: 200, updatedAt: 't1' });
+    expect(await store.getUpstreamTokens('alice', 'notion')).toEqual({ ...before, version: 2, expiresAt: 200, updatedAt: 't1' });
+    await store.close();
+  });
+
   it('refuses a database from a newer gateway', async () => {
     const db = await SqliteDatabase.open(path.join(dir, 'new.sqlite'));
     await migrate(db, [{ version: 1, name: 'a', sql: 'CREATE TABLE a (x INTEGER);' }, { version: 2, name: 'b', sql: 'CREATE TABLE b (x INTEGER);' }]);

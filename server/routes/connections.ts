@@ -1,0 +1,220 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import Router from '@koa/router';
+import type { Context, Next } from 'koa';
+import type Provider from 'oidc-provider';
+import type { ConnectionClientView, ConnectionsView, ConnectionUpstreamView } from '../../web/connections-page/api.js';
+import type { Client } from '@temporalio/client';
+import type { GatewayConfig, UpstreamConfig } from '../config.js';
+import { disconnectUpstreamGrant } from '../temporal.js';
+import { OAuthError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { OAuthServer } from '../oauth/provider.js';
+import type { GatewayStore } from '../store/store.js';
+import { upstreamConnectionStatus } from '../upstream-status.js';
+
+/** What the "My connections" routes need. */
+export interface ConnectionsRouteDeps {
+  config: GatewayConfig;
+  oauth: OAuthServer;
+  store: GatewayStore;
+  log: Logger;
+  cookieKeys: string[];
+  /** Drops the bearer check's cached answers for one user and client. */
+  forgetConsent(userId: string, clientId: string): void;
+  temporal: Client;
+}
+
+/** The signed-in browser: its user and the session id its CSRF token is bound to. */
+interface SignedIn {
+  userId: string;
+  sessionId: string;
+}
+
+const pageCsp = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'";
+const jsonBodyLimit = 1024;
+
+function sameText(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
+}
+
+/** Reads and discards a small JSON body: the POSTs carry no parameters, but must be JSON (no form posts). */
+async function drainJson(ctx: Context): Promise<void> {
+  if (!ctx.is('application/json')) throw new OAuthError(415, 'invalid_request', 'send the body as application/json');
+  let size = 0;
+  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > jsonBodyLimit) throw new OAuthError(413, 'invalid_request', 'the body is too large');
+  }
+}
+
+/**
+ * "My connections" (`/connections`): the signed-in user's upstream connections and approved MCP
+ * clients, with Revoke, Disconnect and Reconnect. The user is the one of the gateway's OAuth
+ * session (the `cg_session` cookie a finished consent flow leaves). Its JSON API lives under
+ * `/connections/api`; POSTs need the page's CSRF token (bound to the session), JSON and this origin.
+ */
+export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
+  const { config, oauth, store, log } = deps;
+  const provider: Provider = oauth.provider;
+  const origin = new URL(config.http.publicUrl).origin;
+  const router = new Router({ prefix: '/connections' });
+
+  const csrfToken = (sessionId: string) => createHmac('sha256', deps.cookieKeys[0] ?? '').update(`connections.${sessionId}`).digest('base64url');
+
+  async function signedIn(ctx: Context): Promise<SignedIn | undefined> {
+    const session = await provider.Session.get(ctx);
+    return session.accountId ? { userId: session.accountId, sessionId: session.jti } : undefined;
+  }
+
+  async function requireSignedIn(ctx: Context): Promise<SignedIn> {
+    const user = await signedIn(ctx);
+    if (!user) throw new OAuthError(401, 'login_required', 'sign in through an MCP client first');
+    return user;
+  }
+
+  function checkPost(ctx: Context, user: SignedIn): void {
+    const sentOrigin = ctx.get('origin');
+    if (sentOrigin && sentOrigin !== origin) throw new OAuthError(403, 'access_denied', 'cross-origin request refused');
+    const token = ctx.get('x-csrf-token');
+    if (!token || !sameText(token, csrfToken(user.sessionId))) throw new OAuthError(403, 'access_denied', 'missing or wrong CSRF token; reload the page');
+  }
+
+  function findUpstream(name: string | undefined): UpstreamConfig {
+    const upstream = config.upstreams.find((candidate) => candidate.name === name);
+    if (!upstream) throw new OAuthError(404, 'not_found', 'no such service');
+    if (upstream.auth === 'none') throw new OAuthError(400, 'invalid_request', `${upstream.displayName} needs no connection`);
+    return upstream;
+  }
+
+  async function clientName(clientId: string): Promise<string | null> {
+    // A client id metadata document's id is its URL; looking it up would fetch it on every page view.
+    if (/^https?:\/\//.test(clientId)) return null;
+    const client = await provider.Client.find(clientId).catch(() => undefined);
+    return client?.clientName ?? null;
+  }
+
+  async function view(userId: string, notice: string | null = null): Promise<ConnectionsView> {
+    const [tokens, consents] = await Promise.all([store.listUpstreamTokens(userId), store.listConsents(userId)]);
+    const upstreams = config.upstreams.map((upstream): ConnectionUpstreamView => {
+      const record = tokens.find((candidate) => candidate.upstream === upstream.name);
+      return {
+        name: upstream.name,
+        displayName: upstream.displayName,
+        status: upstreamConnectionStatus(upstream, record),
+        scopes: record?.scopes ?? upstream.scopes,
+        connectedAt: record?.connectedAt ?? null,
+        lastUsedAt: record?.lastUsedAt ?? null,
+        authRequired: upstream.auth !== 'none',
+      };
+    });
+    const clients = await Promise.all(
+      consents.map(
+        async (consent): Promise<ConnectionClientView> => ({
+          clientId: consent.clientId,
+          clientName: await clientName(consent.clientId),
+          upstreams: consent.upstreams,
+          scopes: consent.scopes,
+          grantedAt: consent.grantedAt,
+        }),
+      ),
+    );
+    return { user: { id: userId }, upstreams, clients, notice };
+  }
+
+  /** Ends every grant the user gave the client: its access, refresh tokens and codes die with it (RFC 7009 §2.2). */
+  async function revokeClient(userId: string, clientId: string): Promise<boolean> {
+    const grantIds = await store.oauth.listGrantIds(userId, clientId, Math.floor(Date.now() / 1000));
+    for (const grantId of grantIds) {
+      await provider.AccessToken.revokeByGrantId(grantId);
+      await provider.RefreshToken.revokeByGrantId(grantId);
+      await provider.AuthorizationCode.revokeByGrantId(grantId);
+      const grant = await provider.Grant.find(grantId);
+      await grant?.destroy();
+    }
+    const forgotten = await store.deleteConsent(userId, clientId);
+    deps.forgetConsent(userId, clientId);
+    return forgotten || grantIds.length > 0;
+  }
+
+  /**
+   * Ends a user's connection to an upstream through its `upstreamGrant` workflow, which revokes the
+   * tokens at the upstream (RFC 7009) and deletes them. False when there was nothing to disconnect.
+   */
+  async function disconnectUpstream(userId: string, upstream: string): Promise<boolean> {
+    const tokens = await store.getUpstreamTokens(userId, upstream);
+    if (!tokens) return false;
+    const done = await disconnectUpstreamGrant(deps.temporal, config.temporal.taskQueue, {
+      userId,
+      upstream,
+      version: tokens.version,
+      expiresAt: tokens.expiresAt,
+      refreshable: tokens.refreshToken !== null,
+    });
+    if (!done) log.warn('disconnect still running at the upstream', { user: userId, upstream });
+    return true;
+  }
+
+  const json = async function jsonOnly(ctx: Context, next: Next) {
+    ctx.set('Cache-Control', 'no-store');
+    await next();
+  };
+
+  router.get('/', async function connectionsPage(ctx) {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.set('Content-Security-Policy', pageCsp);
+    ctx.type = 'html';
+    const user = await signedIn(ctx);
+    // Without a session the element explains how to sign in; it makes no API call then.
+    const attributes = user ? `csrf-token="${escapeHtml(csrfToken(user.sessionId))}" api-base="/connections/api"` : 'signed-out';
+    ctx.body = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>My connections – Consent Gateway</title></head>
+<body><connections-page ${attributes}></connections-page>
+<script type="module" src="/assets/connections-page.js"></script></body></html>`;
+  });
+
+  router.get('/api', json, async function getConnections(ctx) {
+    const user = await requireSignedIn(ctx);
+    ctx.body = await view(user.userId);
+  });
+
+  router.post('/api/clients/:clientId/revoke', json, async function postRevoke(ctx) {
+    const user = await requireSignedIn(ctx);
+    checkPost(ctx, user);
+    await drainJson(ctx);
+    const clientId = ctx.params.clientId ?? '';
+    if (!(await revokeClient(user.userId, clientId))) throw new OAuthError(404, 'not_found', 'you have not approved this application');
+    log.info('client revoked by user', { user: user.userId, client: clientId });
+    ctx.body = await view(user.userId);
+  });
+
+  router.post('/api/upstreams/:name/disconnect', json, async function postDisconnect(ctx) {
+    const user = await requireSignedIn(ctx);
+    checkPost(ctx, user);
+    await drainJson(ctx);
+    const upstream = findUpstream(ctx.params.name);
+    await disconnectUpstream(user.userId, upstream.name);
+    log.info('upstream disconnected by user', { user: user.userId, upstream: upstream.name });
+    ctx.body = await view(user.userId);
+  });
+
+  // Connecting an upstream runs inside a consent flow today, so a reconnect ends the old connection
+  // here and the user connects again through their MCP client's next sign-in.
+  router.post('/api/upstreams/:name/reconnect', json, async function postReconnect(ctx) {
+    const user = await requireSignedIn(ctx);
+    checkPost(ctx, user);
+    await drainJson(ctx);
+    const upstream = findUpstream(ctx.params.name);
+    await disconnectUpstream(user.userId, upstream.name);
+    log.info('upstream reconnect requested', { user: user.userId, upstream: upstream.name });
+    ctx.body = await view(user.userId, `Open your MCP client to connect ${upstream.displayName} again.`);
+  });
+
+  return router;
+}

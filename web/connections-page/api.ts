@@ -1,0 +1,159 @@
+/**
+ * "My connections" JSON API: the `ConnectionsView` the server answers with, and a small client for
+ * `{apiBase}`, `{apiBase}/clients/:clientId/revoke` and `{apiBase}/upstreams/:name/disconnect|reconnect`.
+ *
+ * The server imports these types with `import type`; nothing here runs outside a browser.
+ */
+import { ApiError, INVALID_RESPONSE, NETWORK_ERROR, UPSTREAM_STATUSES, type UpstreamStatus } from '../consent-app/api.js';
+
+export { ApiError, NETWORK_ERROR };
+
+/** One upstream as "My connections" lists it. */
+export interface ConnectionUpstreamView {
+  name: string;
+  displayName: string;
+  status: UpstreamStatus;
+  /** The scopes granted at the upstream when connected, else the ones the gateway asks for. */
+  scopes: string[];
+  /** ISO 8601, or null when not connected. */
+  connectedAt: string | null;
+  /** ISO 8601, or null when never used. */
+  lastUsedAt: string | null;
+  authRequired: boolean;
+}
+
+/** One MCP client the user approved. */
+export interface ConnectionClientView {
+  clientId: string;
+  clientName: string | null;
+  upstreams: string[];
+  scopes: string[];
+  /** ISO 8601. */
+  grantedAt: string;
+}
+
+/** What `GET {apiBase}` and every successful POST answer. */
+export interface ConnectionsView {
+  user: { id: string };
+  upstreams: ConnectionUpstreamView[];
+  clients: ConnectionClientView[];
+  /** A message for the user about the action just taken, e.g. where to finish a reconnect. */
+  notice: string | null;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isStringArray(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((item) => typeof item === 'string');
+}
+
+function isNullableString(value: unknown): value is string | null {
+  return value === null || typeof value === 'string';
+}
+
+function isUpstream(value: unknown): value is ConnectionUpstreamView {
+  return (
+    isObject(value) &&
+    typeof value['name'] === 'string' &&
+    typeof value['displayName'] === 'string' &&
+    (UPSTREAM_STATUSES as readonly unknown[]).includes(value['status']) &&
+    isStringArray(value['scopes']) &&
+    isNullableString(value['connectedAt']) &&
+    isNullableString(value['lastUsedAt']) &&
+    typeof value['authRequired'] === 'boolean'
+  );
+}
+
+function isClient(value: unknown): value is ConnectionClientView {
+  return (
+    isObject(value) &&
+    typeof value['clientId'] === 'string' &&
+    isNullableString(value['clientName']) &&
+    isStringArray(value['upstreams']) &&
+    isStringArray(value['scopes']) &&
+    typeof value['grantedAt'] === 'string'
+  );
+}
+
+/** Whether `value` has the shape of a {@link ConnectionsView}. */
+export function isConnectionsView(value: unknown): value is ConnectionsView {
+  if (!isObject(value)) return false;
+  const { user, upstreams, clients } = value;
+  return (
+    isObject(user) &&
+    typeof user['id'] === 'string' &&
+    Array.isArray(upstreams) &&
+    upstreams.every(isUpstream) &&
+    Array.isArray(clients) &&
+    clients.every(isClient) &&
+    isNullableString(value['notice'])
+  );
+}
+
+/** The page's JSON API, same origin only. Every method resolves with a view or rejects with an {@link ApiError}. */
+export class ConnectionsApi {
+  readonly apiBase: string;
+  readonly #csrfToken: string;
+  readonly #fetch: typeof fetch;
+
+  constructor(options: { apiBase: string; csrfToken: string; fetch?: typeof fetch }) {
+    this.apiBase = options.apiBase.replace(/\/+$/, '');
+    this.#csrfToken = options.csrfToken;
+    this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  }
+
+  /** `GET {apiBase}`. */
+  load(): Promise<ConnectionsView> {
+    return this.#request('GET', '');
+  }
+
+  /** `POST {apiBase}/clients/:clientId/revoke`: the client's gateway tokens stop working. */
+  revokeClient(clientId: string): Promise<ConnectionsView> {
+    return this.#request('POST', `/clients/${encodeURIComponent(clientId)}/revoke`);
+  }
+
+  /** `POST {apiBase}/upstreams/:name/disconnect`: the gateway forgets the user's tokens there. */
+  disconnect(upstream: string): Promise<ConnectionsView> {
+    return this.#request('POST', `/upstreams/${encodeURIComponent(upstream)}/disconnect`);
+  }
+
+  /** `POST {apiBase}/upstreams/:name/reconnect`. */
+  reconnect(upstream: string): Promise<ConnectionsView> {
+    return this.#request('POST', `/upstreams/${encodeURIComponent(upstream)}/reconnect`);
+  }
+
+  async #request(method: 'GET' | 'POST', path: string): Promise<ConnectionsView> {
+    const headers: Record<string, string> = { Accept: 'application/json' };
+    if (method === 'POST') {
+      headers['Content-Type'] = 'application/json';
+      headers['X-CSRF-Token'] = this.#csrfToken;
+    }
+    let response: Response;
+    try {
+      response = await this.#fetch(`${this.apiBase}${path}`, {
+        method,
+        headers,
+        credentials: 'same-origin',
+        cache: 'no-store',
+        ...(method === 'POST' ? { body: '{}' } : {}),
+      });
+    } catch (cause) {
+      throw new ApiError(0, NETWORK_ERROR, 'The gateway could not be reached.', { cause });
+    }
+    let payload: unknown;
+    try {
+      payload = await response.json();
+    } catch (cause) {
+      if (response.ok) throw new ApiError(response.status, INVALID_RESPONSE, 'The gateway sent an unreadable answer.', { cause });
+    }
+    if (!response.ok) {
+      const error = isObject(payload) && typeof payload['error'] === 'string' ? payload['error'] : 'server_error';
+      const description = isObject(payload) && typeof payload['error_description'] === 'string' ? payload['error_description'] : '';
+      throw new ApiError(response.status, error, description);
+    }
+    if (!isConnectionsView(payload)) throw new ApiError(response.status, INVALID_RESPONSE, 'The gateway sent an unexpected answer.');
+    return payload;
+  }
+}

@@ -1,0 +1,135 @@
+import { LitElement, html, nothing } from 'lit';
+
+import type { UpstreamStatus } from '../consent-app/api.js';
+import { sharedStyles } from '../consent-app/styles.js';
+import type { ConnectionUpstreamView } from './api.js';
+import { connectionAction, type ConnectionAction } from './events.js';
+import { confirmPanel, listStyles, timeOf } from './list-parts.js';
+
+/** What each status badge says. */
+export const STATUS_LABELS: Record<UpstreamStatus, string> = {
+  ready: 'ready',
+  connected: 'connected',
+  expired: 'expired',
+  needs_reconnect: 'needs reconnect',
+  not_connected: 'not connected',
+};
+
+/** The actions an upstream offers, in button order. */
+export function upstreamActions(upstream: ConnectionUpstreamView): ('reconnect' | 'disconnect')[] {
+  if (!upstream.authRequired) return [];
+  if (upstream.status === 'connected' || upstream.status === 'expired' || upstream.status === 'needs_reconnect') return ['reconnect', 'disconnect'];
+  return [];
+}
+
+const confirmText: Record<'reconnect' | 'disconnect', (name: string) => string> = {
+  disconnect: (name) => `Disconnect ${name}? The gateway forgets your ${name} tokens, and no application can use ${name} until you connect it again.`,
+  reconnect: (name) => `Reconnect ${name}? The current connection ends now; you connect ${name} again the next time your MCP client asks you to sign in.`,
+};
+
+/**
+ * The "Services" section: each upstream with its status badge, scopes, connected-since and
+ * last-used, and "Reconnect …"/"Disconnect …" buttons that ask for confirmation inline.
+ *
+ * @element service-list
+ * @prop upstreams - `ConnectionUpstreamView[]`, in display order
+ * @attr pending - set while a request is in flight: buttons are disabled (property `pending`)
+ * @fires connection-action - `{ action: 'reconnect' | 'disconnect', target: <upstream name> }`, once confirmed. Bubbles, composed.
+ * @csspart row - one upstream
+ * @csspart badge - its status badge
+ */
+export class ServiceList extends LitElement {
+  static override properties = {
+    upstreams: { attribute: false },
+    pending: { type: Boolean, reflect: true },
+    confirming: { state: true },
+  };
+
+  static override styles = [sharedStyles, listStyles];
+
+  declare upstreams: ConnectionUpstreamView[];
+  declare pending: boolean;
+  declare private confirming: { action: 'reconnect' | 'disconnect'; name: string } | null;
+
+  constructor() {
+    super();
+    this.upstreams = [];
+    this.pending = false;
+    this.confirming = null;
+  }
+
+  protected override render() {
+    return html`
+      <h2 id="services-heading">Services</h2>
+      ${this.upstreams.length === 0
+        ? html`<p class="empty">No services are set up on this gateway.</p>`
+        : html`<ul class="rows" aria-labelledby="services-heading">
+            ${this.upstreams.map((upstream) => this.renderUpstream(upstream))}
+          </ul>`}
+    `;
+  }
+
+  private renderUpstream(upstream: ConnectionUpstreamView) {
+    const confirming = this.confirming?.name === upstream.name ? this.confirming.action : null;
+    const connected = upstream.connectedAt !== null;
+    return html`
+      <li class="row" part="row">
+        <div>
+          <div class="title">
+            <span>${upstream.displayName}</span>
+            <span class="badge ${upstream.status}" part="badge">${STATUS_LABELS[upstream.status]}</span>
+          </div>
+          <dl>
+            ${upstream.authRequired
+              ? html`<dt>Scopes</dt>
+                  <dd>${upstream.scopes.length ? upstream.scopes.join(', ') : 'none'}</dd>`
+              : html`<dt>Access</dt>
+                  <dd>needs no sign-in</dd>`}
+            ${connected
+              ? html`<dt>Connected</dt>
+                  <dd>${timeOf(upstream.connectedAt, 'unknown')}</dd>
+                  <dt>Last used</dt>
+                  <dd>${timeOf(upstream.lastUsedAt, 'never')}</dd>`
+              : nothing}
+          </dl>
+        </div>
+        <div class="row-actions">
+          ${upstreamActions(upstream).map(
+            (action) => html`<button
+              class="small"
+              type="button"
+              ?disabled=${this.pending || confirming !== null}
+              @click=${() => (this.confirming = { action, name: upstream.name })}
+            >
+              ${action === 'reconnect' ? 'Reconnect' : 'Disconnect'} ${upstream.displayName}
+            </button>`,
+          )}
+        </div>
+        ${confirming
+          ? confirmPanel({
+              message: confirmText[confirming](upstream.displayName),
+              buttonText: confirming === 'reconnect' ? 'Yes, reconnect' : 'Yes, disconnect',
+              label: `Confirm ${confirming} ${upstream.displayName}`,
+              pending: this.pending,
+              onConfirm: () => this.confirm(confirming, upstream.name),
+              onCancel: () => (this.confirming = null),
+            })
+          : nothing}
+      </li>
+    `;
+  }
+
+  private confirm(action: ConnectionAction, name: string): void {
+    if (this.pending) return;
+    this.confirming = null;
+    this.dispatchEvent(connectionAction({ action, target: name }));
+  }
+}
+
+if (!customElements.get('service-list')) customElements.define('service-list', ServiceList);
+
+declare global {
+  interface HTMLElementTagNameMap {
+    'service-list': ServiceList;
+  }
+}
