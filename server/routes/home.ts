@@ -21,6 +21,7 @@ export function homeRoutes(config: GatewayConfig, deps: { temporalUiUrl?: string
 <body><h1>Consent Gateway</h1>
 <p>MCP endpoint: <code>${escapeHtml(mcp)}</code></p>
 ${ui}
+<p>Your connected services and approved applications: <a href="/connections">My connections</a></p>
 <p>Health: <a href="/healthz">/healthz</a></p>
 </body></html>`;
   });
