@@ -39,6 +39,7 @@ export async function createGateway(
     cipher: deps.cipher,
     upstreams: config.upstreams,
     temporal: { client: deps.temporal, taskQueue: config.temporal.taskQueue, log: deps.log },
+    publicUrl: config.http.publicUrl,
   });
   const mcp = createMcpEndpoint({
     separator: config.mcp.toolSeparator,

@@ -1,9 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { markNeedsReconnect } from '../workflows/messages.js';
 import { upstreamGrantWorkflowId, type UpstreamGrantInput } from '../workflows/types.js';
 import type { UpstreamConfig } from './config.js';
 import type { TokenCipher } from './crypto/token-cipher.js';
 import type { Logger } from './log.js';
+import { JsonRpcError } from './mcp/json-rpc.js';
 import type { McpCaller, McpUpstream } from './mcp/types.js';
 import type { GatewayStore, UpstreamTokenRecord } from './store/store.js';
 import { ensureUpstreamGrant, requestUpstreamRefresh } from './temporal.js';
@@ -19,7 +21,15 @@ export interface UpstreamTokenDeps {
   cipher: TokenCipher;
   upstreams: UpstreamConfig[];
   temporal?: { client: Client; taskQueue: string; log: Logger };
+  /** The gateway's public URL: with it, a missing connection answers with a URL elicitation link. */
+  publicUrl?: string;
 }
+
+/** JSON-RPC error code of a URL elicitation the client must complete first (MCP 2025-11-25, SEP-1036). */
+export const urlElicitationRequired = -32042;
+
+/** How long an elicitation link works. */
+const elicitationTtlSeconds = 600;
 
 /** A token this close to its expiry (seconds) is refreshed before use: it could expire in flight. */
 const expirySkewSeconds = 2;
@@ -53,9 +63,40 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
     return Boolean(config && config.auth !== 'none');
   }
 
+  /** Open elicitations by user × client × upstream, so repeated calls share one link. */
+  const openElicitations = new Map<string, { id: string; expiresAt: number }>();
+
+  /**
+   * Refuses a call that needs a connection the user does not have (or must renew) with a URL
+   * elicitation: a link to `/connect` that only this user's signed-in browser can use.
+   */
+  async function notConnected(caller: McpCaller, upstream: McpUpstream, why: string): Promise<never> {
+    if (!deps.publicUrl) throw new UpstreamNotConnectedError(why);
+    const key = `${caller.userId}\n${caller.clientId}\n${upstream.name}`;
+    const now = Math.floor(Date.now() / 1000);
+    let open = openElicitations.get(key);
+    if (!open || open.expiresAt - 60 < now) {
+      open = { id: randomBytes(24).toString('base64url'), expiresAt: now + elicitationTtlSeconds };
+      await deps.store.createElicitation({ id: open.id, userId: caller.userId, clientId: caller.clientId, upstream: upstream.name, createdAt: now, expiresAt: open.expiresAt, completedAt: null });
+      if (openElicitations.size > 10_000) openElicitations.clear();
+      openElicitations.set(key, open);
+    }
+    throw new JsonRpcError(urlElicitationRequired, `Connect ${upstream.displayName} to use its tools.`, {
+      elicitations: [
+        {
+          mode: 'url',
+          elicitationId: open.id,
+          url: `${deps.publicUrl}/connect?elicitationId=${open.id}`,
+          message: `Connect your ${upstream.displayName} account to continue.`,
+        },
+      ],
+    });
+  }
+
   async function connectedTokens(caller: McpCaller, upstream: McpUpstream): Promise<UpstreamTokenRecord> {
     const tokens = await deps.store.getUpstreamTokens(caller.userId, upstream.name);
-    if (!tokens || tokens.status !== 'connected') throw new UpstreamNotConnectedError(`${caller.userId} has not connected ${upstream.displayName}`);
+    if (!tokens || tokens.status !== 'connected') return notConnected(caller, upstream, `${caller.userId} has not connected ${upstream.displayName}`);
+    openElicitations.delete(`${caller.userId}\n${caller.clientId}\n${upstream.name}`);
     return tokens;
   }
 
@@ -86,7 +127,7 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
       let tokens = await connectedTokens(caller, upstream);
       if (tokens.expiresAt !== null && tokens.expiresAt - Date.now() / 1000 <= expirySkewSeconds && tokens.refreshToken !== null) {
         const fresh = await refreshed(tokens, 'expired before use');
-        if (!fresh || fresh.status !== 'connected') throw new UpstreamNotConnectedError(`${caller.userId} has to reconnect ${upstream.displayName}`);
+        if (!fresh || fresh.status !== 'connected') return notConnected(caller, upstream, `${caller.userId} has to reconnect ${upstream.displayName}`);
         tokens = fresh;
       } else {
         ensureGrant(tokens);

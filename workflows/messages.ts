@@ -9,6 +9,7 @@ import type {
   RefreshNowInput,
   RefreshNowResult,
   UpstreamCallbackInput,
+  UpstreamConnectState,
   UpstreamGrantState,
   UpstreamTokenInfo,
 } from './types.js';
@@ -45,3 +46,12 @@ export const disconnect = defineSignal('disconnect');
 
 /** The grant's current state. */
 export const grantState = defineQuery<UpstreamGrantState>('grantState');
+
+/** A connect outside a consent flow: prepares the upstream authorization. Valid before it connected. */
+export const beginConnect = defineUpdate<UpstreamConnectState, []>('beginConnect');
+
+/** The upstream's callback for such a connect: exchanges its code. Valid while it authorizes. */
+export const connectCallback = defineUpdate<UpstreamConnectState, [UpstreamCallbackInput]>('connectCallback');
+
+/** Where such a connect stands. */
+export const connectState = defineQuery<UpstreamConnectState>('connectState');

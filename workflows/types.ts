@@ -191,3 +191,34 @@ export const grantSearchAttributes = {
 export function upstreamGrantWorkflowId(userId: string, upstream: string): string {
   return `grant:${encodeURIComponent(userId)}:${encodeURIComponent(upstream)}`;
 }
+
+/** Arguments of `upstreamConnect`: one user connecting one upstream outside a consent flow (a URL elicitation). */
+export interface UpstreamConnectInput {
+  connectId: string;
+  userId: string;
+  upstream: string;
+  ttlMs: number;
+}
+
+/** What `connectState` returns and the connect updates answer with. Metadata only. */
+export interface UpstreamConnectState {
+  connectId: string;
+  userId: string;
+  upstream: string;
+  status: 'starting' | 'authorizing' | 'connected' | 'failed' | 'expired';
+  error: string | null;
+  message: string | null;
+  /** Reference to the sealed authorization URL (not the URL). */
+  authorizationRef: string | null;
+  scopes: string[];
+}
+
+/** Workflow id of the connect started by a URL elicitation. */
+export function upstreamConnectWorkflowId(connectId: string): string {
+  return `connect:${connectId}`;
+}
+
+/** The pending-authorization owner id (`flowId` of upstream authorizations) of such a connect. */
+export function upstreamConnectFlowId(connectId: string): string {
+  return `connect-${connectId}`;
+}

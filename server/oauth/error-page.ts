@@ -11,8 +11,22 @@ const hints: Record<string, string> = {
   session_not_found: 'This sign-in request belongs to another browser, or its cookie is gone. Start again from your application.',
 };
 
+/** A page with a heading and a few sentences, in the same look as the error pages. */
+export function renderMessagePage(title: string, sentences: string[]): string {
+  return pageShell(title, sentences.map((sentence) => `<p>${escapeHtml(sentence)}</p>`).join('\n'));
+}
+
 /** A readable error page for the browser (never a stack trace). */
 export function renderErrorPage(error: string, description: string, title = 'Something went wrong'): string {
+  return pageShell(
+    title,
+    `<p>${escapeHtml(hints[error] ?? 'The request could not be completed.')}</p>
+${description ? `<p>${escapeHtml(description)}</p>` : ''}
+<p><small>Error: <code>${escapeHtml(error)}</code></small></p>`,
+  );
+}
+
+function pageShell(title: string, body: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)} · Consent Gateway</title>
@@ -20,7 +34,5 @@ export function renderErrorPage(error: string, description: string, title = 'Som
 main{max-width:32rem;margin:4rem auto;background:#fff;border-radius:12px;padding:2rem;box-shadow:0 1px 3px rgba(0,0,0,.12)}
 h1{font-size:1.4rem;margin-top:0}code{background:#f0f1f4;padding:.1rem .3rem;border-radius:4px}</style></head>
 <body><main><h1>${escapeHtml(title)}</h1>
-<p>${escapeHtml(hints[error] ?? 'The request could not be completed.')}</p>
-${description ? `<p>${escapeHtml(description)}</p>` : ''}
-<p><small>Error: <code>${escapeHtml(error)}</code></small></p></main></body></html>`;
+${body}</main></body></html>`;
 }

@@ -6,14 +6,14 @@ import type { Interaction } from 'oidc-provider';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { FlowView, UpstreamView } from '../../web/consent-app/api.js';
-import { chooseIdentity, chooseServices, connectUpstream, decide, flowState, upstreamCallback } from '../../workflows/messages.js';
-import { consentWorkflowId, type ConsentFlowState } from '../../workflows/types.js';
+import { chooseIdentity, chooseServices, connectCallback, connectUpstream, decide, flowState, upstreamCallback } from '../../workflows/messages.js';
+import { consentWorkflowId, upstreamConnectWorkflowId, type ConsentFlowState } from '../../workflows/types.js';
 import type { GatewayConfig } from '../config.js';
 import { OAuthError } from '../errors.js';
 import { createIdentityStep } from '../identity/identity-step.js';
 import { idpCallbackPath } from '../identity/oidc-login.js';
 import type { Logger } from '../log.js';
-import { renderErrorPage } from '../oauth/error-page.js';
+import { renderErrorPage, renderMessagePage } from '../oauth/error-page.js';
 import { mcpScope, type OAuthServer } from '../oauth/provider.js';
 import type { GatewayStore } from '../store/store.js';
 import { signalUpstreamConnected, startConsentFlow } from '../temporal.js';
@@ -373,7 +373,9 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
     const stateHash = sha256(stateParam);
     const pending = await store.getUpstreamAuthorization(stateHash);
     if (!pending) return fail(400, 'invalid_request', 'This connection attempt is unknown; start again from the consent screen.', null);
-    const retryUrl = `/interaction/${pending.flowId}`;
+    // The attempt belongs to a consent flow, or to a connect started from a URL elicitation link.
+    const connectId = pending.flowId.startsWith('connect-') ? pending.flowId.slice('connect-'.length) : null;
+    const retryUrl = connectId ? `/connect?elicitationId=${encodeURIComponent(connectId)}` : `/interaction/${pending.flowId}`;
     const displayName = config.upstreams.find((upstream) => upstream.name === pending.upstream)?.displayName ?? pending.upstream;
     const binding = ctx.cookies.get(cookieName(pending.flowId));
     const bound = binding ? await store.bindFlow(pending.flowId, sha256(binding), new Date().toISOString()) : undefined;
@@ -381,11 +383,19 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
       return fail(403, 'access_denied', 'This connection belongs to a sign-in started in another browser.', null);
     }
     const params = new URLSearchParams(ctx.querystring);
-    const handle = temporal.workflow.getHandle(consentWorkflowId(pending.flowId));
+    const callbackInput = (error?: string) => ({ upstream: pending.upstream, stateHash, ...(error ? { error } : {}) });
+    /** Sends the callback to the owning workflow; answers how the connection stands. */
+    const deliver = async (error?: string): Promise<{ status: string; error: string | null; message: string | null } | undefined> => {
+      if (connectId) {
+        return temporal.workflow.getHandle(upstreamConnectWorkflowId(connectId)).executeUpdate(connectCallback, { args: [callbackInput(error)] });
+      }
+      const state = await temporal.workflow.getHandle(consentWorkflowId(pending.flowId)).executeUpdate(upstreamCallback, { args: [callbackInput(error)] });
+      return state.connections[pending.upstream];
+    };
     const upstreamError = params.get('error');
     try {
       if (upstreamError) {
-        await handle.executeUpdate(upstreamCallback, { args: [{ upstream: pending.upstream, stateHash, error: upstreamError.slice(0, 64) }] });
+        await deliver(upstreamError.slice(0, 64));
         return fail(400, upstreamError, `${displayName} did not grant access (${upstreamError}).`, retryUrl);
       }
       if (!params.get('code')) return fail(400, 'invalid_request', `${displayName} sent no authorization code.`, retryUrl);
@@ -398,15 +408,17 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
         Math.floor(Date.now() / 1000),
       );
       if (!completed) return fail(400, 'invalid_request', 'This connection attempt was already used or has expired.', retryUrl);
-      const state = await handle.executeUpdate(upstreamCallback, { args: [{ upstream: pending.upstream, stateHash }] });
-      const connection = state.connections[pending.upstream];
+      const connection = await deliver();
       if (connection?.status !== 'connected') {
         log.warn('upstream connect failed', { flowId: pending.flowId, upstream: pending.upstream, error: connection?.error });
         return fail(502, connection?.error ?? 'server_error', `Connecting ${displayName} failed: ${connection?.message ?? 'unknown error'}.`, retryUrl);
       }
       log.info('upstream connected', { flowId: pending.flowId, upstream: pending.upstream, user: pending.userId });
       await startGrant(pending.userId, pending.upstream);
-      ctx.redirect(retryUrl);
+      if (!connectId) return ctx.redirect(retryUrl);
+      await store.completeElicitation(connectId, Math.floor(Date.now() / 1000));
+      ctx.type = 'html';
+      ctx.body = renderConnectedPage(displayName);
     } catch (error) {
       if (error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError) {
         return fail(409, 'invalid_transition', 'The sign-in has moved on or ended; start again from your application.', null);
@@ -417,6 +429,10 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
 
   root.use(router.routes());
   return root;
+}
+
+function renderConnectedPage(displayName: string): string {
+  return renderMessagePage(`${displayName} is connected`, [`Your ${displayName} account is connected. Go back to your application: it can try again now.`]);
 }
 
 function renderConnectErrorPage(error: string, description: string, retryUrl: string | null): string {

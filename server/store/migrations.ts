@@ -127,4 +127,19 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE upstream_tokens ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
     `,
   },
+  {
+    version: 6,
+    name: 'url elicitations',
+    sql: `
+      CREATE TABLE elicitations (
+        id           TEXT PRIMARY KEY,
+        user_id      TEXT NOT NULL,
+        client_id    TEXT NOT NULL,
+        upstream     TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        expires_at   INTEGER NOT NULL,
+        completed_at INTEGER
+      );
+    `,
+  },
 ];

@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import sqlite3 from 'sqlite3';
 import { migrations as defaultMigrations, type Migration } from './migrations.js';
-import type { AuditRecord, ConsentRecord, UpstreamAuthorizationRecord, UpstreamClientRecord, UpstreamTokenRecord, UpstreamTokenStatus, FlowChange, FlowRecord, FlowStatus, GatewayStore, OAuthModelRecord, OAuthModelStore, StoreHealth } from './store.js';
+import type { AuditRecord, ConsentRecord, ElicitationRecord, UpstreamAuthorizationRecord, UpstreamClientRecord, UpstreamTokenRecord, UpstreamTokenStatus, FlowChange, FlowRecord, FlowStatus, GatewayStore, OAuthModelRecord, OAuthModelStore, StoreHealth } from './store.js';
 
 type Params = Record<string, unknown> | unknown[];
 
@@ -476,6 +476,32 @@ export class SqliteStore implements GatewayStore {
 
   async putExchangeResult(key: string, sealedResult: string, at: string): Promise<void> {
     await this.db.run('INSERT OR IGNORE INTO exchange_results (key, result, created_at) VALUES (?, ?, ?)', [key, sealedResult, at]);
+  }
+
+  async createElicitation(elicitation: ElicitationRecord): Promise<void> {
+    await this.db.run(
+      'INSERT INTO elicitations (id, user_id, client_id, upstream, created_at, expires_at, completed_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      [elicitation.id, elicitation.userId, elicitation.clientId, elicitation.upstream, elicitation.createdAt, elicitation.expiresAt, elicitation.completedAt],
+    );
+  }
+
+  async getElicitation(id: string): Promise<ElicitationRecord | undefined> {
+    const row = await this.db.get<Record<string, string | number | null>>('SELECT * FROM elicitations WHERE id = ?', [id]);
+    return (
+      row && {
+        id: String(row.id),
+        userId: String(row.user_id),
+        clientId: String(row.client_id),
+        upstream: String(row.upstream),
+        createdAt: Number(row.created_at),
+        expiresAt: Number(row.expires_at),
+        completedAt: row.completed_at === null ? null : Number(row.completed_at),
+      }
+    );
+  }
+
+  async completeElicitation(id: string, at: number): Promise<void> {
+    await this.db.run('UPDATE elicitations SET completed_at = ? WHERE id = ? AND completed_at IS NULL', [at, id]);
   }
 
   async health(): Promise<StoreHealth> {

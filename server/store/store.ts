@@ -130,6 +130,19 @@ export interface UpstreamAuthorizationRecord {
   usedAt: number | null;
 }
 
+/** A URL-mode elicitation (MCP SEP-1036): a link that lets one user connect one upstream. */
+export interface ElicitationRecord {
+  /** Random; the link's only key. */
+  id: string;
+  userId: string;
+  clientId: string;
+  upstream: string;
+  /** Epoch seconds. */
+  createdAt: number;
+  expiresAt: number;
+  completedAt: number | null;
+}
+
 /** Result of a store health check. */
 export type StoreHealth = { ok: true; schemaVersion: number } | { ok: false; error: string };
 
@@ -164,6 +177,9 @@ export interface GatewayStore {
   getExchangeResult(key: string): Promise<string | undefined>;
   /** Stores a step's result once; a second write with the same key keeps the first. */
   putExchangeResult(key: string, sealedResult: string, at: string): Promise<void>;
+  createElicitation(elicitation: ElicitationRecord): Promise<void>;
+  getElicitation(id: string): Promise<ElicitationRecord | undefined>;
+  completeElicitation(id: string, at: number): Promise<void>;
   /** The OAuth server's models. */
   readonly oauth: OAuthModelStore;
   health(): Promise<StoreHealth>;
