@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
@@ -204,16 +204,18 @@ export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
     ctx.body = await view(user.userId);
   });
 
-  // Connecting an upstream runs inside a consent flow today, so a reconnect ends the old connection
-  // here and the user connects again through their MCP client's next sign-in.
+  // A reconnect is a fresh authorization at the upstream, through the same link a URL elicitation
+  // gives; the current connection stays until the new one replaces it.
   router.post('/api/upstreams/:name/reconnect', json, async function postReconnect(ctx) {
     const user = await requireSignedIn(ctx);
     checkPost(ctx, user);
     await drainJson(ctx);
     const upstream = findUpstream(ctx.params.name);
-    await disconnectUpstream(user.userId, upstream.name);
-    log.info('upstream reconnect requested', { user: user.userId, upstream: upstream.name });
-    ctx.body = await view(user.userId, `Open your MCP client to connect ${upstream.displayName} again.`);
+    const id = randomBytes(24).toString('base64url');
+    const now = Math.floor(Date.now() / 1000);
+    await store.createElicitation({ id, userId: user.userId, clientId: 'my-connections', upstream: upstream.name, createdAt: now, expiresAt: now + 600, completedAt: null });
+    log.info('upstream reconnect started', { user: user.userId, upstream: upstream.name });
+    ctx.body = { ...(await view(user.userId)), redirectTo: `/connect?elicitationId=${id}` };
   });
 
   return router;

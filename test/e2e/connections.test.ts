@@ -162,16 +162,19 @@ describe.skipIf(skip)('My connections', () => {
     expect(await page.getByRole('button', { name: 'Reconnect GitHub', exact: true }).count()).toBe(0);
   });
 
-  it('reconnects GitHub by ending the connection and telling the user to connect again from the MCP client', async () => {
+  it('reconnects GitHub through a fresh authorization at GitHub, from this page', async () => {
     await gateway.store.saveUpstreamTokens({ ...githubTokens!, status: 'needs_reconnect' });
     await page.goto(`${gateway.url}/connections`);
     const badge = page.locator('service-list li', { hasText: 'GitHub' }).locator('.badge');
     await expect.poll(async () => (await badge.textContent())?.trim()).toBe('needs reconnect');
     await page.getByRole('button', { name: 'Reconnect GitHub', exact: true }).click();
+    const exchangesBefore = github.counters.codeExchanges;
     await page.getByRole('button', { name: 'Confirm reconnect GitHub' }).click();
-    await page.getByRole('status').getByText('Open your MCP client to connect GitHub again.').waitFor();
-    expect((await badge.textContent())?.trim()).toBe('not connected');
-    expect(await gateway.store.getUpstreamTokens('carol', 'github')).toBeUndefined();
+    await page.getByRole('heading', { name: 'GitHub is connected' }).waitFor();
+    expect(github.counters.codeExchanges).toBe(exchangesBefore + 1);
+    expect((await gateway.store.getUpstreamTokens('carol', 'github'))?.status).toBe('connected');
+    await page.goto(`${gateway.url}/connections`);
+    await expect.poll(async () => (await badge.textContent())?.trim()).toBe('connected');
   });
 });
 

@@ -37,8 +37,10 @@ export interface ConnectionsView {
   user: { id: string };
   upstreams: ConnectionUpstreamView[];
   clients: ConnectionClientView[];
-  /** A message for the user about the action just taken, e.g. where to finish a reconnect. */
+  /** A message for the user about the action just taken. */
   notice: string | null;
+  /** Where the browser goes next (a reconnect continues at the upstream), when set. */
+  redirectTo?: string | null;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -88,7 +90,8 @@ export function isConnectionsView(value: unknown): value is ConnectionsView {
     upstreams.every(isUpstream) &&
     Array.isArray(clients) &&
     clients.every(isClient) &&
-    isNullableString(value['notice'])
+    isNullableString(value['notice']) &&
+    (value['redirectTo'] === undefined || isNullableString(value['redirectTo']))
   );
 }
 

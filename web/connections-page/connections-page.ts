@@ -200,6 +200,11 @@ export class ConnectionsPage extends LitElement {
     this.pending = true;
     try {
       const view = await call();
+      // Only the gateway's own connect link: the reconnect continues at the upstream from there.
+      if (view.redirectTo && view.redirectTo.startsWith('/connect?')) {
+        window.location.assign(view.redirectTo);
+        return;
+      }
       this.view = view;
       this.notice = view.notice;
       this.failure = null;

@@ -24,7 +24,7 @@ export function upstreamActions(upstream: ConnectionUpstreamView): ('reconnect' 
 
 const confirmText: Record<'reconnect' | 'disconnect', (name: string) => string> = {
   disconnect: (name) => `Disconnect ${name}? The gateway forgets your ${name} tokens, and no application can use ${name} until you connect it again.`,
-  reconnect: (name) => `Reconnect ${name}? The current connection ends now; you connect ${name} again the next time your MCP client asks you to sign in.`,
+  reconnect: (name) => `Reconnect ${name}? You sign in at ${name} again; the current connection stays until the new one replaces it.`,
 };
 
 /**
