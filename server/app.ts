@@ -19,6 +19,8 @@ import { wellKnownRoutes } from './routes/well-known.js';
 /** The MCP endpoint as the app mounts it (behind the bearer check). */
 export interface McpMount {
   middleware: (ctx: Koa.Context, next: Koa.Next) => Promise<void>;
+  /** Tells the user's MCP sessions that a URL elicitation completed. */
+  elicitationCompleted?(userId: string, clientId: string | undefined, elicitationId: string): Promise<number>;
 }
 
 /** The parts of a full gateway; absent in apps that only serve health (tests of that alone). */
@@ -55,7 +57,7 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
       wellKnownRoutes(gateway.oauth),
       assetRoutes(gateway.assetsDir),
       connectRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, cipher: gateway.cipher, log: deps.log }),
-      consentRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, log: deps.log, cookieKeys: gateway.cookieKeys, cipher: gateway.cipher }),
+      consentRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, log: deps.log, cookieKeys: gateway.cookieKeys, cipher: gateway.cipher, mcp: gateway.mcp }),
       connectionsRoutes({ config, oauth: gateway.oauth, store: deps.store, log: deps.log, cookieKeys: gateway.cookieKeys, forgetConsent: requireBearer.forgetConsent, temporal: gateway.temporal }),
     );
   }

@@ -46,6 +46,16 @@ export async function createGateway(
     log: deps.log,
     upstreamHeaders: tokens.headers,
     upstreamUnauthorized: tokens.unauthorized,
+    awaitElicitation: async (elicitationId, signal) => {
+      // The callback route marks it complete in the store; the store is shared by every process.
+      while (!signal.aborted) {
+        const elicitation = await deps.store.getElicitation(elicitationId);
+        if (!elicitation || elicitation.expiresAt <= Date.now() / 1000) return false;
+        if (elicitation.completedAt !== null) return true;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      return false;
+    },
   });
   const app = createApp(config, {
     log: deps.log,

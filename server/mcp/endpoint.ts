@@ -63,6 +63,13 @@ export interface McpEndpointOptions {
   callTimeoutMs?: number;
   /** Bound on listing one upstream's tools (and on connecting to it); a slower upstream is left out. Default 10 s. */
   listTimeoutMs?: number;
+  /**
+   * Resolves true once the user completed the URL elicitation `elicitationId` (connected the
+   * upstream), false when it expired or `signal` aborted. With it, a client that declared
+   * `elicitation.url` gets an `elicitation/create` request instead of a -32042 error, and the call
+   * continues once the user finished.
+   */
+  awaitElicitation?: (elicitationId: string, signal: AbortSignal) => Promise<boolean>;
 }
 
 /** The `/mcp` endpoint returned by {@link createMcpEndpoint}. */
@@ -74,6 +81,11 @@ export interface McpEndpoint {
   middleware: (ctx: Context, next: Next) => Promise<void>;
   /** Number of live sessions (for metrics/tests). */
   sessionCount(): number;
+  /**
+   * Sends `notifications/elicitation/complete` to this user's sessions (of one client, when given)
+   * whose client declared URL elicitation. Returns how many were told.
+   */
+  elicitationCompleted(userId: string, clientId: string | undefined, elicitationId: string): Promise<number>;
   /** Ends every session and its upstream connections; later requests are refused with 503. */
   close(): Promise<void>;
 }
@@ -235,7 +247,15 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
     return tools;
   }
 
-  async function callTool(session: Session, params: CallToolRequest['params'], extra: HandlerExtra): Promise<CallToolResult> {
+  /** The URL elicitation a credentials failure asks for, if that is what it is. */
+  function urlElicitationOf(error: unknown): { elicitationId: string; url: string; message: string } | undefined {
+    if (!(error instanceof UpstreamCredentialsError) || !(error.cause instanceof JsonRpcError) || error.cause.code !== -32042) return undefined;
+    const first = (error.cause.data as { elicitations?: { mode?: string; elicitationId?: string; url?: string; message?: string }[] } | undefined)?.elicitations?.[0];
+    if (first?.mode !== 'url' || !first.elicitationId || !first.url) return undefined;
+    return { elicitationId: first.elicitationId, url: first.url, message: first.message ?? 'Connect your account to continue.' };
+  }
+
+  async function callTool(session: Session, params: CallToolRequest['params'], extra: HandlerExtra, elicited = false): Promise<CallToolResult> {
     const { name, task, _meta, ...rest } = params;
     if (task !== undefined) throw new JsonRpcError(JSON_RPC_ERRORS.invalidParams, 'Task-augmented tool calls are not supported by this gateway');
     const { caller } = session;
@@ -270,6 +290,16 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
     } catch (error) {
       if (extra.signal.aborted) throw error;
       if (isJsonRpcErrorFromUpstream(error)) throw relayJsonRpcError(error);
+      const elicitation = urlElicitationOf(error);
+      // A client that can show a URL elicitation gets one, and the call waits for the user.
+      if (elicitation && !elicited && options.awaitElicitation && session.server.getClientCapabilities()?.elicitation?.url) {
+        const answer = await session.server.elicitInput({ mode: 'url', ...elicitation }, { signal: extra.signal, timeout: 10 * 60_000 });
+        if (answer.action !== 'accept') {
+          return { isError: true, content: [{ type: 'text', text: `${upstream.displayName} is not connected: the user did not continue (${answer.action}).` }] };
+        }
+        if (await options.awaitElicitation(elicitation.elicitationId, extra.signal)) return callTool(session, params, extra, true);
+        return { isError: true, content: [{ type: 'text', text: `${upstream.displayName} was not connected in time.` }] };
+      }
       if (error instanceof UpstreamCredentialsError) {
         if (error.cause instanceof JsonRpcError) throw error.cause;
         if (error.cause instanceof McpError) throw relayJsonRpcError(error.cause);
@@ -354,6 +384,15 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
     },
 
     sessionCount: () => sessions.size,
+    async elicitationCompleted(userId, clientId, elicitationId) {
+      let told = 0;
+      for (const session of sessions.values()) {
+        if (session.userId !== userId || (clientId !== undefined && session.clientId !== clientId)) continue;
+        if (!session.server.getClientCapabilities()?.elicitation?.url) continue;
+        await session.server.createElicitationCompletionNotifier(elicitationId)().then(() => (told += 1)).catch(() => undefined);
+      }
+      return told;
+    },
 
     async close() {
       closed = true;

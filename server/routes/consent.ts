@@ -22,6 +22,8 @@ import { upstreamConnectionStatus } from '../upstream-status.js';
 
 /** What the consent routes need. */
 export interface ConsentRouteDeps {
+  /** Told when a connect from a URL elicitation link finished (to notify the MCP sessions). */
+  mcp?: { elicitationCompleted?(userId: string, clientId: string | undefined, elicitationId: string): Promise<number> };
   /** Opens the sealed upstream authorization URLs the workflow prepared. */
   cipher: TokenCipher;
   config: GatewayConfig;
@@ -417,6 +419,10 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
       await startGrant(pending.userId, pending.upstream);
       if (!connectId) return ctx.redirect(retryUrl);
       await store.completeElicitation(connectId, Math.floor(Date.now() / 1000));
+      const elicitation = await store.getElicitation(connectId);
+      await deps.mcp?.elicitationCompleted?.(pending.userId, elicitation?.clientId, connectId).catch((error: unknown) => {
+        log.warn('could not notify the MCP sessions', { error: String(error) });
+      });
       ctx.type = 'html';
       ctx.body = renderConnectedPage(displayName);
     } catch (error) {

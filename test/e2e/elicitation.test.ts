@@ -1,4 +1,7 @@
-import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ElicitationCompleteNotificationSchema, ElicitRequestSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
+import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDemoUpstream, type DemoUpstream } from '../../server/demo/demo-upstream.js';
 import { chromiumAvailable, launchBrowser, type TestBrowser } from '../helpers/browser.js';
@@ -15,6 +18,8 @@ describe.skipIf(skip)('URL elicitation when a call needs an upstream connection'
   let gateway: TestGateway;
   let browser: TestBrowser;
   let callback: CallbackServer;
+  let eve: BrowserContext;
+  let eveProvider: TestOAuthProvider;
 
   beforeAll(async () => {
     notion = await startFakeUpstream({ preset: 'notion', autoLogin: 'notion-eve' });
@@ -40,9 +45,10 @@ describe.skipIf(skip)('URL elicitation when a call needs an upstream connection'
   it('answers -32042 with a link that reconnects only for the same user; the retried call succeeds', async () => {
     // Eve connects Notion in her consent flow and uses it.
     const provider = new TestOAuthProvider({ redirectUrl: callback.url, clientName: 'Eve Desktop' });
+    eveProvider = provider;
     const first = await connectMcp(`${gateway.url}/mcp`, provider);
     if (!('authorizationUrl' in first)) throw new Error('expected the gateway to ask for authorization');
-    const eve = await browser.newContext();
+    eve = await browser.newContext();
     const page = await eve.newPage();
     await page.goto(first.authorizationUrl.href);
     await page.getByLabel('User name').fill('eve');
@@ -96,5 +102,33 @@ describe.skipIf(skip)('URL elicitation when a call needs an upstream connection'
     // The retried call succeeds.
     expect((await second.client.callTool({ name: 'notion__whoami', arguments: {} })).content).toEqual([{ type: 'text', text: 'notion-eve' }]);
     await second.client.close();
+  });
+
+  it('sends elicitation/create (mode url) to a client that declared it, and finishes the call once the user connected', async () => {
+    await notion.revokeAllTokensFor('notion-eve');
+    const exchangesBefore = notion.counters.codeExchanges;
+    const client = new Client({ name: 'elicitation-capable', version: '1.0.0' }, { capabilities: { elicitation: { url: {} } } });
+    const asked: { mode?: string; url?: string; elicitationId?: string }[] = [];
+    const completed: string[] = [];
+    client.setRequestHandler(ElicitRequestSchema, async (request) => {
+      const params = request.params as { mode?: string; url?: string; elicitationId?: string };
+      asked.push(params);
+      // The host opens the link in the user's browser and tells the server the user goes ahead.
+      void eve.newPage().then((page) => page.goto(params.url!));
+      return { action: 'accept' };
+    });
+    client.setNotificationHandler(ElicitationCompleteNotificationSchema, (notification) => {
+      completed.push(notification.params.elicitationId);
+    });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${gateway.url}/mcp`), { authProvider: eveProvider }));
+
+    const result = await client.callTool({ name: 'notion__whoami', arguments: {} });
+    expect(result.content).toEqual([{ type: 'text', text: 'notion-eve' }]);
+    expect(asked).toHaveLength(1);
+    expect(asked[0]).toMatchObject({ mode: 'url' });
+    expect(asked[0]!.url).toBe(`${gateway.url}/connect?elicitationId=${asked[0]!.elicitationId}`);
+    expect(notion.counters.codeExchanges).toBe(exchangesBefore + 1);
+    await expect.poll(() => completed).toEqual([asked[0]!.elicitationId]);
+    await client.close();
   });
 });
