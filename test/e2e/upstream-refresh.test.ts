@@ -1,3 +1,4 @@
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { disconnect, grantState } from '../../workflows/messages.js';
@@ -105,13 +106,15 @@ describe.skipIf(skip)('refreshing upstream tokens behind /mcp', () => {
     await client.close();
   });
 
-  it('refreshes once when the upstream refuses the token, and marks the grant needs_reconnect when the refresh is refused too', async () => {
+  it('refreshes once when the upstream refuses the token, then marks the grant needs_reconnect and asks the user to connect again', async () => {
     const client = await connectUser('tom', 'steady-tom', { fake: steady, displayName: 'Steady' });
     expect(await client.callTool({ name: 'steady__whoami', arguments: {} })).toMatchObject({ content: [{ type: 'text', text: 'steady-tom' }] });
     expect(await steady.revokeAllTokensFor('steady-tom')).toBeGreaterThan(0);
     steady.resetCounters();
-    const refused = await client.callTool({ name: 'steady__whoami', arguments: {} });
-    expect(refused.isError).toBe(true);
+    // The user must connect again: the call answers with a URL elicitation (-32042).
+    const refused = await client.callTool({ name: 'steady__whoami', arguments: {} }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(McpError);
+    expect((refused as McpError).code).toBe(-32042);
     expect(steady.counters.rejectedMcpRequests).toBe(1);
     expect(steady.counters.failedTokenRequests).toBe(1);
     expect((await gateway.store.getUpstreamTokens('tom', 'steady'))?.status).toBe('needs_reconnect');
