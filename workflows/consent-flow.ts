@@ -11,6 +11,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
+import { failureOf } from './failures.js';
 import { chooseIdentity, chooseServices, connectUpstream, decide, flowState, upstreamCallback } from './messages.js';
 import {
   searchAttributes,
@@ -41,13 +42,6 @@ const { prepareUpstreamAuthorization, exchangeUpstreamCode } = proxyActivities<A
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 milliseconds', maximumInterval: '5 seconds', maximumAttempts: 4 },
 });
-
-function failureOf(error: unknown): { code: string; message: string } {
-  // Activity failures arrive as ActivityFailure with the ApplicationFailure as cause.
-  const cause = (error as { cause?: unknown }).cause ?? error;
-  if (cause instanceof ApplicationFailure) return { code: cause.type ?? 'server_error', message: cause.message };
-  return { code: 'temporarily_unavailable', message: 'the upstream could not be reached; try again' };
-}
 
 /** Flows started before consent was remembered replay without these activities. */
 const rememberConsentPatch = 'remember-consent';

@@ -1,5 +1,6 @@
 import { ApplicationFailure, condition, proxyActivities, setCurrentDetails, setHandler, allHandlersFinished } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
+import { failureOf } from './failures.js';
 import { beginConnect, connectCallback, connectState } from './messages.js';
 import { upstreamConnectFlowId, type UpstreamConnectInput, type UpstreamConnectState } from './types.js';
 
@@ -7,12 +8,6 @@ const { prepareUpstreamAuthorization, exchangeUpstreamCode } = proxyActivities<A
   startToCloseTimeout: '15 seconds',
   retry: { initialInterval: '500 milliseconds', maximumInterval: '5 seconds', maximumAttempts: 4 },
 });
-
-function failureOf(error: unknown): { code: string; message: string } {
-  const cause = (error as { cause?: unknown }).cause ?? error;
-  if (cause instanceof ApplicationFailure) return { code: cause.type ?? 'server_error', message: cause.message };
-  return { code: 'temporarily_unavailable', message: 'the upstream could not be reached; try again' };
-}
 
 /**
  * One user connecting one upstream from a URL elicitation link, outside a consent flow: prepare

@@ -1,3 +1,4 @@
+import { failureOf } from './failures.js';
 import {
   allHandlersFinished,
   ApplicationFailure,
@@ -43,12 +44,6 @@ const maxHistoryEvents = 5_000;
 
 /** OAuth errors after which only the user can help: the grant is gone at the upstream. */
 const reconnectErrors = new Set(['invalid_grant', 'unauthorized_client', 'invalid_client']);
-
-function failureOf(error: unknown): { code: string; message: string } {
-  const cause = (error as { cause?: unknown }).cause ?? error;
-  if (cause instanceof ApplicationFailure) return { code: cause.type ?? 'server_error', message: cause.message };
-  return { code: 'temporarily_unavailable', message: 'the upstream could not be reached' };
-}
 
 function describe(state: UpstreamGrantState): string {
   switch (state.status) {
