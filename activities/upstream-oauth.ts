@@ -259,7 +259,7 @@ export function createUpstreamOAuth(deps: UpstreamOAuthDeps) {
         // A reconnect moves the version on, so callers holding the old token's version see it changed.
         version: (existing?.version ?? 0) + 1,
         connectedAt: at,
-        lastUsedAt: null,
+        lastUsedAt: existing?.lastUsedAt ?? null,
         updatedAt: at,
       };
       await deps.store.saveUpstreamTokens(record);

@@ -63,6 +63,17 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
     return Boolean(config && config.auth !== 'none');
   }
 
+  /** When each connection's "last used" was last written; written at most once a minute. */
+  const touched = new Map<string, number>();
+  function touch(tokens: UpstreamTokenRecord): void {
+    const key = `${tokens.userId}\n${tokens.upstream}`;
+    const now = Date.now();
+    if ((touched.get(key) ?? 0) > now - 60_000) return;
+    touched.set(key, now);
+    if (touched.size > 10_000) touched.clear();
+    deps.store.touchUpstreamTokens(tokens.userId, tokens.upstream, new Date(now).toISOString()).catch(() => touched.delete(key));
+  }
+
   /** Open elicitations by user × client × upstream, so repeated calls share one link. */
   const openElicitations = new Map<string, { id: string; expiresAt: number }>();
 
@@ -132,6 +143,7 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
       } else {
         ensureGrant(tokens);
       }
+      touch(tokens);
       return { Authorization: `Bearer ${deps.cipher.open(tokens.accessToken, accessData(caller.userId, upstream.name))}` };
     },
 

@@ -432,6 +432,10 @@ export class SqliteStore implements GatewayStore {
     await this.db.run('UPDATE upstream_tokens SET status = ?, updated_at = ? WHERE user_id = ? AND upstream = ?', [status, at, userId, upstream]);
   }
 
+  async touchUpstreamTokens(userId: string, upstream: string, at: string): Promise<void> {
+    await this.db.run('UPDATE upstream_tokens SET last_used_at = ? WHERE user_id = ? AND upstream = ?', [at, userId, upstream]);
+  }
+
   async deleteUpstreamTokens(userId: string, upstream: string): Promise<boolean> {
     return (await this.db.run('DELETE FROM upstream_tokens WHERE user_id = ? AND upstream = ?', [userId, upstream])).changes > 0;
   }

@@ -168,6 +168,8 @@ export interface GatewayStore {
   getUpstreamTokens(userId: string, upstream: string): Promise<UpstreamTokenRecord | undefined>;
   listUpstreamTokens(userId: string): Promise<UpstreamTokenRecord[]>;
   setUpstreamTokenStatus(userId: string, upstream: string, status: UpstreamTokenStatus, at: string): Promise<void>;
+  /** Records that the user's tokens at an upstream were just used (for "last used"). */
+  touchUpstreamTokens(userId: string, upstream: string, at: string): Promise<void>;
   deleteUpstreamTokens(userId: string, upstream: string): Promise<boolean>;
   createUpstreamAuthorization(authorization: UpstreamAuthorizationRecord): Promise<void>;
   getUpstreamAuthorization(stateHash: string): Promise<UpstreamAuthorizationRecord | undefined>;

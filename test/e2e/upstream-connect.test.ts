@@ -86,6 +86,7 @@ describe.skipIf(skip)('connecting upstream accounts in the consent flow', () => 
     expect(atGithub.content).toEqual([{ type: 'text', text: 'octo-alice' }]);
     expect(atNotion.content).toEqual([{ type: 'text', text: 'notion-alice' }]);
     expect(github.toolCalls).toEqual([{ accountId: 'octo-alice', tool: 'whoami' }]);
+    await expect.poll(async () => (await gateway.store.getUpstreamTokens('alice', 'github'))?.lastUsedAt).toMatch(/^\d{4}-/);
     expect(notion.toolCalls).toEqual([{ accountId: 'notion-alice', tool: 'whoami' }]);
     await second.client.close();
 
@@ -124,5 +125,40 @@ describe.skipIf(skip)('connecting upstream accounts in the consent flow', () => 
     await page.getByRole('button', { name: 'Connect GitHub' }).waitFor({ state: 'detached' });
     await page.getByRole('heading', { name: 'Choose services' }).waitFor();
     expect((await gateway.store.getUpstreamTokens('bob', 'github'))?.status).toBe('connected');
+  });
+
+  it('shows "Try again" when the upstream refuses the code exchange (a wrong client secret), and the flow stays alive', async () => {
+    const broken = await startFakeUpstream({ preset: 'github', autoLogin: 'octo-dan' });
+    const brokenGateway = await startTestGateway((config) => {
+      config.upstreams = [
+        {
+          name: 'github',
+          displayName: 'GitHub',
+          mcpUrl: broken.mcpUrl,
+          auth: { type: 'oauth', issuer: broken.issuer, client: { kind: 'static', clientId: broken.clientId!, clientSecret: 'not-the-secret', authMethod: 'client_secret_post' }, resource: true },
+          scopes: [...broken.scopes],
+        },
+      ];
+    });
+    try {
+      const provider = new TestOAuthProvider({ redirectUrl: callback.url, clientName: 'Broken Client' });
+      const first = await connectMcp(`${brokenGateway.url}/mcp`, provider);
+      if (!('authorizationUrl' in first)) throw new Error('expected the gateway to ask for authorization');
+      const page = await (await browser.newContext()).newPage();
+      await page.goto(first.authorizationUrl.href);
+      await page.getByLabel('User name').fill('dan');
+      await page.getByRole('button', { name: 'Continue' }).click();
+      await page.getByRole('button', { name: 'Connect GitHub' }).click();
+      await page.getByRole('heading', { name: 'Connecting did not complete' }).waitFor();
+      await page.getByText('invalid_client').first().waitFor();
+      expect(broken.counters.failedTokenRequests).toBe(1);
+      expect(await brokenGateway.store.getUpstreamTokens('dan', 'github')).toBeUndefined();
+      await page.getByRole('link', { name: 'Try again' }).click();
+      await page.getByRole('heading', { name: 'Choose services' }).waitFor();
+      expect(await page.getByRole('button', { name: 'Connect GitHub' }).count()).toBe(1);
+    } finally {
+      await brokenGateway.close();
+      await broken.close();
+    }
   });
 });
