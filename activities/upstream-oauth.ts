@@ -128,6 +128,12 @@ export function createUpstreamOAuth(deps: UpstreamOAuthDeps) {
             : oauth.ClientSecretBasic(configured.clientSecret);
       return { client: { client_id: configured.clientId } as oauth.Client, auth };
     }
+    if (configured.kind === 'metadata-document') {
+      if (as.client_id_metadata_document_supported !== true) {
+        throw ApplicationFailure.nonRetryable(`${upstream.name} does not accept client ID metadata documents; configure a client id or dynamic registration`, 'invalid_client');
+      }
+      return { client: { client_id: new URL('/oauth/client-metadata.json', deps.redirectUri).href } as oauth.Client, auth: oauth.None() };
+    }
     const stored = await deps.store.getUpstreamClient(upstream.name);
     if (stored && stored.issuer === as.issuer) {
       const secret = stored.clientSecret ? deps.cipher.open(stored.clientSecret, `upstream_clients:${upstream.name}`) : undefined;

@@ -10,6 +10,7 @@ import type { OAuthServer } from './oauth/provider.js';
 import type { TokenCipher } from './crypto/token-cipher.js';
 import { assetRoutes } from './routes/assets.js';
 import { connectionsRoutes } from './routes/connections.js';
+import { clientMetadataRoutes } from './routes/client-metadata.js';
 import { connectRoutes } from './routes/connect.js';
 import { consentRoutes } from './routes/consent.js';
 import { healthRoutes, type HealthDeps } from './routes/health.js';
@@ -56,6 +57,7 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
     routers.push(
       wellKnownRoutes(gateway.oauth),
       assetRoutes(gateway.assetsDir),
+      clientMetadataRoutes(config),
       connectRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, cipher: gateway.cipher, log: deps.log }),
       consentRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, log: deps.log, cookieKeys: gateway.cookieKeys, cipher: gateway.cipher, mcp: gateway.mcp }),
       connectionsRoutes({ config, oauth: gateway.oauth, store: deps.store, log: deps.log, cookieKeys: gateway.cookieKeys, forgetConsent: requireBearer.forgetConsent, temporal: gateway.temporal }),

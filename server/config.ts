@@ -192,7 +192,9 @@ function parseUpstreamAuth(value: unknown, key: string): 'none' | UpstreamOAuthC
   const authMethod = oneOf(asString(entry.authMethod, `${key}.authMethod`), ['client_secret_basic', 'client_secret_post', 'none'] as const, `${key}.authMethod`);
   const client: UpstreamClientConfig = clientId
     ? { kind: 'static', clientId, ...(clientSecret ? { clientSecret } : {}), authMethod: authMethod ?? (clientSecret ? 'client_secret_basic' : 'none') }
-    : { kind: 'dynamic' };
+    : entry.clientMetadataDocument === true
+      ? { kind: 'metadata-document' }
+      : { kind: 'dynamic' };
   const issuer = asString(entry.issuer, `${key}.issuer`);
   const revocation = endpoints ? asString(endpoints.revocation, `${key}.endpoints.revocation`) : undefined;
   return {

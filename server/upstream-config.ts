@@ -1,7 +1,9 @@
 /** How the gateway obtains a client id at an upstream's authorization server. */
 export type UpstreamClientConfig =
   | { kind: 'static'; clientId: string; clientSecret?: string; authMethod: 'client_secret_basic' | 'client_secret_post' | 'none' }
-  | { kind: 'dynamic' };
+  | { kind: 'dynamic' }
+  /** The gateway's own client ID metadata document (an https URL) is its client id there. */
+  | { kind: 'metadata-document' };
 
 /** An upstream that needs each user's OAuth authorization. */
 export interface UpstreamOAuthConfig {
@@ -27,4 +29,22 @@ export interface UpstreamNoAuth {
 /** The gateway's redirect URI at every upstream's authorization server. */
 export function upstreamRedirectUri(config: { http: { publicUrl: string } }): string {
   return `${config.http.publicUrl}/oauth/upstream/callback`;
+}
+
+/** Where the gateway serves its client ID metadata document (draft-ietf-oauth-client-id-metadata-document). */
+export function clientMetadataDocumentUrl(config: { http: { publicUrl: string } }): string {
+  return `${config.http.publicUrl}/oauth/client-metadata.json`;
+}
+
+/** The gateway's client ID metadata document: what upstreams learn about it from its client id URL. */
+export function clientMetadataDocument(config: { http: { publicUrl: string } }): Record<string, unknown> {
+  return {
+    client_id: clientMetadataDocumentUrl(config),
+    client_name: 'Consent Gateway',
+    client_uri: config.http.publicUrl,
+    redirect_uris: [upstreamRedirectUri(config)],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'none',
+  };
 }

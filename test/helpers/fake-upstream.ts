@@ -47,6 +47,11 @@ export interface FakeUpstreamOptions {
   autoLogin?: string;
   /** Serve RFC 9728 metadata and name it in the 401 challenge. Default: on for notion only. */
   protectedResourceMetadata?: boolean;
+  /**
+   * Accept client ID metadata documents (https `client_id` URLs), fetched with this function instead
+   * of the network, so a test can serve a document for a made-up https host.
+   */
+  clientMetadataDocuments?: { fetch(url: string, init: RequestInit): Promise<Response> };
 }
 
 /** Live counters of a fake upstream; see {@link FakeUpstream.counters}. */
@@ -185,6 +190,7 @@ function resolveSettings(options: FakeUpstreamOptions): UpstreamSettings {
     issuesRefreshTokens: preset.issuesRefreshTokens,
     dynamicRegistration: preset.dynamicRegistration,
     protectedResourceMetadata: options.protectedResourceMetadata ?? preset.protectedResourceMetadata,
+    metadataFetch: options.clientMetadataDocuments?.fetch,
   };
 }
 
@@ -342,6 +348,7 @@ interface UpstreamSettings {
   issuesRefreshTokens: boolean;
   dynamicRegistration: boolean;
   protectedResourceMetadata: boolean;
+  metadataFetch: ((url: string, init: RequestInit) => Promise<Response>) | undefined;
 }
 
 interface StaticClient {
@@ -408,6 +415,7 @@ function providerConfiguration({
       token_endpoint_auth_method: 'client_secret_basic',
     },
     routes: ROUTES,
+    ...(settings.metadataFetch ? { fetch: settings.metadataFetch } : {}),
     adapter: (model: string) => new ModelStoreAdapter(model, store),
     jwks: { keys: [signingKey()] },
     cookies: {
@@ -426,6 +434,7 @@ function providerConfiguration({
     features: {
       devInteractions: { enabled: false },
       registration: { enabled: settings.dynamicRegistration },
+      clientIdMetadataDocument: { enabled: settings.metadataFetch !== undefined, ack: 'draft-02' },
       revocation: { enabled: true, allowedPolicy: tokenOfCallingClient },
       resourceIndicators: {
         enabled: true,

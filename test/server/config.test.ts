@@ -77,6 +77,23 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ file: badUrl, env: {} })).toThrow('upstreams[0].mcpUrl must be an http(s) URL (got "ftp://x")');
   });
 
+  it('reads how the gateway is a client at each upstream: static, dynamic registration, or its metadata document', async () => {
+    const file = await configFile(
+      [
+        'upstreams:',
+        '  - {name: a, mcpUrl: "https://a.example/mcp", auth: {type: oauth, issuer: "https://as.example", clientId: id-a, clientSecret: s}}',
+        '  - {name: b, mcpUrl: "https://b.example/mcp", auth: {type: oauth}}',
+        '  - {name: c, mcpUrl: "https://c.example/mcp", auth: {type: oauth, clientMetadataDocument: true, resource: false}}',
+      ].join('\n'),
+    );
+    const [a, b, c] = loadConfig({ file, env: {} }).upstreams;
+    expect(a?.auth).toEqual({ type: 'oauth', issuer: 'https://as.example/', client: { kind: 'static', clientId: 'id-a', clientSecret: 's', authMethod: 'client_secret_basic' }, resource: true });
+    expect(b?.auth).toEqual({ type: 'oauth', client: { kind: 'dynamic' }, resource: true });
+    expect(c?.auth).toEqual({ type: 'oauth', client: { kind: 'metadata-document' }, resource: false });
+    const bad = await configFile('upstreams:\n  - {name: d, mcpUrl: "https://d.example/mcp", auth: {type: saml}}\n');
+    expect(() => loadConfig({ file: bad, env: {} })).toThrow('upstreams[0].auth must be "none" or a mapping with type: oauth');
+  });
+
   it('says when the config file is missing or not YAML', async () => {
     expect(() => loadConfig({ file: '/nonexistent/gw.yml', env: {} })).toThrow('config file /nonexistent/gw.yml does not exist');
     const file = await configFile('http: {port: [}\n');

@@ -1,0 +1,113 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import Koa from 'koa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createUpstreamOAuth } from '../../activities/upstream-oauth.js';
+import { loadConfig, type GatewayConfig } from '../../server/config.js';
+import { TokenCipher } from '../../server/crypto/token-cipher.js';
+import { clientMetadataRoutes } from '../../server/routes/client-metadata.js';
+import { SqliteStore } from '../../server/store/sqlite-store.js';
+import { upstreamRedirectUri } from '../../server/upstream-config.js';
+import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
+
+describe('the gateway as a client identified by its own metadata document', () => {
+  let dir: string;
+  let store: SqliteStore;
+  let config: GatewayConfig;
+  let documentServer: Server;
+  let notion: FakeUpstream;
+  const fetched: string[] = [];
+  const cipher = new TokenCipher(randomBytes(32));
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'cg-cimd-client-'));
+    config = loadConfig({ env: { GATEWAY_DATA_DIR: dir, GATEWAY_PUBLIC_URL: 'https://gateway.test', GATEWAY_PORT: '3996' } });
+    store = await SqliteStore.open(config.store.path);
+    // The gateway's real route, on loopback; the upstream reaches "https://gateway.test" through it.
+    const app = new Koa();
+    const router = clientMetadataRoutes(config);
+    app.use(router.routes());
+    documentServer = await new Promise((resolve) => {
+      const server = app.listen(0, '127.0.0.1', () => resolve(server));
+    });
+    const local = `http://127.0.0.1:${(documentServer.address() as AddressInfo).port}`;
+    notion = await startFakeUpstream({
+      preset: 'notion',
+      autoLogin: 'zoe-notion',
+      clientMetadataDocuments: {
+        fetch: async (url, init) => {
+          fetched.push(url);
+          const target = new URL(url);
+          if (target.origin !== 'https://gateway.test') throw new Error(`unexpected fetch of ${url}`);
+          return fetch(`${local}${target.pathname}`, { method: init.method ?? 'GET', headers: init.headers ?? {} });
+        },
+      },
+    });
+    config.upstreams = [
+      { name: 'notion', displayName: 'Notion', mcpUrl: notion.mcpUrl, auth: { type: 'oauth', client: { kind: 'metadata-document' }, resource: true }, scopes: [...notion.scopes] },
+    ];
+  });
+
+  afterAll(async () => {
+    await notion?.close();
+    await new Promise((resolve) => documentServer?.close(resolve));
+    await store?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('serves a document whose client_id is its own URL and whose redirect URI is the upstream callback', async () => {
+    const local = `http://127.0.0.1:${(documentServer.address() as AddressInfo).port}`;
+    const response = await fetch(`${local}/oauth/client-metadata.json`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({
+      client_id: 'https://gateway.test/oauth/client-metadata.json',
+      client_name: 'Consent Gateway',
+      client_uri: 'https://gateway.test',
+      redirect_uris: ['https://gateway.test/oauth/upstream/callback'],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    });
+  });
+
+  it('authorizes at an upstream that accepts metadata documents, without registering, and the token works there', async () => {
+    const activities = createUpstreamOAuth({ store, cipher, upstreams: config.upstreams, redirectUri: upstreamRedirectUri(config) });
+    const { authorizationRef } = await activities.prepareUpstreamAuthorization({ flowId: 'flow-cimd', upstream: 'notion', userId: 'zoe' });
+    const authorizationUrl = new URL(cipher.open((await store.getExchangeResult(authorizationRef))!, authorizationRef));
+    expect(authorizationUrl.searchParams.get('client_id')).toBe('https://gateway.test/oauth/client-metadata.json');
+    expect(notion.counters.registrations).toBe(0);
+
+    // The upstream fetches the document, signs Zoe in and redirects to the gateway's callback.
+    const callback = await notion.completeAuthorization(authorizationUrl);
+    expect(`${callback.origin}${callback.pathname}`).toBe('https://gateway.test/oauth/upstream/callback');
+    expect(fetched).toContain('https://gateway.test/oauth/client-metadata.json');
+
+    // What the callback route does with it, then the exchange.
+    const stateHash = createHash('sha256').update(callback.searchParams.get('state')!).digest('base64url');
+    const completed = await store.completeUpstreamAuthorization(
+      stateHash,
+      {
+        code: cipher.seal(callback.searchParams.get('code')!, `upstream_authorizations:${stateHash}:code`),
+        callback: cipher.seal(callback.searchParams.toString(), `upstream_authorizations:${stateHash}:callback`),
+      },
+      Math.floor(Date.now() / 1000),
+    );
+    expect(completed).toBe(true);
+    const connection = await activities.exchangeUpstreamCode({ flowId: 'flow-cimd', upstream: 'notion', stateHash });
+    expect(connection).toMatchObject({ upstream: 'notion', status: 'connected' });
+    expect(notion.counters.codeExchanges).toBe(1);
+
+    const stored = (await store.getUpstreamTokens('zoe', 'notion'))!;
+    const accessToken = cipher.open(stored.accessToken, 'upstream_tokens:zoe:notion:access');
+    const client = new Client({ name: 'check', version: '1' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(notion.mcpUrl), { requestInit: { headers: { Authorization: `Bearer ${accessToken}` } } }));
+    expect((await client.callTool({ name: 'whoami', arguments: {} })).content).toEqual([{ type: 'text', text: 'zoe-notion' }]);
+    await client.close();
+  });
+});
