@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { ApplicationFailure, log } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/activity';
+import { activityLog } from './log.js';
 import * as oauth from 'oauth4webapi';
 import type { TokenCipher } from '../server/crypto/token-cipher.js';
 import type { UpstreamConfig } from '../server/config.js';
@@ -164,7 +165,7 @@ export function createUpstreamOAuth(deps: UpstreamOAuthDeps) {
       metadata,
       registeredAt: new Date().toISOString(),
     });
-    log.info('registered at upstream', { upstream: upstream.name, issuer: as.issuer });
+    activityLog().info('registered at upstream', { upstream: upstream.name, issuer: as.issuer });
     return { client: { client_id: registered.client_id } as oauth.Client, auth: secret ? oauth.ClientSecretBasic(secret) : oauth.None() };
   }
 

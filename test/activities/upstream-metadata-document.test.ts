@@ -111,3 +111,61 @@ describe('the gateway as a client identified by its own metadata document', () =
     await client.close();
   });
 });
+
+describe('upstream discovery and registration', () => {
+  let dir: string;
+  let store: SqliteStore;
+  let notion: FakeUpstream;
+  const cipher = new TokenCipher(randomBytes(32));
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'cg-upstream-reg-'));
+    store = await SqliteStore.open(path.join(dir, 'gateway.sqlite'));
+    notion = await startFakeUpstream({ preset: 'notion', autoLogin: 'someone' });
+  });
+
+  afterAll(async () => {
+    await notion?.close();
+    await store?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('registers once per upstream and reuses the stored client for every later user', async () => {
+    const upstreams: GatewayConfig['upstreams'] = [
+      { name: 'notion', displayName: 'Notion', mcpUrl: notion.mcpUrl, auth: { type: 'oauth', client: { kind: 'dynamic' }, resource: true }, scopes: [] },
+    ];
+    const activities = createUpstreamOAuth({ store, cipher, upstreams, redirectUri: 'http://localhost:1/oauth/upstream/callback' });
+    const first = await activities.prepareUpstreamAuthorization({ flowId: 'f1', upstream: 'notion', userId: 'ann' });
+    const second = await activities.prepareUpstreamAuthorization({ flowId: 'f2', upstream: 'notion', userId: 'ben' });
+    // A new process (a restarted worker) finds the stored client as well.
+    const restarted = createUpstreamOAuth({ store, cipher, upstreams, redirectUri: 'http://localhost:1/oauth/upstream/callback' });
+    const third = await restarted.prepareUpstreamAuthorization({ flowId: 'f3', upstream: 'notion', userId: 'cid' });
+    expect(notion.counters.registrations).toBe(1);
+    const clientIds = await Promise.all(
+      [first, second, third].map(async ({ authorizationRef }) => new URL(cipher.open((await store.getExchangeResult(authorizationRef))!, authorizationRef)).searchParams.get('client_id')),
+    );
+    expect(new Set(clientIds).size).toBe(1);
+    expect((await store.getUpstreamClient('notion'))?.clientId).toBe(clientIds[0]);
+  });
+
+  it('uses explicit endpoints from configuration instead of discovery', async () => {
+    const upstreams: GatewayConfig['upstreams'] = [
+      {
+        name: 'explicit',
+        displayName: 'Explicit',
+        mcpUrl: notion.mcpUrl,
+        auth: { type: 'oauth', endpoints: { authorization: notion.authorizationEndpoint, token: notion.tokenEndpoint }, client: { kind: 'static', clientId: 'configured-id', authMethod: 'none' }, resource: true },
+        scopes: ['mcp:tools'],
+      },
+    ];
+    const activities = createUpstreamOAuth({ store, cipher, upstreams, redirectUri: 'http://localhost:1/oauth/upstream/callback' });
+    const { authorizationRef } = await activities.prepareUpstreamAuthorization({ flowId: 'f4', upstream: 'explicit', userId: 'dee' });
+    const url = new URL(cipher.open((await store.getExchangeResult(authorizationRef))!, authorizationRef));
+    expect(`${url.origin}${url.pathname}`).toBe(notion.authorizationEndpoint);
+    expect(url.searchParams.get('client_id')).toBe('configured-id');
+    expect(url.searchParams.get('code_challenge_method')).toBe('S256');
+    expect(url.searchParams.get('resource')).toBe(notion.mcpUrl);
+    expect(url.searchParams.get('scope')).toBe('mcp:tools');
+    expect(url.searchParams.get('redirect_uri')).toBe('http://localhost:1/oauth/upstream/callback');
+  });
+});
