@@ -1,9 +1,10 @@
 /**
- * `npm start` from cold: spawns `node --import tsx server/main.ts` with a fresh data folder and
+ * `npm start` from cold: spawns the built server (`node .build/server/main.js`, as `npm start` runs
+ * it after `scripts/build-server.mjs`) with a fresh data folder and
  * free ports (the embedded dev server included) and measures the time until it prints "Consent
  * Gateway is ready" and `/healthz` answers 200; after an idle pause, the resident memory of the
  * gateway process (web + worker) and, separately, of the Temporal dev server it started; then
- * the time from SIGTERM to exit. The workflow bundle is prebuilt first, as the budget assumes.
+ * the time from SIGTERM to exit. The workflow bundle and the server are built first, as the budget assumes.
  *
  * Run: `node --import tsx bench/startup.ts [--runs 3] [--idle-seconds 5]`.
  * Prints one detail line per run, then one summary line of medians with the DESIGN.md budget.
@@ -97,7 +98,7 @@ async function startOnce(idleMs: number): Promise<StartupRun> {
 
   const machineBefore = await machineBusySeconds();
   const spawnedAt = performance.now();
-  const gateway = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], { cwd: projectPath(), env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const gateway = spawn(process.execPath, ['--enable-source-maps', '.build/server/main.js'], { cwd: projectPath(), env, stdio: ['ignore', 'pipe', 'pipe'] });
   const pid = gateway.pid!;
   let output = '';
   let readyLineAt: number | undefined;
@@ -179,6 +180,11 @@ async function startOnce(idleMs: number): Promise<StartupRun> {
 async function main(): Promise<void> {
   const { runs, idleMs } = options();
   const bundle = await ensureWorkflowBundle();
+  const built = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    spawn(process.execPath, ['scripts/build-server.mjs'], { cwd: projectPath(), stdio: 'inherit' }).once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`build-server exited ${code}`))));
+  });
+  console.log(`setup: server built in ${fmt(performance.now() - built, 0)} ms (.build/server/main.js)`);
   console.log(`setup: workflow bundle ${bundle.built ? 'built now' : 'already up to date'} (${path.relative(projectPath(), bundle.codePath)}); idle ${idleMs / 1000} s before measuring RSS`);
   const results: StartupRun[] = [];
   for (let i = 1; i <= runs; i += 1) {

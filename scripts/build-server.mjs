@@ -1,0 +1,22 @@
+/**
+ * Compiles the server entry points to plain JavaScript under .build/server/ (dependencies stay
+ * external), so `npm start` runs node without a TypeScript loader: faster to start, less memory.
+ * Plain JavaScript itself, so it needs no loader either.
+ */
+import { build } from 'esbuild';
+import { fileURLToPath } from 'node:url';
+
+const projectDir = fileURLToPath(new URL('..', import.meta.url));
+
+await build({
+  absWorkingDir: projectDir,
+  entryPoints: { main: 'server/main.ts', 'worker-main': 'server/worker-main.ts' },
+  outdir: '.build/server',
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  packages: 'external',
+  sourcemap: 'linked',
+  logLevel: 'warning',
+});
