@@ -20,10 +20,9 @@ import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker
 import { loadConfig } from '../server/config.js';
 import { loadCipher } from '../server/crypto/keys.js';
 import { createLogger } from '../server/log.js';
-import { projectPath } from '../server/paths.js';
 import { SqliteStore } from '../server/store/sqlite-store.js';
 import type { FlowChange } from '../server/store/store.js';
-import { ensureTemporalCli } from '../server/temporal-cli.js';
+import { ensureProjectTemporalCli } from '../server/temporal-cli.js';
 import { loadTemporalDevSettings, startDevServer, type DevServer } from '../server/temporal-dev.js';
 import { connectClient, startConsentFlow } from '../server/temporal.js';
 import { createWorker } from '../server/worker.js';
@@ -235,12 +234,7 @@ function describePhase(label: string, result: PhaseResult, history: string): str
 async function main(): Promise<void> {
   const { flows, concurrency, warmup, memoryDb } = options();
   const settings = await loadTemporalDevSettings();
-  const cli = await ensureTemporalCli({
-    explicitPath: process.env.TEMPORAL_CLI || undefined,
-    searchPath: process.env.PATH,
-    installDir: projectPath('.temporal'),
-    version: settings.cliVersion,
-  });
+  const cli = await ensureProjectTemporalCli(process.env);
   const dir = await mkdtemp(path.join(tmpdir(), 'cg-bench-flows-'));
   const cleanups: Array<() => Promise<unknown>> = [() => rm(dir, { recursive: true, force: true })];
   try {

@@ -17,7 +17,7 @@ import { createActivities } from '../activities/index.js';
 import { TokenCipher } from '../server/crypto/token-cipher.js';
 import { projectPath } from '../server/paths.js';
 import { SqliteStore } from '../server/store/sqlite-store.js';
-import { ensureTemporalCli } from '../server/temporal-cli.js';
+import { ensureProjectTemporalCli } from '../server/temporal-cli.js';
 import { loadTemporalDevSettings, startDevServer } from '../server/temporal-dev.js';
 import { signalUpstreamConnected, startConsentFlow } from '../server/temporal.js';
 import { ensureWorkflowBundle } from '../server/workflow-bundle.js';
@@ -25,12 +25,7 @@ import { chooseIdentity, chooseServices, decide, disconnect, grantState, refresh
 import type { ConsentFlowInput } from '../workflows/types.js';
 
 const settings = await loadTemporalDevSettings();
-const cli = await ensureTemporalCli({
-  explicitPath: process.env.TEMPORAL_CLI || undefined,
-  searchPath: process.env.PATH,
-  installDir: projectPath('.temporal'),
-  version: settings.cliVersion,
-});
+const cli = await ensureProjectTemporalCli(process.env);
 const port = await new Promise<number>((resolve) => {
   const probe = createServer().listen(0, '127.0.0.1', () => {
     const address = probe.address();

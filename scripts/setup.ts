@@ -2,23 +2,14 @@
  * Everything `npm install` prepares: the Temporal CLI (found or installed) and the prebuilt
  * workflow bundle. `npm start` and the tests run the same steps when something is missing.
  */
-import { projectPath } from '../server/paths.js';
-import { ensureTemporalCli, TemporalCliMissingError } from '../server/temporal-cli.js';
-import { loadTemporalDevSettings } from '../server/temporal-dev.js';
+import { ensureProjectTemporalCli, TemporalCliMissingError } from '../server/temporal-cli.js';
 import { ensureWebBundle } from '../server/web-bundle.js';
 import { ensureWorkflowBundle } from '../server/workflow-bundle.js';
 
 const only = process.argv.includes('--cli-only');
 
 try {
-  const settings = await loadTemporalDevSettings();
-  const cli = await ensureTemporalCli({
-    explicitPath: process.env.TEMPORAL_CLI || undefined,
-    searchPath: process.env.PATH,
-    installDir: projectPath('.temporal'),
-    version: settings.cliVersion,
-    log: (message) => console.log(message),
-  });
+  const cli = await ensureProjectTemporalCli(process.env, (message) => console.log(message));
   console.log(`Temporal CLI ${cli.version}: ${cli.path} (${cli.source === 'installed' ? 'just installed' : `found via ${cli.source}`})`);
   if (!only) {
     const bundle = await ensureWorkflowBundle();

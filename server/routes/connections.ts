@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import type { OAuthServer } from '../oauth/provider.js';
 import type { GatewayStore } from '../store/store.js';
 import { upstreamConnectionStatus } from '../upstream-status.js';
+import { escapeHtml } from '../html.js';
 
 /** What the "My connections" routes need. */
 export interface ConnectionsRouteDeps {
@@ -37,10 +38,6 @@ function sameText(a: string, b: string): boolean {
   const left = Buffer.from(a);
   const right = Buffer.from(b);
   return left.length === right.length && timingSafeEqual(left, right);
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
 }
 
 /** Reads and discards a small JSON body: the POSTs carry no parameters, but must be JSON (no form posts). */

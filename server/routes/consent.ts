@@ -19,6 +19,7 @@ import type { GatewayStore } from '../store/store.js';
 import { signalUpstreamConnected, startConsentFlow } from '../temporal.js';
 import type { TokenCipher } from '../crypto/token-cipher.js';
 import { upstreamConnectionStatus } from '../upstream-status.js';
+import { escapeHtml } from '../html.js';
 
 /** What the consent routes need. */
 export interface ConsentRouteDeps {
@@ -63,10 +64,6 @@ async function readJson(ctx: Context): Promise<Record<string, unknown>> {
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new OAuthError(400, 'invalid_request', 'the body must be a JSON object');
   return parsed as Record<string, unknown>;
-}
-
-function escapeAttribute(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
 }
 
 /**
@@ -268,7 +265,7 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
     ctx.body = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Consent Gateway</title></head>
-<body><consent-app flow-id="${escapeAttribute(uid)}" csrf-token="${escapeAttribute(csrfToken(uid, binding))}" api-base="/interaction/${escapeAttribute(uid)}"></consent-app>
+<body><consent-app flow-id="${escapeHtml(uid)}" csrf-token="${escapeHtml(csrfToken(uid, binding))}" api-base="/interaction/${escapeHtml(uid)}"></consent-app>
 <script type="module" src="/assets/consent-app.js"></script></body></html>`;
   });
 
@@ -443,5 +440,5 @@ function renderConnectedPage(displayName: string): string {
 
 function renderConnectErrorPage(error: string, description: string, retryUrl: string | null): string {
   const page = renderErrorPage(error, description, 'Connecting did not complete');
-  return retryUrl ? page.replace('</main>', `<p><a href="${escapeAttribute(retryUrl)}">Try again</a></p></main>`) : page;
+  return retryUrl ? page.replace('</main>', `<p><a href="${escapeHtml(retryUrl)}">Try again</a></p></main>`) : page;
 }

@@ -1,9 +1,6 @@
 import Router from '@koa/router';
 import type { GatewayConfig } from '../config.js';
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
-}
+import { escapeHtml } from '../html.js';
 
 /** `GET /`: a short page naming the MCP endpoint and where operators look. */
 export function homeRoutes(config: GatewayConfig, deps: { temporalUiUrl?: string | undefined }): Router {

@@ -43,7 +43,8 @@ describe.skipIf(skip)('URL elicitation when a call needs an upstream connection'
   });
 
   it('answers -32042 with a link that reconnects only for the same user; the retried call succeeds', async () => {
-    // Eve connects Notion in her consent flow and uses it.
+    // Erin connects Notion in her consent flow and uses it. (User names differ across test files:
+    // grant workflow ids are user × upstream, and every file shares the run's dev server.)
     const provider = new TestOAuthProvider({ redirectUrl: callback.url, clientName: 'Eve Desktop' });
     eveProvider = provider;
     const first = await connectMcp(`${gateway.url}/mcp`, provider);
@@ -51,7 +52,7 @@ describe.skipIf(skip)('URL elicitation when a call needs an upstream connection'
     eve = await browser.newContext();
     const page = await eve.newPage();
     await page.goto(first.authorizationUrl.href);
-    await page.getByLabel('User name').fill('eve');
+    await page.getByLabel('User name').fill('erin');
     await page.getByRole('button', { name: 'Continue' }).click();
     await page.getByRole('button', { name: 'Connect Notion' }).click();
     await page.getByRole('button', { name: 'Connect Notion' }).waitFor({ state: 'detached' });
@@ -72,7 +73,7 @@ describe.skipIf(skip)('URL elicitation when a call needs an upstream connection'
     const [elicitation] = data.elicitations;
     expect(elicitation).toMatchObject({ mode: 'url', message: 'Connect your Notion account to continue.' });
     expect(elicitation!.url).toBe(`${gateway.url}/connect?elicitationId=${elicitation!.elicitationId}`);
-    expect((await gateway.store.getUpstreamTokens('eve', 'notion'))?.status).toBe('needs_reconnect');
+    expect((await gateway.store.getUpstreamTokens('erin', 'notion'))?.status).toBe('needs_reconnect');
 
     // Mallory, signed in to the gateway in her own browser, cannot use Eve's link.
     const malloryProvider = new TestOAuthProvider({ redirectUrl: callback.url, clientName: 'Mallory Desktop' });
@@ -96,7 +97,7 @@ describe.skipIf(skip)('URL elicitation when a call needs an upstream connection'
     await reconnect.goto(elicitation!.url);
     await reconnect.getByRole('heading', { name: 'Notion is connected' }).waitFor();
     expect(notion.counters.codeExchanges).toBe(2);
-    expect((await gateway.store.getUpstreamTokens('eve', 'notion'))?.status).toBe('connected');
+    expect((await gateway.store.getUpstreamTokens('erin', 'notion'))?.status).toBe('connected');
     expect((await gateway.store.getElicitation(elicitation!.elicitationId))?.completedAt).not.toBeNull();
 
     // The retried call succeeds.

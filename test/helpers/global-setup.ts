@@ -2,8 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { projectPath } from '../../server/paths.js';
-import { ensureTemporalCli } from '../../server/temporal-cli.js';
+import { ensureProjectTemporalCli } from '../../server/temporal-cli.js';
 import { loadTemporalDevSettings, startDevServer } from '../../server/temporal-dev.js';
 import { ensureWorkflowBundle } from '../../server/workflow-bundle.js';
 import { chromiumAvailable, chromiumPath } from './browser.js';
@@ -37,13 +36,7 @@ export default async function setup(project: TestProject) {
   }
   let cliPath: string;
   try {
-    const cli = await ensureTemporalCli({
-      explicitPath: process.env.TEMPORAL_CLI || undefined,
-      searchPath: process.env.PATH,
-      installDir: projectPath('.temporal'),
-      version: settings.cliVersion,
-      log: (message) => console.log(message),
-    });
+    const cli = await ensureProjectTemporalCli(process.env, (message) => console.log(message));
     cliPath = cli.path;
     console.log(`Temporal CLI ${cli.version} (${cli.source}): ${cli.path}`);
   } catch (error) {
