@@ -1,21 +1,8 @@
 /** Small helpers shared by the benchmarks: ports, percentiles, /proc readings, number formats. */
 import { execFileSync } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 
-/** Asks the OS for a free TCP port on loopback. */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../test/helpers/free-port.js';
 
 /** The `p`-th percentile (0–100) of `values`, nearest-rank; NaN for no values. */
 export function percentile(values: readonly number[], p: number): number {

@@ -7,7 +7,6 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection, WithStartWorkflowOperation } from '@temporalio/client';
@@ -16,6 +15,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { TokenCipher } from '../server/crypto/token-cipher.js';
 import { projectPath } from '../server/paths.js';
+import { freePort } from '../test/helpers/free-port.js';
 import { SqliteStore } from '../server/store/sqlite-store.js';
 import { ensureProjectTemporalCli } from '../server/temporal-cli.js';
 import { loadTemporalDevSettings, startDevServer } from '../server/temporal-dev.js';
@@ -26,12 +26,7 @@ import type { ConsentFlowInput } from '../workflows/types.js';
 
 const settings = await loadTemporalDevSettings();
 const cli = await ensureProjectTemporalCli(process.env);
-const port = await new Promise<number>((resolve) => {
-  const probe = createServer().listen(0, '127.0.0.1', () => {
-    const address = probe.address();
-    probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-  });
-});
+const port = await freePort();
 const dir = await mkdtemp(path.join(tmpdir(), 'cg-capture-'));
 const server = await startDevServer({ cliPath: cli.path, settings, overrides: { port, dbFile: null, headless: true } });
 const store = await SqliteStore.open(path.join(dir, 'gateway.sqlite'));

@@ -4,7 +4,7 @@
  *
  * The server imports these types with `import type`; nothing here runs outside a browser.
  */
-import { ApiError, INVALID_RESPONSE, NETWORK_ERROR, UPSTREAM_STATUSES, type UpstreamStatus } from '../consent-app/api.js';
+import { ApiError, NETWORK_ERROR, requestJson, UPSTREAM_STATUSES, type UpstreamStatus } from '../consent-app/api.js';
 
 export { ApiError, NETWORK_ERROR };
 
@@ -127,36 +127,7 @@ export class ConnectionsApi {
     return this.#request('POST', `/upstreams/${encodeURIComponent(upstream)}/reconnect`);
   }
 
-  async #request(method: 'GET' | 'POST', path: string): Promise<ConnectionsView> {
-    const headers: Record<string, string> = { Accept: 'application/json' };
-    if (method === 'POST') {
-      headers['Content-Type'] = 'application/json';
-      headers['X-CSRF-Token'] = this.#csrfToken;
-    }
-    let response: Response;
-    try {
-      response = await this.#fetch(`${this.apiBase}${path}`, {
-        method,
-        headers,
-        credentials: 'same-origin',
-        cache: 'no-store',
-        ...(method === 'POST' ? { body: '{}' } : {}),
-      });
-    } catch (cause) {
-      throw new ApiError(0, NETWORK_ERROR, 'The gateway could not be reached.', { cause });
-    }
-    let payload: unknown;
-    try {
-      payload = await response.json();
-    } catch (cause) {
-      if (response.ok) throw new ApiError(response.status, INVALID_RESPONSE, 'The gateway sent an unreadable answer.', { cause });
-    }
-    if (!response.ok) {
-      const error = isObject(payload) && typeof payload['error'] === 'string' ? payload['error'] : 'server_error';
-      const description = isObject(payload) && typeof payload['error_description'] === 'string' ? payload['error_description'] : '';
-      throw new ApiError(response.status, error, description);
-    }
-    if (!isConnectionsView(payload)) throw new ApiError(response.status, INVALID_RESPONSE, 'The gateway sent an unexpected answer.');
-    return payload;
+  #request(method: 'GET' | 'POST', path: string): Promise<ConnectionsView> {
+    return requestJson(this.#fetch, { method, url: `${this.apiBase}${path}`, csrfToken: this.#csrfToken, body: method === 'POST' ? {} : undefined, accept: isConnectionsView });
   }
 }

@@ -212,43 +212,49 @@ export class ConsentApi {
     return this.#request('POST', '/connect', { upstream }, isRedirectResult);
   }
 
-  async #request<T>(
-    method: 'GET' | 'POST',
-    path: string,
-    body: object | undefined,
-    accept: (value: unknown) => value is T,
-  ): Promise<T> {
-    const headers: Record<string, string> = { Accept: 'application/json' };
-    if (method === 'POST') {
-      headers['Content-Type'] = 'application/json';
-      headers['X-CSRF-Token'] = this.#csrfToken;
-    }
-    let response: Response;
-    try {
-      response = await this.#fetch(`${this.apiBase}${path}`, {
-        method,
-        headers,
-        credentials: 'same-origin',
-        cache: 'no-store',
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-    } catch (cause) {
-      throw new ApiError(0, NETWORK_ERROR, 'The gateway could not be reached.', { cause });
-    }
-    let payload: unknown;
-    try {
-      payload = await response.json();
-    } catch (cause) {
-      payload = undefined;
-      if (response.ok) throw new ApiError(response.status, INVALID_RESPONSE, 'The gateway sent an unreadable answer.', { cause });
-    }
-    if (!response.ok) {
-      const error = isObject(payload) && typeof payload['error'] === 'string' ? payload['error'] : 'server_error';
-      const description =
-        isObject(payload) && typeof payload['error_description'] === 'string' ? payload['error_description'] : '';
-      throw new ApiError(response.status, error, description);
-    }
-    if (!accept(payload)) throw new ApiError(response.status, INVALID_RESPONSE, 'The gateway sent an unexpected answer.');
-    return payload;
+  #request<T>(method: 'GET' | 'POST', path: string, body: object | undefined, accept: (value: unknown) => value is T): Promise<T> {
+    return requestJson(this.#fetch, { method, url: `${this.apiBase}${path}`, csrfToken: this.#csrfToken, body, accept });
   }
+}
+
+/**
+ * One same-origin JSON call of the gateway's page APIs: CSRF header on POSTs, `{error,
+ * error_description}` bodies become {@link ApiError}s, and the answer must pass `accept`.
+ */
+export async function requestJson<T>(
+  fetchFn: typeof fetch,
+  request: { method: 'GET' | 'POST'; url: string; csrfToken: string; body: object | undefined; accept: (value: unknown) => value is T },
+): Promise<T> {
+  const { method, body, accept } = request;
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (method === 'POST') {
+    headers['Content-Type'] = 'application/json';
+    headers['X-CSRF-Token'] = request.csrfToken;
+  }
+  let response: Response;
+  try {
+    response = await fetchFn(request.url, {
+      method,
+      headers,
+      credentials: 'same-origin',
+      cache: 'no-store',
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  } catch (cause) {
+    throw new ApiError(0, NETWORK_ERROR, 'The gateway could not be reached.', { cause });
+  }
+  let payload: unknown;
+  try {
+    payload = await response.json();
+  } catch (cause) {
+    payload = undefined;
+    if (response.ok) throw new ApiError(response.status, INVALID_RESPONSE, 'The gateway sent an unreadable answer.', { cause });
+  }
+  if (!response.ok) {
+    const error = isObject(payload) && typeof payload['error'] === 'string' ? payload['error'] : 'server_error';
+    const description = isObject(payload) && typeof payload['error_description'] === 'string' ? payload['error_description'] : '';
+    throw new ApiError(response.status, error, description);
+  }
+  if (!accept(payload)) throw new ApiError(response.status, INVALID_RESPONSE, 'The gateway sent an unexpected answer.');
+  return payload;
 }
