@@ -1,38 +1,14 @@
-import { randomUUID } from 'node:crypto';
-
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
-import {
-  CallToolRequestSchema,
-  CallToolResultSchema,
-  isInitializeRequest,
-  ListToolsRequestSchema,
-  McpError,
-  ToolSchema,
-  type CallToolRequest,
-  type CallToolResult,
-  type ListToolsResult,
-  type ServerNotification,
-  type ServerRequest,
-  type Tool,
-} from '@modelcontextprotocol/sdk/types.js';
 import type { Context, Next } from 'koa';
-import * as z from 'zod';
+import { CLIENT_CAPABILITIES_META_KEY, createMcpHandler, isInitializeRequest, isLegacyRequest, Server, type ClientCapabilities } from '@modelcontextprotocol/server';
 
 import type { Logger } from '../log.js';
-import { JSON_RPC_ERRORS, JsonRpcError, readJsonBody, respondWithJsonRpcError } from './json-rpc.js';
-import { DEFAULT_TOOL_NAME_SEPARATOR, prefixToolName, resolveToolName } from './tool-names.js';
+import { AGGREGATE_CAPABILITIES, registerAggregateHandlers, type AggregateHandlerOptions } from './aggregate/handlers.js';
+import { openLegacySession, relayableCapabilities, type LegacySession } from './aggregate/legacy-sessions.js';
+import { sendWebResponse, toWebRequest } from './aggregate/web-bridge.js';
+import { JSON_RPC_ERRORS, readJsonBody, respondWithJsonRpcError } from './json-rpc.js';
+import { DEFAULT_TOOL_NAME_SEPARATOR } from './tool-names.js';
 import type { McpCaller, McpUpstream } from './types.js';
-import {
-  describeUpstreamFailure,
-  isJsonRpcErrorFromUpstream,
-  relayJsonRpcError,
-  safeErrorText,
-  UpstreamConnections,
-  UpstreamCredentialsError,
-} from './upstream-connections.js';
+import { safeErrorText, UpstreamConnections, UpstreamEras } from './upstream-connections.js';
 
 export type { McpCaller, McpUpstream } from './types.js';
 
@@ -46,8 +22,9 @@ export interface McpEndpointOptions {
   /**
    * Headers to send to an upstream for this caller (later: the user's upstream token). Called for
    * every HTTP request to the upstream. Throwing fails that request: a thrown `McpError` or
-   * {@link JsonRpcError} (e.g. a URL elicitation, -32042) reaches the MCP client as that JSON-RPC
-   * error on `tools/call`; anything else becomes an `isError` result.
+   * {@link JsonRpcError} (e.g. a URL elicitation, -32042) reaches a 2025-era MCP client as that
+   * JSON-RPC error (an MCP 2026-07-28 client gets an input-required URL elicitation instead);
+   * anything else leaves the upstream out of lists and makes a call to it an `isError` result.
    */
   upstreamHeaders?: (caller: McpCaller, upstream: McpUpstream) => Promise<Record<string, string>> | Record<string, string>;
   /**
@@ -57,11 +34,11 @@ export interface McpEndpointOptions {
   upstreamUnauthorized?: (caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean) => Promise<boolean>;
   /** Largest accepted POST body. Default 4 MiB. */
   maxBodyBytes?: number;
-  /** A session with no request in flight for this long is ended. Default 30 minutes; `0` never. */
+  /** A 2025-era session with no request or stream open for this long is ended. Default 30 minutes; `0` never. */
   sessionIdleTimeoutMs?: number;
   /** Bound on one upstream `tools/call`, reset by progress notifications. Default 60 s. */
   callTimeoutMs?: number;
-  /** Bound on listing one upstream's tools (and on connecting to it); a slower upstream is left out. Default 10 s. */
+  /** Bound on one upstream request other than `tools/call` (and on connecting to it); a slower upstream is left out of lists. Default 10 s. */
   listTimeoutMs?: number;
   /**
    * Resolves true once the user completed the URL elicitation `elicitationId` (connected the
@@ -98,36 +75,20 @@ const DEFAULTS = {
   listTimeoutMs: 10_000,
 } as const;
 
-/** No upstream is paged through further than this; a cursor loop must not hang tools/list. */
-const MAX_LIST_PAGES = 20;
-
-/** Keeps each tool object as the upstream sent it; {@link ToolSchema} only vets it. */
-const RawListToolsResultSchema = z.looseObject({
-  tools: z.array(z.looseObject({ name: z.string() })),
-  nextCursor: z.string().optional(),
-});
-
-interface Session {
-  id: string | undefined;
-  readonly userId: string;
-  readonly clientId: string;
+/** What the modern leg hands its per-request server factory through `authInfo.extra`. */
+interface ModernRequestContext {
   caller: McpCaller;
-  upstreamKey: string;
-  readonly server: Server;
-  readonly transport: StreamableHTTPServerTransport;
-  readonly upstreams: UpstreamConnections;
-  inFlight: number;
-  idleTimer: NodeJS.Timeout | undefined;
-  ended: Promise<void> | undefined;
+  capabilities: ClientCapabilities | undefined;
 }
 
-type HandlerExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
-
 /**
- * Creates the gateway's MCP endpoint (MCP spec 2025-06-18, Basic/Transports §Streamable HTTP):
- * stateful sessions, each bound to the user and client that opened it; the tools of every
- * upstream the caller may use, named `<upstream><separator><tool>`; `tools/call` forwarded to
- * the owning upstream through one SDK client per session and upstream.
+ * Creates the gateway's aggregating MCP endpoint: every upstream the caller may use behind one
+ * URL, tools and prompts named `<upstream><separator><name>`, resource URIs mapped to
+ * `mcp-upstream://<upstream>/<uri>`, each request forwarded with the caller's own upstream
+ * credentials. Serves both protocol eras on the same URL: MCP 2026-07-28 requests (per-request
+ * `_meta` envelope) statelessly, each answered by a fresh SDK v2 `Server` so any gateway process
+ * can serve any request; 2025-era traffic (`initialize`, `Mcp-Session-Id`) in sessions bound to the
+ * user and client that opened them (MCP 2025-11-25 Basic/Transports §Streamable HTTP).
  */
 export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
   const { log } = options;
@@ -135,204 +96,102 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
   const serverInfo = options.serverInfo ?? DEFAULTS.serverInfo;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
   const idleTimeoutMs = options.sessionIdleTimeoutMs ?? DEFAULTS.sessionIdleTimeoutMs;
-  const callTimeoutMs = options.callTimeoutMs ?? DEFAULTS.callTimeoutMs;
   const listTimeoutMs = options.listTimeoutMs ?? DEFAULTS.listTimeoutMs;
   if (separator.length === 0) throw new TypeError('the tool name separator must not be empty');
 
-  const sessions = new Map<string, Session>();
+  const handlers: AggregateHandlerOptions = {
+    log,
+    separator,
+    callTimeoutMs: options.callTimeoutMs ?? DEFAULTS.callTimeoutMs,
+    listTimeoutMs,
+    ...(options.awaitElicitation ? { awaitElicitation: options.awaitElicitation } : {}),
+  };
+  const eras = new UpstreamEras();
+  const headers = async (caller: McpCaller, upstream: McpUpstream) => (options.upstreamHeaders ? await options.upstreamHeaders(caller, upstream) : {});
+  const upstreamOptions = { clientInfo: serverInfo, log, eras, connectTimeoutMs: listTimeoutMs };
+  const sessions = new Map<string, LegacySession>();
   let closed = false;
 
-  function openSession(caller: McpCaller): Session {
-    const server = new Server(serverInfo, { capabilities: { tools: { listChanged: true } } });
-    const session: Session = {
-      id: undefined,
-      userId: caller.userId,
-      clientId: caller.clientId,
-      caller,
-      upstreamKey: upstreamKey(caller.upstreams),
-      server,
-      transport: new StreamableHTTPServerTransport({
-        sessionIdGenerator: () => randomUUID(),
-        onsessioninitialized: (id) => {
-          session.id = id;
-          sessions.set(id, session);
-          log.info('mcp session started', { userId: session.userId, clientId: session.clientId, sessions: sessions.size });
-        },
-        // Awaited before the DELETE is answered, so the upstream sessions are gone by then.
-        onsessionclosed: () => endSession(session),
-      }),
-      upstreams: new UpstreamConnections({
-        clientInfo: serverInfo,
-        log,
-        headers: async (upstream) => (options.upstreamHeaders ? await options.upstreamHeaders(session.caller, upstream) : {}),
-        ...(options.upstreamUnauthorized
-          ? { unauthorized: (upstream: McpUpstream, sent: Record<string, string>, retried: boolean) => options.upstreamUnauthorized!(session.caller, upstream, sent, retried) }
-          : {}),
-        onToolListChanged: () => notifyToolListChanged(session),
-        connectTimeoutMs: listTimeoutMs,
-      }),
-      inFlight: 0,
-      idleTimer: undefined,
-      ended: undefined,
-    };
-    server.onerror = (error) => log.debug('mcp session error', { userId: session.userId, error: safeErrorText(error) });
-    server.onclose = () => void endSession(session);
-    server.setRequestHandler(ListToolsRequestSchema, () => listTools(session));
-    server.setRequestHandler(CallToolRequestSchema, (request, extra) => callTool(session, request.params, extra));
-    return session;
-  }
-
-  function endSession(session: Session): Promise<void> {
-    session.ended ??= (async () => {
-      if (session.id !== undefined && sessions.get(session.id) === session) sessions.delete(session.id);
-      clearTimeout(session.idleTimer);
-      await session.upstreams.closeAll();
-      if (session.id !== undefined) log.debug('mcp session ended', { userId: session.userId, clientId: session.clientId, sessions: sessions.size });
-    })();
-    return session.ended;
-  }
-
-  function notifyToolListChanged(session: Session): void {
-    session.server.sendToolListChanged().catch((error: unknown) => log.debug('could not announce a tool list change', { error: safeErrorText(error) }));
-  }
-
-  /** Follows the caller's current upstream list: a change closes dropped connections and tells the client. */
-  function refreshCaller(session: Session, caller: McpCaller): void {
-    session.caller = caller;
-    const key = upstreamKey(caller.upstreams);
-    if (key === session.upstreamKey) return;
-    session.upstreamKey = key;
-    void session.upstreams.retain(caller.upstreams);
-    notifyToolListChanged(session);
-  }
-
-  async function listTools(session: Session): Promise<ListToolsResult> {
-    const { caller } = session;
-    const lists = await Promise.all(
-      caller.upstreams.map(async (upstream) => {
-        try {
-          return await session.upstreams.use(upstream, (client) => listUpstreamTools(client, upstream, caller.upstreams));
-        } catch (error) {
-          log.warn('upstream left out of tools/list', {
-            upstream: upstream.name,
-            userId: caller.userId,
-            reason: describeUpstreamFailure(error),
-            error: safeErrorText(error),
-          });
-          return [];
-        }
-      }),
-    );
-    return { tools: lists.flat() };
-  }
-
-  async function listUpstreamTools(client: Client, upstream: McpUpstream, all: readonly McpUpstream[]): Promise<Tool[]> {
-    const tools: Tool[] = [];
-    let cursor: string | undefined;
-    for (let page = 0; page < MAX_LIST_PAGES; page += 1) {
-      const result = await client.request({ method: 'tools/list', params: cursor === undefined ? {} : { cursor } }, RawListToolsResultSchema, { timeout: listTimeoutMs });
-      for (const tool of result.tools) {
-        const name = prefixToolName(upstream.name, tool.name, separator);
-        if (!ToolSchema.safeParse(tool).success) {
-          log.warn('upstream tool left out: not a valid MCP tool', { upstream: upstream.name, tool: tool.name });
-        } else if (resolveToolName(name, all, separator)?.upstream.name !== upstream.name) {
-          log.warn('upstream tool left out: its name would route to another upstream', { upstream: upstream.name, tool: tool.name });
-        } else {
-          tools.push({ ...(tool as Tool), name });
-        }
-      }
-      cursor = result.nextCursor;
-      if (cursor === undefined) break;
-    }
-    return tools;
-  }
-
-  /** The URL elicitation a credentials failure asks for, if that is what it is. */
-  function urlElicitationOf(error: unknown): { elicitationId: string; url: string; message: string } | undefined {
-    if (!(error instanceof UpstreamCredentialsError) || !(error.cause instanceof JsonRpcError) || error.cause.code !== -32042) return undefined;
-    const first = (error.cause.data as { elicitations?: { mode?: string; elicitationId?: string; url?: string; message?: string }[] } | undefined)?.elicitations?.[0];
-    if (first?.mode !== 'url' || !first.elicitationId || !first.url) return undefined;
-    return { elicitationId: first.elicitationId, url: first.url, message: first.message ?? 'Connect your account to continue.' };
-  }
-
-  async function callTool(session: Session, params: CallToolRequest['params'], extra: HandlerExtra, elicited = false): Promise<CallToolResult> {
-    const { name, task, _meta, ...rest } = params;
-    if (task !== undefined) throw new JsonRpcError(JSON_RPC_ERRORS.invalidParams, 'Task-augmented tool calls are not supported by this gateway');
-    const { caller } = session;
-    const target = resolveToolName(name, caller.upstreams, separator);
-    if (!target) {
-      throw new JsonRpcError(
-        JSON_RPC_ERRORS.invalidParams,
-        `Unknown tool: ${name}. Tool names have the form <upstream>${separator}<tool>; tools/list shows the tools available to you.`,
-      );
-    }
-    const { upstream, tool } = target;
-    const { progressToken, ...meta } = _meta ?? {};
-    const forwarded = { ...rest, name: tool, ...(Object.keys(meta).length > 0 ? { _meta: meta } : {}) };
-    const started = performance.now();
-    try {
-      const result = await session.upstreams.use(upstream, (client) =>
-        client.request({ method: 'tools/call', params: forwarded }, CallToolResultSchema, {
-          signal: extra.signal,
-          timeout: callTimeoutMs,
-          resetTimeoutOnProgress: true,
-          ...(progressToken !== undefined
-            ? {
-                onprogress: (progress) => {
-                  extra.sendNotification({ method: 'notifications/progress', params: { ...progress, progressToken } }).catch(() => undefined);
-                },
-              }
+  const modern = createMcpHandler(
+    ({ authInfo }) => {
+      const { caller, capabilities } = authInfo?.extra as unknown as ModernRequestContext;
+      const server = new Server(serverInfo, { capabilities: AGGREGATE_CAPABILITIES });
+      const scope = {
+        era: 'modern' as const,
+        caller: () => caller,
+        inFlight: new Map(),
+        upstreams: new UpstreamConnections({
+          ...upstreamOptions,
+          headers: (upstream) => headers(caller, upstream),
+          ...(options.upstreamUnauthorized
+            ? { unauthorized: (upstream: McpUpstream, sent: Record<string, string>, retried: boolean) => options.upstreamUnauthorized!(caller, upstream, sent, retried) }
             : {}),
+          capabilities: () => relayableCapabilities(capabilities),
         }),
-      );
-      log.debug('tool call forwarded', { userId: caller.userId, upstream: upstream.name, tool, ms: Math.round(performance.now() - started) });
-      return result;
-    } catch (error) {
-      if (extra.signal.aborted) throw error;
-      if (isJsonRpcErrorFromUpstream(error)) throw relayJsonRpcError(error);
-      const elicitation = urlElicitationOf(error);
-      // A client that can show a URL elicitation gets one, and the call waits for the user.
-      if (elicitation && !elicited && options.awaitElicitation && session.server.getClientCapabilities()?.elicitation?.url) {
-        const answer = await session.server.elicitInput({ mode: 'url', ...elicitation }, { signal: extra.signal, timeout: 10 * 60_000 });
-        if (answer.action !== 'accept') {
-          return { isError: true, content: [{ type: 'text', text: `${upstream.displayName} is not connected: the user did not continue (${answer.action}).` }] };
-        }
-        if (await options.awaitElicitation(elicitation.elicitationId, extra.signal)) return callTool(session, params, extra, true);
-        return { isError: true, content: [{ type: 'text', text: `${upstream.displayName} was not connected in time.` }] };
-      }
-      if (error instanceof UpstreamCredentialsError) {
-        if (error.cause instanceof JsonRpcError) throw error.cause;
-        if (error.cause instanceof McpError) throw relayJsonRpcError(error.cause);
-      }
-      const reason = describeUpstreamFailure(error);
-      log.warn('upstream tool call failed', { userId: caller.userId, upstream: upstream.name, tool, reason, error: safeErrorText(error) });
-      return { isError: true, content: [{ type: 'text', text: `Upstream "${upstream.displayName}" (${upstream.name}) is unavailable: ${reason}.` }] };
-    }
+      };
+      registerAggregateHandlers(server, scope, handlers);
+      server.onclose = () => void scope.upstreams.closeAll();
+      return server;
+    },
+    { legacy: 'reject', maxRequestBodySize: maxBodyBytes, onerror: (error) => log.debug('mcp request refused', { error: safeErrorText(error) }) },
+  );
+
+  function openSession(caller: McpCaller): LegacySession {
+    return openLegacySession(caller, {
+      serverInfo,
+      log,
+      handlers,
+      maxBodyBytes,
+      upstreams: {
+        ...upstreamOptions,
+        headers,
+        ...(options.upstreamUnauthorized ? { unauthorized: options.upstreamUnauthorized } : {}),
+      },
+      onInitialized(session) {
+        sessions.set(session.id!, session);
+        log.info('mcp session started', { userId: session.userId, clientId: session.clientId, sessions: sessions.size });
+      },
+      onEnded(session) {
+        if (session.id === undefined || sessions.get(session.id) !== session) return;
+        sessions.delete(session.id);
+        log.debug('mcp session ended', { userId: session.userId, clientId: session.clientId, sessions: sessions.size });
+      },
+    });
   }
 
-  async function serve(ctx: Context, session: Session, body: unknown): Promise<void> {
-    session.inFlight += 1;
+  async function serveLegacy(ctx: Context, session: LegacySession, request: Request, body: unknown): Promise<void> {
+    session.exchanges += 1;
     clearTimeout(session.idleTimer);
-    ctx.respond = false;
     try {
-      await session.transport.handleRequest(ctx.req, ctx.res, body);
+      const response = await session.transport.handleRequest(request, ctx.method === 'POST' ? { parsedBody: body } : {});
+      await sendWebResponse(ctx, response);
     } catch (error) {
       log.error('mcp request failed', { method: ctx.method, userId: session.userId, error: safeErrorText(error) });
-      if (!ctx.res.headersSent) {
-        ctx.res.writeHead(500, { 'Content-Type': 'application/json' });
-        ctx.res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: JSON_RPC_ERRORS.internalError, message: 'Internal error' }, id: null }));
-      } else {
-        ctx.res.end();
-      }
+      respondAfterFailure(ctx);
     } finally {
-      session.inFlight -= 1;
-      if (session.inFlight === 0 && idleTimeoutMs > 0 && session.ended === undefined) {
+      session.exchanges -= 1;
+      if (session.exchanges === 0 && idleTimeoutMs > 0 && session.ended === undefined) {
         session.idleTimer = setTimeout(() => {
           log.info('mcp session idle; ending it', { userId: session.userId, clientId: session.clientId });
           void session.transport.close();
         }, idleTimeoutMs);
         session.idleTimer.unref();
       }
+    }
+  }
+
+  async function serveModern(ctx: Context, caller: McpCaller, request: Request, body: unknown): Promise<void> {
+    const meta = (body as { params?: { _meta?: Record<string, unknown> } } | null)?.params?._meta;
+    const context: ModernRequestContext = { caller, capabilities: meta?.[CLIENT_CAPABILITIES_META_KEY] as ClientCapabilities | undefined };
+    try {
+      const response = await modern.fetch(request, {
+        parsedBody: body,
+        authInfo: { token: '', clientId: caller.clientId, scopes: [], extra: context as unknown as Record<string, unknown> },
+      });
+      await sendWebResponse(ctx, response);
+    } catch (error) {
+      log.error('mcp request failed', { method: ctx.method, userId: caller.userId, error: safeErrorText(error) });
+      respondAfterFailure(ctx);
     }
   }
 
@@ -359,6 +218,11 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
         body = read.value;
       }
 
+      const { request } = toWebRequest(ctx, body);
+      if (ctx.method === 'POST' && !(await isLegacyRequest(request, body, { maxRequestBodySize: maxBodyBytes }))) {
+        return serveModern(ctx, caller, request, body);
+      }
+
       const sessionId = ctx.get('mcp-session-id');
       if (sessionId === '') {
         const initializing = Array.isArray(body) ? body.some((message) => isInitializeRequest(message)) : isInitializeRequest(body);
@@ -366,7 +230,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
         const session = openSession(caller);
         await session.server.connect(session.transport);
         try {
-          await serve(ctx, session, body);
+          await serveLegacy(ctx, session, request, body);
         } finally {
           // The transport refused the initialize (bad headers, batch): nothing else holds this session.
           if (session.id === undefined) await session.server.close();
@@ -379,36 +243,47 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
         if (session) log.warn('mcp session presented by another identity; refused', { userId: caller.userId, clientId: caller.clientId });
         return respondWithJsonRpcError(ctx, 404, JSON_RPC_ERRORS.sessionNotFound, 'Session not found');
       }
-      refreshCaller(session, caller);
-      await serve(ctx, session, body);
+      session.refresh(caller);
+      await serveLegacy(ctx, session, request, body);
     },
 
     sessionCount: () => sessions.size,
+
     async elicitationCompleted(userId, clientId, elicitationId) {
       let told = 0;
       for (const session of sessions.values()) {
         if (session.userId !== userId || (clientId !== undefined && session.clientId !== clientId)) continue;
         if (!session.server.getClientCapabilities()?.elicitation?.url) continue;
-        await session.server.createElicitationCompletionNotifier(elicitationId)().then(() => (told += 1)).catch(() => undefined);
+        await session.server
+          .createElicitationCompletionNotifier(elicitationId)()
+          .then(() => (told += 1))
+          .catch(() => undefined);
       }
       return told;
     },
 
     async close() {
       closed = true;
-      const live = [...sessions.values()];
       await Promise.all(
-        live.map(async (session) => {
+        [...sessions.values()].map(async (session) => {
           await session.server.close();
-          await endSession(session);
+          await session.end();
         }),
       );
+      await modern.close();
     },
   };
 }
 
-function upstreamKey(upstreams: readonly McpUpstream[]): string {
-  return JSON.stringify(upstreams.map((upstream) => [upstream.name, upstream.url]).sort());
+/** A request failed before or while its response was written: answer 500 if nothing was sent yet. */
+function respondAfterFailure(ctx: Context): void {
+  ctx.respond = false;
+  if (!ctx.res.headersSent) {
+    ctx.res.writeHead(500, { 'Content-Type': 'application/json' });
+    ctx.res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: JSON_RPC_ERRORS.internalError, message: 'Internal error' }, id: null }));
+  } else {
+    ctx.res.end();
+  }
 }
 
 function isCaller(value: unknown): value is McpCaller {

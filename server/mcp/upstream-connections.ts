@@ -1,17 +1,33 @@
-import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { ErrorCode, McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import {
+  Client,
+  ProtocolError,
+  SdkError,
+  SdkErrorCode,
+  SdkHttpError,
+  StreamableHTTPClientTransport,
+  UnauthorizedError,
+  type ClientCapabilities,
+  type ClientContext,
+  type PriorDiscovery,
+} from '@modelcontextprotocol/client';
 
 import type { Logger } from '../log.js';
 import { JsonRpcError } from './json-rpc.js';
 import type { McpUpstream } from './types.js';
 
-/** What {@link UpstreamConnections} needs from the session that owns it. */
+/** A server→client request an upstream sent (legacy era), to be answered by the gateway's own client. */
+export interface UpstreamRequest {
+  method: 'elicitation/create' | 'sampling/createMessage' | 'roots/list';
+  params: Record<string, unknown> | undefined;
+}
+
+/** What {@link UpstreamConnections} needs from whoever owns it (a legacy session, or one modern request). */
 export interface UpstreamConnectionsOptions {
-  /** How the gateway introduces itself in `initialize` to upstreams. */
+  /** How the gateway introduces itself to upstreams. */
   clientInfo: { name: string; version: string };
   log: Logger;
+  /** Each upstream's era, learnt once and shared by every owner. */
+  eras: UpstreamEras;
   /** Extra headers for one HTTP request to `upstream`; called for every request. */
   headers(upstream: McpUpstream): Promise<Record<string, string>>;
   /**
@@ -19,9 +35,16 @@ export interface UpstreamConnectionsOptions {
    * it was already the retry. Resolving true sends the request once more with fresh headers.
    */
   unauthorized?(upstream: McpUpstream, sent: Record<string, string>, retried: boolean): Promise<boolean>;
-  /** An upstream announced that its tool list changed. */
-  onToolListChanged(upstream: McpUpstream): void;
-  /** Bound on the `initialize` round trip. */
+  /**
+   * The capabilities the gateway declares to upstreams: those of the MCP client it serves, so an
+   * upstream asks only for what that client can answer.
+   */
+  capabilities(): ClientCapabilities;
+  /** A notification an upstream sent (list changes, resource updates, log messages). */
+  onNotification?(upstream: McpUpstream, method: string, params: Record<string, unknown> | undefined): void;
+  /** A server→client request an upstream sent; the answer goes back to it. */
+  onRequest?(upstream: McpUpstream, request: UpstreamRequest, signal: AbortSignal): Promise<Record<string, unknown>>;
+  /** Bound on the connect round trips. */
   connectTimeoutMs: number;
 }
 
@@ -33,10 +56,43 @@ interface Connection {
 /** How long an upstream gets to acknowledge the end of its session before the connection is dropped anyway. */
 const TERMINATE_TIMEOUT_MS = 2_000;
 
+/** Upstream notifications relayed to the gateway's client. */
+const RELAYED_NOTIFICATIONS = [
+  'notifications/tools/list_changed',
+  'notifications/prompts/list_changed',
+  'notifications/resources/list_changed',
+  'notifications/resources/updated',
+  'notifications/message',
+] as const;
+
 /**
- * The upstream MCP connections of one gateway session: at most one SDK `Client` per upstream,
- * opened on first use and closed (with an HTTP DELETE ending the upstream session, MCP spec
- * 2025-06-18 Basic/Transports §Session Management) when the gateway session ends.
+ * What the gateway learnt about each upstream URL's protocol era (MCP 2026-07-28 `server/discover`,
+ * or the 2025 `initialize` handshake): a cache, so a lost entry only costs one probe.
+ */
+export class UpstreamEras {
+  readonly #known = new Map<string, PriorDiscovery>();
+
+  /** The verdict learnt for `url`, if any. */
+  get(url: string): PriorDiscovery | undefined {
+    return this.#known.get(url);
+  }
+
+  /** Remembers the era `client` negotiated with `url`. */
+  learn(url: string, client: Client): void {
+    const discover = client.getDiscoverResult();
+    this.#known.set(url, client.getProtocolEra() === 'modern' && discover ? { kind: 'modern', discover } : { kind: 'legacy' });
+  }
+
+  /** Forgets `url` (it failed in a way a stale verdict could explain). */
+  forget(url: string): void {
+    this.#known.delete(url);
+  }
+}
+
+/**
+ * The upstream MCP connections of one owner: at most one SDK v2 `Client` per upstream, opened on
+ * first use in the era the upstream speaks, closed (a legacy upstream session ended with HTTP
+ * DELETE, MCP 2025-11-25 Basic/Transports §Session Management) when the owner ends.
  */
 export class UpstreamConnections {
   readonly #options: UpstreamConnectionsOptions;
@@ -68,9 +124,10 @@ export class UpstreamConnections {
       try {
         return await action(client);
       } catch (error) {
-        if (isJsonRpcErrorFromUpstream(error)) throw error;
+        if (isJsonRpcErrorFromUpstream(error) || isAbort(error)) throw error;
         await this.#drop(upstream.name, connection);
-        const sessionLost = error instanceof StreamableHTTPError && error.code === 404;
+        this.#options.eras.forget(upstream.url);
+        const sessionLost = error instanceof SdkHttpError && error.status === 404;
         if (!sessionLost || !reused || attempt > 0) throw error;
         this.#options.log.info('upstream session expired; reconnecting', { upstream: upstream.name });
       }
@@ -92,47 +149,41 @@ export class UpstreamConnections {
   }
 
   #open(upstream: McpUpstream): Connection {
-    if (this.#closed) throw new Error('the session has ended');
-    const { log, clientInfo, connectTimeoutMs } = this.#options;
-    const transport = new StreamableHTTPClientTransport(new URL(upstream.url), {
-      fetch: async (url, init) => {
-        const send = async () => {
-          let extra: Record<string, string>;
-          try {
-            extra = await this.#options.headers(upstream);
-          } catch (error) {
-            throw new UpstreamCredentialsError(error);
-          }
-          const headers = new Headers(init?.headers);
-          for (const [name, value] of Object.entries(extra)) headers.set(name, value);
-          return { response: await fetch(url, { ...init, headers }), sent: extra };
-        };
-        const unauthorized = async (sent: Record<string, string>, retried: boolean) => {
-          try {
-            return (await this.#options.unauthorized?.(upstream, sent, retried)) ?? false;
-          } catch (error) {
-            log.warn('handling an upstream 401 failed', { upstream: upstream.name, error: safeErrorText(error) });
-            return false;
-          }
-        };
-        const first = await send();
-        // The SDK sends JSON bodies as strings, so the request can be sent again as it was.
-        if (first.response.status !== 401 || !(await unauthorized(first.sent, false))) return first.response;
-        await first.response.body?.cancel().catch(() => undefined);
-        const second = await send();
-        if (second.response.status === 401) await unauthorized(second.sent, true);
-        return second.response;
-      },
+    if (this.#closed) throw new Error('the owner of these upstream connections has ended');
+    const { log, clientInfo, connectTimeoutMs, eras } = this.#options;
+    const transport = new StreamableHTTPClientTransport(new URL(upstream.url), { fetch: (url, init) => this.#fetch(upstream, url, init) });
+    const capabilities = this.#options.capabilities();
+    const client = new Client(clientInfo, {
+      capabilities,
+      versionNegotiation: { mode: 'auto' },
+      // The gateway hands input-required results to its own client instead of answering them itself.
+      inputRequired: { autoFulfill: false },
     });
-    const client = new Client(clientInfo, { capabilities: {} });
     client.onerror = (error) => log.debug('upstream connection error', { upstream: upstream.name, error: safeErrorText(error) });
-    client.setNotificationHandler(ToolListChangedNotificationSchema, () => this.#options.onToolListChanged(upstream));
+    const { onNotification, onRequest } = this.#options;
+    if (onNotification) {
+      for (const method of RELAYED_NOTIFICATIONS) {
+        client.setNotificationHandler(method, (notification) => onNotification(upstream, method, notification.params as Record<string, unknown> | undefined));
+      }
+    }
+    if (onRequest) {
+      const relay = (method: UpstreamRequest['method']) => (request: { params?: unknown }, ctx: ClientContext) =>
+        onRequest(upstream, { method, params: request.params as Record<string, unknown> | undefined }, ctx.mcpReq.signal);
+      if (capabilities.elicitation) client.setRequestHandler('elicitation/create', relay('elicitation/create') as never);
+      if (capabilities.sampling) client.setRequestHandler('sampling/createMessage', relay('sampling/createMessage') as never);
+      if (capabilities.roots) client.setRequestHandler('roots/list', relay('roots/list') as never);
+    }
+    const prior = eras.get(upstream.url);
     const connection: Connection = {
       url: upstream.url,
-      ready: client.connect(transport, { timeout: connectTimeoutMs }).then(
-        () => ({ client, transport }),
+      ready: client.connect(transport, { timeout: connectTimeoutMs, ...(prior ? { prior } : {}) }).then(
+        () => {
+          eras.learn(upstream.url, client);
+          return { client, transport };
+        },
         async (error: unknown) => {
           if (this.#connections.get(upstream.name) === connection) this.#connections.delete(upstream.name);
+          eras.forget(upstream.url);
           await client.close().catch(() => undefined);
           throw error;
         },
@@ -144,19 +195,51 @@ export class UpstreamConnections {
     return connection;
   }
 
+  /** One HTTP request to `upstream` with this owner's credentials, sent once more after a 401 the owner could fix. */
+  async #fetch(upstream: McpUpstream, url: string | URL, init: RequestInit | undefined): Promise<Response> {
+    const send = async () => {
+      let extra: Record<string, string>;
+      try {
+        extra = await this.#options.headers(upstream);
+      } catch (error) {
+        throw new UpstreamCredentialsError(error);
+      }
+      const headers = new Headers(init?.headers);
+      for (const [name, value] of Object.entries(extra)) headers.set(name, value);
+      return { response: await fetch(url, { ...init, headers }), sent: extra };
+    };
+    const unauthorized = async (sent: Record<string, string>, retried: boolean) => {
+      try {
+        return (await this.#options.unauthorized?.(upstream, sent, retried)) ?? false;
+      } catch (error) {
+        this.#options.log.warn('handling an upstream 401 failed', { upstream: upstream.name, error: safeErrorText(error) });
+        return false;
+      }
+    };
+    const first = await send();
+    // The SDK sends JSON bodies as strings, so the request can be sent again as it was.
+    if (first.response.status !== 401 || !(await unauthorized(first.sent, false))) return first.response;
+    await first.response.body?.cancel().catch(() => undefined);
+    const second = await send();
+    if (second.response.status === 401) await unauthorized(second.sent, true);
+    return second.response;
+  }
+
   async #drop(name: string, connection: Connection): Promise<void> {
     if (this.#connections.get(name) === connection) this.#connections.delete(name);
     const opened = await connection.ready.catch(() => undefined);
     if (!opened) return;
     const { client, transport } = opened;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      transport.terminateSession().catch(() => undefined),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, TERMINATE_TIMEOUT_MS);
-      }),
-    ]);
-    clearTimeout(timer);
+    if (transport.sessionId !== undefined) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        transport.terminateSession().catch(() => undefined),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, TERMINATE_TIMEOUT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
     await client.close().catch(() => undefined);
   }
 }
@@ -170,22 +253,26 @@ export class UpstreamCredentialsError extends Error {
   }
 }
 
-/**
- * Whether `error` is a JSON-RPC error response the upstream sent, as opposed to one the SDK made
- * up locally for a timeout or a closed connection (which reuse the same class and codes).
- */
-export function isJsonRpcErrorFromUpstream(error: unknown): error is McpError {
-  if (!(error instanceof McpError)) return false;
-  const data = error.data as { timeout?: unknown; maxTotalTimeout?: unknown } | undefined;
-  if (error.code === ErrorCode.RequestTimeout && (data?.timeout !== undefined || data?.maxTotalTimeout !== undefined)) return false;
-  if (error.code === ErrorCode.ConnectionClosed && error.message === `MCP error ${ErrorCode.ConnectionClosed}: Connection closed`) return false;
-  return true;
+/** The credentials failure inside `error`, however deep the SDK wrapped it. */
+export function credentialsFailureOf(error: unknown): UpstreamCredentialsError | undefined {
+  for (let current: unknown = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth += 1) {
+    if (current instanceof UpstreamCredentialsError) return current;
+  }
+  return undefined;
+}
+
+/** Whether `error` is a JSON-RPC error response the upstream sent, as opposed to a local failure. */
+export function isJsonRpcErrorFromUpstream(error: unknown): error is ProtocolError {
+  return error instanceof ProtocolError;
+}
+
+function isAbort(error: unknown): boolean {
+  return error instanceof Error && error.name === 'AbortError';
 }
 
 /** The upstream's own JSON-RPC error, re-sent to the MCP client with the same code, message and data. */
-export function relayJsonRpcError(error: McpError): JsonRpcError {
-  const prefix = `MCP error ${error.code}: `;
-  return new JsonRpcError(error.code, error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message, error.data);
+export function relayJsonRpcError(error: ProtocolError): JsonRpcError {
+  return new JsonRpcError(error.code, error.message, error.data);
 }
 
 /**
@@ -193,21 +280,31 @@ export function relayJsonRpcError(error: McpError): JsonRpcError {
  * failure only, never response bodies, URLs or header values.
  */
 export function describeUpstreamFailure(error: unknown): string {
-  if (error instanceof UpstreamCredentialsError) return 'no credentials are available for it';
+  if (credentialsFailureOf(error)) return 'no credentials are available for it';
   if (error instanceof UnauthorizedError) return 'it refused the credentials';
-  if (error instanceof StreamableHTTPError) {
-    if (error.code === 401 || error.code === 403) return `it refused the credentials (HTTP ${error.code})`;
-    if (error.code === 404) return 'it does not know the session or endpoint (HTTP 404)';
-    if (error.code !== undefined && error.code >= 400) return `it answered HTTP ${error.code}`;
+  if (error instanceof SdkHttpError) {
+    const { status } = error;
+    if (status === 401 || status === 403) return `it refused the credentials (HTTP ${status})`;
+    if (status === 404) return 'it does not know the session or endpoint (HTTP 404)';
+    if (status >= 400) return `it answered HTTP ${status}`;
     return 'it sent a response that is not MCP';
   }
-  if (error instanceof McpError) {
-    if (error.code === ErrorCode.RequestTimeout) return 'it did not answer in time';
-    if (error.code === ErrorCode.ConnectionClosed) return 'the connection to it closed';
+  if (error instanceof SdkError) {
+    if (error.code === SdkErrorCode.RequestTimeout) return 'it did not answer in time';
+    if (error.code === SdkErrorCode.ConnectionClosed) return 'the connection to it closed';
+    if (error.code === SdkErrorCode.InvalidResult) return 'it sent an invalid response';
   }
-  if (error instanceof TypeError && error.message === 'fetch failed') return 'it could not be reached';
+  if (isFetchFailure(error)) return 'it could not be reached';
   if (error instanceof Error && error.name === 'ZodError') return 'it sent an invalid response';
   return 'the request to it failed';
+}
+
+function isFetchFailure(error: unknown): boolean {
+  for (let current: unknown = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth += 1) {
+    if (current instanceof TypeError && current.message === 'fetch failed') return true;
+    if ((current as { code?: unknown }).code === 'ECONNREFUSED') return true;
+  }
+  return false;
 }
 
 /** An error's class and code for operators' logs, with its message cut short. */

@@ -266,7 +266,7 @@ describe('tools/call', () => {
       content: [{ type: 'text', text: 'Upstream "Offline Service" (down) is unavailable: it could not be reached.' }],
     });
     expect(await client.callTool({ name: 'demo__echo', arguments: { text: 'still here' } })).toEqual({ content: [{ type: 'text', text: 'still here' }] });
-    expect(gateway.logged.some((line) => line.includes('WARN  upstream tool call failed') && line.includes('upstream=down'))).toBe(true);
+    expect(gateway.logged.some((line) => line.includes('WARN  upstream tools/call failed') && line.includes('upstream=down'))).toBe(true);
   });
 
   it('answers with an isError result when upstreamHeaders throws, without its message', async () => {
