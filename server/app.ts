@@ -4,8 +4,10 @@ import type { GatewayConfig } from './config.js';
 import { NotFoundError } from './errors.js';
 import type { Logger } from './log.js';
 import { bearerAuth } from './middleware/bearer-auth.js';
+import { hostOriginGuard } from './middleware/host-origin-guard.js';
 import { errorHandler } from './middleware/errors.js';
 import { securityHeaders } from './middleware/security-headers.js';
+import type { PassthroughEndpoint } from './mcp/passthrough.js';
 import type { OAuthServer } from './oauth/provider.js';
 import type { TokenCipher } from './crypto/token-cipher.js';
 import { assetRoutes } from './routes/assets.js';
@@ -31,6 +33,8 @@ export interface GatewayParts {
   temporal: Client;
   cookieKeys: string[];
   mcp: McpMount;
+  /** `/mcp/<upstream>`: one upstream, names untouched. */
+  passthrough: PassthroughEndpoint;
   assetsDir: string;
 }
 
@@ -55,7 +59,7 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
   const requireBearer = gateway ? bearerAuth({ oauth: gateway.oauth, store: deps.store, upstreams: config.upstreams }) : undefined;
   if (gateway && requireBearer) {
     routers.push(
-      wellKnownRoutes(gateway.oauth),
+      wellKnownRoutes(gateway.oauth, config.upstreams),
       assetRoutes(gateway.assetsDir),
       clientMetadataRoutes(config),
       connectRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, cipher: gateway.cipher, log: deps.log }),
@@ -72,15 +76,25 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
     app.use(router.allowedMethods({ throw: false }));
   }
   if (gateway && requireBearer) {
+    const guard = hostOriginGuard(config.http);
     app.use(async function mcp(ctx, next) {
-      if (ctx.path !== '/mcp') return next();
-      if (ctx.method === 'OPTIONS') {
-        corsPreflight(ctx);
+      if (ctx.path !== '/mcp' && !ctx.path.startsWith('/mcp/')) return next();
+      const endpoint = gateway.oauth.resources.ofPath(ctx.path);
+      if (!endpoint) {
+        ctx.status = 404;
+        ctx.body = { jsonrpc: '2.0', error: { code: -32000, message: `No MCP endpoint at ${ctx.path.slice(0, 80)}: use /mcp, or /mcp/<upstream> for one of: ${config.upstreams.map((upstream) => upstream.name).join(', ')}` }, id: null };
         return;
       }
-      ctx.set('Access-Control-Allow-Origin', '*');
-      ctx.set('Access-Control-Expose-Headers', 'Mcp-Session-Id, WWW-Authenticate');
-      await requireBearer(ctx, () => gateway.mcp.middleware(ctx, next));
+      await guard(ctx, async () => {
+        if (ctx.method === 'OPTIONS') {
+          corsPreflight(ctx);
+          return;
+        }
+        ctx.set('Access-Control-Allow-Origin', '*');
+        ctx.set('Access-Control-Expose-Headers', 'Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate');
+        ctx.state.mcpEndpoint = endpoint;
+        await requireBearer(ctx, () => (endpoint.target.kind === 'aggregate' ? gateway.mcp.middleware(ctx, next) : gateway.passthrough.middleware(ctx)));
+      });
     });
     const oauthCallback = gateway.oauth.provider.callback();
     app.use(async function oauthServer(ctx) {
@@ -99,10 +113,18 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
   return app;
 }
 
+/** Request headers a browser-based MCP client may send; `Mcp-Param-*` mirror tool arguments (SEP-2243). */
+const corsRequestHeaders = ['authorization', 'content-type', 'accept', 'mcp-session-id', 'mcp-protocol-version', 'mcp-method', 'mcp-name', 'last-event-id'];
+
 function corsPreflight(ctx: Koa.Context): void {
   ctx.status = 204;
   ctx.set('Access-Control-Allow-Origin', '*');
   ctx.set('Access-Control-Allow-Methods', 'GET, POST, DELETE, OPTIONS');
-  ctx.set('Access-Control-Allow-Headers', 'Authorization, Content-Type, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID');
+  const asked = ctx
+    .get('access-control-request-headers')
+    .split(',')
+    .map((name) => name.trim().toLowerCase())
+    .filter((name) => /^mcp-param-[a-z0-9-]{1,64}$/.test(name));
+  ctx.set('Access-Control-Allow-Headers', [...corsRequestHeaders, ...asked].join(', '));
   ctx.set('Access-Control-Max-Age', '600');
 }

@@ -47,6 +47,13 @@ export interface GatewayConfig {
     port: number;
     /** The origin MCP clients use; the OAuth issuer and `/mcp` resource are derived from it. */
     publicUrl: string;
+    /**
+     * `Host` values (host or host:port, lower case) the MCP endpoints answer; anything else is
+     * refused (DNS rebinding). Default: the public URL's host and loopback names on the port.
+     */
+    allowedHosts: string[];
+    /** `Origin` values allowed on the MCP endpoints when a request carries one (`http://localhost:*` allows any port). Default: the public URL's origin and loopback origins. */
+    allowedOrigins: string[];
   };
   store: { path: string };
   temporal: {
@@ -90,7 +97,11 @@ export interface GatewayConfig {
      */
     dangerouslyResolveMetadataHosts?: Record<string, { address: string; ca: string }>;
   };
-  mcp: { toolSeparator: string };
+  mcp: {
+    toolSeparator: string;
+    /** Largest accepted MCP request body, in bytes. */
+    maxBodyBytes: number;
+  };
   /** 32 bytes, base64 or base64url: seals upstream tokens at rest (AES-256-GCM). Absent: generated into the data folder. */
   encryptionKey?: string;
   /** Default consent-flow lifetime. */
@@ -345,10 +356,16 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
   const cookieKeys = asStringList(oauth.cookieKeys, 'oauth.cookieKeys');
   if (cookieKeys && cookieKeys.some((key) => key.length < 32)) throw new ConfigError('oauth.cookieKeys must each be at least 32 characters');
 
+  const maxBodyBytes = mcp.maxBodyBytes ?? 4 * 1024 * 1024;
+  if (typeof maxBodyBytes !== 'number' || !Number.isInteger(maxBodyBytes) || maxBodyBytes < 1024) throw new ConfigError('mcp.maxBodyBytes must be a whole number of bytes, at least 1024');
+  const loopbackNames = ['localhost', '127.0.0.1', '[::1]'];
+  const allowedHosts = (asStringList(http.allowedHosts, 'http.allowedHosts') ?? [publicUrl.host, ...loopbackNames.map((name) => `${name}:${port}`)]).map((entry) => entry.toLowerCase());
+  const allowedOrigins = (asStringList(http.allowedOrigins, 'http.allowedOrigins') ?? [publicUrl.origin, ...loopbackNames.map((name) => `http://${name}:*`)]).map((entry) => entry.toLowerCase());
+
   return {
     baseDir,
     dataDir,
-    http: { host, port, publicUrl: publicUrl.href.replace(/\/$/, '') },
+    http: { host, port, publicUrl: publicUrl.href.replace(/\/$/, ''), allowedHosts: [...new Set(allowedHosts)], allowedOrigins: [...new Set(allowedOrigins)] },
     store: { path: path.resolve(dataDir, asString(env.GATEWAY_STORE_PATH, 'GATEWAY_STORE_PATH') ?? asString(store.path, 'store.path') ?? 'gateway.sqlite') },
     temporal: {
       embedded: address === undefined,
@@ -378,7 +395,7 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
       clientMetadataDocuments: oauth.clientMetadataDocuments !== false,
       registrationsPerMinute: typeof oauth.registrationsPerMinute === 'number' ? oauth.registrationsPerMinute : 20,
     },
-    mcp: { toolSeparator: separator },
+    mcp: { toolSeparator: separator, maxBodyBytes },
     ...(encryptionKey ? { encryptionKey } : {}),
     flowTtlMs: asDurationMs(env.GATEWAY_FLOW_TTL, 'GATEWAY_FLOW_TTL') ?? asDurationMs(raw.flowTtl, 'flowTtl') ?? 15 * 60_000,
     logLevel: oneOf(asString(env.GATEWAY_LOG_LEVEL, 'GATEWAY_LOG_LEVEL') ?? asString(raw.logLevel, 'logLevel'), ['debug', 'info', 'warn', 'error'] as const, 'logLevel') ?? 'info',

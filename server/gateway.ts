@@ -4,6 +4,7 @@ import { createApp } from './app.js';
 import type { GatewayConfig } from './config.js';
 import type { Logger } from './log.js';
 import { createMcpEndpoint } from './mcp/endpoint.js';
+import { createPassthroughEndpoint } from './mcp/passthrough.js';
 import { createOAuthServer, loadServerKeys, type OAuthServer } from './oauth/provider.js';
 import type { TemporalHealth } from './routes/health.js';
 import type { GatewayStore } from './store/store.js';
@@ -43,6 +44,7 @@ export async function createGateway(
   });
   const mcp = createMcpEndpoint({
     separator: config.mcp.toolSeparator,
+    maxBodyBytes: config.mcp.maxBodyBytes,
     log: deps.log,
     upstreamHeaders: tokens.headers,
     upstreamUnauthorized: tokens.unauthorized,
@@ -57,13 +59,20 @@ export async function createGateway(
       return false;
     },
   });
+  const passthrough = createPassthroughEndpoint({
+    log: deps.log,
+    upstreamHeaders: tokens.headers,
+    upstreamUnauthorized: tokens.unauthorized,
+    sessionKey: deps.cipher.deriveKey('mcp-session-id'),
+    maxBodyBytes: config.mcp.maxBodyBytes,
+  });
   const app = createApp(config, {
     log: deps.log,
     store: deps.store,
     temporalHealth: deps.temporalHealth,
     ...(deps.workerState ? { workerState: deps.workerState } : {}),
     temporalUiUrl: deps.temporalUiUrl,
-    gateway: { oauth, cipher: deps.cipher, temporal: deps.temporal, cookieKeys: keys.cookieKeys, mcp, assetsDir: web.outDir },
+    gateway: { oauth, cipher: deps.cipher, temporal: deps.temporal, cookieKeys: keys.cookieKeys, mcp, passthrough, assetsDir: web.outDir },
   });
   const purge = setInterval(() => {
     deps.store.oauth.purgeExpired(Math.floor(Date.now() / 1000)).catch((error: unknown) => deps.log.warn('purge failed', { error: String(error) }));
@@ -75,6 +84,7 @@ export async function createGateway(
     mcpSessions: () => mcp.sessionCount(),
     close: async () => {
       clearInterval(purge);
+      passthrough.close();
       await mcp.close();
     },
   };

@@ -171,6 +171,9 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
     },
   );
 
+  /** The consent this user gave the client before, looked up at the services step. */
+  let remembered: Awaited<ReturnType<typeof findConsent.executeWithOptions>> | undefined;
+
   setHandler(
     chooseServices,
     async ({ upstreams }) => {
@@ -178,7 +181,7 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
       const entered = moveTo('approve', stepStatus.approve);
       if (patched(rememberConsentPatch) && state.userId) {
         const userId = state.userId;
-        const remembered = await findConsent.executeWithOptions(
+        remembered = await findConsent.executeWithOptions(
           { startToCloseTimeout: '10 seconds', summary: 'Look up a remembered consent' },
           [{ userId, clientId: state.client.clientId }],
         );
@@ -275,7 +278,8 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
           {
             userId: state.userId,
             clientId: state.client.clientId,
-            upstreams: state.chosenUpstreams,
+            // A flow decides only the upstreams it offered; consent to the others stays as it was.
+            upstreams: [...(remembered?.upstreams ?? []).filter((name) => !state.availableUpstreams.includes(name)), ...state.chosenUpstreams],
             scopes: state.scopes,
             flowId: state.flowId,
             grantedAt: new Date().toISOString(),

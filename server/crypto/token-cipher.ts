@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 
 const version = 'v1';
 
@@ -24,6 +24,11 @@ export class TokenCipher {
   static fromText(text: string): TokenCipher {
     const key = Buffer.from(text.trim(), text.includes('-') || text.includes('_') ? 'base64url' : 'base64');
     return new TokenCipher(key);
+  }
+
+  /** A 32-byte key for another purpose, derived from this one (HKDF-SHA256, RFC 5869) under `label`. */
+  deriveKey(label: string): Buffer {
+    return Buffer.from(hkdfSync('sha256', this.key, Buffer.alloc(0), `consent-gateway:${label}`, 32));
   }
 
   /** Returns `v1.<nonce>.<ciphertext>.<tag>` (base64url parts). */

@@ -40,7 +40,7 @@ export function respondWithJsonRpcError(ctx: Context, status: number, code: numb
 
 /** The outcome of {@link readJsonBody}. */
 export type JsonBody =
-  | { ok: true; value: unknown }
+  | { ok: true; value: unknown; /** The body as received. */ raw: Buffer }
   | { ok: false; status: 400 | 413; code: number; message: string; aborted?: boolean };
 
 /**
@@ -83,7 +83,8 @@ export function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<Js
     };
     const onEnd = () => {
       try {
-        finish({ ok: true, value: JSON.parse(Buffer.concat(chunks, size).toString('utf8')) as unknown });
+        const raw = Buffer.concat(chunks, size);
+        finish({ ok: true, value: JSON.parse(raw.toString('utf8')) as unknown, raw });
       } catch {
         finish({ ok: false, status: 400, code: JSON_RPC_ERRORS.parseError, message: 'Parse error: Invalid JSON' });
       }

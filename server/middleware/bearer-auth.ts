@@ -1,6 +1,7 @@
 import type { Context, Next } from 'koa';
 import type { UpstreamConfig } from '../config.js';
 import { OAuthError } from '../errors.js';
+import type { McpResourceTarget } from '../mcp/resources.js';
 import { mcpScope, type OAuthServer } from '../oauth/provider.js';
 import type { GatewayStore } from '../store/store.js';
 
@@ -13,6 +14,8 @@ export interface McpCallerIdentity {
 
 interface CachedCaller {
   caller: McpCallerIdentity;
+  /** The protected resource the token is bound to. */
+  resource: string;
   grantId: string;
   /** Epoch ms after which the token and consent are read again. */
   until: number;
@@ -22,18 +25,24 @@ interface CachedCaller {
 const cacheMs = 30_000;
 const cacheLimit = 10_000;
 
+/** The MCP endpoint a request is for, set in `ctx.state.mcpEndpoint` by the router in front of {@link bearerAuth}. */
+export interface McpEndpointTarget {
+  resource: string;
+  target: McpResourceTarget;
+}
+
 /**
- * Checks the bearer token on `/mcp` (RFC 6750): a live access token of this gateway, with this
- * resource as its audience (RFC 8707) and the MCP scope, whose user still consents to the client.
- * Sets `ctx.state.caller`. Failures answer 401/403 with a `WWW-Authenticate` challenge that names
- * the protected resource metadata (RFC 9728 §5.1), so clients can start authorization.
+ * Checks the bearer token on `/mcp` and `/mcp/<upstream>` (RFC 6750): a live access token of this
+ * gateway, with the requested endpoint as its audience (RFC 8707) and the MCP scope, whose user
+ * still consents to the client (for `/mcp/<upstream>`: to that upstream). Sets `ctx.state.caller`.
+ * Failures answer 401/403 with a `WWW-Authenticate` challenge that names the endpoint's protected
+ * resource metadata (RFC 9728 §5.1), so clients can start authorization.
  */
 export function bearerAuth(deps: { oauth: OAuthServer; store: GatewayStore; upstreams: UpstreamConfig[] }) {
-  const resourceMetadata = `${deps.oauth.issuer}/.well-known/oauth-protected-resource/mcp`;
-  const challenge = (extra = '') => `Bearer resource_metadata="${resourceMetadata}", scope="${mcpScope}"${extra}`;
-  const unauthorized = (error: string | undefined, description: string) =>
+  const challenge = (resource: string, extra = '') => `Bearer resource_metadata="${deps.oauth.resources.metadataUrl(resource)}", scope="${mcpScope}"${extra}`;
+  const unauthorized = (resource: string, error: string | undefined, description: string) =>
     new OAuthError(401, error ?? 'invalid_token', description, {
-      'WWW-Authenticate': challenge(error ? `, error="${error}", error_description="${description}"` : ''),
+      'WWW-Authenticate': challenge(resource, error ? `, error="${error}", error_description="${description}"` : ''),
     });
 
   // The hot path: a warm token costs one Map lookup (DESIGN.md, decision 6).
@@ -47,39 +56,47 @@ export function bearerAuth(deps: { oauth: OAuthServer; store: GatewayStore; upst
   provider.on('access_token.destroyed', (token: unknown) => cache.delete(String((token as { jti?: string }).jti)));
 
   const middleware = async function requireBearer(ctx: Context, next: Next): Promise<void> {
+    const endpoint = (ctx.state as { mcpEndpoint?: McpEndpointTarget }).mcpEndpoint ?? { resource: deps.oauth.mcpResource, target: { kind: 'aggregate' } };
+    const { resource, target } = endpoint;
     const header = ctx.get('authorization');
     const match = /^Bearer\s+([A-Za-z0-9\-._~+/]+=*)$/i.exec(header);
     if (!match?.[1]) {
       // RFC 6750 §3.1: no error code when the request carried no credentials at all.
-      if (!header) throw new OAuthError(401, 'invalid_token', 'an access token is required', { 'WWW-Authenticate': challenge() });
-      throw unauthorized('invalid_request', 'the Authorization header must be "Bearer <token>"');
+      if (!header) throw new OAuthError(401, 'invalid_token', 'an access token is required', { 'WWW-Authenticate': challenge(resource) });
+      throw unauthorized(resource, 'invalid_request', 'the Authorization header must be "Bearer <token>"');
     }
     const cached = cache.get(match[1]);
-    if (cached && cached.until > Date.now()) {
+    if (cached && cached.until > Date.now() && cached.resource === resource) {
       ctx.state.caller = cached.caller;
       return next();
     }
-    if (cached) cache.delete(match[1]);
     const token = await deps.oauth.provider.AccessToken.find(match[1]);
-    if (!token || token.isExpired) throw unauthorized('invalid_token', 'the access token is unknown, revoked or expired');
+    if (!token || token.isExpired) {
+      cache.delete(match[1]);
+      throw unauthorized(resource, 'invalid_token', 'the access token is unknown, revoked or expired');
+    }
     const audiences = Array.isArray(token.aud) ? token.aud : token.aud ? [token.aud] : [];
-    if (!audiences.includes(deps.oauth.mcpResource)) throw unauthorized('invalid_token', 'the access token was issued for another resource');
+    if (!audiences.includes(resource)) throw unauthorized(resource, 'invalid_token', `the access token was issued for another resource, not ${resource}`);
     if (!(token.scope ?? '').split(' ').includes(mcpScope)) {
       throw new OAuthError(403, 'insufficient_scope', `the access token lacks the ${mcpScope} scope`, {
-        'WWW-Authenticate': challenge(`, error="insufficient_scope", error_description="the access token lacks the ${mcpScope} scope"`),
+        'WWW-Authenticate': challenge(resource, `, error="insufficient_scope", error_description="the access token lacks the ${mcpScope} scope"`),
       });
     }
     const consent = await deps.store.getConsent(token.accountId, token.clientId);
-    if (!consent) throw unauthorized('invalid_token', 'the user no longer consents to this client');
+    if (!consent) throw unauthorized(resource, 'invalid_token', 'the user no longer consents to this client');
+    const wanted = target.kind === 'upstream' ? [target.upstream] : consent.upstreams;
+    if (target.kind === 'upstream' && !consent.upstreams.includes(target.upstream)) {
+      throw unauthorized(resource, 'invalid_token', `the user no longer consents to this client using ${target.upstream}`);
+    }
     const caller: McpCallerIdentity = {
       userId: token.accountId,
       clientId: token.clientId,
       upstreams: deps.upstreams
-        .filter((upstream) => consent.upstreams.includes(upstream.name))
+        .filter((upstream) => wanted.includes(upstream.name))
         .map((upstream) => ({ name: upstream.name, displayName: upstream.displayName, url: upstream.mcpUrl })),
     };
     if (cache.size >= cacheLimit) cache.clear();
-    cache.set(match[1], { caller, grantId: token.grantId, until: Math.min(Date.now() + cacheMs, token.exp * 1000) });
+    cache.set(match[1], { caller, resource, grantId: token.grantId, until: Math.min(Date.now() + cacheMs, token.exp * 1000) });
     ctx.state.caller = caller;
     await next();
   };

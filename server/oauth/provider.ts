@@ -6,6 +6,7 @@ import Provider, { errors, type ClientModel, type ProviderContext } from 'oidc-p
 import type { GatewayConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { GatewayStore } from '../store/store.js';
+import { mcpResources, type McpResources } from '../mcp/resources.js';
 import { createOidcAdapter } from './adapter.js';
 import { renderErrorPage } from './error-page.js';
 
@@ -16,8 +17,10 @@ export const mcpScope = 'mcp:tools';
 export interface OAuthServer {
   provider: Provider;
   issuer: string;
-  /** The protected resource (RFC 8707 / RFC 9728): `<public URL>/mcp`. */
+  /** The aggregate protected resource (RFC 8707 / RFC 9728): `<public URL>/mcp`. */
   mcpResource: string;
+  /** Every MCP protected resource: `/mcp` and each upstream's `/mcp/<name>`. */
+  resources: McpResources;
   /** How a client got its id, for the approve screen. */
   registrationOf(client: ClientModel): 'dcr' | 'cimd' | 'static';
 }
@@ -147,7 +150,8 @@ export function createOAuthServer(
   deps: { store: GatewayStore; log: Logger; keys: ServerKeys },
 ): OAuthServer {
   const issuer = config.http.publicUrl;
-  const mcpResource = `${issuer}/mcp`;
+  const resources = mcpResources(issuer, config.upstreams.map((upstream) => upstream.name));
+  const mcpResource = resources.aggregate;
   const staticIds = new Set(config.clients.map((client) => client.clientId));
   const secure = issuer.startsWith('https:');
 
@@ -198,10 +202,10 @@ export function createOAuthServer(
         defaultResource: () => mcpResource,
         useGrantedResource: () => true,
         getResourceServerInfo: (_ctx: unknown, resource: string) => {
-          if (resource !== mcpResource) throw new errors.InvalidTarget(`the only resource here is ${mcpResource}`);
+          if (!resources.parse(resource)) throw new errors.InvalidTarget(`the resources here are ${mcpResource} and ${mcpResource}/<upstream> for a configured upstream`);
           return {
             scope: mcpScope,
-            audience: mcpResource,
+            audience: resource,
             accessTokenTTL: config.oauth.accessTokenTtlSeconds,
             accessTokenFormat: 'opaque',
           };
@@ -264,6 +268,7 @@ export function createOAuthServer(
     provider,
     issuer,
     mcpResource,
+    resources,
     registrationOf: (client) => (staticIds.has(client.clientId) ? 'static' : client.clientIdMetadataDocument ? 'cimd' : 'dcr'),
   };
 }

@@ -109,7 +109,8 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
 
   async function view(uid: string, state: ConsentFlowState, redirectTo: string | null): Promise<FlowView> {
     const tokens = state.userId ? await store.listUpstreamTokens(state.userId) : [];
-    const upstreams: UpstreamView[] = config.upstreams.map((upstream) => ({
+    // A flow for one upstream's endpoint (/mcp/<name>) offers that upstream alone.
+    const upstreams: UpstreamView[] = config.upstreams.filter((upstream) => state.availableUpstreams.includes(upstream.name)).map((upstream) => ({
       name: upstream.name,
       displayName: upstream.displayName,
       status: upstreamConnectionStatus(upstream, tokens.find((record) => record.upstream === upstream.name)),
@@ -131,6 +132,19 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
     };
   }
 
+  /** The MCP endpoint the client asked a token for (RFC 8707 `resource`); the aggregate `/mcp` when it named none. */
+  function requestedResource(interaction: Interaction): string {
+    const resource = interaction.params.resource;
+    const first = Array.isArray(resource) ? resource[0] : resource;
+    return typeof first === 'string' && oauth.resources.parse(first) ? first : oauth.mcpResource;
+  }
+
+  /** The upstreams a flow offers: all of them for `/mcp`, exactly one for `/mcp/<upstream>`. */
+  function offeredUpstreams(interaction: Interaction): string[] {
+    const target = oauth.resources.parse(requestedResource(interaction));
+    return target?.kind === 'upstream' ? [target.upstream] : config.upstreams.map((upstream) => upstream.name);
+  }
+
   /** Ends the OAuth interaction for a finished flow; returns where the browser goes next. */
   async function finish(ctx: Context, interaction: Interaction, state: ConsentFlowState): Promise<string> {
     const outcome = state.outcome;
@@ -138,7 +152,7 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
       const grant = interaction.grantId ? ((await provider.Grant.find(interaction.grantId)) ?? undefined) : undefined;
       const target = grant ?? new provider.Grant({ accountId: outcome.userId, clientId: state.client.clientId });
       target.addOIDCScope(mcpScope);
-      target.addResourceScope(oauth.mcpResource, mcpScope);
+      target.addResourceScope(requestedResource(interaction), mcpScope);
       const grantId = await target.save();
       return provider.interactionResult(ctx.req, ctx.res, { login: { accountId: outcome.userId }, consent: { grantId } }, { mergeWithLastSubmission: false });
     }
@@ -240,7 +254,7 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
     await startConsentFlow(temporal, config.temporal.taskQueue, {
       flowId: uid,
       client: { clientId: client.clientId, clientName: client.clientName ?? null, redirectHost, registration: oauth.registrationOf(client) },
-      upstreams: config.upstreams.map((upstream) => upstream.name),
+      upstreams: offeredUpstreams(interaction),
       scopes: [mcpScope],
       ttlMs,
     }).catch((error: unknown) => {

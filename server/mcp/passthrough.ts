@@ -1,0 +1,300 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import https from 'node:https';
+
+import type { Context } from 'koa';
+
+import type { Logger } from '../log.js';
+import { HEADER_MISMATCH, headerMismatch, isModernVersion, requestProtocolVersion, type JsonRpcMessageShape } from './http-headers.js';
+import { JSON_RPC_ERRORS, JsonRpcError, readJsonBody, respondWithJsonRpcError } from './json-rpc.js';
+import type { McpCaller, McpUpstream } from './types.js';
+
+/** Options of {@link createPassthroughEndpoint}. */
+export interface PassthroughOptions {
+  log: Logger;
+  /** The caller's credentials at the upstream; throwing a {@link JsonRpcError} (a URL elicitation, -32042) answers with it. */
+  upstreamHeaders(caller: McpCaller, upstream: McpUpstream): Promise<Record<string, string>>;
+  /** The upstream answered 401 to a request sent with `sent`; resolving true sends it once more. */
+  upstreamUnauthorized?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean): Promise<boolean>;
+  /** Keys the HMAC that binds a session id to its user, client and upstream (32 bytes). */
+  sessionKey: Buffer;
+  /** Largest accepted POST body. */
+  maxBodyBytes: number;
+  /** Bound on connecting to the upstream and on waiting for its response headers. Default 120 s. */
+  responseTimeoutMs?: number;
+}
+
+/** The single-upstream endpoint returned by {@link createPassthroughEndpoint}. */
+export interface PassthroughEndpoint {
+  /** Serves `/mcp/<upstream>` for `ctx.state.caller` (whose `upstreams` holds exactly that upstream). */
+  middleware(ctx: Context): Promise<void>;
+  /** Requests being forwarded right now (open streams included). */
+  inFlight(): number;
+  /** Ends every forwarded request and refuses new ones with 503. */
+  close(): void;
+}
+
+/** Request headers the upstream sees from the client; everything else (cookies, the gateway token) stays here. */
+const forwardedRequestHeaders = ['accept', 'content-type', 'mcp-protocol-version', 'mcp-method', 'mcp-name', 'last-event-id'] as const;
+/** Response headers the client sees from the upstream; `WWW-Authenticate` of the upstream's AS is never shown. */
+const forwardedResponseHeaders = ['content-type', 'cache-control', 'mcp-protocol-version', 'retry-after'] as const;
+
+const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 256 }), https: new https.Agent({ keepAlive: true, maxSockets: 256 }) };
+
+/** Methods whose 2026-07-28 results may ask the client for input (SEP-2322). */
+const inputCapableMethods = new Set(['tools/call', 'prompts/get', 'resources/read']);
+
+/**
+ * Creates the gateway's single-upstream MCP endpoint, `/mcp/<upstream>`: every message of either
+ * protocol era is forwarded to the one upstream as it came (names, URIs, schemas, request state
+ * untouched), with the user's own upstream credentials instead of the gateway token (no token
+ * passthrough). The upstream's answer streams back as it comes, JSON or SSE.
+ *
+ * Nothing is kept per session here: a 2025 session id is the upstream's, with an HMAC that binds
+ * it to the user, client and upstream, so any gateway process can forward any request and a
+ * session id presented by another identity is refused.
+ */
+export function createPassthroughEndpoint(options: PassthroughOptions): PassthroughEndpoint {
+  const { log } = options;
+  const responseTimeoutMs = options.responseTimeoutMs ?? 120_000;
+  const live = new Set<http.ClientRequest>();
+  let closed = false;
+
+  const mac = (caller: McpCaller, upstream: string, sessionId: string) =>
+    createHmac('sha256', options.sessionKey).update(`${caller.userId}\n${caller.clientId}\n${upstream}\n${sessionId}`).digest().subarray(0, 18).toString('base64url');
+  const wrapSession = (caller: McpCaller, upstream: string, sessionId: string) => `${sessionId}.${mac(caller, upstream, sessionId)}`;
+  function unwrapSession(caller: McpCaller, upstream: string, wrapped: string): string | undefined {
+    const dot = wrapped.lastIndexOf('.');
+    if (dot <= 0) return undefined;
+    const sessionId = wrapped.slice(0, dot);
+    const expected = Buffer.from(mac(caller, upstream, sessionId));
+    const given = Buffer.from(wrapped.slice(dot + 1));
+    return given.length === expected.length && timingSafeEqual(given, expected) ? sessionId : undefined;
+  }
+
+  const stateMac = (caller: McpCaller, upstream: string, value: string) =>
+    createHmac('sha256', options.sessionKey).update(`state\n${caller.userId}\n${caller.clientId}\n${upstream}\n${value}`).digest().subarray(0, 18).toString('base64url');
+  const signState = (caller: McpCaller, upstream: string, elicitationId: string) => `${stateMarker}${elicitationId}.${stateMac(caller, upstream, elicitationId)}`;
+  function verifyState(caller: McpCaller, upstream: string, state: string): boolean {
+    const rest = state.slice(stateMarker.length);
+    const dot = rest.lastIndexOf('.');
+    if (dot <= 0) return false;
+    const expected = Buffer.from(stateMac(caller, upstream, rest.slice(0, dot)));
+    const given = Buffer.from(rest.slice(dot + 1));
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  }
+
+  /** Sends one request to the upstream; resolves with its response (headers read, body not). */
+  function send(ctx: Context, upstream: McpUpstream, headers: OutgoingHttpHeaders, body: Buffer | undefined): Promise<IncomingMessage> {
+    const url = new URL(upstream.url);
+    const transport = url.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const request = transport.request(url, {
+        method: ctx.method,
+        headers: body ? { ...headers, 'content-length': body.length } : headers,
+        agent: url.protocol === 'https:' ? agents.https : agents.http,
+        timeout: responseTimeoutMs,
+      });
+      live.add(request);
+      request.once('close', () => live.delete(request));
+      request.once('response', (response) => {
+        request.setTimeout(0);
+        resolve(response);
+      });
+      request.once('timeout', () => request.destroy(new Error(`no answer within ${Math.round(responseTimeoutMs / 1000)} s`)));
+      request.once('error', reject);
+      // The client went away: so does the upstream request (cancels a GET stream or a long call).
+      ctx.req.once('close', () => {
+        if (!ctx.res.writableFinished) request.destroy();
+      });
+      request.end(body);
+    });
+  }
+
+  return {
+    inFlight: () => live.size,
+    close() {
+      closed = true;
+      for (const request of live) request.destroy();
+    },
+
+    async middleware(ctx) {
+      const caller = (ctx.state as { caller?: McpCaller }).caller;
+      const upstream = caller?.upstreams.length === 1 ? caller.upstreams[0] : undefined;
+      if (!caller || !upstream) throw new Error('the /mcp/<upstream> endpoint needs ctx.state.caller with exactly one upstream');
+      if (closed) return respondWithJsonRpcError(ctx, 503, JSON_RPC_ERRORS.transport, 'Service Unavailable: the server is shutting down');
+      if (ctx.method !== 'POST' && ctx.method !== 'GET' && ctx.method !== 'DELETE') {
+        ctx.set('Allow', 'GET, POST, DELETE');
+        return respondWithJsonRpcError(ctx, 405, JSON_RPC_ERRORS.transport, 'Method not allowed.');
+      }
+
+      let body: Buffer | undefined;
+      let message: JsonRpcMessageShape | undefined;
+      let requestId: unknown = null;
+      if (ctx.method === 'POST') {
+        if (!ctx.is('application/json')) return respondWithJsonRpcError(ctx, 415, JSON_RPC_ERRORS.transport, 'Unsupported Media Type: Content-Type must be application/json');
+        const read = await readJsonBody(ctx.req, options.maxBodyBytes);
+        if (!read.ok) {
+          if (read.status === 413) ctx.set('Connection', 'close');
+          return respondWithJsonRpcError(ctx, read.status, read.code, read.message);
+        }
+        body = read.raw;
+        if (read.value !== null && typeof read.value === 'object' && !Array.isArray(read.value)) {
+          message = read.value as JsonRpcMessageShape;
+          if (typeof message.id === 'string' || typeof message.id === 'number') requestId = message.id;
+        }
+        const version = requestProtocolVersion(message, ctx.get('mcp-protocol-version'));
+        if (message && isModernVersion(version)) {
+          const mismatch = headerMismatch(message, { method: ctx.get('mcp-method'), name: ctx.get('mcp-name'), version: ctx.get('mcp-protocol-version') });
+          if (mismatch) {
+            ctx.status = 400;
+            ctx.body = { jsonrpc: '2.0', error: { code: HEADER_MISMATCH, message: `Header mismatch: ${mismatch}` }, id: requestId };
+            return;
+          }
+        }
+      }
+
+      // The client answers the gateway's own input request (a connect link): it is not the upstream's to see.
+      const answered = message ? gatewayRequestState(message) : undefined;
+      if (message && answered !== undefined) {
+        if (!verifyState(caller, upstream.name, answered)) {
+          ctx.status = 200;
+          ctx.body = { jsonrpc: '2.0', error: { code: JSON_RPC_ERRORS.invalidParams, message: 'Invalid params: requestState was altered or belongs to another user' }, id: requestId };
+          return;
+        }
+        const { requestState: _state, inputResponses: _responses, ...params } = message.params ?? {};
+        message = { ...message, params };
+        body = Buffer.from(JSON.stringify(message));
+      }
+
+      const headers: Record<string, string> = { 'user-agent': 'consent-gateway' };
+      for (const name of forwardedRequestHeaders) {
+        const value = ctx.get(name);
+        if (value !== '') headers[name] = value;
+      }
+      for (const [name, value] of Object.entries(ctx.req.headers)) {
+        // SEP-2243 custom headers mirror tool arguments; the upstream checks them against the body.
+        if (name.startsWith('mcp-param-') && typeof value === 'string') headers[name] = value;
+      }
+      const wrappedSession = ctx.get('mcp-session-id');
+      if (wrappedSession !== '') {
+        const sessionId = unwrapSession(caller, upstream.name, wrappedSession);
+        if (sessionId === undefined) {
+          if (wrappedSession.includes('.')) log.warn('mcp session id of another identity or upstream refused', { userId: caller.userId, clientId: caller.clientId, upstream: upstream.name });
+          ctx.status = 404;
+          ctx.body = { jsonrpc: '2.0', error: { code: JSON_RPC_ERRORS.sessionNotFound, message: 'Session not found' }, id: requestId };
+          return;
+        }
+        headers['mcp-session-id'] = sessionId;
+      }
+
+      let response: IncomingMessage;
+      try {
+        let retried = false;
+        for (;;) {
+          const credentials = await options.upstreamHeaders(caller, upstream);
+          response = await send(ctx, upstream, { ...headers, ...lowerCased(credentials) }, body);
+          if (response.statusCode !== 401 || !options.upstreamUnauthorized) break;
+          response.resume();
+          const again = await options.upstreamUnauthorized(caller, upstream, credentials, retried);
+          if (!again) {
+            // The grant is now marked for a reconnect: asking for headers again yields the URL elicitation.
+            await options.upstreamHeaders(caller, upstream);
+            throw new JsonRpcError(JSON_RPC_ERRORS.transport, `${upstream.displayName} refused your connection; connect it again.`);
+          }
+          retried = true;
+        }
+      } catch (error) {
+        if (error instanceof JsonRpcError) return answerError(ctx, message, requestId, error, upstream);
+        const reason = error instanceof Error ? error.message : String(error);
+        log.warn('upstream unreachable', { upstream: upstream.name, userId: caller.userId, error: reason });
+        ctx.status = ctx.method === 'POST' && requestId !== null ? 200 : 502;
+        ctx.body = { jsonrpc: '2.0', error: { code: JSON_RPC_ERRORS.transport, message: `Upstream "${upstream.displayName}" (${upstream.name}) is unavailable: ${safeReason(reason)}` }, id: requestId };
+        return;
+      }
+
+      ctx.respond = false;
+      const out: OutgoingHttpHeaders = { 'cache-control': 'no-store' };
+      for (const name of forwardedResponseHeaders) {
+        const value = single(response.headers[name]);
+        if (value !== undefined) out[name] = value;
+      }
+      const upstreamSession = single(response.headers['mcp-session-id']);
+      if (upstreamSession !== undefined) out['mcp-session-id'] = wrapSession(caller, upstream.name, upstreamSession);
+      if (response.headers['content-type']?.includes('text/event-stream')) out['x-accel-buffering'] = 'no';
+      const status = response.statusCode === 401 || response.statusCode === 407 ? 502 : (response.statusCode ?? 502);
+      ctx.res.writeHead(status, out);
+      ctx.res.flushHeaders();
+      response.pipe(ctx.res);
+      response.once('error', () => ctx.res.destroy());
+      ctx.res.once('close', () => response.destroy());
+    },
+  };
+
+  /** A gateway-side error for a request that never reached the upstream. */
+  function answerError(ctx: Context, message: JsonRpcMessageShape | undefined, id: unknown, error: JsonRpcError, upstream: McpUpstream): void {
+    ctx.set('Cache-Control', 'no-store');
+    if (ctx.method !== 'POST' || message === undefined || id === null) {
+      ctx.status = error.code === -32042 ? 403 : 502;
+      ctx.body = { jsonrpc: '2.0', error: { code: error.code, message: error.message, ...(error.data === undefined ? {} : { data: error.data }) }, id: null };
+      return;
+    }
+    const elicitation = urlElicitationOf(error);
+    if (elicitation && isModernVersion(requestProtocolVersion(message, ctx.get('mcp-protocol-version'))) && typeof message.method === 'string' && inputCapableMethods.has(message.method) && declaresUrlElicitation(message)) {
+      // MCP 2026-07-28 has no server→client request: the connect link is an input request (SEP-2322).
+      ctx.status = 200;
+      ctx.body = {
+        jsonrpc: '2.0',
+        id,
+        result: {
+          resultType: 'input_required',
+          inputRequests: { [`connect-${upstream.name}`]: { method: 'elicitation/create', params: { mode: 'url', ...elicitation } } },
+          requestState: signState(currentCaller(ctx), upstream.name, elicitation.elicitationId),
+        },
+      };
+      return;
+    }
+    log.debug('request answered by the gateway', { upstream: upstream.name, code: error.code, method: typeof message.method === 'string' ? message.method : undefined });
+    ctx.status = 200;
+    ctx.body = { jsonrpc: '2.0', error: { code: error.code, message: error.message, ...(error.data === undefined ? {} : { data: error.data }) }, id };
+  }
+}
+
+/** Marks request state the gateway issued itself (for its connect-link input requests). */
+const stateMarker = 'consent-gateway.v1.';
+
+function gatewayRequestState(message: JsonRpcMessageShape): string | undefined {
+  const state = message.params?.requestState;
+  return typeof state === 'string' && state.startsWith(stateMarker) ? state : undefined;
+}
+
+function currentCaller(ctx: Context): McpCaller {
+  return (ctx.state as { caller: McpCaller }).caller;
+}
+
+function declaresUrlElicitation(message: JsonRpcMessageShape): boolean {
+  const capabilities = message.params?._meta?.['io.modelcontextprotocol/clientCapabilities'] as { elicitation?: { url?: unknown } } | undefined;
+  return capabilities?.elicitation?.url !== undefined;
+}
+
+/** The URL elicitation a -32042 error carries (MCP 2025-11-25 URLElicitationRequiredError). */
+function urlElicitationOf(error: JsonRpcError): { elicitationId: string; url: string; message: string } | undefined {
+  if (error.code !== -32042) return undefined;
+  const first = (error.data as { elicitations?: { mode?: string; elicitationId?: string; url?: string; message?: string }[] } | undefined)?.elicitations?.[0];
+  if (first?.mode !== 'url' || !first.elicitationId || !first.url) return undefined;
+  return { elicitationId: first.elicitationId, url: first.url, message: first.message ?? 'Connect your account to continue.' };
+}
+
+function lowerCased(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
+}
+
+function single(value: IncomingHttpHeaders[string]): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Network error text without anything that could carry a credential (URLs with userinfo, headers). */
+function safeReason(reason: string): string {
+  return reason.replace(/\b[a-z]+:\/\/\S+/gi, '<url>').slice(0, 200);
+}
+

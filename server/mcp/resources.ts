@@ -1,0 +1,50 @@
+/** Which MCP endpoint a protected resource names: the aggregate `/mcp`, or one upstream's `/mcp/<name>`. */
+export type McpResourceTarget = { kind: 'aggregate' } | { kind: 'upstream'; upstream: string };
+
+/**
+ * The gateway's protected resources (RFC 8707 resource indicators, RFC 9728 metadata): the
+ * aggregate endpoint `<base>/mcp` and one endpoint per upstream, `<base>/mcp/<upstream>`. Tokens
+ * are bound to exactly one of them.
+ */
+export interface McpResources {
+  /** `<base>/mcp`. */
+  readonly aggregate: string;
+  /** `<base>/mcp/<upstream>`. */
+  of(upstream: string): string;
+  /** What `resource` names, or `undefined` when it is not one of this gateway's MCP endpoints. */
+  parse(resource: string): McpResourceTarget | undefined;
+  /** The resource of a request path (`/mcp` or `/mcp/<upstream>`), or `undefined`. */
+  ofPath(path: string): { resource: string; target: McpResourceTarget } | undefined;
+  /** RFC 9728 §3.1: the metadata URL with `/.well-known/oauth-protected-resource` inserted before the path. */
+  metadataUrl(resource: string): string;
+}
+
+/** Builds {@link McpResources} for a public base URL and the configured upstream names. */
+export function mcpResources(base: string, upstreamNames: readonly string[]): McpResources {
+  const aggregate = `${base}/mcp`;
+  const names = new Set(upstreamNames);
+  const origin = new URL(base).origin;
+  const basePath = new URL(base).pathname.replace(/\/$/, '');
+  const parsePath = (path: string): McpResourceTarget | undefined => {
+    if (path === '/mcp') return { kind: 'aggregate' };
+    const match = /^\/mcp\/([a-z][a-z0-9-]{0,31})$/.exec(path);
+    return match?.[1] && names.has(match[1]) ? { kind: 'upstream', upstream: match[1] } : undefined;
+  };
+  return {
+    aggregate,
+    of: (upstream) => `${aggregate}/${upstream}`,
+    parse(resource) {
+      if (!resource.startsWith(`${base}/`)) return undefined;
+      return parsePath(resource.slice(base.length));
+    },
+    ofPath(path) {
+      const target = parsePath(path);
+      if (!target) return undefined;
+      return { resource: target.kind === 'aggregate' ? aggregate : `${aggregate}/${target.upstream}`, target };
+    },
+    metadataUrl(resource) {
+      const path = new URL(resource).pathname.slice(basePath.length);
+      return `${origin}/.well-known/oauth-protected-resource${basePath}${path}`;
+    },
+  };
+}
