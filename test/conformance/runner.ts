@@ -171,6 +171,9 @@ function runProcess(
     const env = { ...process.env };
     // The test process's loaders (tsx) and options are for Node 20 and this project, not the runner.
     delete env.NODE_OPTIONS;
+    // Plain text: the summary lines are returned verbatim and compared.
+    env.NO_COLOR = '1';
+    env.FORCE_COLOR = '0';
     const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
@@ -190,13 +193,21 @@ function runProcess(
   });
 }
 
+/**
+ * The runner's summary: a full run prints `=== SUMMARY ===` and one line per scenario to the end;
+ * a single-scenario run prints `Test Results:` and a `Passed: …` line instead.
+ */
 function summaryOf(output: string): string[] {
   const lines = output.split(/\r?\n/);
-  const start = lines.findIndex((line) => line.trim() === '=== SUMMARY ===');
-  if (start < 0) return [];
-  const summary = lines.slice(start);
-  while (summary.length > 0 && summary.at(-1)?.trim() === '') summary.pop();
-  return summary;
+  const full = lines.findIndex((line) => line.trim() === '=== SUMMARY ===');
+  if (full >= 0) {
+    const summary = lines.slice(full);
+    while (summary.length > 0 && summary.at(-1)?.trim() === '') summary.pop();
+    return summary;
+  }
+  const single = lines.findIndex((line) => line.trim() === 'Test Results:');
+  const passed = lines.findIndex((line, index) => index > single && line.startsWith('Passed: '));
+  return single >= 0 && passed > single ? lines.slice(single, passed + 1) : [];
 }
 
 /** The runner names each result folder `server-<scenario>-<ISO time with - for : and .>`. */
