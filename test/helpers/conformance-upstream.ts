@@ -723,6 +723,8 @@ function elicitOnce(
   if (answer.kind === 'elicit') return text(request.done(answer));
   return inputRequired({
     inputRequests: {
+      // Built by hand: the scenarios' schemas (defaults, enumNames, titled multi-select) are wider
+      // than the typed `inputRequired.elicit` parameter, and must reach the client unchanged.
       [key]: {
         method: 'elicitation/create',
         params: { mode: 'form', message: request.message, requestedSchema: request.requestedSchema },
