@@ -104,7 +104,8 @@ export function createPassthroughEndpoint(options: PassthroughOptions): Passthro
       request.once('timeout', () => request.destroy(new Error(`no answer within ${Math.round(responseTimeoutMs / 1000)} s`)));
       request.once('error', reject);
       // The client went away: so does the upstream request (cancels a GET stream or a long call).
-      ctx.req.once('close', () => {
+      // (The response's close, not the request's: a request closes as soon as its body was read.)
+      ctx.res.once('close', () => {
         if (!ctx.res.writableFinished) request.destroy();
       });
       request.end(body);
