@@ -1,11 +1,8 @@
-import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { UrlElicitationRequiredError } from '@modelcontextprotocol/sdk/types.js';
 import * as z from 'zod';
+
+import { startLegacyHost } from './legacy-host.js';
 
 /** One HTTP request the notes upstream received, with the headers the gateway is expected to set. */
 export interface NotesRequest {
@@ -60,66 +57,17 @@ function buildServer(): McpServer {
 
 /** Starts the notes upstream on a free loopback port at `/mcp`. */
 export async function startNotesUpstream(): Promise<NotesUpstream> {
-  const transports = new Map<string, StreamableHTTPServerTransport>();
   const requests: NotesRequest[] = [];
   const counters = { opened: 0, deleted: 0 };
-
-  const http = createServer((req: IncomingMessage, res: ServerResponse) => {
-    void (async () => {
+  const host = await startLegacyHost(buildServer, {
+    onRequest: (req) =>
       requests.push({
         method: req.method ?? '',
         authorization: req.headers.authorization,
         upstreamUser: req.headers['x-upstream-user'] as string | undefined,
-      });
-      const sessionId = req.headers['mcp-session-id'];
-      let transport = typeof sessionId === 'string' ? transports.get(sessionId) : undefined;
-      if (typeof sessionId === 'string' && !transport) {
-        res.writeHead(404, { 'Content-Type': 'application/json' });
-        res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null }));
-        return;
-      }
-      if (!transport) {
-        const fresh: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
-          sessionIdGenerator: () => randomUUID(),
-          onsessioninitialized: (id) => {
-            transports.set(id, fresh);
-            counters.opened += 1;
-          },
-          onsessionclosed: (id) => {
-            if (id) transports.delete(id);
-            counters.deleted += 1;
-          },
-        });
-        await buildServer().connect(fresh);
-        transport = fresh;
-      }
-      await transport.handleRequest(req, res);
-    })().catch((error: unknown) => {
-      if (!res.headersSent) res.writeHead(500);
-      res.end(String(error));
-    });
+      }),
+    onSessionOpened: () => (counters.opened += 1),
+    onSessionDeleted: () => (counters.deleted += 1),
   });
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  const { port } = http.address() as AddressInfo;
-
-  async function forgetSessions(): Promise<void> {
-    const all = [...transports.values()];
-    transports.clear();
-    await Promise.all(all.map((transport) => transport.close()));
-  }
-
-  return {
-    url: `http://127.0.0.1:${port}/mcp`,
-    requests,
-    counters,
-    liveSessions: () => transports.size,
-    forgetSessions,
-    async close() {
-      await forgetSessions();
-      await new Promise<void>((resolve) => {
-        http.close(() => resolve());
-        http.closeAllConnections();
-      });
-    },
-  };
+  return { ...host, requests, counters };
 }
