@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 /** The benchmarks, in the order they run; each is `bench/<name>.ts` and ends with one summary line. */
-const benchmarks = ['hot-path', 'consent-flows', 'startup'] as const;
+const benchmarks = ['hot-path', 'forward', 'consent-flows', 'startup'] as const;
 
 /** Runs one benchmark, echoing its output; resolves with its last stdout line and exit code. */
 function runBenchmark(name: string): Promise<{ summary: string | undefined; code: number | null }> {

@@ -1,0 +1,82 @@
+/**
+ * One server process of the forward benchmark (bench/forward.ts): `fixture` serves the
+ * conformance fixture; `gateway <fixture url>` serves the whole gateway web app with that fixture
+ * as its one upstream and prints a gateway access token bound to `/mcp/fixture`. Each prints one
+ * JSON line on stdout when ready, then runs until stdin closes.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Client } from '@temporalio/client';
+import { loadConfig } from '../server/config.js';
+import { loadCipher } from '../server/crypto/keys.js';
+import { createGateway } from '../server/gateway.js';
+import { createLogger } from '../server/log.js';
+import { mcpScope } from '../server/oauth/provider.js';
+import { SqliteStore } from '../server/store/sqlite-store.js';
+import { startConformanceUpstream } from '../test/helpers/conformance-upstream.js';
+import { freePort } from './support.js';
+
+const [role, fixtureUrl] = process.argv.slice(2);
+const closing: Array<() => Promise<void>> = [];
+
+if (role === 'fixture') {
+  const fixture = await startConformanceUpstream({ name: 'bench-fixture' });
+  closing.push(() => fixture.close());
+  console.log(JSON.stringify({ url: fixture.url }));
+} else if (role === 'gateway' && fixtureUrl) {
+  const dir = await mkdtemp(path.join(tmpdir(), 'cg-bench-forward-'));
+  const port = await freePort();
+  const config = loadConfig({ env: { GATEWAY_DATA_DIR: dir, GATEWAY_PORT: String(port), TEMPORAL_ADDRESS: '127.0.0.1:9' } });
+  config.upstreams = [{ name: 'fixture', displayName: 'Fixture', mcpUrl: fixtureUrl, auth: 'none', scopes: [] }];
+  const log = createLogger('error');
+  const store = await SqliteStore.open(config.store.path);
+  const cipher = await loadCipher(config, log);
+  // An upstream without OAuth never asks Temporal anything on the forward path; the client stays unconnected.
+  const gateway = await createGateway(config, { store, cipher, temporal: new Client(), log, temporalHealth: async () => ({ ok: true, namespace: 'default' }) });
+  const resource = gateway.oauth.resources.of('fixture');
+  const provider = gateway.oauth.provider as unknown as {
+    Grant: new (init: { accountId: string; clientId: string }) => { addResourceScope(r: string, s: string): void; save(): Promise<string> };
+    AccessToken: new (init: Record<string, unknown>) => { save(): Promise<string> };
+    Client: { find(id: string): Promise<unknown> };
+  };
+  const clientId = 'bench-forward-client';
+  await store.oauth.upsert('Client', clientId, {
+    payload: JSON.stringify({ client_id: clientId, redirect_uris: ['http://127.0.0.1:1/cb'], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], id_token_signed_response_alg: 'ES256' }),
+    expiresAt: null,
+    grantId: null,
+    sessionUid: null,
+    userCode: null,
+  });
+  const grant = new provider.Grant({ accountId: 'bench-user', clientId });
+  grant.addResourceScope(resource, mcpScope);
+  const grantId = await grant.save();
+  const token = await new provider.AccessToken({
+    accountId: 'bench-user',
+    client: await provider.Client.find(clientId),
+    grantId,
+    scope: mcpScope,
+    aud: resource,
+    expiresIn: 3600,
+    resourceServer: { audience: resource, scope: mcpScope, accessTokenFormat: 'opaque' },
+  }).save();
+  await store.saveConsent({ userId: 'bench-user', clientId, upstreams: ['fixture'], scopes: [mcpScope], flowId: 'bench', grantedAt: new Date().toISOString() });
+  const server = gateway.app.listen(port, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  closing.push(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await gateway.close();
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  console.log(JSON.stringify({ url: `${config.http.publicUrl}/mcp/fixture`, token }));
+} else {
+  throw new Error('usage: forward-server.ts fixture | gateway <fixture url>');
+}
+
+process.stdin.resume();
+process.stdin.once('end', async () => {
+  for (const close of closing) await close();
+  process.exit(0);
+});
