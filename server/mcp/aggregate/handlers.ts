@@ -48,7 +48,7 @@ export const AGGREGATE_CAPABILITIES = {
   logging: {},
 } as const;
 
-/** No upstream is paged through further than this in one aggregate page request. */
+/** Each list method and the key of its items. */
 const LIST_KINDS = {
   'tools/list': 'tools',
   'prompts/list': 'prompts',
@@ -161,6 +161,7 @@ export function registerAggregateHandlers(server: Server, scope: AggregateScope,
     ctx: ServerContext,
     unavailable: (reason: string) => Item,
     multiRound = false,
+    elicited = false,
   ): Promise<Item> {
     const caller = scope.caller();
     const outgoing: Record<string, unknown> = { ...params };
@@ -208,7 +209,9 @@ export function registerAggregateHandlers(server: Server, scope: AggregateScope,
       if (isJsonRpcErrorFromUpstream(error)) throw asProtocolError(relayJsonRpcError(error));
       const credentials = credentialsFailureOf(error);
       if (credentials?.cause instanceof JsonRpcError || credentials?.cause instanceof ProtocolError) {
-        return connectFirst(upstream, credentials.cause, ctx, multiRound, () => forward(upstream, method, params, ctx, unavailable, multiRound));
+        return connectFirst(upstream, credentials.cause, ctx, multiRound && !elicited ? 'input-required' : elicited ? 'relay' : 'elicit', () =>
+          forward(upstream, method, params, ctx, unavailable, multiRound, true),
+        );
       }
       const reason = describeUpstreamFailure(error);
       log.warn(`upstream ${method} failed`, { userId: caller.userId, upstream: upstream.name, reason, error: safeErrorText(error) });
@@ -224,24 +227,27 @@ export function registerAggregateHandlers(server: Server, scope: AggregateScope,
    * 2025 era relays the error, or asks a client that declared URL elicitation with
    * `elicitation/create` and continues once the user finished; MCP 2026-07-28 has no -32042 on
    * its wire, so a multi-round method answers input-required with a URL elicitation and the
-   * client's retry tries the upstream again.
+   * client's retry tries the upstream again. `mode` says what this request may still do:
+   * answer input-required (a multi-round method), ask once (`elicit`), or only relay the error.
    */
-  async function connectFirst(upstream: McpUpstream, cause: JsonRpcError | ProtocolError, ctx: ServerContext, multiRound: boolean, retry: () => Promise<Item>): Promise<Item> {
+  async function connectFirst(
+    upstream: McpUpstream,
+    cause: JsonRpcError | ProtocolError,
+    ctx: ServerContext,
+    mode: 'input-required' | 'elicit' | 'relay',
+    retry: () => Promise<Item>,
+  ): Promise<Item> {
     const elicitation = urlElicitationOf(cause);
-    if (elicitation && scope.era === 'modern' && multiRound) {
+    if (elicitation && scope.era === 'modern' && mode === 'input-required') {
       return inputRequired({
         inputRequests: { [`connect:${upstream.name}`]: inputRequired.elicitUrl({ url: elicitation.url, message: elicitation.message }) },
         requestState: connectState(upstream.name),
       }) as unknown as Item;
     }
-    const retried = (ctx as { gatewayElicited?: boolean }).gatewayElicited === true;
-    if (elicitation && scope.era === 'legacy' && !retried && options.awaitElicitation && server.getClientCapabilities()?.elicitation?.url) {
+    if (elicitation && scope.era === 'legacy' && mode !== 'relay' && options.awaitElicitation && server.getClientCapabilities()?.elicitation?.url) {
       const answer = await ctx.mcpReq.elicitInput({ mode: 'url', ...elicitation }, { signal: ctx.mcpReq.signal, timeout: 10 * 60_000 });
       if (answer.action !== 'accept') throw new ProtocolError(JSON_RPC_ERRORS.invalidRequest, `${upstream.displayName} is not connected: the user did not continue (${answer.action}).`);
-      if (await options.awaitElicitation(elicitation.elicitationId, ctx.mcpReq.signal)) {
-        (ctx as { gatewayElicited?: boolean }).gatewayElicited = true;
-        return retry();
-      }
+      if (await options.awaitElicitation(elicitation.elicitationId, ctx.mcpReq.signal)) return retry();
       throw new ProtocolError(JSON_RPC_ERRORS.invalidRequest, `${upstream.displayName} was not connected in time.`);
     }
     throw asProtocolError(cause);
