@@ -177,8 +177,9 @@ export class UpstreamConnections {
     const connection: Connection = {
       url: upstream.url,
       ready: client.connect(transport, { timeout: connectTimeoutMs, ...(prior ? { prior } : {}) }).then(
-        () => {
+        async () => {
           eras.learn(upstream.url, client);
+          if (onNotification && client.getProtocolEra() === 'modern') await this.#listen(upstream, client);
           return { client, transport };
         },
         async (error: unknown) => {
@@ -193,6 +194,24 @@ export class UpstreamConnections {
     connection.ready.catch(() => undefined);
     this.#connections.set(upstream.name, connection);
     return connection;
+  }
+
+  /**
+   * A 2026-07-28 upstream pushes list changes only on a `subscriptions/listen` stream; the owner
+   * wants them, so one is opened for the life of the connection. Its notifications reach the
+   * handlers set in {@link #open}.
+   */
+  async #listen(upstream: McpUpstream, client: Client): Promise<void> {
+    const capabilities = client.getServerCapabilities();
+    const filter = {
+      ...(capabilities?.tools?.listChanged ? { toolsListChanged: true } : {}),
+      ...(capabilities?.prompts?.listChanged ? { promptsListChanged: true } : {}),
+      ...(capabilities?.resources?.listChanged ? { resourcesListChanged: true } : {}),
+    };
+    if (Object.keys(filter).length === 0) return;
+    await client.listen(filter, { timeout: this.#options.connectTimeoutMs }).catch((error: unknown) => {
+      this.#options.log.warn('could not listen to an upstream for list changes', { upstream: upstream.name, error: safeErrorText(error) });
+    });
   }
 
   /** One HTTP request to `upstream` with this owner's credentials, sent once more after a 401 the owner could fix. */

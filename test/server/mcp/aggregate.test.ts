@@ -299,6 +299,17 @@ describe('server→client requests and notifications (2025 client, 2025 upstream
     expect((await client.listTools()).tools.some((tool) => tool.name.startsWith('desk__grown_'))).toBe(true);
   });
 
+  it('relays tools/list_changed from a 2026-07-28 upstream, heard on its subscriptions/listen stream', async () => {
+    const { url } = await startGateway();
+    const client = await connectLegacy(url);
+    let changes = 0;
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+      changes += 1;
+    });
+    await client.callTool({ name: 'conf__test_trigger_tool_change', arguments: {} });
+    await vi.waitFor(() => expect(changes).toBeGreaterThan(0));
+  });
+
   it('subscribes to a resource at its upstream and relays its update under the gateway URI', async () => {
     const { url } = await startGateway();
     const client = await connectLegacy(url);
