@@ -23,7 +23,14 @@ describe('loadConfig', () => {
     const config = loadConfig({ env: { PATH: '/usr/bin' } });
     expect(config.temporal).toMatchObject({ embedded: true, namespace: 'default', taskQueue: 'consent-gateway', dev: {} });
     expect(config.identity.mode).toBe('dev');
-    expect(config.http).toEqual({ host: '127.0.0.1', port: 3000, publicUrl: 'http://localhost:3000' });
+    expect(config.http).toEqual({
+      host: '127.0.0.1',
+      port: 3000,
+      publicUrl: 'http://localhost:3000',
+      allowedHosts: ['localhost:3000', '127.0.0.1:3000', '[::1]:3000'],
+      allowedOrigins: ['http://localhost:3000', 'http://localhost:*', 'http://127.0.0.1:*', 'http://[::1]:*'],
+    });
+    expect(config.mcp).toEqual({ toolSeparator: '__', maxBodyBytes: 4 * 1024 * 1024 });
     expect(config.store.path).toBe(projectPath('.data/gateway.sqlite'));
     expect(config.flowTtlMs).toBe(15 * 60_000);
   });
@@ -31,7 +38,13 @@ describe('loadConfig', () => {
   it('reads a YAML file and lets the environment override it', async () => {
     const file = await configFile('http:\n  port: 4000\n  publicUrl: https://gw.example.com\n  host: 0.0.0.0\nidentity:\n  mode: header\n  header:\n    trustedProxies: [10.0.0.5]\ntemporal:\n  address: temporal.internal:7233\n  namespace: prod\nflowTtl: 10m\n');
     const config = loadConfig({ file, env: { TEMPORAL_NAMESPACE: 'staging', GATEWAY_PORT: '4100' } });
-    expect(config.http).toEqual({ host: '0.0.0.0', port: 4100, publicUrl: 'https://gw.example.com' });
+    expect(config.http).toEqual({
+      host: '0.0.0.0',
+      port: 4100,
+      publicUrl: 'https://gw.example.com',
+      allowedHosts: ['gw.example.com', 'localhost:4100', '127.0.0.1:4100', '[::1]:4100'],
+      allowedOrigins: ['https://gw.example.com', 'http://localhost:*', 'http://127.0.0.1:*', 'http://[::1]:*'],
+    });
     expect(config.temporal).toMatchObject({ embedded: false, address: 'temporal.internal:7233', namespace: 'staging' });
     expect(config.identity).toEqual({ mode: 'header', header: { name: 'x-forwarded-user', trustedProxies: ['10.0.0.5'] } });
     expect(config.flowTtlMs).toBe(600_000);
@@ -92,6 +105,16 @@ describe('loadConfig', () => {
     expect(c?.auth).toEqual({ type: 'oauth', client: { kind: 'metadata-document' }, resource: false });
     const bad = await configFile('upstreams:\n  - {name: d, mcpUrl: "https://d.example/mcp", auth: {type: saml}}\n');
     expect(() => loadConfig({ file: bad, env: {} })).toThrow('upstreams[0].auth must be "none" or a mapping with type: oauth');
+  });
+
+  it('takes the MCP endpoints\' Host and Origin allow-lists and body limit from the file', async () => {
+    const file = await configFile('http:\n  allowedHosts: [MCP.Example.com, "localhost:3000"]\n  allowedOrigins: ["https://app.example.com"]\nmcp:\n  maxBodyBytes: 65536\n');
+    const config = loadConfig({ file, env: {} });
+    expect(config.http.allowedHosts).toEqual(['mcp.example.com', 'localhost:3000']);
+    expect(config.http.allowedOrigins).toEqual(['https://app.example.com']);
+    expect(config.mcp.maxBodyBytes).toBe(65536);
+    const tiny = await configFile('mcp:\n  maxBodyBytes: 10\n');
+    expect(() => loadConfig({ file: tiny, env: {} })).toThrow('mcp.maxBodyBytes must be a whole number of bytes, at least 1024');
   });
 
   it('says when the config file is missing or not YAML', async () => {
