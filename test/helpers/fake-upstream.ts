@@ -70,6 +70,8 @@ export interface FakeUpstreamCounters {
   mcpRequests: number;
   /** MCP endpoint requests refused with 401. */
   rejectedMcpRequests: number;
+  /** Of those, the POSTs (messages); a client's GET stream may be refused as well. */
+  rejectedMcpPosts: number;
 }
 
 /** One tool call that reached the MCP server, with the account its access token belongs to. */
@@ -741,6 +743,7 @@ function mcpRequestHandler(deps: McpHandlerDeps) {
       const auth = await authenticate(deps, req.headers.authorization);
       if ('error' in auth) {
         state.counters.rejectedMcpRequests += 1;
+        if (req.method === 'POST') state.counters.rejectedMcpPosts += 1;
         res.setHeader('WWW-Authenticate', bearerChallenge(deps, auth));
         sendJson(res, 401, { error: auth.error ?? 'invalid_token', error_description: auth.description });
         return;
@@ -951,6 +954,7 @@ function zeroCounters(): FakeUpstreamCounters {
     revocations: 0,
     mcpRequests: 0,
     rejectedMcpRequests: 0,
+    rejectedMcpPosts: 0,
   };
 }
 
