@@ -93,7 +93,7 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
         ctx.set('Access-Control-Allow-Origin', '*');
         ctx.set('Access-Control-Expose-Headers', 'Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate');
         ctx.state.mcpEndpoint = endpoint;
-        await requireBearer(ctx, () => (endpoint.target.kind === 'aggregate' ? gateway.mcp.middleware(ctx, next) : gateway.passthrough.middleware(ctx)));
+        await requireBearer(ctx, () => (endpoint.target.kind === 'aggregate' ? gateway.mcp.middleware(ctx, next) : gateway.passthrough.middleware(ctx, next)));
       });
     });
     const oauthCallback = gateway.oauth.provider.callback();

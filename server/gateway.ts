@@ -42,13 +42,13 @@ export async function createGateway(
     temporal: { client: deps.temporal, taskQueue: config.temporal.taskQueue, log: deps.log },
     publicUrl: config.http.publicUrl,
   });
-  const mcp = createMcpEndpoint({
+  const endpointOptions = {
     separator: config.mcp.toolSeparator,
     maxBodyBytes: config.mcp.maxBodyBytes,
     log: deps.log,
     upstreamHeaders: tokens.headers,
     upstreamUnauthorized: tokens.unauthorized,
-    awaitElicitation: async (elicitationId, signal) => {
+    awaitElicitation: async (elicitationId: string, signal: AbortSignal) => {
       // The callback route marks it complete in the store; the store is shared by every process.
       while (!signal.aborted) {
         const elicitation = await deps.store.getElicitation(elicitationId);
@@ -58,13 +58,22 @@ export async function createGateway(
       }
       return false;
     },
-  });
+  };
+  const aggregate = createMcpEndpoint(endpointOptions);
+  // /mcp/<upstream> for a client of the era its upstream does not speak: names untouched.
+  const bridge = createMcpEndpoint({ ...endpointOptions, naming: 'untouched' });
+  const mcp = {
+    middleware: aggregate.middleware,
+    elicitationCompleted: async (userId: string, clientId: string | undefined, elicitationId: string) =>
+      (await aggregate.elicitationCompleted(userId, clientId, elicitationId)) + (await bridge.elicitationCompleted(userId, clientId, elicitationId)),
+  };
   const passthrough = createPassthroughEndpoint({
     log: deps.log,
     upstreamHeaders: tokens.headers,
     upstreamUnauthorized: tokens.unauthorized,
     sessionKey: deps.cipher.deriveKey('mcp-session-id'),
     maxBodyBytes: config.mcp.maxBodyBytes,
+    bridge,
   });
   const app = createApp(config, {
     log: deps.log,
@@ -81,11 +90,11 @@ export async function createGateway(
   return {
     app,
     oauth,
-    mcpSessions: () => mcp.sessionCount(),
+    mcpSessions: () => aggregate.sessionCount() + bridge.sessionCount(),
     close: async () => {
       clearInterval(purge);
       passthrough.close();
-      await mcp.close();
+      await Promise.all([aggregate.close(), bridge.close()]);
     },
   };
 }

@@ -2,6 +2,7 @@ import type { Context, Next } from 'koa';
 import { CLIENT_CAPABILITIES_META_KEY, createMcpHandler, isInitializeRequest, isLegacyRequest, Server, type ClientCapabilities } from '@modelcontextprotocol/server';
 
 import type { Logger } from '../log.js';
+import { prefixedNaming, untouchedNaming } from './aggregate/naming.js';
 import { AGGREGATE_CAPABILITIES, registerAggregateHandlers, type AggregateHandlerOptions } from './aggregate/handlers.js';
 import { openLegacySession, relayableCapabilities, type LegacySession } from './aggregate/legacy-sessions.js';
 import { sendWebResponse, toWebRequest } from './aggregate/web-bridge.js';
@@ -16,6 +17,12 @@ export type { McpCaller, McpUpstream } from './types.js';
 export interface McpEndpointOptions {
   /** Between an upstream's name and its tool's name in the aggregated list. Default `__`. */
   separator?: string;
+  /**
+   * `prefixed` (default): names `<upstream><separator><name>` and `mcp-upstream://` URIs, for any
+   * number of upstreams. `untouched`: the one upstream's own names and URIs, for an endpoint that
+   * serves a single upstream across protocol eras.
+   */
+  naming?: 'prefixed' | 'untouched';
   /** How the gateway introduces itself to MCP clients and to upstreams. */
   serverInfo?: { name: string; version: string };
   log: Logger;
@@ -53,11 +60,14 @@ export interface McpEndpointOptions {
 export interface McpEndpoint {
   /**
    * Koa middleware serving every request it is given as the MCP endpoint (POST, GET, DELETE).
-   * Expects `ctx.state.caller: McpCaller` set by the auth layer in front, and an unread body.
+   * Expects `ctx.state.caller: McpCaller` set by the auth layer in front, and an unread body (or
+   * the parsed body in `ctx.state.mcpParsedBody: { value }` when another endpoint read it).
    */
   middleware: (ctx: Context, next: Next) => Promise<void>;
   /** Number of live sessions (for metrics/tests). */
   sessionCount(): number;
+  /** Whether `sessionId` is a live 2025-era session of this endpoint (in this process). */
+  hasSession(sessionId: string): boolean;
   /**
    * Sends `notifications/elicitation/complete` to this user's sessions (of one client, when given)
    * whose client declared URL elicitation. Returns how many were told.
@@ -101,7 +111,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
 
   const handlers: AggregateHandlerOptions = {
     log,
-    separator,
+    naming: options.naming === 'untouched' ? untouchedNaming : prefixedNaming(separator),
     callTimeoutMs: options.callTimeoutMs ?? DEFAULTS.callTimeoutMs,
     listTimeoutMs,
     ...(options.awaitElicitation ? { awaitElicitation: options.awaitElicitation } : {}),
@@ -206,7 +216,11 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
       }
 
       let body: unknown;
-      if (ctx.method === 'POST') {
+      const handedOver = (ctx.state as { mcpParsedBody?: { value: unknown } }).mcpParsedBody;
+      if (ctx.method === 'POST' && handedOver) {
+        // Another endpoint read and checked the body already (a single-upstream endpoint bridging eras).
+        body = handedOver.value;
+      } else if (ctx.method === 'POST') {
         if (!ctx.is('application/json')) {
           return respondWithJsonRpcError(ctx, 415, JSON_RPC_ERRORS.transport, 'Unsupported Media Type: Content-Type must be application/json');
         }
@@ -248,6 +262,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
     },
 
     sessionCount: () => sessions.size,
+    hasSession: (sessionId) => sessions.has(sessionId),
 
     async elicitationCompleted(userId, clientId, elicitationId) {
       let told = 0;

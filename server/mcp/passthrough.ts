@@ -5,7 +5,7 @@ import https from 'node:https';
 import type { Context } from 'koa';
 
 import type { Logger } from '../log.js';
-import { HEADER_MISMATCH, headerMismatch, isModernVersion, requestProtocolVersion, type JsonRpcMessageShape } from './http-headers.js';
+import { HEADER_MISMATCH, headerMismatch, isModernVersion, MODERN_PROTOCOL_VERSION, requestProtocolVersion, type JsonRpcMessageShape } from './http-headers.js';
 import { JSON_RPC_ERRORS, JsonRpcError, readJsonBody, respondWithJsonRpcError } from './json-rpc.js';
 import type { McpCaller, McpUpstream } from './types.js';
 
@@ -22,12 +22,20 @@ export interface PassthroughOptions {
   maxBodyBytes: number;
   /** Bound on connecting to the upstream and on waiting for its response headers. Default 120 s. */
   responseTimeoutMs?: number;
+  /**
+   * Serves requests of the protocol era the upstream does not speak (a 2026-07-28 client in front
+   * of a 2025-only server, or the reverse), with the upstream's names untouched: an MCP endpoint
+   * that speaks both eras on one side and the upstream's era on the other.
+   */
+  bridge?: { middleware(ctx: Context, next: () => Promise<void>): Promise<void>; hasSession(sessionId: string): boolean };
+  /** How long a learnt upstream era is trusted before it is learnt again. Default 1 hour. */
+  eraTtlMs?: number;
 }
 
 /** The single-upstream endpoint returned by {@link createPassthroughEndpoint}. */
 export interface PassthroughEndpoint {
   /** Serves `/mcp/<upstream>` for `ctx.state.caller` (whose `upstreams` holds exactly that upstream). */
-  middleware(ctx: Context): Promise<void>;
+  middleware(ctx: Context, next: () => Promise<void>): Promise<void>;
   /** Requests being forwarded right now (open streams included). */
   inFlight(): number;
   /** Ends every forwarded request and refuses new ones with 503. */
@@ -59,6 +67,22 @@ export function createPassthroughEndpoint(options: PassthroughOptions): Passthro
   const responseTimeoutMs = options.responseTimeoutMs ?? 120_000;
   const live = new Set<http.ClientRequest>();
   let closed = false;
+  const eraTtlMs = options.eraTtlMs ?? 60 * 60_000;
+  /** What each upstream URL was found to speak; learnt from its answers, once. */
+  const eras = new Map<string, { modern?: boolean; legacy?: boolean; until: number }>();
+  const eraOf = (url: string) => {
+    const known = eras.get(url);
+    if (known && known.until > Date.now()) return known;
+    eras.delete(url);
+    return undefined;
+  };
+  const learn = (url: string, era: 'modern' | 'legacy', speaks: boolean) => {
+    const known = eraOf(url) ?? { until: Date.now() + eraTtlMs };
+    if (known[era] === speaks) return;
+    known[era] = speaks;
+    eras.set(url, known);
+    log.info('upstream protocol era learnt', { url: safeReason(url), era, speaks });
+  };
 
   const mac = (caller: McpCaller, upstream: string, sessionId: string) =>
     createHmac('sha256', options.sessionKey).update(`${caller.userId}\n${caller.clientId}\n${upstream}\n${sessionId}`).digest().subarray(0, 18).toString('base64url');
@@ -84,13 +108,45 @@ export function createPassthroughEndpoint(options: PassthroughOptions): Passthro
     return given.length === expected.length && timingSafeEqual(given, expected);
   }
 
+  /** Asks the upstream `server/discover` (MCP 2026-07-28): true when it answers with a result. */
+  async function speaksModern(ctx: Context, caller: McpCaller, upstream: McpUpstream): Promise<boolean> {
+    const probe = {
+      jsonrpc: '2.0',
+      id: 'consent-gateway-era-probe',
+      method: 'server/discover',
+      params: { _meta: { 'io.modelcontextprotocol/protocolVersion': MODERN_PROTOCOL_VERSION, 'io.modelcontextprotocol/clientInfo': { name: 'consent-gateway', version: '0.1.0' }, 'io.modelcontextprotocol/clientCapabilities': {} } },
+    };
+    const credentials = await options.upstreamHeaders(caller, upstream);
+    const answer = await send(
+      ctx,
+      upstream,
+      {
+        'user-agent': 'consent-gateway',
+        accept: 'application/json, text/event-stream',
+        'content-type': 'application/json',
+        'mcp-protocol-version': MODERN_PROTOCOL_VERSION,
+        'mcp-method': 'server/discover',
+        ...lowerCased(credentials),
+      },
+      Buffer.from(JSON.stringify(probe)),
+      'POST',
+    );
+    let text = '';
+    for await (const chunk of answer) {
+      text += String(chunk);
+      if (text.length > 256 * 1024) break;
+    }
+    answer.destroy();
+    return answer.statusCode === 200 && text.includes('"result"');
+  }
+
   /** Sends one request to the upstream; resolves with its response (headers read, body not). */
-  function send(ctx: Context, upstream: McpUpstream, headers: OutgoingHttpHeaders, body: Buffer | undefined): Promise<IncomingMessage> {
+  function send(ctx: Context, upstream: McpUpstream, headers: OutgoingHttpHeaders, body: Buffer | undefined, method = ctx.method): Promise<IncomingMessage> {
     const url = new URL(upstream.url);
     const transport = url.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
       const request = transport.request(url, {
-        method: ctx.method,
+        method,
         headers: body ? { ...headers, 'content-length': body.length } : headers,
         agent: url.protocol === 'https:' ? agents.https : agents.http,
         timeout: responseTimeoutMs,
@@ -119,7 +175,7 @@ export function createPassthroughEndpoint(options: PassthroughOptions): Passthro
       for (const request of live) request.destroy();
     },
 
-    async middleware(ctx) {
+    async middleware(ctx, next) {
       const caller = (ctx.state as { caller?: McpCaller }).caller;
       const upstream = caller?.upstreams.length === 1 ? caller.upstreams[0] : undefined;
       if (!caller || !upstream) throw new Error('the /mcp/<upstream> endpoint needs ctx.state.caller with exactly one upstream');
@@ -130,6 +186,7 @@ export function createPassthroughEndpoint(options: PassthroughOptions): Passthro
       }
 
       let body: Buffer | undefined;
+      let parsed: unknown;
       let message: JsonRpcMessageShape | undefined;
       let requestId: unknown = null;
       if (ctx.method === 'POST') {
@@ -140,6 +197,7 @@ export function createPassthroughEndpoint(options: PassthroughOptions): Passthro
           return respondWithJsonRpcError(ctx, read.status, read.code, read.message);
         }
         body = read.raw;
+        parsed = read.value;
         if (read.value !== null && typeof read.value === 'object' && !Array.isArray(read.value)) {
           message = read.value as JsonRpcMessageShape;
           if (typeof message.id === 'string' || typeof message.id === 'number') requestId = message.id;
@@ -153,6 +211,21 @@ export function createPassthroughEndpoint(options: PassthroughOptions): Passthro
             return;
           }
         }
+      }
+
+      const requestEra = isModernVersion(requestProtocolVersion(message, ctx.get('mcp-protocol-version'))) ? 'modern' : 'legacy';
+      const initializing = message?.method === 'initialize';
+      const bridge = options.bridge;
+      const toBridge = () => {
+        if (ctx.method === 'POST') (ctx.state as { mcpParsedBody?: { value: unknown } }).mcpParsedBody = { value: parsed };
+        return bridge!.middleware(ctx, next);
+      };
+      if (bridge) {
+        const sessionHeader = ctx.get('mcp-session-id');
+        const known = eraOf(upstream.url);
+        if (sessionHeader !== '' && bridge.hasSession(sessionHeader)) return toBridge();
+        if (ctx.method === 'POST' && requestEra === 'modern' && known?.modern === false) return toBridge();
+        if (initializing && known?.legacy === false) return toBridge();
       }
 
       // The client answers the gateway's own input request (a connect link): it is not the upstream's to see.
@@ -212,6 +285,24 @@ export function createPassthroughEndpoint(options: PassthroughOptions): Passthro
         ctx.status = ctx.method === 'POST' && requestId !== null ? 200 : 502;
         ctx.body = { jsonrpc: '2.0', error: { code: JSON_RPC_ERRORS.transport, message: `Upstream "${upstream.displayName}" (${upstream.name}) is unavailable: ${safeReason(reason)}` }, id: requestId };
         return;
+      }
+
+      if (bridge && ctx.method === 'POST' && message !== undefined) {
+        const status = response.statusCode ?? 502;
+        if (status >= 200 && status < 300) {
+          learn(upstream.url, requestEra, true);
+        } else if ([400, 404, 405, 406].includes(status) && (requestEra === 'modern' || initializing) && eraOf(upstream.url)?.[requestEra] === undefined) {
+          // Refused without being processed. If the upstream does not speak this request's era at
+          // all, the bridge serves it instead; otherwise the refusal is the upstream's answer.
+          const modern = await speaksModern(ctx, caller, upstream).catch(() => false);
+          learn(upstream.url, 'modern', modern);
+          const mismatch = requestEra === 'modern' ? !modern : modern;
+          if (mismatch) {
+            learn(upstream.url, requestEra, false);
+            response.resume();
+            return toBridge();
+          }
+        }
       }
 
       ctx.respond = false;

@@ -4,7 +4,6 @@ import * as z from 'zod';
 
 import type { Logger } from '../../log.js';
 import { JSON_RPC_ERRORS, JsonRpcError } from '../json-rpc.js';
-import { prefixToolName, resolveToolName } from '../tool-names.js';
 import type { McpCaller, McpUpstream } from '../types.js';
 import {
   credentialsFailureOf,
@@ -16,7 +15,7 @@ import {
 } from '../upstream-connections.js';
 import { decodeListCursor, encodeListCursor, type ListPosition } from './cursor.js';
 import { connectState, unwrapRequestState, wrapUpstreamState } from './request-state.js';
-import { gatewayResourceUri, resolveResourceUri } from './resource-uris.js';
+import type { UpstreamNaming } from './naming.js';
 
 /** The upstreams one aggregate `Server` instance forwards to, and for whom. */
 export interface AggregateScope {
@@ -32,7 +31,8 @@ export interface AggregateScope {
 /** Settings of {@link registerAggregateHandlers}. */
 export interface AggregateHandlerOptions {
   log: Logger;
-  separator: string;
+  /** How names and URIs are shown and routed back (prefixed on `/mcp`, untouched for one upstream). */
+  naming: UpstreamNaming;
   callTimeoutMs: number;
   listTimeoutMs: number;
   /** See `McpEndpointOptions.awaitElicitation`. */
@@ -72,7 +72,7 @@ const UNKNOWN_CURSOR = 'Invalid cursor: it was not issued by this endpoint for t
  * input-required), `scope.era` says which.
  */
 export function registerAggregateHandlers(server: Server, scope: AggregateScope, options: AggregateHandlerOptions): void {
-  const { log, separator, callTimeoutMs, listTimeoutMs } = options;
+  const { log, naming, callTimeoutMs, listTimeoutMs } = options;
 
   function upstreamNamed(name: string): McpUpstream | undefined {
     return scope.caller().upstreams.find((upstream) => upstream.name === name);
@@ -117,14 +117,14 @@ export function registerAggregateHandlers(server: Server, scope: AggregateScope,
   /** Renames a tool or prompt; `undefined` when the result would not route back to the same upstream. */
   const renameNamed = (upstream: McpUpstream, item: Item): Item | undefined => {
     if (typeof item['name'] !== 'string') return undefined;
-    const name = prefixToolName(upstream.name, item['name'], separator);
-    if (resolveToolName(name, scope.caller().upstreams, separator)?.upstream.name !== upstream.name) return undefined;
+    const name = naming.name(upstream, item['name']);
+    if (naming.resolveName(name, scope.caller().upstreams)?.upstream.name !== upstream.name) return undefined;
     return { ...item, name };
   };
   const renameResource = (upstream: McpUpstream, item: Item): Item | undefined =>
-    typeof item['uri'] === 'string' ? { ...item, uri: gatewayResourceUri(upstream.name, item['uri']) } : undefined;
+    typeof item['uri'] === 'string' ? { ...item, uri: naming.uri(upstream, item['uri']) } : undefined;
   const renameTemplate = (upstream: McpUpstream, item: Item): Item | undefined =>
-    typeof item['uriTemplate'] === 'string' ? { ...item, uriTemplate: gatewayResourceUri(upstream.name, item['uriTemplate']) } : undefined;
+    typeof item['uriTemplate'] === 'string' ? { ...item, uriTemplate: naming.uri(upstream, item['uriTemplate']) } : undefined;
 
   server.setRequestHandler('tools/list', (request, ctx) => listPage('tools/list', request.params?.cursor, renameNamed, ctx) as never);
   server.setRequestHandler('prompts/list', (request, ctx) => listPage('prompts/list', request.params?.cursor, renameNamed, ctx) as never);
@@ -132,19 +132,16 @@ export function registerAggregateHandlers(server: Server, scope: AggregateScope,
   server.setRequestHandler('resources/templates/list', (request, ctx) => listPage('resources/templates/list', request.params?.cursor, renameTemplate, ctx) as never);
 
   function namedTarget(kind: 'tool' | 'prompt', name: string): { upstream: McpUpstream; name: string } {
-    const target = resolveToolName(name, scope.caller().upstreams, separator);
+    const target = naming.resolveName(name, scope.caller().upstreams);
     if (!target) {
       const list = kind === 'tool' ? 'tools/list' : 'prompts/list';
-      throw new ProtocolError(
-        JSON_RPC_ERRORS.invalidParams,
-        `Unknown ${kind}: ${name}. ${kind === 'tool' ? 'Tool' : 'Prompt'} names have the form <upstream>${separator}<${kind}>; ${list} shows the ${kind}s available to you.`,
-      );
+      throw new ProtocolError(JSON_RPC_ERRORS.invalidParams, `Unknown ${kind}: ${name}. ${naming.hint(kind)}${list} shows the ${kind}s available to you.`);
     }
-    return { upstream: target.upstream, name: target.tool };
+    return target;
   }
 
   function resourceTarget(uri: string): { upstream: McpUpstream; uri: string } {
-    const target = resolveResourceUri(uri, scope.caller().upstreams);
+    const target = naming.resolveUri(uri, scope.caller().upstreams);
     if (!target) throw new ProtocolError(JSON_RPC_ERRORS.invalidParams, `Unknown resource: ${uri}. resources/list and resources/templates/list show the resources available to you.`);
     return target;
   }
@@ -282,7 +279,7 @@ export function registerAggregateHandlers(server: Server, scope: AggregateScope,
     if (!Array.isArray(result['contents'])) return result as never;
     const contents = (result['contents'] as unknown[]).map((content) =>
       typeof content === 'object' && content !== null && typeof (content as Item)['uri'] === 'string'
-        ? { ...(content as Item), uri: gatewayResourceUri(target.upstream.name, (content as { uri: string }).uri) }
+        ? { ...(content as Item), uri: naming.uri(target.upstream, (content as { uri: string }).uri) }
         : content,
     );
     return { ...result, contents } as never;

@@ -7,7 +7,6 @@ import type { Logger } from '../../log.js';
 import type { McpCaller, McpUpstream } from '../types.js';
 import { safeErrorText, UpstreamConnections, type UpstreamConnectionsOptions, type UpstreamRequest } from '../upstream-connections.js';
 import { AGGREGATE_CAPABILITIES, registerAggregateHandlers, type AggregateHandlerOptions, type AggregateScope } from './handlers.js';
-import { gatewayResourceUri } from './resource-uris.js';
 
 /** A 2025-era session of the aggregate endpoint, bound to the user and client that opened it. */
 export interface LegacySession extends AggregateScope {
@@ -90,7 +89,7 @@ export function openLegacySession(caller: McpCaller, options: LegacySessionOptio
       capabilities: () => relayableCapabilities(server.getClientCapabilities()),
       onNotification: (upstream, method, params) => {
         if (method === 'notifications/resources/updated' && typeof params?.['uri'] === 'string') {
-          notify(method, { ...params, uri: gatewayResourceUri(upstream.name, params['uri']) });
+          notify(method, { ...params, uri: options.handlers.naming.uri(upstream, params['uri']) });
         } else {
           notify(method, params);
         }
