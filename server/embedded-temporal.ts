@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { GatewayConfig } from './config.js';
 import type { Logger } from './log.js';
 import { ensureTemporalCli } from './temporal-cli.js';
-import { answers, loadTemporalDevSettings, startDevServer, type DevServer } from './temporal-dev.js';
+import { answers, loadTemporalDevSettings, startDevServer, type DevServer, type TemporalDevOverrides, type TemporalDevSettings } from './temporal-dev.js';
 
 function alive(pid: number): boolean {
   try {
@@ -27,6 +27,14 @@ async function stopLeftover(pidFile: string, log: Logger): Promise<void> {
 }
 
 /**
+ * The embedded server's per-run settings: the configured ports, and its database in the data
+ * folder (`TEMPORAL_DEV_DB_FILE` wins), so two gateways with different data folders never share one.
+ */
+export function embeddedDevOverrides(config: GatewayConfig, settings: TemporalDevSettings): TemporalDevOverrides {
+  return { ...config.temporal.dev, dbFile: config.temporal.dev.dbFile ?? path.resolve(config.dataDir, settings.dbFile) };
+}
+
+/**
  * Starts the embedded Temporal dev server described by `temporal-dev.yml`, with its Web UI and
  * its database under the data folder. Finds or installs the CLI first.
  */
@@ -42,7 +50,7 @@ export async function startEmbeddedTemporal(config: GatewayConfig, log: Logger):
   log.info('temporal CLI', { path: cli.path, version: cli.version, found: cli.source });
   const pidFile = path.join(config.dataDir, 'temporal.pid');
   await stopLeftover(pidFile, log);
-  const overrides = config.temporal.dev;
+  const overrides = embeddedDevOverrides(config, settings);
   const address = `${settings.ip}:${overrides.port ?? settings.port}`;
   if (await answers(address, settings.namespace)) {
     throw new Error(

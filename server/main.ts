@@ -12,6 +12,8 @@ import { createWorker } from './worker.js';
 
 type Cleanup = () => Promise<void>;
 
+const duplicateSignalMs = 1_000;
+
 /** Runs the whole gateway in one process: embedded Temporal (by default), worker and web server. */
 async function main(): Promise<void> {
   let config: GatewayConfig;
@@ -39,12 +41,17 @@ async function main(): Promise<void> {
     log.info('stopped');
     process.exit(code);
   };
+  let firstSignalAt = 0;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
       if (stopping) {
+        // Under `npm start` one Ctrl-C arrives twice, from the terminal and passed on by npm: only
+        // a signal sent later is someone asking to skip the clean stop.
+        if (Date.now() - firstSignalAt < duplicateSignalMs) return;
         process.stderr.write('forced exit\n');
         process.exit(130);
       }
+      firstSignalAt = Date.now();
       void shutdown(signal, 0);
     });
   }

@@ -17,7 +17,10 @@ export interface TemporalDevSettings {
   port: number;
   uiPort: number;
   namespace: string;
-  /** Absolute path of the SQLite file that keeps the server's state across restarts. */
+  /**
+   * The SQLite file that keeps the server's state across restarts, as written: relative to the
+   * gateway's data folder (`npm start` resolves it there), or absolute.
+   */
   dbFile: string;
   logLevel: string;
   uiDisableNewsFetch: boolean;
@@ -77,7 +80,7 @@ export async function loadTemporalDevSettings(file = projectPath('temporal-dev.y
     port: port(server.port ?? 7233, `${where}: server.port`),
     uiPort: port(server.uiPort ?? 8233, `${where}: server.uiPort`),
     namespace: str(server.namespace ?? 'default', `${where}: server.namespace`),
-    dbFile: projectPath(str(server.dbFile ?? '.data/temporal.db', `${where}: server.dbFile`)),
+    dbFile: str(server.dbFile ?? 'temporal.db', `${where}: server.dbFile`),
     logLevel: str(server.logLevel ?? 'warn', `${where}: server.logLevel`),
     uiDisableNewsFetch: server.uiDisableNewsFetch !== false,
     searchAttributes,
@@ -90,6 +93,10 @@ export function devServerArgs(settings: TemporalDevSettings, overrides: Temporal
   const args = ['server', 'start-dev', '--ip', settings.ip, '--port', String(overrides.port ?? settings.port)];
   args.push('--namespace', settings.namespace, '--log-level', settings.logLevel);
   const dbFile = overrides.dbFile === undefined ? settings.dbFile : overrides.dbFile;
+  // The CLI would resolve a relative name against its working folder, not the data folder.
+  if (dbFile !== null && !path.isAbsolute(dbFile)) {
+    throw new SettingsError(`the dev server's database ${dbFile} is relative to a data folder; pass an absolute overrides.dbFile`);
+  }
   if (dbFile !== null) args.push('--db-filename', dbFile);
   if (overrides.headless) {
     args.push('--headless');

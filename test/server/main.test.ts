@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -20,11 +20,19 @@ interface Started {
   readyMs: number;
 }
 
-/** Runs the `npm start` entry point with its own ports and data folder; resolves when it says it is ready. */
-function startGateway(env: Record<string, string>): Promise<Started> {
+/**
+ * Runs the `npm start` entry point (or `command`) with its own ports and data folder; resolves
+ * when it says it is ready.
+ */
+function startGateway(
+  env: Record<string, string>,
+  command: [string, ...string[]] = [process.execPath, '--import', 'tsx', 'server/main.ts'],
+  options: { detached?: boolean } = {},
+): Promise<Started> {
   const started = Date.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+  const child = spawn(command[0], command.slice(1), {
     cwd: projectDir,
+    detached: options.detached ?? false,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -47,6 +55,26 @@ function startGateway(env: Record<string, string>): Promise<Started> {
   });
 }
 
+const alive = (pid: number) => existsSync(`/proc/${pid}`);
+
+/** Every process below `root`, read from /proc. */
+async function descendants(root: number): Promise<number[]> {
+  const parents = new Map<number, number>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // The command name may hold spaces and parentheses; the parent pid follows its last ')'.
+    const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (parent) parents.set(Number(entry), parent);
+  }
+  const found: number[] = [];
+  const walk = (pid: number) => {
+    for (const [child, parent] of parents) if (parent === pid) (found.push(child), walk(child));
+  };
+  walk(root);
+  return found;
+}
+
 function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<number | null> {
   return new Promise((resolve) => {
     child.once('exit', (code) => resolve(code));
@@ -61,6 +89,8 @@ describe.skipIf(temporalUnavailable)('npm start (server/main.ts)', () => {
   let uiPort: number;
   let httpPort: number;
   const children: ChildProcess[] = [];
+  /** Processes below a child, killed after the tests even when a test failed before they stopped. */
+  const grandchildren: number[] = [];
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'cg-main-'));
@@ -70,13 +100,13 @@ describe.skipIf(temporalUnavailable)('npm start (server/main.ts)', () => {
       GATEWAY_PORT: String(httpPort),
       TEMPORAL_DEV_PORT: String(grpcPort),
       TEMPORAL_DEV_UI_PORT: String(uiPort),
-      TEMPORAL_DEV_DB_FILE: path.join(dir, 'temporal.db'),
       TEMPORAL_CLI: inject('temporalCliPath'),
     };
   });
 
   afterAll(async () => {
     for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+    for (const pid of grandchildren) if (alive(pid)) process.kill(pid, 'SIGKILL');
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -85,6 +115,13 @@ describe.skipIf(temporalUnavailable)('npm start (server/main.ts)', () => {
     children.push(first.child);
     expect(first.output()).toContain(`Temporal Web UI:  http://localhost:${uiPort}/namespaces/default/workflows`);
     expect(first.output()).toContain(`MCP endpoint:     http://localhost:${httpPort}/mcp`);
+
+    // The dev server's database, log and pid file follow GATEWAY_DATA_DIR.
+    const devServerPid = Number(await readFile(path.join(dir, 'temporal.pid'), 'utf8'));
+    const devServerArgs = (await readFile(`/proc/${devServerPid}/cmdline`, 'utf8')).split('\0');
+    expect(devServerArgs[devServerArgs.indexOf('--db-filename') + 1]).toBe(path.join(dir, 'temporal.db'));
+    expect(existsSync(path.join(dir, 'temporal.db'))).toBe(true);
+    expect(existsSync(path.join(dir, 'temporal.log'))).toBe(true);
 
     const health = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
     expect(health.status).toBe(200);
@@ -129,6 +166,38 @@ describe.skipIf(temporalUnavailable)('npm start (server/main.ts)', () => {
     expect(second.output()).toContain('stopping a Temporal dev server left over from an earlier run');
     expect((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).status).toBe(200);
     expect(await stop(second.child, 'SIGTERM')).toBe(0);
+    expect(await answers(`127.0.0.1:${grpcPort}`, 'default')).toBe(false);
+  }, 90_000);
+
+  it('stops the server and the Temporal dev server when only the npm process gets SIGTERM', async () => {
+    const npm = await startGateway(env, ['npm', 'start']);
+    children.push(npm.child);
+    const below = await descendants(npm.child.pid!);
+    grandchildren.push(...below);
+    const devServerPid = Number(await readFile(path.join(dir, 'temporal.pid'), 'utf8'));
+    expect(below).toContain(devServerPid);
+    expect(below.length).toBeGreaterThan(1);
+
+    // As a process manager does: the signal goes to npm's pid alone, not to its process group.
+    process.kill(npm.child.pid!, 'SIGTERM');
+    await new Promise((resolve) => npm.child.once('exit', resolve));
+    expect(npm.output()).toContain('stopped');
+    expect(below.filter(alive)).toEqual([]);
+    expect(await answers(`127.0.0.1:${grpcPort}`, 'default')).toBe(false);
+    await expect(fetch(`http://127.0.0.1:${httpPort}/healthz`)).rejects.toThrow();
+  }, 90_000);
+
+  it('stops cleanly on one Ctrl-C at a terminal running npm start, which npm passes on a second time', async () => {
+    // Its own process group, as a terminal's foreground job: a Ctrl-C signals the whole group.
+    const npm = await startGateway(env, ['npm', 'start'], { detached: true });
+    children.push(npm.child);
+    const below = await descendants(npm.child.pid!);
+    grandchildren.push(...below);
+    process.kill(-npm.child.pid!, 'SIGINT');
+    await new Promise((resolve) => npm.child.once('exit', resolve));
+    expect(npm.output()).toContain('stopped');
+    expect(npm.output()).not.toContain('forced exit');
+    expect(below.filter(alive)).toEqual([]);
     expect(await answers(`127.0.0.1:${grpcPort}`, 'default')).toBe(false);
   }, 90_000);
 

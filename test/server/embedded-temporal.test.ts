@@ -1,0 +1,31 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../server/config.js';
+import { embeddedDevOverrides } from '../../server/embedded-temporal.js';
+import { devServerArgs, loadTemporalDevSettings } from '../../server/temporal-dev.js';
+
+describe('the embedded Temporal dev server', () => {
+  it('keeps its database in the data folder GATEWAY_DATA_DIR names', async () => {
+    const settings = await loadTemporalDevSettings();
+    const config = loadConfig({ env: { GATEWAY_DATA_DIR: '/srv/gateway-a' } });
+    const args = devServerArgs(settings, embeddedDevOverrides(config, settings));
+    expect(args[args.indexOf('--db-filename') + 1]).toBe(path.join('/srv/gateway-a', 'temporal.db'));
+  });
+
+  it('gives two data folders two databases', async () => {
+    const settings = await loadTemporalDevSettings();
+    const dbOf = (dataDir: string) => embeddedDevOverrides(loadConfig({ env: { GATEWAY_DATA_DIR: dataDir } }), settings).dbFile;
+    expect(dbOf('/srv/a')).not.toBe(dbOf('/srv/b'));
+  });
+
+  it('takes TEMPORAL_DEV_DB_FILE over the data folder', async () => {
+    const settings = await loadTemporalDevSettings();
+    const config = loadConfig({ env: { GATEWAY_DATA_DIR: '/srv/gateway-a', TEMPORAL_DEV_DB_FILE: '/var/lib/temporal/dev.db' } });
+    expect(embeddedDevOverrides(config, settings).dbFile).toBe('/var/lib/temporal/dev.db');
+  });
+
+  it('refuses to start with a database path still relative to a data folder', async () => {
+    const settings = await loadTemporalDevSettings();
+    expect(() => devServerArgs(settings)).toThrow("the dev server's database temporal.db is relative to a data folder; pass an absolute overrides.dbFile");
+  });
+});
