@@ -67,14 +67,7 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
       connectionsRoutes({ config, oauth: gateway.oauth, store: deps.store, log: deps.log, cookieKeys: gateway.cookieKeys, forgetConsent: requireBearer.forgetConsent, temporal: gateway.temporal }),
     );
   }
-  app.use(async function notFound(ctx, next) {
-    await next();
-    if (ctx.status === 404 && ctx.body == null && ctx.respond !== false) throw new NotFoundError(`no such endpoint: ${ctx.method} ${ctx.path}`);
-  });
-  for (const router of routers) {
-    app.use(router.routes());
-    app.use(router.allowedMethods({ throw: false }));
-  }
+  // The MCP endpoints come first: they are the hot path, and no router below serves their paths.
   if (gateway && requireBearer) {
     const guard = hostOriginGuard(config.http);
     app.use(async function mcp(ctx, next) {
@@ -96,6 +89,16 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
         await requireBearer(ctx, () => (endpoint.target.kind === 'aggregate' ? gateway.mcp.middleware(ctx, next) : gateway.passthrough.middleware(ctx, next)));
       });
     });
+  }
+  app.use(async function notFound(ctx, next) {
+    await next();
+    if (ctx.status === 404 && ctx.body == null && ctx.respond !== false) throw new NotFoundError(`no such endpoint: ${ctx.method} ${ctx.path}`);
+  });
+  for (const router of routers) {
+    app.use(router.routes());
+    app.use(router.allowedMethods({ throw: false }));
+  }
+  if (gateway && requireBearer) {
     const oauthCallback = gateway.oauth.provider.callback();
     app.use(async function oauthServer(ctx) {
       // Browser-based MCP clients register from another origin; the provider adds no CORS there.
