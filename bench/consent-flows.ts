@@ -20,8 +20,8 @@ import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker
 import { loadConfig } from '../server/config.js';
 import { loadCipher } from '../server/crypto/keys.js';
 import { createLogger } from '../server/log.js';
-import { SqliteStore } from '../server/store/sqlite-store.js';
-import type { FlowChange } from '../server/store/store.js';
+import { openStore } from '../server/store/open-store.js';
+import type { FlowChange, GatewayStore } from '../server/store/store.js';
 import { ensureProjectTemporalCli } from '../server/temporal-cli.js';
 import { loadTemporalDevSettings, startDevServer, type DevServer } from '../server/temporal-dev.js';
 import { connectClient, startConsentFlow } from '../server/temporal.js';
@@ -80,7 +80,7 @@ function options(): { flows: number; concurrency: number; warmup: number; memory
 }
 
 /** The store, with the duration of each `recordFlowChange` call pushed onto `samples`. */
-function timingWrites(store: SqliteStore, samples: number[]): SqliteStore {
+function timingWrites(store: GatewayStore, samples: number[]): GatewayStore {
   return new Proxy(store, {
     get(target, key) {
       if (key === 'recordFlowChange') {
@@ -255,7 +255,7 @@ async function main(): Promise<void> {
     const config = loadConfig({
       env: { TEMPORAL_ADDRESS: server.address, TEMPORAL_NAMESPACE: server.namespace, TEMPORAL_TASK_QUEUE: 'bench-consent', GATEWAY_DATA_DIR: dir },
     });
-    const store = await SqliteStore.open(config.store.path);
+    const store = await openStore(config.store);
     cleanups.push(() => store.close());
     const client = await connectClient(config.temporal);
     cleanups.push(() => client.connection.close());

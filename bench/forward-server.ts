@@ -13,7 +13,7 @@ import { loadCipher } from '../server/crypto/keys.js';
 import { createGateway } from '../server/gateway.js';
 import { createLogger } from '../server/log.js';
 import { mcpScope } from '../server/oauth/provider.js';
-import { SqliteStore } from '../server/store/sqlite-store.js';
+import { openStore } from '../server/store/open-store.js';
 import { startConformanceUpstream } from '../test/helpers/conformance-upstream.js';
 import { freePort } from './support.js';
 
@@ -30,7 +30,7 @@ if (role === 'fixture') {
   const config = loadConfig({ env: { GATEWAY_DATA_DIR: dir, GATEWAY_PORT: String(port), TEMPORAL_ADDRESS: '127.0.0.1:9' } });
   config.upstreams = [{ name: 'fixture', displayName: 'Fixture', mcpUrl: fixtureUrl, auth: 'none', scopes: [] }];
   const log = createLogger('error');
-  const store = await SqliteStore.open(config.store.path);
+  const store = await openStore(config.store);
   const cipher = await loadCipher(config, log);
   // An upstream without OAuth never asks Temporal anything on the forward path; the client stays unconnected.
   const gateway = await createGateway(config, { store, cipher, temporal: new Client(), log, temporalHealth: async () => ({ ok: true, namespace: 'default' }) });

@@ -11,7 +11,7 @@ import { loadConfig } from '../server/config.js';
 import { createLogger } from '../server/log.js';
 import { bearerAuth } from '../server/middleware/bearer-auth.js';
 import { createOAuthServer, loadServerKeys, mcpScope } from '../server/oauth/provider.js';
-import { SqliteStore } from '../server/store/sqlite-store.js';
+import { openStore } from '../server/store/open-store.js';
 import { fmt, percentile } from './support.js';
 
 const requests = Number(process.argv[process.argv.indexOf('--requests') + 1]) || 20_000;
@@ -19,7 +19,7 @@ const dir = await mkdtemp(path.join(tmpdir(), 'cg-bench-hot-'));
 const config = loadConfig({ env: { GATEWAY_DATA_DIR: dir, GATEWAY_PORT: '3999' } });
 config.upstreams = [{ name: 'demo', displayName: 'Demo', mcpUrl: 'http://127.0.0.1:9/mcp', auth: 'none', scopes: [] }];
 const log = createLogger('error');
-const store = await SqliteStore.open(config.store.path);
+const store = await openStore(config.store);
 const oauth = createOAuthServer(config, { store, log, keys: await loadServerKeys(config, log) });
 const provider = oauth.provider as unknown as {
   Grant: new (init: { accountId: string; clientId: string }) => { addResourceScope(r: string, s: string): void; save(): Promise<string> };

@@ -17,6 +17,17 @@ export interface TemporalTlsConfig {
   clientKeyFile?: string;
 }
 
+/** Where the gateway keeps its own state: a SQLite file (the embedded default) or a PostgreSQL database (a fleet). */
+export type StoreConfig =
+  | { backend: 'sqlite'; /** `sqlite:<absolute path>`. */ url: string; path: string }
+  | {
+      backend: 'postgres';
+      /** A libpq connection URL; it may hold a password, so it is never logged as it is (see {@link redactStoreUrl}). */
+      url: string;
+      /** Connections the process's pool opens at most. */
+      poolSize: number;
+    };
+
 /** An upstream MCP server the gateway forwards to. */
 export interface UpstreamConfig {
   /** Short id: tool names are `<name><separator><tool>`. */
@@ -55,7 +66,7 @@ export interface GatewayConfig {
     /** `Origin` values allowed on the MCP endpoints when a request carries one (`http://localhost:*` allows any port). Default: the public URL's origin and loopback origins. */
     allowedOrigins: string[];
   };
-  store: { path: string };
+  store: StoreConfig;
   temporal: {
     /** True: run the embedded dev server from `temporal-dev.yml`. False: connect to `address`. */
     embedded: boolean;
@@ -245,6 +256,50 @@ function parseClients(value: unknown): StaticClientConfig[] {
   });
 }
 
+/**
+ * The store's location from `GATEWAY_STORE_URL` / `GATEWAY_STORE_PATH` or `store.url` / `store.path`
+ * (the environment wins; within one source a URL and a path together are ambiguous and refused).
+ * Relative SQLite paths are resolved against the data folder.
+ */
+function parseStore(env: Env, store: Record<string, unknown>, dataDir: string): StoreConfig {
+  const pick = (url: string | undefined, file: string | undefined, urlKey: string, pathKey: string) => {
+    if (url !== undefined && file !== undefined) throw new ConfigError(`${urlKey} and ${pathKey} are both set; set one`);
+    return url !== undefined ? { url, key: urlKey } : file !== undefined ? { url: `sqlite:${file}`, key: pathKey } : undefined;
+  };
+  const chosen =
+    pick(asString(env.GATEWAY_STORE_URL, 'GATEWAY_STORE_URL'), asString(env.GATEWAY_STORE_PATH, 'GATEWAY_STORE_PATH'), 'GATEWAY_STORE_URL', 'GATEWAY_STORE_PATH') ??
+    pick(asString(store.url, 'store.url'), asString(store.path, 'store.path'), 'store.url', 'store.path') ?? { url: 'sqlite:gateway.sqlite', key: 'store.url' };
+  const poolSize = store.poolSize ?? 10;
+  if (typeof poolSize !== 'number' || !Number.isInteger(poolSize) || poolSize < 1) throw new ConfigError('store.poolSize must be a whole number, at least 1');
+  if (chosen.url.startsWith('sqlite:')) {
+    const file = chosen.url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    if (file === '') throw new ConfigError(`${chosen.key} needs a file after "sqlite:"`);
+    const resolved = path.resolve(dataDir, file);
+    return { backend: 'sqlite', url: `sqlite:${resolved}`, path: resolved };
+  }
+  if (/^postgres(ql)?:\/\//.test(chosen.url)) {
+    try {
+      new URL(chosen.url);
+    } catch {
+      throw new ConfigError(`${chosen.key} is not a valid PostgreSQL URL (${redactStoreUrl(chosen.url)})`);
+    }
+    return { backend: 'postgres', url: chosen.url, poolSize };
+  }
+  throw new ConfigError(`${chosen.key} must start with sqlite: or postgres:// (got "${redactStoreUrl(chosen.url)}")`);
+}
+
+/** The store URL with any password replaced by `***`, fit for logs and error messages. */
+export function redactStoreUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.href;
+  } catch {
+    // Unparsable: where a password would start is unknown, so only the scheme is shown.
+    return `${url.split(':')[0] ?? ''}:…`;
+  }
+}
+
 /** Options for {@link loadConfig}. */
 export interface LoadConfigOptions {
   /** Environment to read overrides from; defaults to the process environment. */
@@ -366,7 +421,7 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
     baseDir,
     dataDir,
     http: { host, port, publicUrl: publicUrl.href.replace(/\/$/, ''), allowedHosts: [...new Set(allowedHosts)], allowedOrigins: [...new Set(allowedOrigins)] },
-    store: { path: path.resolve(dataDir, asString(env.GATEWAY_STORE_PATH, 'GATEWAY_STORE_PATH') ?? asString(store.path, 'store.path') ?? 'gateway.sqlite') },
+    store: parseStore(env, store, dataDir),
     temporal: {
       embedded: address === undefined,
       address: address ?? '',

@@ -5,7 +5,7 @@ import { startDemoUpstream } from './demo/demo-upstream.js';
 import { startEmbeddedTemporal } from './embedded-temporal.js';
 import { createGateway } from './gateway.js';
 import { createLogger, type Logger } from './log.js';
-import { SqliteStore } from './store/sqlite-store.js';
+import { openStore } from './store/open-store.js';
 import { connectClient, temporalHealthCheck } from './temporal.js';
 import type { DevServer } from './temporal-dev.js';
 import { createWorker } from './worker.js';
@@ -73,7 +73,7 @@ async function run(config: GatewayConfig, log: Logger, cleanups: Cleanup[], star
     config.temporal.namespace = devServer.namespace;
   }
 
-  const store = await SqliteStore.open(config.store.path);
+  const store = await openStore(config.store);
   cleanups.push(() => store.close());
 
   const client = await connectClient(config.temporal);

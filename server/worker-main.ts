@@ -1,7 +1,7 @@
 import { ConfigError, loadConfig } from './config.js';
 import { loadCipher } from './crypto/keys.js';
 import { createLogger } from './log.js';
-import { SqliteStore } from './store/sqlite-store.js';
+import { openStore } from './store/open-store.js';
 import { createWorker } from './worker.js';
 
 /**
@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   if (config.temporal.embedded) {
     throw new ConfigError('the worker alone needs a Temporal address: set TEMPORAL_ADDRESS or temporal.address');
   }
-  const store = await SqliteStore.open(config.store.path);
+  const store = await openStore(config.store);
   const cipher = await loadCipher(config, log);
   const { worker, connection } = await createWorker(config, { store, cipher });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => worker.shutdown());

@@ -28,7 +28,7 @@ describe('the gateway as a client identified by its own metadata document', () =
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'cg-cimd-client-'));
     config = loadConfig({ env: { GATEWAY_DATA_DIR: dir, GATEWAY_PUBLIC_URL: 'https://gateway.test', GATEWAY_PORT: '3996' } });
-    store = await SqliteStore.open(config.store.path);
+    store = await SqliteStore.open(path.join(dir, 'gateway.sqlite'));
     // The gateway's real route, on loopback; the upstream reaches "https://gateway.test" through it.
     const app = new Koa();
     const router = clientMetadataRoutes(config);

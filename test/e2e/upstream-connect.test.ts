@@ -1,9 +1,9 @@
-import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCipher } from '../../server/crypto/keys.js';
 import { chromiumAvailable, launchBrowser, type TestBrowser } from '../helpers/browser.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { storedText } from '../helpers/stored-text.js';
 import { connectMcp, startCallbackServer, TestOAuthProvider, type CallbackServer } from '../helpers/mcp-client.js';
 import { temporalUnavailable } from '../helpers/temporal.js';
 
@@ -90,14 +90,13 @@ describe.skipIf(skip)('connecting upstream accounts in the consent flow', () => 
     expect(notion.toolCalls).toEqual([{ accountId: 'notion-alice', tool: 'whoami' }]);
     await second.client.close();
 
-    // At rest the upstream tokens are ciphertext: no token from either upstream is in the SQLite files.
+    // At rest the upstream tokens are ciphertext: no token from either upstream is in the store.
     const stored = await gateway.store.getUpstreamTokens('alice', 'notion');
     const cipher = await loadCipher(gateway.config, { debug() {}, info() {}, warn() {}, error() {} });
     const notionAccess = cipher.open(stored!.accessToken, 'upstream_tokens:alice:notion:access');
     const notionRefresh = cipher.open(stored!.refreshToken!, 'upstream_tokens:alice:notion:refresh');
     const githubAccess = cipher.open((await gateway.store.getUpstreamTokens('alice', 'github'))!.accessToken, 'upstream_tokens:alice:github:access');
-    const files = await Promise.all(['', '-wal'].map((suffix) => readFile(`${gateway.config.store.path}${suffix}`).catch(() => Buffer.alloc(0))));
-    const disk = Buffer.concat(files).toString('latin1');
+    const disk = await storedText(gateway.config.store);
     expect(disk.length).toBeGreaterThan(10_000);
     for (const token of [notionAccess, notionRefresh, githubAccess]) {
       expect(token.length).toBeGreaterThan(20);

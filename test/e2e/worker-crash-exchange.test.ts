@@ -64,7 +64,7 @@ describe.skipIf(temporalUnavailable)('a worker killed between the upstream code 
     env = {
       GATEWAY_CONFIG: configFile,
       GATEWAY_DATA_DIR: gateway.config.dataDir,
-      GATEWAY_STORE_PATH: gateway.config.store.path,
+      GATEWAY_STORE_URL: gateway.config.store.url,
       GATEWAY_PUBLIC_URL: gateway.url,
       GATEWAY_PORT: String(new URL(gateway.url).port),
       TEMPORAL_ADDRESS: gateway.config.temporal.address,

@@ -8,13 +8,13 @@ import { createActivities } from '../../activities/index.js';
 import { loadConfig } from '../../server/config.js';
 import { loadCipher } from '../../server/crypto/keys.js';
 import { createLogger } from '../../server/log.js';
-import { SqliteStore } from '../../server/store/sqlite-store.js';
+import { openStore } from '../../server/store/open-store.js';
 import { upstreamRedirectUri } from '../../server/upstream-config.js';
 import { ensureWorkflowBundle } from '../../server/workflow-bundle.js';
 
 const config = loadConfig();
 const log = createLogger('warn');
-const store = await SqliteStore.open(config.store.path);
+const store = await openStore(config.store);
 const cipher = await loadCipher(config, log);
 const connection = await NativeConnection.connect({ address: config.temporal.address });
 const worker = await Worker.create({

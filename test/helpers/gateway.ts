@@ -10,7 +10,8 @@ import { loadConfig, type GatewayConfig } from '../../server/config.js';
 import { loadCipher } from '../../server/crypto/keys.js';
 import { createGateway, type Gateway } from '../../server/gateway.js';
 import { createLogger } from '../../server/log.js';
-import { SqliteStore } from '../../server/store/sqlite-store.js';
+import { openStore } from '../../server/store/open-store.js';
+import type { GatewayStore } from '../../server/store/store.js';
 import { temporalHealthCheck } from '../../server/temporal.js';
 import { createWorker } from '../../server/worker.js';
 import { freePort } from './free-port.js';
@@ -19,7 +20,7 @@ import { freePort } from './free-port.js';
 export interface TestGateway {
   url: string;
   config: GatewayConfig;
-  store: SqliteStore;
+  store: GatewayStore;
   temporal: Client;
   gateway: Gateway;
   /** Log lines written so far (tests check that no secret reaches them). */
@@ -43,7 +44,7 @@ export async function startTestGateway(configure: (config: GatewayConfig) => voi
   configure(config);
   const logs: string[] = [];
   const log = createLogger('debug', (line) => logs.push(line));
-  const store = await SqliteStore.open(config.store.path);
+  const store = await openStore(config.store);
   const cipher = await loadCipher(config, log);
   const connection = await Connection.connect({ address: config.temporal.address });
   const temporal = new Client({ connection, namespace: config.temporal.namespace });

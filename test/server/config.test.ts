@@ -31,7 +31,7 @@ describe('loadConfig', () => {
       allowedOrigins: ['http://localhost:3000', 'http://localhost:*', 'http://127.0.0.1:*', 'http://[::1]:*'],
     });
     expect(config.mcp).toEqual({ toolSeparator: '__', maxBodyBytes: 4 * 1024 * 1024 });
-    expect(config.store.path).toBe(projectPath('.data/gateway.sqlite'));
+    expect(config.store).toEqual({ backend: 'sqlite', path: projectPath('.data/gateway.sqlite'), url: `sqlite:${projectPath('.data/gateway.sqlite')}` });
     expect(config.flowTtlMs).toBe(15 * 60_000);
   });
 
@@ -48,7 +48,7 @@ describe('loadConfig', () => {
     expect(config.temporal).toMatchObject({ embedded: false, address: 'temporal.internal:7233', namespace: 'staging' });
     expect(config.identity).toEqual({ mode: 'header', header: { name: 'x-forwarded-user', trustedProxies: ['10.0.0.5'] } });
     expect(config.flowTtlMs).toBe(600_000);
-    expect(config.store.path).toBe(path.join(dir!, '.data', 'gateway.sqlite'));
+    expect(config.store).toMatchObject({ backend: 'sqlite', path: path.join(dir!, '.data', 'gateway.sqlite') });
   });
 
   it('refuses dev identity on a non-loopback address', () => {

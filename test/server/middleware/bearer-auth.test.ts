@@ -8,7 +8,8 @@ import { OAuthError } from '../../../server/errors.js';
 import { createLogger } from '../../../server/log.js';
 import { bearerAuth } from '../../../server/middleware/bearer-auth.js';
 import { createOAuthServer, loadServerKeys, mcpScope, type OAuthServer } from '../../../server/oauth/provider.js';
-import { SqliteStore } from '../../../server/store/sqlite-store.js';
+import { openStore } from '../../../server/store/open-store.js';
+import type { GatewayStore } from '../../../server/store/store.js';
 
 interface ProviderModels {
   Grant: new (init: { accountId: string; clientId: string }) => { addResourceScope(r: string, s: string): void; save(): Promise<string> };
@@ -18,7 +19,7 @@ interface ProviderModels {
 
 describe('the bearer check on /mcp', () => {
   let dir: string;
-  let store: SqliteStore;
+  let store: GatewayStore;
   let oauth: OAuthServer;
   const clientId = 'scoped-client';
 
@@ -26,7 +27,7 @@ describe('the bearer check on /mcp', () => {
     dir = await mkdtemp(path.join(tmpdir(), 'cg-bearer-'));
     const config = loadConfig({ env: { GATEWAY_DATA_DIR: dir, GATEWAY_PORT: '3997' } });
     const log = createLogger('error');
-    store = await SqliteStore.open(config.store.path);
+    store = await openStore(config.store);
     oauth = createOAuthServer(config, { store, log, keys: await loadServerKeys(config, log) });
     await store.oauth.upsert('Client', clientId, {
       payload: JSON.stringify({ client_id: clientId, redirect_uris: ['http://127.0.0.1:1/cb'], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], id_token_signed_response_alg: 'ES256' }),

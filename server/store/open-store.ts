@@ -1,0 +1,13 @@
+import type { StoreConfig } from '../config.js';
+import { SqliteStore } from './sqlite-store.js';
+import type { GatewayStore } from './store.js';
+
+/**
+ * Opens the configured store and brings its schema up to date: the SQLite file of the embedded
+ * default, or a PostgreSQL database for a fleet. Every process of a deployment opens the store
+ * through here, so they all agree on the backend.
+ */
+export async function openStore(config: StoreConfig): Promise<GatewayStore> {
+  if (config.backend === 'sqlite') return SqliteStore.open(config.path);
+  throw new Error('the PostgreSQL store is not available in this build');
+}
