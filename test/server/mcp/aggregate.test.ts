@@ -278,6 +278,29 @@ describe('server→client requests and notifications (2025 client, 2025 upstream
     expect(asked).toEqual({ alice: 1, bob: 0 });
   });
 
+  it('relays an upstream\'s notifications/cancelled for the elicitation it sent, and the client\'s handler is aborted', async () => {
+    const { url } = await startGateway();
+    const client = await connectLegacy(url, 'alice', capabilities);
+    let asked!: () => void;
+    const reached = new Promise<void>((resolve) => (asked = resolve));
+    const aborted: string[] = [];
+    client.setRequestHandler(ElicitRequestSchema, async (_request, extra) => {
+      if (extra.requestId === 0) return { action: 'accept', content: { name: 'first' } };
+      asked();
+      await new Promise<void>((resolve) => extra.signal.addEventListener('abort', () => resolve(), { once: true }));
+      aborted.push(String(extra.signal.reason));
+      return { action: 'cancel' };
+    });
+    // SDK 1.x drops a cancellation of request id 0 (`if (!requestId)`), so the session's first
+    // server→client request is spent on an ordinary elicitation.
+    await client.callTool({ name: 'desk__ask', arguments: {} });
+    const call = client.callTool({ name: 'desk__ask_then_cancel', arguments: {} });
+    await reached;
+    expect(desk.cancelAsks()).toBe(1);
+    expect(textOf(await call)).toBe('withdrawn');
+    await vi.waitFor(() => expect(aborted).toEqual(['withdrawn by the test']));
+  });
+
   it('relays sampling and roots requests and sends the answers back', async () => {
     const { url } = await startGateway();
     const client = await connectLegacy(url, 'alice', capabilities);

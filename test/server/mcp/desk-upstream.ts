@@ -23,6 +23,8 @@ export interface DeskUpstream {
   liveSessions(): number;
   /** The last level a session set with `logging/setLevel`. */
   readonly logLevel: LoggingLevel | undefined;
+  /** Cancels (with `notifications/cancelled`) the elicitations `ask_then_cancel` calls have sent and are waiting on. */
+  cancelAsks(): number;
   close(): Promise<void>;
 }
 
@@ -33,6 +35,7 @@ const PAGE_SIZE = 2;
 /** Starts the desk upstream on a free loopback port at `/mcp`. */
 export async function startDeskUpstream(): Promise<DeskUpstream> {
   const state = { cancelled: 0, subscriptions: new Set<string>(), logLevel: undefined as LoggingLevel | undefined };
+  const pendingAsks = new Set<AbortController>();
 
   function build(): McpServer {
     const mcp = new McpServer({ name: 'desk', version: '1.0.0' }, { capabilities: { logging: {}, resources: { subscribe: true, listChanged: true } } });
@@ -42,6 +45,21 @@ export async function startDeskUpstream(): Promise<DeskUpstream> {
         { relatedRequestId: extra.requestId },
       );
       return { content: [{ type: 'text', text: `${answer.action}: ${String(answer.content?.['name'] ?? '')}` }] };
+    });
+    mcp.registerTool('ask_then_cancel', { description: 'Asks the user for a name, and withdraws the question when the test says so.' }, async (extra) => {
+      const withdraw = new AbortController();
+      pendingAsks.add(withdraw);
+      try {
+        await mcp.server.elicitInput(
+          { mode: 'form', message: 'Your name?', requestedSchema: { type: 'object', properties: { name: { type: 'string' } } } },
+          { relatedRequestId: extra.requestId, signal: withdraw.signal },
+        );
+        return { content: [{ type: 'text', text: 'answered' }] };
+      } catch {
+        return { content: [{ type: 'text', text: 'withdrawn' }] };
+      } finally {
+        pendingAsks.delete(withdraw);
+      }
     });
     mcp.registerTool('sample', { description: 'Asks the client for a completion.' }, async (extra) => {
       const result = await mcp.server.createMessage(
@@ -114,6 +132,11 @@ export async function startDeskUpstream(): Promise<DeskUpstream> {
     liveSessions: () => host.liveSessions(),
     get logLevel() {
       return state.logLevel;
+    },
+    cancelAsks() {
+      const asks = [...pendingAsks];
+      for (const ask of asks) ask.abort('withdrawn by the test');
+      return asks.length;
     },
     async close() {
       await host.close();
