@@ -7,7 +7,7 @@ import { upstreamConnectFlowId, upstreamConnectWorkflowId } from '../../workflow
 import type { GatewayConfig } from '../config.js';
 import type { TokenCipher } from '../crypto/token-cipher.js';
 import type { Logger } from '../log.js';
-import { renderMessagePage } from '../oauth/error-page.js';
+import { renderMessage } from '../message-page.js';
 import type { OAuthServer } from '../oauth/provider.js';
 import type { GatewayStore } from '../store/store.js';
 
@@ -40,7 +40,7 @@ export function connectRoutes(deps: ConnectRouteDeps): Router {
     const page = (status: number, title: string, sentences: string[]) => {
       ctx.status = status;
       ctx.type = 'html';
-      ctx.body = renderMessagePage(title, sentences);
+      ctx.body = renderMessage({ title, sentences });
     };
     const id = typeof ctx.query.elicitationId === 'string' ? ctx.query.elicitationId : '';
     const elicitation = /^[A-Za-z0-9_-]{16,64}$/.test(id) ? await store.getElicitation(id) : undefined;

@@ -13,6 +13,12 @@ import type { GatewayStore } from '../store/store.js';
 import { upstreamConnectionStatus } from '../upstream-status.js';
 import { escapeHtml } from '../html.js';
 
+/**
+ * The client id recorded on a connect link that "My connections" made for itself: the page the
+ * upstream's callback ends on leads back there instead of to an application.
+ */
+export const MY_CONNECTIONS_CLIENT_ID = 'my-connections';
+
 /** What the "My connections" routes need. */
 export interface ConnectionsRouteDeps {
   config: GatewayConfig;
@@ -52,7 +58,7 @@ async function drainJson(ctx: Context): Promise<void> {
 
 /**
  * "My connections" (`/connections`): the signed-in user's upstream connections and approved MCP
- * clients, with Revoke, Disconnect and Reconnect. The user is the one of the gateway's OAuth
+ * clients, with Revoke, Connect, Disconnect and Reconnect. The user is the one of the gateway's OAuth
  * session (the `cg_session` cookie a finished consent flow leaves). Its JSON API lives under
  * `/connections/api`; POSTs need the page's CSRF token (bound to the session), JSON and this origin.
  */
@@ -186,9 +192,10 @@ export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
     checkPost(ctx, user);
     await drainJson(ctx);
     const clientId = ctx.params.clientId ?? '';
+    const name = (await clientName(clientId)) ?? clientId;
     if (!(await revokeClient(user.userId, clientId))) throw new OAuthError(404, 'not_found', 'you have not approved this application');
     log.info('client revoked by user', { user: user.userId, client: clientId });
-    ctx.body = await view(user.userId);
+    ctx.body = await view(user.userId, `${name} can no longer use your services.`);
   });
 
   router.post('/api/upstreams/:name/disconnect', json, async function postDisconnect(ctx) {
@@ -196,24 +203,29 @@ export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
     checkPost(ctx, user);
     await drainJson(ctx);
     const upstream = findUpstream(ctx.params.name);
-    await disconnectUpstream(user.userId, upstream.name);
+    const disconnected = await disconnectUpstream(user.userId, upstream.name);
     log.info('upstream disconnected by user', { user: user.userId, upstream: upstream.name });
-    ctx.body = await view(user.userId);
+    const notice = disconnected
+      ? `${upstream.displayName} is disconnected. No application can use it until you connect it again.`
+      : `${upstream.displayName} was not connected.`;
+    ctx.body = await view(user.userId, notice);
   });
 
-  // A reconnect is a fresh authorization at the upstream, through the same link a URL elicitation
-  // gives; the current connection stays until the new one replaces it.
-  router.post('/api/upstreams/:name/reconnect', json, async function postReconnect(ctx) {
+  // Connecting, or reconnecting, is a fresh authorization at the upstream, through the same link a
+  // URL elicitation gives; a current connection stays until the new one replaces it.
+  const startConnect = async function postConnect(ctx: Context) {
     const user = await requireSignedIn(ctx);
     checkPost(ctx, user);
     await drainJson(ctx);
     const upstream = findUpstream(ctx.params.name);
     const id = randomBytes(24).toString('base64url');
     const now = Math.floor(Date.now() / 1000);
-    await store.createElicitation({ id, userId: user.userId, clientId: 'my-connections', upstream: upstream.name, createdAt: now, expiresAt: now + 600, completedAt: null });
-    log.info('upstream reconnect started', { user: user.userId, upstream: upstream.name });
+    await store.createElicitation({ id, userId: user.userId, clientId: MY_CONNECTIONS_CLIENT_ID, upstream: upstream.name, createdAt: now, expiresAt: now + 600, completedAt: null });
+    log.info('upstream connect started from My connections', { user: user.userId, upstream: upstream.name });
     ctx.body = { ...(await view(user.userId)), redirectTo: `/connect?elicitationId=${id}` };
-  });
+  };
+  router.post('/api/upstreams/:name/connect', json, startConnect);
+  router.post('/api/upstreams/:name/reconnect', json, startConnect);
 
   return router;
 }

@@ -13,7 +13,9 @@ import { OAuthError } from '../errors.js';
 import { createIdentityStep } from '../identity/identity-step.js';
 import { idpCallbackPath } from '../identity/oidc-login.js';
 import type { Logger } from '../log.js';
-import { renderErrorPage, renderMessagePage } from '../oauth/error-page.js';
+import { renderMessage } from '../message-page.js';
+import { renderErrorPage } from '../oauth/error-page.js';
+import { MY_CONNECTIONS_CLIENT_ID } from './connections.js';
 import { mcpScope, type OAuthServer } from '../oauth/provider.js';
 import type { GatewayStore } from '../store/store.js';
 import { signalUpstreamConnected, startConsentFlow } from '../temporal.js';
@@ -435,7 +437,7 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
         log.warn('could not notify the MCP sessions', { error: String(error) });
       });
       ctx.type = 'html';
-      ctx.body = renderConnectedPage(displayName);
+      ctx.body = renderConnectedPage(displayName, elicitation?.clientId === MY_CONNECTIONS_CLIENT_ID);
     } catch (error) {
       if (error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError) {
         return fail(409, 'invalid_transition', 'The sign-in has moved on or ended; start again from your application.', null);
@@ -448,11 +450,14 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
   return root;
 }
 
-function renderConnectedPage(displayName: string): string {
-  return renderMessagePage(`${displayName} is connected`, [`Your ${displayName} account is connected. Go back to your application: it can try again now.`]);
+function renderConnectedPage(displayName: string, fromMyConnections: boolean): string {
+  const title = `${displayName} is connected`;
+  if (fromMyConnections) {
+    return renderMessage({ title, sentences: [`Your ${displayName} account is connected. Your applications can use it now.`], link: { href: '/connections', text: 'Back to My connections' } });
+  }
+  return renderMessage({ title, sentences: [`Your ${displayName} account is connected. Go back to your application: it can try again now.`] });
 }
 
 function renderConnectErrorPage(error: string, description: string, retryUrl: string | null): string {
-  const page = renderErrorPage(error, description, 'Connecting did not complete');
-  return retryUrl ? page.replace('</main>', `<p><a href="${escapeHtml(retryUrl)}">Try again</a></p></main>`) : page;
+  return renderMessage({ title: 'Connecting did not complete', sentences: [description], errorCode: error, ...(retryUrl ? { link: { href: retryUrl, text: 'Try again' } } : {}) });
 }

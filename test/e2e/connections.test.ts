@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromiumAvailable, launchBrowser, type TestBrowser } from '../helpers/browser.js';
@@ -5,9 +6,12 @@ import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.j
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { connectMcp, startCallbackServer, TestOAuthProvider, type CallbackServer } from '../helpers/mcp-client.js';
 import { temporalUnavailable } from '../helpers/temporal.js';
+import { projectDir } from '../../server/paths.js';
 import type { UpstreamTokenRecord } from '../../server/store/store.js';
 
 const skip = Boolean(temporalUnavailable) || (!chromiumAvailable() && process.env.CI !== 'true');
+/** Set to a folder (`docs`) to save the page at each width there. */
+const screenshotsDir = process.env.CG_SCREENSHOTS_DIR ? path.resolve(projectDir, process.env.CG_SCREENSHOTS_DIR) : undefined;
 
 describe.skipIf(skip)('My connections', () => {
   let github: FakeUpstream;
@@ -21,7 +25,8 @@ describe.skipIf(skip)('My connections', () => {
   let githubTokens: UpstreamTokenRecord | undefined;
 
   beforeAll(async () => {
-    github = await startFakeUpstream({ preset: 'github', autoLogin: 'octo-carol' });
+    // Scopes of several words, as real services have, so the layout test sees them wrap.
+    github = await startFakeUpstream({ preset: 'github', autoLogin: 'octo-carol', scopes: ['repo', 'read:user', 'read:org', 'profile:read', 'workflow'] });
     callback = await startCallbackServer();
     gateway = await startTestGateway((config) => {
       config.upstreams = [
@@ -90,6 +95,32 @@ describe.skipIf(skip)('My connections', () => {
     expect(typeof body.upstreams[0]?.connectedAt).toBe('string');
     expect(body.clients.map((client) => [client.clientName, client.upstreams])).toEqual([['Carol Desktop', ['github']]]);
   });
+
+  for (const width of [1280, 390]) {
+    it(`keeps every scope and date whole on its line beside the buttons at ${width} px`, async () => {
+      const narrow = await context.newPage();
+      await narrow.setViewportSize({ width, height: 900 });
+      await narrow.goto(`${gateway.url}/connections`);
+      await narrow.getByRole('button', { name: 'Disconnect GitHub', exact: true }).waitFor();
+      await narrow.getByRole('button', { name: 'Revoke Carol Desktop', exact: true }).waitFor();
+      const words = narrow.locator('service-list .word, client-list .word, service-list time, client-list time');
+      // A scope broken over two lines ("profile:re / ad") or a date over three has several boxes.
+      const boxes = await words.evaluateAll((elements) => elements.map((element) => [element.textContent, element.getClientRects().length]));
+      expect(boxes.length).toBeGreaterThan(7);
+      expect(boxes.filter(([, lines]) => lines !== 1)).toEqual([]);
+      for (const row of await narrow.locator('service-list li, client-list li').all()) {
+        const rowBox = (await row.boundingBox())!;
+        const details = (await row.locator('.details').boundingBox())!;
+        expect(details.width).toBeGreaterThanOrEqual(Math.min(256, rowBox.width - 32));
+        for (const button of await row.getByRole('button').all()) {
+          const box = (await button.boundingBox())!;
+          expect(box.x + box.width).toBeLessThanOrEqual(rowBox.x + rowBox.width);
+        }
+      }
+      if (screenshotsDir) await narrow.screenshot({ path: path.join(screenshotsDir, `connections-${width}.png`), fullPage: true });
+      await narrow.close();
+    });
+  }
 
   it('refuses a POST without the CSRF token, and changes nothing', async () => {
     const response = await page.request.post(`${gateway.url}/connections/api/upstreams/github/disconnect`, {
@@ -160,6 +191,44 @@ describe.skipIf(skip)('My connections', () => {
     expect(github.counters.revocations).toBe(revocationsBefore + 1);
     expect(await page.getByRole('button', { name: 'Disconnect GitHub', exact: true }).count()).toBe(0);
     expect(await page.getByRole('button', { name: 'Reconnect GitHub', exact: true }).count()).toBe(0);
+    await page.getByRole('status').filter({ hasText: 'GitHub is disconnected. No application can use it until you connect it again.' }).waitFor();
+    expect(await page.getByRole('button', { name: 'Connect GitHub', exact: true }).count()).toBe(1);
+    if (screenshotsDir) {
+      await page.setViewportSize({ width: 390, height: 900 });
+      await page.screenshot({ path: path.join(screenshotsDir, 'connections-disconnected-390.png'), fullPage: true });
+      await page.setViewportSize({ width: 1280, height: 720 });
+    }
+  });
+
+  it('connects GitHub from this page with "Connect GitHub", and leads back to My connections', async () => {
+    await page.goto(`${gateway.url}/connections`);
+    const exchangesBefore = github.counters.codeExchanges;
+    await page.getByRole('button', { name: 'Connect GitHub', exact: true }).click();
+    await page.getByRole('heading', { name: 'GitHub is connected' }).waitFor();
+    expect(await page.locator('header').textContent()).toBe('Consent Gateway');
+    expect(github.counters.codeExchanges).toBe(exchangesBefore + 1);
+    expect((await gateway.store.getUpstreamTokens('carol', 'github'))?.status).toBe('connected');
+    await page.getByRole('link', { name: 'Back to My connections' }).click();
+    const badge = page.locator('service-list li', { hasText: 'GitHub' }).locator('.badge');
+    await expect.poll(async () => (await badge.textContent())?.trim()).toBe('connected');
+    expect(await page.getByRole('button', { name: 'Connect GitHub', exact: true }).count()).toBe(0);
+  });
+
+  it('answers a connect request for an unknown service with 404 JSON, and starts nothing', async () => {
+    await page.goto(`${gateway.url}/connections`);
+    const response = await page.request.post(`${gateway.url}/connections/api/upstreams/gitlab/connect`, {
+      headers: { 'content-type': 'application/json', 'x-csrf-token': await csrfOf(page) },
+      data: '{}',
+    });
+    expect(response.status()).toBe(404);
+    expect(await response.json()).toEqual({ error: 'not_found', error_description: 'no such service' });
+  });
+
+  it('shows an unknown connect link on a page with the gateway header', async () => {
+    const response = await page.goto(`${gateway.url}/connect?elicitationId=${'x'.repeat(32)}`);
+    expect(response?.status()).toBe(404);
+    await page.getByRole('heading', { name: 'This link is unknown' }).waitFor();
+    expect(await page.locator('header').textContent()).toBe('Consent Gateway');
   });
 
   it('reconnects GitHub through a fresh authorization at GitHub, from this page', async () => {

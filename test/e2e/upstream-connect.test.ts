@@ -116,6 +116,8 @@ describe.skipIf(skip)('connecting upstream accounts in the consent flow', () => 
     await page.getByRole('button', { name: 'Connect GitHub' }).click();
     await page.getByRole('button', { name: 'Cancel' }).click();
     await page.getByRole('heading', { name: 'Connecting did not complete' }).waitFor();
+    expect(await page.locator('header').textContent()).toBe('Consent Gateway');
+    expect(await page.getByText('Error: access_denied').count()).toBe(1);
     await page.getByRole('link', { name: 'Try again' }).click();
     await page.getByRole('heading', { name: 'Choose services' }).waitFor();
     expect(await page.getByRole('button', { name: 'Connect GitHub' }).count()).toBe(1);

@@ -1,6 +1,6 @@
 /**
  * "My connections" JSON API: the `ConnectionsView` the server answers with, and a small client for
- * `{apiBase}`, `{apiBase}/clients/:clientId/revoke` and `{apiBase}/upstreams/:name/disconnect|reconnect`.
+ * `{apiBase}`, `{apiBase}/clients/:clientId/revoke` and `{apiBase}/upstreams/:name/connect|disconnect|reconnect`.
  *
  * The server imports these types with `import type`; nothing here runs outside a browser.
  */
@@ -39,7 +39,7 @@ export interface ConnectionsView {
   clients: ConnectionClientView[];
   /** A message for the user about the action just taken. */
   notice: string | null;
-  /** Where the browser goes next (a reconnect continues at the upstream), when set. */
+  /** Where the browser goes next (a connect or reconnect continues at the upstream), when set. */
   redirectTo?: string | null;
 }
 
@@ -115,6 +115,11 @@ export class ConnectionsApi {
   /** `POST {apiBase}/clients/:clientId/revoke`: the client's gateway tokens stop working. */
   revokeClient(clientId: string): Promise<ConnectionsView> {
     return this.#request('POST', `/clients/${encodeURIComponent(clientId)}/revoke`);
+  }
+
+  /** `POST {apiBase}/upstreams/:name/connect`: answers with the link that starts the authorization at the upstream. */
+  connect(upstream: string): Promise<ConnectionsView> {
+    return this.#request('POST', `/upstreams/${encodeURIComponent(upstream)}/connect`);
   }
 
   /** `POST {apiBase}/upstreams/:name/disconnect`: the gateway forgets the user's tokens there. */

@@ -3,7 +3,7 @@ import { LitElement, html, nothing } from 'lit';
 import { sharedStyles } from '../consent-app/styles.js';
 import type { ConnectionClientView, ConnectionUpstreamView } from './api.js';
 import { connectionAction } from './events.js';
-import { confirmPanel, listStyles, timeOf } from './list-parts.js';
+import { confirmPanel, listStyles, timeOf, wordList } from './list-parts.js';
 
 /** How an approved client is named: its registered name, else its client id. */
 export function clientDisplayName(client: ConnectionClientView): string {
@@ -61,13 +61,13 @@ export class ClientList extends LitElement {
     const confirming = this.confirming === client.clientId;
     return html`
       <li class="row" part="row">
-        <div>
+        <div class="details">
           <div class="title"><span>${name}</span></div>
           <dl>
             <dt>Services</dt>
-            <dd>${services.length ? services.join(', ') : 'none'}</dd>
+            <dd>${services.length ? wordList(services) : 'none'}</dd>
             <dt>Scopes</dt>
-            <dd>${client.scopes.length ? client.scopes.join(', ') : 'none'}</dd>
+            <dd>${client.scopes.length ? wordList(client.scopes) : 'none'}</dd>
             <dt>Approved</dt>
             <dd>${timeOf(client.grantedAt, 'unknown')}</dd>
           </dl>

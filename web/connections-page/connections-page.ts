@@ -15,9 +15,10 @@ interface Failure {
 
 /**
  * "My connections": the signed-in user's services (upstream connections) and approved
- * applications (MCP clients). Loads `{api-base}`, sends confirmed actions to the JSON API and
- * renders the answer. Pending calls disable the buttons; failures are shown above the lists, with
- * "Try again" for network and server errors; a lost session (401) shows the sign-in message.
+ * applications (MCP clients). Loads `{api-base}`, sends the lists' actions to the JSON API and
+ * renders the answer, with a notice confirming what was done. Pending calls disable the buttons;
+ * failures are shown above the lists, with "Try again" for network and server errors; a lost
+ * session (401) shows the sign-in message.
  *
  * @element connections-page
  * @attr csrf-token - sent as `X-CSRF-Token` on every POST (property `csrfToken`)
@@ -153,7 +154,7 @@ export class ConnectionsPage extends LitElement {
       ${view ? html`<p class="muted">Signed in as <strong>${view.user.id}</strong></p>` : nothing}
       ${this.notice
         ? html`<div class="notice info" part="notice" role="status">
-            <span class="notice-icon">${icon('alert', 18)}</span>
+            <span class="notice-icon">${icon('check', 18)}</span>
             <p>${this.notice}</p>
           </div>`
         : nothing}
@@ -185,9 +186,13 @@ export class ConnectionsPage extends LitElement {
     const { action, target } = event.detail;
     if (this.pending) return;
     const api = this.api();
-    if (action === 'revoke') void this.run(() => api.revokeClient(target));
-    else if (action === 'disconnect') void this.run(() => api.disconnect(target));
-    else void this.run(() => api.reconnect(target));
+    const calls = {
+      revoke: () => api.revokeClient(target),
+      connect: () => api.connect(target),
+      disconnect: () => api.disconnect(target),
+      reconnect: () => api.reconnect(target),
+    } satisfies Record<typeof action, () => Promise<ConnectionsView>>;
+    void this.run(calls[action]);
   };
 
   private readonly onRetry = (): void => {
@@ -200,7 +205,7 @@ export class ConnectionsPage extends LitElement {
     this.pending = true;
     try {
       const view = await call();
-      // Only the gateway's own connect link: the reconnect continues at the upstream from there.
+      // Only the gateway's own connect link: a connect or reconnect continues at the upstream from there.
       if (view.redirectTo && view.redirectTo.startsWith('/connect?')) {
         window.location.assign(view.redirectTo);
         return;

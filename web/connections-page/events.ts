@@ -1,5 +1,5 @@
 /** What the user asked for on "My connections". */
-export const CONNECTION_ACTIONS = ['revoke', 'disconnect', 'reconnect'] as const;
+export const CONNECTION_ACTIONS = ['revoke', 'connect', 'disconnect', 'reconnect'] as const;
 export type ConnectionAction = (typeof CONNECTION_ACTIONS)[number];
 
 /** The `detail` of `connection-action`: the action, and the client id or upstream name it is about. */

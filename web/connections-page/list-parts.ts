@@ -9,7 +9,18 @@ export function timeOf(iso: string | null, fallback: string): TemplateResult {
   return html`<time datetime=${iso}>${dateFormat.format(date)}</time>`;
 }
 
-/** Rows of a list of services or applications, each with details and its actions. */
+/**
+ * Items joined by commas, each kept whole on its line ("profile:read", a service name): a line
+ * breaks between items, and inside one only when it is wider than the whole column.
+ */
+export function wordList(items: readonly string[]): TemplateResult {
+  return html`${items.map((item, i) => html`${i > 0 ? ', ' : ''}<span class="word">${item}</span>`)}`;
+}
+
+/**
+ * Rows of a list of services or applications, each with details and its actions. The details
+ * keep at least 16rem: the actions stack beside them, or move below when the row is narrower.
+ */
 export const listStyles = css`
   h2 {
     font-size: 1.125rem;
@@ -25,11 +36,16 @@ export const listStyles = css`
   }
 
   .row {
-    display: grid;
-    grid-template-columns: minmax(0, 1fr) auto;
-    gap: 0.5rem 1rem;
-    align-items: start;
+    display: flex;
+    flex-wrap: wrap;
+    gap: 0.75rem 1rem;
+    align-items: flex-start;
     padding: 0.875rem 1rem;
+  }
+
+  .details {
+    flex: 1 1 16rem;
+    min-width: 0;
   }
 
   .row + .row {
@@ -59,18 +75,30 @@ export const listStyles = css`
 
   dd {
     margin: 0;
+    overflow-wrap: break-word;
+  }
+
+  /* A box of its own: the line breaks between items; only an item wider than the column breaks. */
+  .word {
+    display: inline-block;
+    max-width: 100%;
     overflow-wrap: anywhere;
   }
 
+  time {
+    white-space: nowrap;
+  }
+
   .row-actions {
+    flex: 0 0 auto;
     display: flex;
-    flex-wrap: wrap;
+    flex-direction: column;
+    align-items: stretch;
     gap: 0.5rem;
-    justify-content: flex-end;
   }
 
   .confirm {
-    grid-column: 1 / -1;
+    flex: 1 0 100%;
     display: flex;
     flex-wrap: wrap;
     align-items: center;
@@ -106,13 +134,11 @@ export const listStyles = css`
     color: var(--cg-muted);
   }
 
-  @media (max-width: 30rem) {
-    .row {
-      grid-template-columns: minmax(0, 1fr);
-    }
-
+  @media (max-width: 36rem) {
     .row-actions {
-      justify-content: flex-start;
+      flex: 1 1 100%;
+      flex-direction: row;
+      flex-wrap: wrap;
     }
   }
 `;

@@ -4,7 +4,7 @@ import type { UpstreamStatus } from '../consent-app/api.js';
 import { sharedStyles } from '../consent-app/styles.js';
 import type { ConnectionUpstreamView } from './api.js';
 import { connectionAction, type ConnectionAction } from './events.js';
-import { confirmPanel, listStyles, timeOf } from './list-parts.js';
+import { confirmPanel, listStyles, timeOf, wordList } from './list-parts.js';
 
 /** What each status badge says. */
 export const STATUS_LABELS: Record<UpstreamStatus, string> = {
@@ -15,12 +15,17 @@ export const STATUS_LABELS: Record<UpstreamStatus, string> = {
   not_connected: 'not connected',
 };
 
+/** What a service's buttons do; `connect` goes straight to the upstream, the others ask first. */
+export type UpstreamAction = Extract<ConnectionAction, 'connect' | 'reconnect' | 'disconnect'>;
+
 /** The actions an upstream offers, in button order. */
-export function upstreamActions(upstream: ConnectionUpstreamView): ('reconnect' | 'disconnect')[] {
+export function upstreamActions(upstream: ConnectionUpstreamView): UpstreamAction[] {
   if (!upstream.authRequired) return [];
   if (upstream.status === 'connected' || upstream.status === 'expired' || upstream.status === 'needs_reconnect') return ['reconnect', 'disconnect'];
-  return [];
+  return ['connect'];
 }
+
+const buttonText: Record<UpstreamAction, string> = { connect: 'Connect', reconnect: 'Reconnect', disconnect: 'Disconnect' };
 
 const confirmText: Record<'reconnect' | 'disconnect', (name: string) => string> = {
   disconnect: (name) => `Disconnect ${name}? The gateway forgets your ${name} tokens, and no application can use ${name} until you connect it again.`,
@@ -29,12 +34,13 @@ const confirmText: Record<'reconnect' | 'disconnect', (name: string) => string> 
 
 /**
  * The "Services" section: each upstream with its status badge, scopes, connected-since and
- * last-used, and "Reconnect …"/"Disconnect …" buttons that ask for confirmation inline.
+ * last-used; "Connect …" for one not connected, and "Reconnect …"/"Disconnect …", which ask for
+ * confirmation inline, for one that is.
  *
  * @element service-list
  * @prop upstreams - `ConnectionUpstreamView[]`, in display order
  * @attr pending - set while a request is in flight: buttons are disabled (property `pending`)
- * @fires connection-action - `{ action: 'reconnect' | 'disconnect', target: <upstream name> }`, once confirmed. Bubbles, composed.
+ * @fires connection-action - `{ action: 'connect' | 'reconnect' | 'disconnect', target: <upstream name> }`, at once for connect, else once confirmed. Bubbles, composed.
  * @csspart row - one upstream
  * @csspart badge - its status badge
  */
@@ -72,9 +78,10 @@ export class ServiceList extends LitElement {
   private renderUpstream(upstream: ConnectionUpstreamView) {
     const confirming = this.confirming?.name === upstream.name ? this.confirming.action : null;
     const connected = upstream.connectedAt !== null;
+    const actions = upstreamActions(upstream);
     return html`
       <li class="row" part="row">
-        <div>
+        <div class="details">
           <div class="title">
             <span>${upstream.displayName}</span>
             <span class="badge ${upstream.status}" part="badge">${STATUS_LABELS[upstream.status]}</span>
@@ -82,7 +89,7 @@ export class ServiceList extends LitElement {
           <dl>
             ${upstream.authRequired
               ? html`<dt>Scopes</dt>
-                  <dd>${upstream.scopes.length ? upstream.scopes.join(', ') : 'none'}</dd>`
+                  <dd>${upstream.scopes.length ? wordList(upstream.scopes) : 'none'}</dd>`
               : html`<dt>Access</dt>
                   <dd>needs no sign-in</dd>`}
             ${connected
@@ -93,25 +100,16 @@ export class ServiceList extends LitElement {
               : nothing}
           </dl>
         </div>
-        <div class="row-actions">
-          ${upstreamActions(upstream).map(
-            (action) => html`<button
-              class="small"
-              type="button"
-              ?disabled=${this.pending || confirming !== null}
-              @click=${() => (this.confirming = { action, name: upstream.name })}
-            >
-              ${action === 'reconnect' ? 'Reconnect' : 'Disconnect'} ${upstream.displayName}
-            </button>`,
-          )}
-        </div>
+        ${actions.length
+          ? html`<div class="row-actions">${actions.map((action) => this.renderButton(action, upstream, confirming !== null))}</div>`
+          : nothing}
         ${confirming
           ? confirmPanel({
               message: confirmText[confirming](upstream.displayName),
               buttonText: confirming === 'reconnect' ? 'Yes, reconnect' : 'Yes, disconnect',
               label: `Confirm ${confirming} ${upstream.displayName}`,
               pending: this.pending,
-              onConfirm: () => this.confirm(confirming, upstream.name),
+              onConfirm: () => this.act(confirming, upstream.name),
               onCancel: () => (this.confirming = null),
             })
           : nothing}
@@ -119,7 +117,14 @@ export class ServiceList extends LitElement {
     `;
   }
 
-  private confirm(action: ConnectionAction, name: string): void {
+  private renderButton(action: UpstreamAction, upstream: ConnectionUpstreamView, confirming: boolean) {
+    const click = () => (action === 'connect' ? this.act(action, upstream.name) : (this.confirming = { action, name: upstream.name }));
+    return html`<button class="small ${action === 'connect' ? 'primary' : ''}" type="button" ?disabled=${this.pending || confirming} @click=${click}>
+      ${buttonText[action]} ${upstream.displayName}
+    </button>`;
+  }
+
+  private act(action: UpstreamAction, name: string): void {
     if (this.pending) return;
     this.confirming = null;
     this.dispatchEvent(connectionAction({ action, target: name }));
