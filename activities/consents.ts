@@ -1,7 +1,7 @@
-import type { ConsentRecord, GatewayStore } from '../server/store/store.js';
+import type { ConsentRecord, ConsentStore } from '../server/store/store.js';
 
 /** Activities over remembered consents (user × client × upstream set). */
-export function createConsentActivities({ store }: { store: GatewayStore }) {
+export function createConsentActivities({ store }: { store: ConsentStore }) {
   return {
     /** The user's remembered consent for this client, or null. */
     async findConsent(input: { userId: string; clientId: string }): Promise<ConsentRecord | null> {

@@ -4,12 +4,12 @@ import { activityLog } from './log.js';
 import * as oauth from 'oauth4webapi';
 import type { TokenCipher } from '../server/crypto/token-cipher.js';
 import type { UpstreamConfig } from '../server/config.js';
-import type { GatewayStore, UpstreamTokenRecord, UpstreamTokenStatus } from '../server/store/store.js';
+import type { UpstreamAuthorizationStore, UpstreamTokenRecord, UpstreamTokenStatus, UpstreamTokenStore } from '../server/store/store.js';
 import type { UpstreamOAuthConfig } from '../server/upstream-config.js';
 
 /** What the upstream OAuth activities need. */
 export interface UpstreamOAuthDeps {
-  store: GatewayStore;
+  store: UpstreamAuthorizationStore & UpstreamTokenStore;
   cipher: TokenCipher;
   upstreams: UpstreamConfig[];
   /** The gateway's callback at every upstream: `<publicUrl>/oauth/upstream/callback`. */

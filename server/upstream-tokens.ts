@@ -7,7 +7,7 @@ import type { TokenCipher } from './crypto/token-cipher.js';
 import type { Logger } from './log.js';
 import { JsonRpcError } from './mcp/json-rpc.js';
 import type { McpCaller, McpUpstream } from './mcp/types.js';
-import type { GatewayStore, UpstreamTokenRecord } from './store/store.js';
+import type { ElicitationStore, UpstreamTokenRecord, UpstreamTokenStore } from './store/store.js';
 import { ensureUpstreamGrant, requestUpstreamRefresh } from './temporal.js';
 
 /** Raised when the caller has no usable connection to an upstream that needs one. */
@@ -17,7 +17,7 @@ export class UpstreamNotConnectedError extends Error {
 
 /** What {@link upstreamTokens} needs. Without `temporal`, tokens are used as stored and never refreshed. */
 export interface UpstreamTokenDeps {
-  store: GatewayStore;
+  store: UpstreamTokenStore & ElicitationStore;
   cipher: TokenCipher;
   upstreams: UpstreamConfig[];
   temporal?: { client: Client; taskQueue: string; log: Logger };

@@ -3,7 +3,7 @@ import type { ChooseIdentityInput, ConsentFlowState } from '../../workflows/type
 import type { GatewayConfig } from '../config.js';
 import { OAuthError, TemporarilyUnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { GatewayStore } from '../store/store.js';
+import type { OAuthModels } from '../store/store.js';
 import { headerIdentity, type ProxyIdentity } from './header-identity.js';
 import { renderLoginErrorPage } from './login-error-page.js';
 import { IDP_REFUSED, INVALID_AUTHORIZATION_RESPONSE, IdentityLoginError, OidcLogin, idpCallbackPath, type StartedLogin } from './oidc-login.js';
@@ -13,7 +13,7 @@ import { maxUserIdLength, validUserId } from './user-id.js';
 /** What the identity step needs from the consent routes. */
 export interface IdentityStepDeps {
   config: GatewayConfig;
-  store: GatewayStore;
+  store: OAuthModels;
   log: Logger;
   /** Rejects with a 403 {@link OAuthError} unless the request comes from the browser the flow is bound to. */
   boundBrowser(ctx: Context, flowId: string): Promise<unknown>;

@@ -146,31 +146,32 @@ export interface ElicitationRecord {
 /** Result of a store health check. */
 export type StoreHealth = { ok: true; schemaVersion: number } | { ok: false; error: string };
 
-/**
- * What the gateway needs from its database. Narrow on purpose: a Postgres implementation
- * must be able to follow the SQLite one.
- */
-export interface GatewayStore {
+/** The consent flows' read model, their audit log and the browser each flow is bound to. */
+export interface FlowStore {
   /** Applies a flow change and its audit line atomically; replays of the same sequence change nothing. */
   recordFlowChange(change: FlowChange): Promise<{ applied: boolean }>;
   getFlow(flowId: string): Promise<FlowRecord | undefined>;
   listAudit(filter: { flowId?: string; limit?: number }): Promise<AuditRecord[]>;
+  /** Binds a flow to a browser (by the hash of its cookie) once; returns the hash bound first. */
+  bindFlow(flowId: string, browserHash: string, at: string): Promise<string>;
+}
+
+/** Remembered per-client consents (DESIGN.md, decision 10). */
+export interface ConsentStore {
   /** Remembers (replaces) a user's consent for a client. Idempotent. */
   saveConsent(consent: ConsentRecord): Promise<void>;
   getConsent(userId: string, clientId: string): Promise<ConsentRecord | undefined>;
   listConsents(userId: string): Promise<ConsentRecord[]>;
   deleteConsent(userId: string, clientId: string): Promise<boolean>;
-  /** Binds a flow to a browser (by the hash of its cookie) once; returns the hash bound first. */
-  bindFlow(flowId: string, browserHash: string, at: string): Promise<string>;
+}
+
+/**
+ * The gateway's side of each upstream authorization: its client there, each pending
+ * authorization from "Connect" to the callback, and the stored results of code exchanges.
+ */
+export interface UpstreamAuthorizationStore {
   saveUpstreamClient(client: UpstreamClientRecord): Promise<void>;
   getUpstreamClient(upstream: string): Promise<UpstreamClientRecord | undefined>;
-  saveUpstreamTokens(tokens: UpstreamTokenRecord): Promise<void>;
-  getUpstreamTokens(userId: string, upstream: string): Promise<UpstreamTokenRecord | undefined>;
-  listUpstreamTokens(userId: string): Promise<UpstreamTokenRecord[]>;
-  setUpstreamTokenStatus(userId: string, upstream: string, status: UpstreamTokenStatus, at: string): Promise<void>;
-  /** Records that the user's tokens at an upstream were just used (for "last used"). */
-  touchUpstreamTokens(userId: string, upstream: string, at: string): Promise<void>;
-  deleteUpstreamTokens(userId: string, upstream: string): Promise<boolean>;
   createUpstreamAuthorization(authorization: UpstreamAuthorizationRecord): Promise<void>;
   getUpstreamAuthorization(stateHash: string): Promise<UpstreamAuthorizationRecord | undefined>;
   /** Records the callback of a pending authorization once; false when it was used or expired already. */
@@ -179,11 +180,42 @@ export interface GatewayStore {
   getExchangeResult(key: string): Promise<string | undefined>;
   /** Stores a step's result once; a second write with the same key keeps the first. */
   putExchangeResult(key: string, sealedResult: string, at: string): Promise<void>;
+}
+
+/** Each user's sealed tokens at each upstream: the connections "My connections" lists. */
+export interface UpstreamTokenStore {
+  saveUpstreamTokens(tokens: UpstreamTokenRecord): Promise<void>;
+  getUpstreamTokens(userId: string, upstream: string): Promise<UpstreamTokenRecord | undefined>;
+  listUpstreamTokens(userId: string): Promise<UpstreamTokenRecord[]>;
+  setUpstreamTokenStatus(userId: string, upstream: string, status: UpstreamTokenStatus, at: string): Promise<void>;
+  /** Records that the user's tokens at an upstream were just used (for "last used"). */
+  touchUpstreamTokens(userId: string, upstream: string, at: string): Promise<void>;
+  deleteUpstreamTokens(userId: string, upstream: string): Promise<boolean>;
+}
+
+/** URL-mode elicitations (MCP SEP-1036): the connect links handed to MCP clients. */
+export interface ElicitationStore {
   createElicitation(elicitation: ElicitationRecord): Promise<void>;
   getElicitation(id: string): Promise<ElicitationRecord | undefined>;
   completeElicitation(id: string, at: number): Promise<void>;
+}
+
+/** The storage of the gateway's OAuth server, as a role of its own. */
+export interface OAuthModels {
   /** The OAuth server's models. */
   readonly oauth: OAuthModelStore;
+}
+
+/** What every backend answers about itself. */
+export interface StoreLifecycle {
   health(): Promise<StoreHealth>;
+  /** Closes the connection (SQLite) or the pool (PostgreSQL) once every write under way is done. */
   close(): Promise<void>;
 }
+
+/**
+ * What the gateway needs from its database: every role together. Consumers that need one role
+ * take that role's interface; the narrow roles keep each backend easy to follow.
+ */
+export interface GatewayStore
+  extends FlowStore, ConsentStore, UpstreamAuthorizationStore, UpstreamTokenStore, ElicitationStore, OAuthModels, StoreLifecycle {}
