@@ -72,7 +72,9 @@ async function startPrivateDocumentHost(): Promise<PrivateDocumentHost> {
   };
 }
 
-const globalDispatcher = Symbol.for('undici.globalDispatcher.1');
+// Node 24 (undici 7) keeps a dispatcher under `.2`, which the OAuth server's guarded fetch is built
+// from, and one under `.1`, which the plain fetch uses; Node 20 and 22 have `.1` only.
+const globalDispatchers = [Symbol.for('undici.globalDispatcher.2'), Symbol.for('undici.globalDispatcher.1')];
 
 /**
  * Makes every `fetch` in this process trust `ca` as well, including the address-guarded one the
@@ -83,17 +85,20 @@ const globalDispatcher = Symbol.for('undici.globalDispatcher.1');
 function trustInFetch(ca: string): () => void {
   void Response; // loads Node's fetch, which installs the global dispatcher
   const globals = globalThis as unknown as Record<symbol, object | undefined>;
-  const original = globals[globalDispatcher];
-  if (!original) throw new Error('no global fetch dispatcher to extend');
-  const Agent = original.constructor as new (options?: { connect?: Record<string, unknown> }) => object;
-  class TrustingAgent extends Agent {
-    constructor(options: { connect?: Record<string, unknown> } = {}) {
-      super({ ...options, connect: { ...options.connect, ca: [...rootCertificates, ca] } });
+  const present = globalDispatchers.filter((symbol) => globals[symbol]);
+  if (present.length === 0) throw new Error('no global fetch dispatcher to extend');
+  const originals = present.map((symbol) => [symbol, globals[symbol]!] as const);
+  for (const [symbol, original] of originals) {
+    const Agent = original.constructor as new (options?: { connect?: Record<string, unknown> }) => object;
+    class TrustingAgent extends Agent {
+      constructor(options: { connect?: Record<string, unknown> } = {}) {
+        super({ ...options, connect: { ...options.connect, ca: [...rootCertificates, ca] } });
+      }
     }
+    globals[symbol] = new TrustingAgent();
   }
-  globals[globalDispatcher] = new TrustingAgent();
   return () => {
-    globals[globalDispatcher] = original;
+    for (const [symbol, original] of originals) globals[symbol] = original;
   };
 }
 
