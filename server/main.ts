@@ -26,6 +26,9 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  // A reader of our output that went away (a log collector restarted, a closed terminal) must not
+  // end the process half way through its clean stop, leaving the Temporal dev server behind.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   const log = createLogger(config.logLevel);
   const started = Date.now();
   const cleanups: Cleanup[] = [];

@@ -201,6 +201,19 @@ describe.skipIf(temporalUnavailable)('npm start (server/main.ts)', () => {
     expect(await answers(`127.0.0.1:${grpcPort}`, 'default')).toBe(false);
   }, 90_000);
 
+  it('still stops the Temporal dev server when the reader of its output has gone before the signal', async () => {
+    const gateway = await startGateway(env);
+    children.push(gateway.child);
+    const devServerPid = Number(await readFile(path.join(dir, 'temporal.pid'), 'utf8'));
+    grandchildren.push(devServerPid);
+    // Its logs of the stop now meet a closed pipe (EPIPE).
+    gateway.child.stdout!.destroy();
+    gateway.child.stderr!.destroy();
+    expect(await stop(gateway.child, 'SIGTERM')).toBe(0);
+    expect(alive(devServerPid)).toBe(false);
+    expect(await answers(`127.0.0.1:${grpcPort}`, 'default')).toBe(false);
+  }, 90_000);
+
   it('exits with a clear message when its config is invalid', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
       cwd: projectDir,
