@@ -3,13 +3,15 @@ import { CLIENT_CAPABILITIES_META_KEY, createMcpHandler, isInitializeRequest, is
 
 import type { Logger } from '../log.js';
 import { prefixedNaming, untouchedNaming } from './aggregate/naming.js';
-import { AGGREGATE_CAPABILITIES, registerAggregateHandlers, type AggregateHandlerOptions } from './aggregate/handlers.js';
+import { AGGREGATE_CAPABILITIES, aggregateCapabilities, registerAggregateHandlers, type AggregateHandlerOptions } from './aggregate/handlers.js';
+import { forCaller, type CallerUpstreamOptions } from './aggregate/caller-upstreams.js';
+import { ListenStreams } from './aggregate/listen-streams.js';
 import { openLegacySession, relayableCapabilities, type LegacySession } from './aggregate/legacy-sessions.js';
 import { sendWebResponse, toWebRequest } from './aggregate/web-bridge.js';
 import { JSON_RPC_ERRORS, readJsonBody, respondWithJsonRpcError } from './json-rpc.js';
 import { DEFAULT_TOOL_NAME_SEPARATOR } from './tool-names.js';
 import type { McpCaller, McpUpstream } from './types.js';
-import { safeErrorText, UpstreamConnections, UpstreamEras } from './upstream-connections.js';
+import { offersTasks, safeErrorText, UpstreamConnections, UpstreamEras } from './upstream-connections.js';
 
 export type { McpCaller, McpUpstream } from './types.js';
 
@@ -66,6 +68,8 @@ export interface McpEndpoint {
   middleware: (ctx: Context, next: Next) => Promise<void>;
   /** Number of live sessions (for metrics/tests). */
   sessionCount(): number;
+  /** Number of open MCP 2026-07-28 `subscriptions/listen` streams in this process (for metrics/tests). */
+  listenStreamCount(): number;
   /** Whether `sessionId` is a live 2025-era session of this endpoint (in this process). */
   hasSession(sessionId: string): boolean;
   /**
@@ -94,11 +98,13 @@ interface ModernRequestContext {
 /**
  * Creates the gateway's aggregating MCP endpoint: every upstream the caller may use behind one
  * URL, tools and prompts named `<upstream><separator><name>`, resource URIs mapped to
- * `mcp-upstream://<upstream>/<uri>`, each request forwarded with the caller's own upstream
- * credentials. Serves both protocol eras on the same URL: MCP 2026-07-28 requests (per-request
- * `_meta` envelope) statelessly, each answered by a fresh SDK v2 `Server` so any gateway process
- * can serve any request; 2025-era traffic (`initialize`, `Mcp-Session-Id`) in sessions bound to the
- * user and client that opened them (MCP 2025-11-25 Basic/Transports §Streamable HTTP).
+ * `mcp-upstream://<upstream>/<uri>`, task ids `<upstream>.<task id>` (MCP Tasks, SEP-2663), each
+ * request forwarded with the caller's own upstream credentials. Serves both protocol eras on the
+ * same URL: MCP 2026-07-28 requests (per-request `_meta` envelope) statelessly, each answered by a
+ * fresh SDK v2 `Server` so any gateway process can serve any request; a `subscriptions/listen`
+ * stream is the one exception by nature, held with its upstream listeners by the process that
+ * serves it (see `ListenStreams`); 2025-era traffic (`initialize`, `Mcp-Session-Id`) in sessions
+ * bound to the user and client that opened them (MCP 2025-11-25 Basic/Transports §Streamable HTTP).
  */
 export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
   const { log } = options;
@@ -121,24 +127,17 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
   const upstreamOptions = { clientInfo: serverInfo, log, eras, connectTimeoutMs: listTimeoutMs };
   const sessions = new Map<string, LegacySession>();
   let closed = false;
+  const callerUpstreams: CallerUpstreamOptions = { ...upstreamOptions, headers, ...(options.upstreamUnauthorized ? { unauthorized: options.upstreamUnauthorized } : {}) };
+  const listenStreams = new ListenStreams({ serverInfo, log, naming: handlers.naming, capabilities: AGGREGATE_CAPABILITIES, maxBodyBytes, upstreams: callerUpstreams });
+  const modernConnections = (caller: McpCaller, capabilities: ClientCapabilities | undefined) =>
+    new UpstreamConnections({ ...forCaller(callerUpstreams, () => caller), capabilities: () => relayableCapabilities(capabilities, { tasks: true }) });
 
   const modern = createMcpHandler(
     ({ authInfo }) => {
       const { caller, capabilities } = authInfo?.extra as unknown as ModernRequestContext;
-      const server = new Server(serverInfo, { capabilities: AGGREGATE_CAPABILITIES });
-      const scope = {
-        era: 'modern' as const,
-        caller: () => caller,
-        inFlight: new Map(),
-        upstreams: new UpstreamConnections({
-          ...upstreamOptions,
-          headers: (upstream) => headers(caller, upstream),
-          ...(options.upstreamUnauthorized
-            ? { unauthorized: (upstream: McpUpstream, sent: Record<string, string>, retried: boolean) => options.upstreamUnauthorized!(caller, upstream, sent, retried) }
-            : {}),
-          capabilities: () => relayableCapabilities(capabilities),
-        }),
-      };
+      const tasks = caller.upstreams.some((upstream) => offersTasks(eras, upstream));
+      const server = new Server(serverInfo, { capabilities: aggregateCapabilities(tasks) });
+      const scope = { era: 'modern' as const, caller: () => caller, inFlight: new Map(), upstreams: modernConnections(caller, capabilities) };
       registerAggregateHandlers(server, scope, handlers);
       server.onclose = () => void scope.upstreams.closeAll();
       return server;
@@ -152,11 +151,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
       log,
       handlers,
       maxBodyBytes,
-      upstreams: {
-        ...upstreamOptions,
-        headers,
-        ...(options.upstreamUnauthorized ? { unauthorized: options.upstreamUnauthorized } : {}),
-      },
+      upstreams: callerUpstreams,
       onInitialized(session) {
         sessions.set(session.id!, session);
         log.info('mcp session started', { userId: session.userId, clientId: session.clientId, sessions: sessions.size });
@@ -190,8 +185,35 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
     }
   }
 
+  /**
+   * Connects, once, each upstream of `caller` whose era the gateway has not learnt yet, so a
+   * `server/discover` answer can say what the upstreams offer (the MCP Tasks extension).
+   */
+  async function learnEras(caller: McpCaller): Promise<void> {
+    const unknown = caller.upstreams.filter((upstream) => eras.get(upstream.url) === undefined);
+    if (unknown.length === 0) return;
+    const probe = modernConnections(caller, undefined);
+    await Promise.all(unknown.map((upstream) => probe.use(upstream, async () => undefined).catch(() => undefined)));
+    await probe.closeAll();
+  }
+
+  async function serveListen(ctx: Context, caller: McpCaller, request: Request, body: Record<string, unknown>): Promise<void> {
+    const stream = await listenStreams.open(caller, body);
+    try {
+      await sendWebResponse(ctx, await stream.serve(request));
+    } catch (error) {
+      log.error('mcp listen stream failed', { userId: caller.userId, error: safeErrorText(error) });
+      respondAfterFailure(ctx);
+    } finally {
+      await stream.close();
+    }
+  }
+
   async function serveModern(ctx: Context, caller: McpCaller, request: Request, body: unknown): Promise<void> {
-    const meta = (body as { params?: { _meta?: Record<string, unknown> } } | null)?.params?._meta;
+    const message = (Array.isArray(body) ? undefined : body) as { method?: unknown; params?: { _meta?: Record<string, unknown> } } | null | undefined;
+    if (message?.method === 'subscriptions/listen') return serveListen(ctx, caller, request, message as Record<string, unknown>);
+    if (message?.method === 'server/discover') await learnEras(caller);
+    const meta = message?.params?._meta;
     const context: ModernRequestContext = { caller, capabilities: meta?.[CLIENT_CAPABILITIES_META_KEY] as ClientCapabilities | undefined };
     try {
       const response = await modern.fetch(request, {
@@ -263,6 +285,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
 
     sessionCount: () => sessions.size,
     hasSession: (sessionId) => sessions.has(sessionId),
+    listenStreamCount: () => listenStreams.streamCount,
 
     async elicitationCompleted(userId, clientId, elicitationId) {
       let told = 0;
@@ -286,6 +309,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
         }),
       );
       await modern.close();
+      await listenStreams.closeAll();
     },
   };
 }

@@ -1,6 +1,7 @@
 import {
   Client,
   ProtocolError,
+  ProtocolErrorCode,
   SdkError,
   SdkErrorCode,
   SdkHttpError,
@@ -8,6 +9,8 @@ import {
   UnauthorizedError,
   type ClientCapabilities,
   type ClientContext,
+  type JSONRPCMessage,
+  type McpSubscription,
   type PriorDiscovery,
 } from '@modelcontextprotocol/client';
 
@@ -51,7 +54,18 @@ export interface UpstreamConnectionsOptions {
 interface Connection {
   url: string;
   ready: Promise<{ client: Client; transport: StreamableHTTPClientTransport }>;
+  /** A 2026-07-28 upstream's `subscriptions/listen` stream for each resource URI subscribed to. */
+  resourceStreams: Map<string, Promise<McpSubscription>>;
 }
+
+/** The extension identifier of MCP Tasks (SEP-2663). */
+export const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
+
+/**
+ * The `_meta` key under which a `CreateTaskResult` (SEP-2663 §Task Creation) crosses the SDK v2
+ * client, whose result decoding refuses `resultType: "task"`; {@link createdTaskOf} takes it out.
+ */
+const CARRIED_TASK_META_KEY = 'consent-gateway/createTaskResult';
 
 /** How long an upstream gets to acknowledge the end of its session before the connection is dropped anyway. */
 const TERMINATE_TIMEOUT_MS = 2_000;
@@ -134,6 +148,58 @@ export class UpstreamConnections {
     }
   }
 
+  /**
+   * Asks `upstream` to tell this owner when the resource `uri` changes, in the era it speaks:
+   * `resources/subscribe` on a 2025 session (MCP 2025-11-25 Server/Resources §Subscriptions), or a
+   * `subscriptions/listen` stream whose filter names `uri` (MCP 2026-07-28 Basic/Patterns
+   * §Subscriptions). The updates reach `onNotification`; the subscription is made again when the
+   * connection is opened anew.
+   */
+  async subscribeResource(upstream: McpUpstream, uri: string): Promise<void> {
+    await this.use(upstream, async (client) => {
+      const connection = this.#connections.get(upstream.name);
+      if (client.getProtocolEra() === 'legacy' || !connection) {
+        await client.subscribeResource({ uri }, { timeout: this.#options.connectTimeoutMs });
+        return;
+      }
+      await this.#listenToResource(upstream, connection, client, uri);
+    });
+  }
+
+  /** Ends what {@link subscribeResource} started for `uri` at `upstream`. */
+  async unsubscribeResource(upstream: McpUpstream, uri: string): Promise<void> {
+    await this.use(upstream, async (client) => {
+      const stream = this.#connections.get(upstream.name)?.resourceStreams;
+      if (client.getProtocolEra() === 'legacy' || !stream) {
+        await client.unsubscribeResource({ uri }, { timeout: this.#options.connectTimeoutMs });
+        return;
+      }
+      const subscription = stream.get(uri);
+      stream.delete(uri);
+      await (await subscription?.catch(() => undefined))?.close();
+    });
+  }
+
+  async #listenToResource(upstream: McpUpstream, connection: Connection, client: Client, uri: string): Promise<void> {
+    let opening = connection.resourceStreams.get(uri);
+    if (!opening) {
+      opening = client.listen({ resourceSubscriptions: [uri] }, { timeout: this.#options.connectTimeoutMs });
+      connection.resourceStreams.set(uri, opening);
+    }
+    let subscription: McpSubscription;
+    try {
+      subscription = await opening;
+    } catch (error) {
+      if (connection.resourceStreams.get(uri) === opening) connection.resourceStreams.delete(uri);
+      throw error;
+    }
+    if (!subscription.honoredFilter.resourceSubscriptions?.includes(uri)) {
+      connection.resourceStreams.delete(uri);
+      await subscription.close();
+      throw new ProtocolError(ProtocolErrorCode.MethodNotFound, `${upstream.displayName} does not send updates of this resource.`);
+    }
+  }
+
   /** Closes the connections to upstreams not in `keep` (or whose URL changed). */
   async retain(keep: readonly McpUpstream[]): Promise<void> {
     const urls = new Map(keep.map((upstream) => [upstream.name, upstream.url]));
@@ -176,9 +242,11 @@ export class UpstreamConnections {
     const prior = eras.get(upstream.url);
     const connection: Connection = {
       url: upstream.url,
+      resourceStreams: new Map(),
       ready: client.connect(transport, { timeout: connectTimeoutMs, ...(prior ? { prior } : {}) }).then(
         async () => {
           eras.learn(upstream.url, client);
+          carryCreatedTasks(transport);
           if (onNotification && client.getProtocolEra() === 'modern') await this.#listen(upstream, client);
           return { client, transport };
         },
@@ -261,6 +329,34 @@ export class UpstreamConnections {
     }
     await client.close().catch(() => undefined);
   }
+}
+
+/**
+ * Lets a `CreateTaskResult` (`resultType: "task"`, SEP-2663) through the SDK v2 client, which
+ * only decodes `complete` and `input_required` results: such a result is handed to the client as
+ * an empty complete result carrying the original under {@link CARRIED_TASK_META_KEY}.
+ */
+function carryCreatedTasks(transport: StreamableHTTPClientTransport): void {
+  const deliver = transport.onmessage;
+  if (!deliver) return;
+  transport.onmessage = ((message: JSONRPCMessage, extra?: unknown) => {
+    const result = (message as { result?: { resultType?: unknown } }).result;
+    const carried =
+      result?.resultType === 'task' ? { ...message, result: { resultType: 'complete', content: [], _meta: { [CARRIED_TASK_META_KEY]: result } } } : message;
+    (deliver as (message: JSONRPCMessage, extra?: unknown) => void)(carried as JSONRPCMessage, extra);
+  }) as typeof transport.onmessage;
+}
+
+/** The `CreateTaskResult` an upstream answered, when `result` is one carried by the gateway's client. */
+export function createdTaskOf(result: Record<string, unknown>): Record<string, unknown> | undefined {
+  const carried = (result['_meta'] as Record<string, unknown> | undefined)?.[CARRIED_TASK_META_KEY];
+  return typeof carried === 'object' && carried !== null ? (carried as Record<string, unknown>) : undefined;
+}
+
+/** Whether `upstream` told the gateway, in its `server/discover` answer, that it offers MCP Tasks (SEP-2663). */
+export function offersTasks(eras: UpstreamEras, upstream: McpUpstream): boolean {
+  const known = eras.get(upstream.url);
+  return known?.kind === 'modern' && (known.discover.capabilities as { extensions?: Record<string, unknown> } | undefined)?.extensions?.[TASKS_EXTENSION] !== undefined;
 }
 
 /** `upstreamHeaders` threw; the cause is kept for the caller to decide what the user sees. */

@@ -1,16 +1,18 @@
 import { isInputRequiredResult, type Client } from '@modelcontextprotocol/client';
-import { inputRequired, ProtocolError, type Server, type ServerContext } from '@modelcontextprotocol/server';
+import { inputRequired, ProtocolError, ProtocolErrorCode, type Server, type ServerCapabilities, type ServerContext } from '@modelcontextprotocol/server';
 import * as z from 'zod';
 
 import type { Logger } from '../../log.js';
 import { JSON_RPC_ERRORS, JsonRpcError } from '../json-rpc.js';
 import type { McpCaller, McpUpstream } from '../types.js';
 import {
+  createdTaskOf,
   credentialsFailureOf,
   describeUpstreamFailure,
   isJsonRpcErrorFromUpstream,
   relayJsonRpcError,
   safeErrorText,
+  TASKS_EXTENSION,
   type UpstreamConnections,
 } from '../upstream-connections.js';
 import { decodeListCursor, encodeListCursor, type ListPosition } from './cursor.js';
@@ -47,6 +49,14 @@ export const AGGREGATE_CAPABILITIES = {
   completions: {},
   logging: {},
 } as const;
+
+/**
+ * {@link AGGREGATE_CAPABILITIES}, with the MCP Tasks extension (SEP-2663 §Capability
+ * Negotiation) when `tasks`: an upstream the caller may use offers it.
+ */
+export function aggregateCapabilities(tasks: boolean): ServerCapabilities {
+  return tasks ? ({ ...AGGREGATE_CAPABILITIES, extensions: { [TASKS_EXTENSION]: {} } } as ServerCapabilities) : AGGREGATE_CAPABILITIES;
+}
 
 /** Each list method and the key of its items. */
 const LIST_KINDS = {
@@ -219,6 +229,16 @@ export function registerAggregateHandlers(server: Server, scope: AggregateScope,
     }
   }
 
+  /** The error a client sees for a failed request to `upstream` that is not relayed as a result. */
+  function upstreamFailure(upstream: McpUpstream, method: string, error: unknown): ProtocolError {
+    if (isJsonRpcErrorFromUpstream(error)) return asProtocolError(relayJsonRpcError(error));
+    const cause = credentialsFailureOf(error)?.cause;
+    if (cause instanceof JsonRpcError || cause instanceof ProtocolError) return asProtocolError(cause);
+    const reason = describeUpstreamFailure(error);
+    log.warn(`upstream ${method} failed`, { userId: scope.caller().userId, upstream: upstream.name, reason, error: safeErrorText(error) });
+    return new ProtocolError(JSON_RPC_ERRORS.internalError, `Upstream "${upstream.displayName}" (${upstream.name}) is unavailable: ${reason}.`);
+  }
+
   /**
    * `upstreamHeaders` asked the user to connect `upstream` first (a -32042 URL elicitation). The
    * 2025 era relays the error, or asks a client that declared URL elicitation with
@@ -251,12 +271,16 @@ export function registerAggregateHandlers(server: Server, scope: AggregateScope,
   }
 
   server.setRequestHandler('tools/call', async (request, ctx) => {
-    const { name, task } = request.params as { name: string; task?: unknown };
-    if (task !== undefined) throw new ProtocolError(JSON_RPC_ERRORS.invalidParams, 'Task-augmented tool calls are not supported by this gateway');
+    // A 2025-11-25 `task` hint is tolerated and dropped: with MCP Tasks (SEP-2663) the upstream
+    // alone decides whether a call becomes a task, for clients that declared the extension.
+    const { name, task: _hint, ...params } = request.params as { name: string; task?: unknown } & Record<string, unknown>;
     const target = namedTarget('tool', name);
     const failed = (text: string): Item => ({ isError: true, content: [{ type: 'text', text }] });
     try {
-      return (await forward(target.upstream, 'tools/call', { ...request.params, name: target.name }, ctx, failed, true)) as never;
+      const result = await forward(target.upstream, 'tools/call', { ...params, name: target.name }, ctx, failed, true);
+      const created = createdTaskOf(result);
+      if (created && typeof created['taskId'] === 'string') return { ...created, taskId: naming.taskId(target.upstream, created['taskId']) } as never;
+      return result as never;
     } catch (error) {
       // A declined or timed-out URL elicitation ends the call as a tool error, as before.
       if (error instanceof ProtocolError && error.code === JSON_RPC_ERRORS.invalidRequest) return failed(error.message) as never;
@@ -287,9 +311,34 @@ export function registerAggregateHandlers(server: Server, scope: AggregateScope,
 
   if (scope.era === 'legacy') {
     for (const method of ['resources/subscribe', 'resources/unsubscribe'] as const) {
-      server.setRequestHandler(method, async (request, ctx) => {
+      server.setRequestHandler(method, async (request) => {
         const target = resourceTarget(request.params.uri);
-        return (await forward(target.upstream, method, { ...request.params, uri: target.uri }, ctx, unavailableError)) as never;
+        try {
+          if (method === 'resources/subscribe') await scope.upstreams.subscribeResource(target.upstream, target.uri);
+          else await scope.upstreams.unsubscribeResource(target.upstream, target.uri);
+        } catch (error) {
+          throw upstreamFailure(target.upstream, method, error);
+        }
+        return {};
+      });
+    }
+  }
+
+  if (scope.era === 'modern') {
+    // MCP Tasks (SEP-2663): each task id names its upstream, so any gateway process can route it.
+    const TaskParams = z.looseObject({ taskId: z.string() });
+    for (const method of ['tasks/get', 'tasks/update', 'tasks/cancel'] as const) {
+      server.setRequestHandler(method, { params: TaskParams }, async (params, ctx) => {
+        const declared = (server.getClientCapabilities() as { extensions?: Record<string, unknown> } | undefined)?.extensions?.[TASKS_EXTENSION];
+        if (declared === undefined) {
+          throw new ProtocolError(ProtocolErrorCode.MissingRequiredClientCapability, 'Missing required client capability', {
+            requiredCapabilities: { extensions: { [TASKS_EXTENSION]: {} } },
+          });
+        }
+        const target = naming.resolveTaskId(params.taskId, scope.caller().upstreams);
+        if (!target) throw new ProtocolError(JSON_RPC_ERRORS.invalidParams, `Unknown task: ${params.taskId}`);
+        const result = await forward(target.upstream, method, { ...params, taskId: target.taskId }, ctx, unavailableError);
+        return (typeof result['taskId'] === 'string' ? { ...result, taskId: naming.taskId(target.upstream, result['taskId']) } : result) as never;
       });
     }
   }

@@ -5,8 +5,9 @@ import * as z from 'zod';
 
 import type { Logger } from '../../log.js';
 import type { McpCaller, McpUpstream } from '../types.js';
-import { safeErrorText, UpstreamConnections, type UpstreamConnectionsOptions, type UpstreamRequest } from '../upstream-connections.js';
-import { AGGREGATE_CAPABILITIES, registerAggregateHandlers, type AggregateHandlerOptions, type AggregateScope } from './handlers.js';
+import { safeErrorText, TASKS_EXTENSION, UpstreamConnections, type UpstreamRequest } from '../upstream-connections.js';
+import { forCaller, type CallerUpstreamOptions } from './caller-upstreams.js';
+import { aggregateCapabilities, registerAggregateHandlers, type AggregateHandlerOptions, type AggregateScope } from './handlers.js';
 
 /** A 2025-era session of the aggregate endpoint, bound to the user and client that opened it. */
 export interface LegacySession extends AggregateScope {
@@ -32,10 +33,7 @@ export interface LegacySessionOptions {
   handlers: AggregateHandlerOptions;
   maxBodyBytes: number;
   /** Options for the session's upstream connections, apart from what the session itself decides. */
-  upstreams: Omit<UpstreamConnectionsOptions, 'capabilities' | 'onNotification' | 'onRequest' | 'headers' | 'unauthorized'> & {
-    headers(caller: McpCaller, upstream: McpUpstream): Promise<Record<string, string>>;
-    unauthorized?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean): Promise<boolean>;
-  };
+  upstreams: CallerUpstreamOptions;
   onInitialized(session: LegacySession): void;
   onEnded(session: LegacySession): void;
 }
@@ -54,8 +52,7 @@ const RELAY_TIMEOUT_MS = 10 * 60_000;
  */
 export function openLegacySession(caller: McpCaller, options: LegacySessionOptions): LegacySession {
   const { log } = options;
-  const { headers, unauthorized, ...upstreamSettings } = options.upstreams;
-  const server = new Server(options.serverInfo, { capabilities: AGGREGATE_CAPABILITIES });
+  const server = new Server(options.serverInfo, { capabilities: aggregateCapabilities(false) });
   let current = caller;
   let upstreamKey = keyOf(caller.upstreams);
 
@@ -81,11 +78,7 @@ export function openLegacySession(caller: McpCaller, options: LegacySessionOptio
       onsessionclosed: () => session.end(),
     }),
     upstreams: new UpstreamConnections({
-      ...upstreamSettings,
-      headers: (upstream) => headers(current, upstream),
-      ...(unauthorized
-        ? { unauthorized: (upstream: McpUpstream, sent: Record<string, string>, retried: boolean) => unauthorized(current, upstream, sent, retried) }
-        : {}),
+      ...forCaller(options.upstreams, () => current),
       capabilities: () => relayableCapabilities(server.getClientCapabilities()),
       onNotification: (upstream, method, params) => {
         if (method === 'notifications/resources/updated' && typeof params?.['uri'] === 'string') {
@@ -135,10 +128,20 @@ export function openLegacySession(caller: McpCaller, options: LegacySessionOptio
   return session;
 }
 
-/** The part of the client's capabilities an upstream may use through the gateway. */
-export function relayableCapabilities(capabilities: ClientCapabilities | undefined): ClientCapabilities {
+/**
+ * The part of the client's capabilities an upstream may use through the gateway. With `tasks`
+ * (MCP 2026-07-28 requests), a declared MCP Tasks extension (SEP-2663) is passed on too, so the
+ * upstream may answer with a task the gateway hands back to the client.
+ */
+export function relayableCapabilities(capabilities: ClientCapabilities | undefined, options: { tasks?: boolean } = {}): ClientCapabilities {
   const { elicitation, sampling, roots } = capabilities ?? {};
-  return { ...(elicitation ? { elicitation } : {}), ...(sampling ? { sampling } : {}), ...(roots ? { roots: { ...roots, listChanged: false } } : {}) };
+  const tasks = options.tasks ? (capabilities as { extensions?: Record<string, object> } | undefined)?.extensions?.[TASKS_EXTENSION] : undefined;
+  return {
+    ...(elicitation ? { elicitation } : {}),
+    ...(sampling ? { sampling } : {}),
+    ...(roots ? { roots: { ...roots, listChanged: false } } : {}),
+    ...(tasks ? { extensions: { [TASKS_EXTENSION]: tasks } } : {}),
+  } as ClientCapabilities;
 }
 
 function keyOf(upstreams: readonly McpUpstream[]): string {

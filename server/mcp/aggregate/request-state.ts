@@ -1,3 +1,5 @@
+import { encodeName } from './upstream-prefix.js';
+
 /**
  * The `requestState` of an input-required result (MCP 2026-07-28 Basic/Patterns §Multi-round-trip
  * requests) as the aggregate endpoint hands it to its client: the upstream's own state behind a
@@ -34,9 +36,4 @@ export function unwrapRequestState(wire: string): GatewayRequestState | undefine
   } catch {
     return undefined;
   }
-}
-
-/** Percent-encodes a name, dots included, so the first `.` after it ends it. */
-function encodeName(name: string): string {
-  return encodeURIComponent(name).replaceAll('.', '%2E');
 }

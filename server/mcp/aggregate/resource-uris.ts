@@ -1,3 +1,5 @@
+import { resolvePrefixed } from './upstream-prefix.js';
+
 /** The URI scheme of resources (and resource templates) the aggregate endpoint lists. */
 export const GATEWAY_RESOURCE_SCHEME = 'mcp-upstream';
 
@@ -18,15 +20,6 @@ export function gatewayResourceUri(upstream: string, uri: string): string {
 /** The upstream and its own URI for a gateway resource URI; `undefined` when it is not one. */
 export function resolveResourceUri<U extends { name: string }>(uri: string, upstreams: readonly U[]): { upstream: U; uri: string } | undefined {
   if (!uri.startsWith(PREFIX)) return undefined;
-  const rest = uri.slice(PREFIX.length);
-  const slash = rest.indexOf('/');
-  if (slash <= 0 || slash === rest.length - 1) return undefined;
-  let name: string;
-  try {
-    name = decodeURIComponent(rest.slice(0, slash));
-  } catch {
-    return undefined;
-  }
-  const upstream = upstreams.find((candidate) => candidate.name === name);
-  return upstream ? { upstream, uri: rest.slice(slash + 1) } : undefined;
+  const target = resolvePrefixed(uri.slice(PREFIX.length), '/', upstreams);
+  return target ? { upstream: target.upstream, uri: target.rest } : undefined;
 }

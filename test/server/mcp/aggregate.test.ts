@@ -1,6 +1,3 @@
-import type { Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from '@modelcontextprotocol/client';
 import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as LegacyTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -12,16 +9,13 @@ import {
   ResourceUpdatedNotificationSchema,
   ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
-import Koa from 'koa';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
-import { createLogger } from '../../../server/log.js';
-import { createMcpEndpoint, type McpEndpoint, type McpEndpointOptions, type McpUpstream } from '../../../server/mcp/endpoint.js';
+import type { McpEndpointOptions, McpUpstream } from '../../../server/mcp/endpoint.js';
 import { JsonRpcError } from '../../../server/mcp/json-rpc.js';
 import { startConformanceUpstream, type ConformanceUpstream } from '../../helpers/conformance-upstream.js';
+import { afterThisTest, connectLegacy, connectModern, MODERN_VERSION, startGateway as start } from './aggregate-harness.js';
 import { DESK_ITEMS, startDeskUpstream, type DeskUpstream } from './desk-upstream.js';
-
-const MODERN_VERSION = '2026-07-28';
 
 let conf: ConformanceUpstream;
 let desk: DeskUpstream;
@@ -39,52 +33,12 @@ afterAll(async () => {
   await Promise.all([conf?.close(), desk?.close()]);
 });
 
-const cleanups: Array<() => Promise<void>> = [];
-
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-/** A Koa app serving the aggregate endpoint for whoever `X-Test-User` names, with both upstreams. */
-async function startGateway(overrides: Partial<McpEndpointOptions> = {}): Promise<{ url: string; endpoint: McpEndpoint; logged: string[] }> {
-  const logged: string[] = [];
-  const endpoint = createMcpEndpoint({ log: createLogger('debug', (line) => logged.push(line)), ...overrides });
-  const app = new Koa();
-  app.silent = true;
-  app.use(async (ctx, next) => {
-    ctx.state['caller'] = { userId: ctx.get('x-test-user') || 'alice', clientId: 'client-a', upstreams };
-    await endpoint.middleware(ctx, next);
-  });
-  const server: HttpServer = await new Promise((resolve) => {
-    const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
-  });
-  cleanups.push(async () => {
-    await endpoint.close();
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
-  });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`, endpoint, logged };
-}
+/** The aggregate endpoint with both upstreams for every user. */
+const startGateway = (overrides: Partial<McpEndpointOptions> = {}) => start(() => upstreams, overrides);
 
 type Era = 'legacy' | 'modern';
 /** The calls the tests make, the same for an SDK 1.x (2025) client and an SDK v2 client speaking 2026-07-28. */
 type AnyClient = Pick<LegacyClient, 'listTools' | 'callTool' | 'listPrompts' | 'getPrompt' | 'listResources' | 'listResourceTemplates' | 'readResource' | 'complete'>;
-
-async function connectLegacy(url: string, user = 'alice', capabilities: Record<string, unknown> = {}): Promise<LegacyClient> {
-  const client = new LegacyClient({ name: 'legacy-test', version: '1.0.0' }, { capabilities });
-  await client.connect(new LegacyTransport(new URL(url), { requestInit: { headers: { 'X-Test-User': user } } }));
-  cleanups.push(() => client.close());
-  return client;
-}
-
-async function connectModern(url: string, user = 'alice', capabilities: Record<string, unknown> = {}): Promise<ModernClient> {
-  const client = new ModernClient({ name: 'modern-test', version: '1.0.0' }, { capabilities, versionNegotiation: { mode: { pin: MODERN_VERSION } } });
-  await client.connect(new ModernTransport(new URL(url), { requestInit: { headers: { 'X-Test-User': user } } }));
-  cleanups.push(() => client.close());
-  return client;
-}
 
 async function connect(era: Era, url: string): Promise<AnyClient> {
   return era === 'legacy' ? connectLegacy(url) : ((await connectModern(url)) as unknown as AnyClient);
@@ -95,12 +49,12 @@ async function direct(upstream: 'conf' | 'desk'): Promise<AnyClient> {
   if (upstream === 'desk') {
     const client = new LegacyClient({ name: 'direct', version: '1.0.0' });
     await client.connect(new LegacyTransport(new URL(desk.url)));
-    cleanups.push(() => client.close());
+    afterThisTest(() => client.close());
     return client;
   }
   const client = new ModernClient({ name: 'direct', version: '1.0.0' }, { versionNegotiation: { mode: { pin: MODERN_VERSION } } });
   await client.connect(new ModernTransport(new URL(conf.url)));
-  cleanups.push(() => client.close());
+  afterThisTest(() => client.close());
   return client as unknown as AnyClient;
 }
 
@@ -229,7 +183,7 @@ async function rawPoster(era: Era, url: string): Promise<(id: number, method: st
     const transport = new LegacyTransport(new URL(url), { requestInit: { headers: { 'X-Test-User': 'alice' } } });
     const client = new LegacyClient({ name: 'raw', version: '1.0.0' });
     await client.connect(transport);
-    cleanups.push(() => client.close());
+    afterThisTest(() => client.close());
     headers = { ...headers, 'Mcp-Session-Id': transport.sessionId!, 'MCP-Protocol-Version': transport.protocolVersion! };
   } else {
     headers = { ...headers, 'MCP-Protocol-Version': MODERN_VERSION };
