@@ -9,5 +9,7 @@ import type { GatewayStore } from './store.js';
  */
 export async function openStore(config: StoreConfig): Promise<GatewayStore> {
   if (config.backend === 'sqlite') return SqliteStore.open(config.path);
-  throw new Error('the PostgreSQL store is not available in this build');
+  // Loaded on demand: the embedded default never loads the PostgreSQL driver.
+  const { PostgresStore } = await import('./postgres-store.js');
+  return PostgresStore.open(config.url, { poolSize: config.poolSize });
 }

@@ -15,6 +15,16 @@ import type { GatewayStore } from '../../server/store/store.js';
 import { temporalHealthCheck } from '../../server/temporal.js';
 import { createWorker } from '../../server/worker.js';
 import { freePort } from './free-port.js';
+import { createTestDatabase } from './postgres.js';
+
+/**
+ * The store behind every {@link startTestGateway}: `GATEWAY_TEST_STORE=postgres` gives each
+ * gateway a fresh database on the run's PostgreSQL server; otherwise a SQLite file in its data folder.
+ */
+export const testStoreBackend = ((value) => {
+  if (value !== 'sqlite' && value !== 'postgres') throw new Error(`GATEWAY_TEST_STORE must be sqlite or postgres (got "${value}")`);
+  return value;
+})(process.env.GATEWAY_TEST_STORE ?? 'sqlite');
 
 /** A whole gateway on loopback: real OAuth server, store, worker and app on the run's dev server. */
 export interface TestGateway {
@@ -39,6 +49,7 @@ export async function startTestGateway(configure: (config: GatewayConfig) => voi
       TEMPORAL_ADDRESS: inject('temporalAddress'),
       TEMPORAL_NAMESPACE: inject('temporalNamespace'),
       TEMPORAL_TASK_QUEUE: `gateway-${randomUUID()}`,
+      ...(testStoreBackend === 'postgres' ? { GATEWAY_STORE_URL: await createTestDatabase() } : {}),
     },
   });
   configure(config);

@@ -7,6 +7,7 @@ import { loadTemporalDevSettings, startDevServer } from '../../server/temporal-d
 import { ensureWorkflowBundle } from '../../server/workflow-bundle.js';
 import { chromiumAvailable, chromiumPath } from './browser.js';
 import { freePort } from './free-port.js';
+import { findPostgresBin, startPostgresServer } from './postgres-server.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -16,24 +17,48 @@ declare module 'vitest' {
     temporalCliPath: string;
     /** Why Temporal tests cannot run; empty when they can. */
     temporalUnavailable: string;
+    /** Superuser URL of the run's PostgreSQL server; empty when it could not start (see `postgresUnavailable`). */
+    postgresUrl: string;
+    /** Why PostgreSQL tests cannot run; empty when they can. */
+    postgresUnavailable: string;
   }
 }
 
 const banner = (text: string) => `\n${'!'.repeat(78)}\n${text}\n${'!'.repeat(78)}\n`;
 
 /**
- * Starts one real Temporal dev server for the whole test run, on free ports, with a temporary
- * database and the search attributes and dynamic config of `temporal-dev.yml`.
- * Under CI a missing CLI fails the run; elsewhere Temporal tests are skipped, loudly.
+ * Starts one real PostgreSQL server for the whole test run (test files create their own
+ * databases in it). Under CI a missing PostgreSQL fails the run; elsewhere its tests are skipped, loudly.
  */
-export default async function setup(project: TestProject) {
-  const settings = await loadTemporalDevSettings();
-  const ci = process.env.CI === 'true';
-  if (!chromiumAvailable()) {
-    const reason = `Chromium not found at ${chromiumPath()} (Debian: apt-get install -y chromium, or set CHROMIUM_PATH)`;
+async function setupPostgres(project: TestProject, ci: boolean): Promise<(() => Promise<void>) | undefined> {
+  const unavailable = (reason: string) => {
     if (ci) throw new Error(reason);
-    console.warn(banner(`BROWSER TESTS WILL BE SKIPPED (not passed): ${reason}`));
+    console.warn(banner(`POSTGRESQL TESTS WILL BE SKIPPED (not passed): ${reason}`));
+    project.provide('postgresUrl', '');
+    project.provide('postgresUnavailable', reason);
+    return undefined;
+  };
+  const bin = findPostgresBin();
+  if (!bin) return unavailable('PostgreSQL (initdb, pg_ctl) not found (Debian: apt-get install -y postgresql, or set POSTGRES_BIN)');
+  let server;
+  try {
+    server = await startPostgresServer(bin);
+  } catch (error) {
+    return unavailable((error as Error).message);
   }
+  console.log(`PostgreSQL for this run: ${server.url} (${bin}, data in ${server.dir})`);
+  project.provide('postgresUrl', server.url);
+  project.provide('postgresUnavailable', '');
+  return () => server.stop();
+}
+
+/**
+ * Starts one real Temporal dev server on free ports, with a temporary database and the search
+ * attributes and dynamic config of `temporal-dev.yml`. Under CI a missing CLI fails the run;
+ * elsewhere Temporal tests are skipped, loudly.
+ */
+async function setupTemporal(project: TestProject, ci: boolean): Promise<(() => Promise<void>) | undefined> {
+  const settings = await loadTemporalDevSettings();
   let cliPath: string;
   try {
     const cli = await ensureProjectTemporalCli(process.env, (message) => console.log(message));
@@ -47,7 +72,7 @@ export default async function setup(project: TestProject) {
     project.provide('temporalNamespace', settings.namespace);
     project.provide('temporalCliPath', '');
     project.provide('temporalUnavailable', reason);
-    return;
+    return undefined;
   }
 
   await ensureWorkflowBundle();
@@ -64,9 +89,33 @@ export default async function setup(project: TestProject) {
   project.provide('temporalNamespace', server.namespace);
   project.provide('temporalCliPath', cliPath);
   project.provide('temporalUnavailable', '');
-
   return async () => {
     await server.stop();
     await rm(dir, { recursive: true, force: true });
+  };
+}
+
+/**
+ * Starts what the whole test run shares: one Temporal dev server and one PostgreSQL server,
+ * each stopped at teardown, and checks for Chromium.
+ */
+export default async function setup(project: TestProject) {
+  const ci = process.env.CI === 'true';
+  if (!chromiumAvailable()) {
+    const reason = `Chromium not found at ${chromiumPath()} (Debian: apt-get install -y chromium, or set CHROMIUM_PATH)`;
+    if (ci) throw new Error(reason);
+    console.warn(banner(`BROWSER TESTS WILL BE SKIPPED (not passed): ${reason}`));
+  }
+  const stopPostgres = await setupPostgres(project, ci);
+  let stopTemporal: (() => Promise<void>) | undefined;
+  try {
+    stopTemporal = await setupTemporal(project, ci);
+  } catch (error) {
+    await stopPostgres?.();
+    throw error;
+  }
+  return async () => {
+    await stopTemporal?.();
+    await stopPostgres?.();
   };
 }

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import pg from 'pg';
 import type { StoreConfig } from '../../server/config.js';
 
 /**
@@ -10,5 +11,15 @@ export async function storedText(config: StoreConfig): Promise<string> {
     const files = await Promise.all(['', '-wal'].map((suffix) => readFile(`${config.path}${suffix}`).catch(() => Buffer.alloc(0))));
     return Buffer.concat(files).toString('latin1');
   }
-  throw new Error('not yet');
+  const client = new pg.Client({ connectionString: config.url });
+  await client.connect();
+  try {
+    const tables = await client.query<{ name: string }>("SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1");
+    const dumps = await Promise.all(
+      tables.rows.map(async ({ name }) => (await client.query<{ row: string }>(`SELECT t::text AS row FROM "${name}" t`)).rows.map((r) => r.row).join('\n')),
+    );
+    return dumps.join('\n');
+  } finally {
+    await client.end();
+  }
 }

@@ -1,0 +1,120 @@
+import type { Migration } from './migrations.js';
+
+/**
+ * Every PostgreSQL schema change so far. Append only: never edit one that has shipped. The tables
+ * and columns are those of the SQLite schema (`migrations.ts`), so both backends run the same SQL;
+ * epoch seconds are BIGINT, JSON is stored as text exactly as written.
+ */
+export const postgresMigrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'gateway schema',
+    sql: `
+      CREATE TABLE flows (
+        flow_id     TEXT PRIMARY KEY,
+        client_id   TEXT NOT NULL,
+        user_id     TEXT,
+        upstreams   TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        sequence    INTEGER NOT NULL,
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL
+      );
+      CREATE INDEX flows_user ON flows (user_id);
+      CREATE TABLE audit_log (
+        id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at          TEXT NOT NULL,
+        flow_id     TEXT,
+        user_id     TEXT,
+        event       TEXT NOT NULL,
+        detail      TEXT NOT NULL,
+        dedupe_key  TEXT UNIQUE
+      );
+      CREATE INDEX audit_log_flow ON audit_log (flow_id);
+
+      CREATE TABLE oauth_models (
+        model       TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        payload     TEXT NOT NULL,
+        grant_id    TEXT,
+        session_uid TEXT,
+        user_code   TEXT,
+        expires_at  BIGINT,
+        consumed_at BIGINT,
+        PRIMARY KEY (model, key)
+      );
+      CREATE INDEX oauth_models_grant ON oauth_models (grant_id) WHERE grant_id IS NOT NULL;
+      CREATE INDEX oauth_models_session_uid ON oauth_models (model, session_uid) WHERE session_uid IS NOT NULL;
+      CREATE INDEX oauth_models_user_code ON oauth_models (model, user_code) WHERE user_code IS NOT NULL;
+      CREATE INDEX oauth_models_expiry ON oauth_models (expires_at) WHERE expires_at IS NOT NULL;
+      -- "Revoke this application" looks grants up by user and client (listGrantIds).
+      CREATE INDEX oauth_models_grant_owner ON oauth_models (((payload::jsonb) ->> 'accountId'), ((payload::jsonb) ->> 'clientId')) WHERE model = 'Grant';
+
+      CREATE TABLE consents (
+        user_id     TEXT NOT NULL,
+        client_id   TEXT NOT NULL,
+        upstreams   TEXT NOT NULL,
+        scopes      TEXT NOT NULL,
+        flow_id     TEXT NOT NULL,
+        granted_at  TEXT NOT NULL,
+        PRIMARY KEY (user_id, client_id)
+      );
+      CREATE TABLE flow_bindings (
+        flow_id      TEXT PRIMARY KEY,
+        browser_hash TEXT NOT NULL,
+        created_at   TEXT NOT NULL
+      );
+
+      CREATE TABLE upstream_clients (
+        upstream      TEXT PRIMARY KEY,
+        issuer        TEXT NOT NULL,
+        client_id     TEXT NOT NULL,
+        client_secret TEXT,
+        metadata      TEXT NOT NULL,
+        registered_at TEXT NOT NULL
+      );
+      CREATE TABLE upstream_tokens (
+        user_id       TEXT NOT NULL,
+        upstream      TEXT NOT NULL,
+        access_token  TEXT NOT NULL,
+        refresh_token TEXT,
+        token_type    TEXT NOT NULL,
+        scopes        TEXT NOT NULL,
+        expires_at    BIGINT,
+        status        TEXT NOT NULL,
+        version       INTEGER NOT NULL DEFAULT 1,
+        connected_at  TEXT NOT NULL,
+        last_used_at  TEXT,
+        updated_at    TEXT NOT NULL,
+        PRIMARY KEY (user_id, upstream)
+      );
+      CREATE TABLE upstream_authorizations (
+        state_hash    TEXT PRIMARY KEY,
+        flow_id       TEXT NOT NULL,
+        upstream      TEXT NOT NULL,
+        user_id       TEXT NOT NULL,
+        code_verifier TEXT NOT NULL,
+        redirect_uri  TEXT NOT NULL,
+        code          TEXT,
+        callback      TEXT,
+        expires_at    BIGINT NOT NULL,
+        used_at       BIGINT
+      );
+      CREATE TABLE exchange_results (
+        key        TEXT PRIMARY KEY,
+        result     TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+
+      CREATE TABLE elicitations (
+        id           TEXT PRIMARY KEY,
+        user_id      TEXT NOT NULL,
+        client_id    TEXT NOT NULL,
+        upstream     TEXT NOT NULL,
+        created_at   BIGINT NOT NULL,
+        expires_at   BIGINT NOT NULL,
+        completed_at BIGINT
+      );
+    `,
+  },
+];
