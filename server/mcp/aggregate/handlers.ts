@@ -173,7 +173,8 @@ export function registerAggregateHandlers(server: Server, scope: AggregateScope,
     const caller = scope.caller();
     const outgoing: Record<string, unknown> = { ...params };
     delete outgoing['_meta'];
-    delete outgoing['inputResponses'];
+    // The answers of `tasks/update` are its payload (SEP-2663), not the retry of a multi-round request.
+    if (method !== 'tasks/update') delete outgoing['inputResponses'];
     delete outgoing['requestState'];
     const meta = forwardedMeta(ctx);
     if (meta) outgoing['_meta'] = meta;
@@ -337,7 +338,9 @@ export function registerAggregateHandlers(server: Server, scope: AggregateScope,
         }
         const target = naming.resolveTaskId(params.taskId, scope.caller().upstreams);
         if (!target) throw new ProtocolError(JSON_RPC_ERRORS.invalidParams, `Unknown task: ${params.taskId}`);
-        const result = await forward(target.upstream, method, { ...params, taskId: target.taskId }, ctx, unavailableError);
+        // The SDK lifts `inputResponses` out of every request's params, as it would for a retry.
+        const answers = method === 'tasks/update' ? { inputResponses: ctx.mcpReq.inputResponses ?? {} } : {};
+        const result = await forward(target.upstream, method, { ...params, ...answers, taskId: target.taskId }, ctx, unavailableError);
         return (typeof result['taskId'] === 'string' ? { ...result, taskId: naming.taskId(target.upstream, result['taskId']) } : result) as never;
       });
     }
