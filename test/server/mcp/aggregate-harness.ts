@@ -32,16 +32,16 @@ export function afterThisTest(cleanup: () => Promise<void>): void {
 
 /**
  * A Koa app on loopback serving the aggregate endpoint for whoever `X-Test-User` names (default
- * `alice`), with the upstreams `upstreamsOf` grants that user.
+ * `alice`), with the upstreams `upstreamsOf` grants that user (and the grant `X-Test-Grant` names, if any).
  */
-export async function startGateway(upstreamsOf: (user: string) => McpUpstream[], overrides: Partial<McpEndpointOptions> = {}): Promise<TestGateway> {
+export async function startGateway(upstreamsOf: (user: string, grant: string) => McpUpstream[], overrides: Partial<McpEndpointOptions> = {}): Promise<TestGateway> {
   const logged: string[] = [];
   const endpoint = createMcpEndpoint({ log: createLogger('debug', (line) => logged.push(line)), ...overrides });
   const app = new Koa();
   app.silent = true;
   app.use(async (ctx, next) => {
     const userId = ctx.get('x-test-user') || 'alice';
-    ctx.state['caller'] = { userId, clientId: 'client-a', upstreams: upstreamsOf(userId) };
+    ctx.state['caller'] = { userId, clientId: 'client-a', upstreams: upstreamsOf(userId, ctx.get('x-test-grant')) };
     await endpoint.middleware(ctx, next);
   });
   const server: HttpServer = await new Promise((resolve) => {
@@ -65,10 +65,11 @@ export async function connectLegacy(url: string, user = 'alice', capabilities: R
   return client;
 }
 
-/** An SDK v2 client speaking 2026-07-28, as `user`. */
-export async function connectModern(url: string, user = 'alice', capabilities: Record<string, unknown> = {}): Promise<ModernClient> {
+/** An SDK v2 client speaking 2026-07-28, as `user` (with the grant `grant` names, when given). */
+export async function connectModern(url: string, user = 'alice', capabilities: Record<string, unknown> = {}, grant?: string): Promise<ModernClient> {
   const client = new ModernClient({ name: 'modern-test', version: '1.0.0' }, { capabilities, versionNegotiation: { mode: { pin: MODERN_VERSION } } });
-  await client.connect(new ModernTransport(new URL(url), { requestInit: { headers: { 'X-Test-User': user } } }));
+  const headers = { 'X-Test-User': user, ...(grant !== undefined ? { 'X-Test-Grant': grant } : {}) };
+  await client.connect(new ModernTransport(new URL(url), { requestInit: { headers } }));
   afterThisTest(() => client.close());
   return client;
 }

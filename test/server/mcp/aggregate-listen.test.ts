@@ -21,9 +21,12 @@ afterAll(async () => {
   await Promise.all([conf?.close(), tk?.close()]);
 });
 
-/** Alice's grant covers both upstreams, Bob's only `tk`; each upstream request says whose credentials it carries. */
+/**
+ * Alice's grant covers both upstreams (a client of hers granted `conf-only` covers `conf` alone),
+ * Bob's only `tk`; each upstream request says whose credentials it carries.
+ */
 function startTwoUserGateway() {
-  return startGateway((user) => (user === 'bob' ? [tkUpstream] : [confUpstream, tkUpstream]), {
+  return startGateway((user, grant) => (user === 'bob' ? [tkUpstream] : grant === 'conf-only' ? [confUpstream] : [confUpstream, tkUpstream]), {
     upstreamHeaders: (caller: McpCaller) => ({ 'X-Upstream-User': caller.userId }),
   });
 }
@@ -53,6 +56,22 @@ describe('subscriptions/listen on /mcp (2026-07-28 client)', () => {
     await vi.waitFor(() => expect(heard.alice).toContain('notifications/tools/list_changed'));
     // Bob's stream carries what it got in order: a prompt change relayed to it would have come first.
     expect(heard.bob).toEqual(['notifications/tools/list_changed']);
+  });
+
+  it('gives a stream only the upstreams of its own client\'s grant when one user\'s clients hold different grants', async () => {
+    const { url } = await startTwoUserGateway();
+    const heard = { narrow: [] as string[], wide: [] as string[] };
+    for (const client of ['narrow', 'wide'] as const) {
+      const connected = await connectModern(url, 'alice', {}, client === 'narrow' ? 'conf-only' : undefined);
+      connected.setNotificationHandler('notifications/tools/list_changed', () => void heard[client].push('tk'));
+      connected.setNotificationHandler('notifications/prompts/list_changed', () => void heard[client].push('conf'));
+      await connected.listen({ toolsListChanged: true, promptsListChanged: true });
+    }
+    tk.changeTools();
+    await vi.waitFor(() => expect(heard.wide).toEqual(['tk']));
+    await (await connectModern(url, 'alice')).callTool({ name: 'conf__test_trigger_prompt_change', arguments: {} });
+    await vi.waitFor(() => expect(heard.narrow).toEqual(['conf']));
+    await vi.waitFor(() => expect(heard.wide).toEqual(['tk', 'conf']));
   });
 
   it('subscribes to a resource at its upstream and relays its updates under the gateway URI, and only for that URI', async () => {
