@@ -1,4 +1,4 @@
-import { createMcpHandler, InMemoryServerEventBus, Server, type ServerCapabilities, type ServerEvent } from '@modelcontextprotocol/server';
+import { createMcpHandler, InMemoryServerEventBus, Server, type McpHttpHandler, type ServerCapabilities, type ServerEvent } from '@modelcontextprotocol/server';
 
 import type { Logger } from '../../log.js';
 import type { McpCaller, McpUpstream } from '../types.js';
@@ -38,6 +38,8 @@ interface UserListeners {
 interface StreamState {
   caller: McpCaller;
   bus: InMemoryServerEventBus;
+  /** Serves this stream alone: its listen router hears only this stream's bus. */
+  handler?: McpHttpHandler;
   /** Keys into `UserListeners.resources` this stream holds. */
   resources: string[];
 }
@@ -107,12 +109,12 @@ export class ListenStreams {
     );
 
     const { serverInfo, capabilities, maxBodyBytes } = this.#options;
-    const handler = createMcpHandler(() => new Server(serverInfo, { capabilities }), {
+    const handler = (stream.handler = createMcpHandler(() => new Server(serverInfo, { capabilities }), {
       legacy: 'reject',
       bus: stream.bus,
       maxRequestBodySize: maxBodyBytes,
       onerror: (error) => log.debug('listen request refused', { error: safeErrorText(error) }),
-    });
+    }));
     let closed = false;
     return {
       serve: (request) => handler.fetch(request, { parsedBody: forwarded }),
@@ -125,11 +127,19 @@ export class ListenStreams {
     };
   }
 
-  /** Ends every stream's upstream listeners (the endpoint is shutting down). */
+  /**
+   * Ends every stream, each with the empty `subscriptions/listen` result that tells its client the
+   * end is deliberate (MCP 2026-07-28 Basic/Patterns §Graceful Closure), and every upstream listener.
+   */
   async closeAll(): Promise<void> {
     const users = [...this.#users.values()];
     this.#users.clear();
-    await Promise.all(users.map((user) => user.connections.closeAll()));
+    await Promise.all(
+      users.map(async (user) => {
+        await Promise.all([...user.streams].map((stream) => stream.handler?.close()));
+        await user.connections.closeAll();
+      }),
+    );
   }
 
   #userListeners(caller: McpCaller): UserListeners {

@@ -100,6 +100,14 @@ describe('subscriptions/listen on /mcp (2026-07-28 client)', () => {
     await vi.waitFor(() => expect(tkListenersOf('alice')).toHaveLength(0));
     expect(endpoint.listenStreamCount()).toBe(0);
   });
+
+  it('ends its streams gracefully when the endpoint closes', async () => {
+    const { url, endpoint } = await startTwoUserGateway();
+    const subscription = await (await connectModern(url, 'alice')).listen({ toolsListChanged: true });
+    await endpoint.close();
+    expect(await subscription.closed).toBe('graceful');
+    await vi.waitFor(() => expect(tkListenersOf('alice')).toHaveLength(0));
+  });
 });
 
 describe('resources/subscribe from a 2025 client to a 2026-07-28 upstream', () => {
