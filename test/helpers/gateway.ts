@@ -47,7 +47,7 @@ export async function startTestGateway(configure: (config: GatewayConfig) => voi
       GATEWAY_DATA_DIR: dir,
       GATEWAY_PORT: String(port),
       TEMPORAL_ADDRESS: inject('temporalAddress'),
-      TEMPORAL_NAMESPACE: inject('temporalNamespace'),
+      TEMPORAL_NAMESPACE: inject(testStoreBackend === 'postgres' ? 'temporalPostgresNamespace' : 'temporalNamespace'),
       TEMPORAL_TASK_QUEUE: `gateway-${randomUUID()}`,
       ...(testStoreBackend === 'postgres' ? { GATEWAY_STORE_URL: await createTestDatabase() } : {}),
     },

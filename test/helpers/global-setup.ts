@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
 import { ensureProjectTemporalCli } from '../../server/temporal-cli.js';
 import { loadTemporalDevSettings, startDevServer } from '../../server/temporal-dev.js';
@@ -14,6 +16,12 @@ declare module 'vitest' {
     /** gRPC address of the run's dev server; empty when it could not start (see `temporalUnavailable`). */
     temporalAddress: string;
     temporalNamespace: string;
+    /**
+     * A second namespace of the same dev server, with the same search attributes, for the gateways
+     * of the PostgreSQL round: the same test file runs in both rounds at once, and its workflow ids
+     * (`grant:<user>:<upstream>`) would collide in one namespace.
+     */
+    temporalPostgresNamespace: string;
     temporalCliPath: string;
     /** Why Temporal tests cannot run; empty when they can. */
     temporalUnavailable: string;
@@ -52,6 +60,15 @@ async function setupPostgres(project: TestProject, ci: boolean): Promise<(() => 
   return () => server.stop();
 }
 
+/** Creates a namespace on the dev server with the given search attributes; returns its name. */
+async function createNamespace(cliPath: string, address: string, namespace: string, searchAttributes: Record<string, string>): Promise<string> {
+  const cli = (...args: string[]) => promisify(execFile)(cliPath, ['operator', ...args, '--address', address, '--namespace', namespace]);
+  await cli('namespace', 'create', '--retention', '1d');
+  // One at a time: given several --name flags, CLI 1.9.1 registers only the first.
+  for (const [name, type] of Object.entries(searchAttributes)) await cli('search-attribute', 'create', '--type', type, '--name', name);
+  return namespace;
+}
+
 /**
  * Starts one real Temporal dev server on free ports, with a temporary database and the search
  * attributes and dynamic config of `temporal-dev.yml`. Under CI a missing CLI fails the run;
@@ -70,6 +87,7 @@ async function setupTemporal(project: TestProject, ci: boolean): Promise<(() => 
     console.warn(banner(`TEMPORAL TESTS WILL BE SKIPPED (not passed): ${reason}`));
     project.provide('temporalAddress', '');
     project.provide('temporalNamespace', settings.namespace);
+    project.provide('temporalPostgresNamespace', '');
     project.provide('temporalCliPath', '');
     project.provide('temporalUnavailable', reason);
     return undefined;
@@ -87,6 +105,7 @@ async function setupTemporal(project: TestProject, ci: boolean): Promise<(() => 
   console.log(`Temporal dev server for this run: ${server.address} (pid ${server.process.pid}, database ${dir}/temporal.db)`);
   project.provide('temporalAddress', server.address);
   project.provide('temporalNamespace', server.namespace);
+  project.provide('temporalPostgresNamespace', await createNamespace(cliPath, server.address, `${server.namespace}-postgres`, settings.searchAttributes));
   project.provide('temporalCliPath', cliPath);
   project.provide('temporalUnavailable', '');
   return async () => {
