@@ -1,7 +1,7 @@
 /**
  * One server process of the forward benchmark (bench/forward.ts): `fixture` serves the
  * conformance fixture; `gateway <fixture url>` serves the whole gateway web app with that fixture
- * as its one upstream and prints a gateway access token bound to `/mcp/fixture`. Each prints one
+ * as its one upstream and prints gateway access tokens bound to `/mcp/fixture` and to `/mcp`. Each prints one
  * JSON line on stdout when ready, then runs until stdin closes.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -34,7 +34,7 @@ if (role === 'fixture') {
   const cipher = await loadCipher(config, log);
   // An upstream without OAuth never asks Temporal anything on the forward path; the client stays unconnected.
   const gateway = await createGateway(config, { store, cipher, temporal: new Client(), log, temporalHealth: async () => ({ ok: true, namespace: 'default' }) });
-  const resource = gateway.oauth.resources.of('fixture');
+  const resources = [gateway.oauth.resources.of('fixture'), gateway.oauth.mcpResource];
   const provider = gateway.oauth.provider as unknown as {
     Grant: new (init: { accountId: string; clientId: string }) => { addResourceScope(r: string, s: string): void; save(): Promise<string> };
     AccessToken: new (init: Record<string, unknown>) => { save(): Promise<string> };
@@ -49,17 +49,14 @@ if (role === 'fixture') {
     userCode: null,
   });
   const grant = new provider.Grant({ accountId: 'bench-user', clientId });
-  grant.addResourceScope(resource, mcpScope);
+  for (const resource of resources) grant.addResourceScope(resource, mcpScope);
   const grantId = await grant.save();
-  const token = await new provider.AccessToken({
-    accountId: 'bench-user',
-    client: await provider.Client.find(clientId),
-    grantId,
-    scope: mcpScope,
-    aud: resource,
-    expiresIn: 3600,
-    resourceServer: { audience: resource, scope: mcpScope, accessTokenFormat: 'opaque' },
-  }).save();
+  const client = await provider.Client.find(clientId);
+  const [token, aggregateToken] = await Promise.all(
+    resources.map((resource) =>
+      new provider.AccessToken({ accountId: 'bench-user', client, grantId, scope: mcpScope, aud: resource, expiresIn: 3600, resourceServer: { audience: resource, scope: mcpScope, accessTokenFormat: 'opaque' } }).save(),
+    ),
+  );
   await store.saveConsent({ userId: 'bench-user', clientId, upstreams: ['fixture'], scopes: [mcpScope], flowId: 'bench', grantedAt: new Date().toISOString() });
   const server = gateway.app.listen(port, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
@@ -70,7 +67,7 @@ if (role === 'fixture') {
     await store.close();
     await rm(dir, { recursive: true, force: true });
   });
-  console.log(JSON.stringify({ url: `${config.http.publicUrl}/mcp/fixture`, token }));
+  console.log(JSON.stringify({ url: `${config.http.publicUrl}/mcp/fixture`, token, aggregateUrl: `${config.http.publicUrl}/mcp`, aggregateToken }));
 } else {
   throw new Error('usage: forward-server.ts fixture | gateway <fixture url>');
 }

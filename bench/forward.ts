@@ -1,10 +1,11 @@
 /**
- * The forward path: a 2026-07-28 `tools/call` through `/mcp/<upstream>` against the same call
- * straight to the same upstream, side by side in one run, at concurrency 1 and 16. The fixture
- * and the gateway run in processes of their own; this process only sends requests.
+ * The forward path: a `tools/call` straight to an upstream, through `/mcp/<upstream>` and through
+ * the aggregate `/mcp`, side by side in one run, in both protocol eras (2026-07-28 stateless;
+ * 2025-11-25 in one session), at concurrency 1 and 16. The fixture and the gateway run in
+ * processes of their own; this process only sends requests.
  * Budget (DESIGN.md): ≤ 0.5 ms added at p50 and ≤ 3 ms at p99 at concurrency 1; ≥ 60 % of
  * direct throughput at concurrency 16.
- * Run: `node --import tsx bench/forward.ts [--requests 2000]`.
+ * Run: `node --import tsx bench/forward.ts [--requests 2000] [--quick]`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
@@ -12,7 +13,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { fmt, percentile } from './support.js';
 
-const requests = Number(process.argv[process.argv.indexOf('--requests') + 1]) || 2_000;
+const quick = process.argv.includes('--quick');
+const requests = Number(process.argv[process.argv.indexOf('--requests') + 1]) || (quick ? 200 : 2_000);
 const children: ChildProcess[] = [];
 
 /** Starts `forward-server.ts` with `args`; resolves with the JSON line it prints when ready. */
@@ -27,50 +29,79 @@ async function startServer<T>(args: string[]): Promise<T> {
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-const body = JSON.stringify({
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'tools/call',
-  params: {
-    name: 'test_simple_text',
-    arguments: {},
-    _meta: {
-      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
-      'io.modelcontextprotocol/clientInfo': { name: 'bench', version: '1' },
-      'io.modelcontextprotocol/clientCapabilities': {},
-    },
-  },
-});
+type Era = 'modern' | 'legacy';
 
-/** One call; resolves with its latency in ms, rejects unless the answer carries a result. */
-function call(url: string, token: string | undefined): Promise<number> {
-  const started = performance.now();
+/** One target of the run: where the call goes, as whom, under which tool name, in which era. */
+interface Target {
+  url: string;
+  token: string | undefined;
+  tool: string;
+  era: Era;
+  /** The 2025 session the calls of a legacy target share. */
+  session?: string;
+}
+
+function post(target: Target, body: object, extra: Record<string, string>): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
   return new Promise((resolve, reject) => {
-    const request = http.request(url, {
+    const request = http.request(target.url, {
       method: 'POST',
       agent,
       headers: {
         'content-type': 'application/json',
         accept: 'application/json, text/event-stream',
-        'mcp-protocol-version': '2026-07-28',
-        'mcp-method': 'tools/call',
-        'mcp-name': 'test_simple_text',
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(target.token ? { authorization: `Bearer ${target.token}` } : {}),
+        ...(target.session ? { 'mcp-session-id': target.session } : {}),
+        ...extra,
       },
     });
     request.once('response', (response) => {
       let text = '';
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => (text += chunk));
-      response.once('end', () => (response.statusCode === 200 && text.includes('"result"') ? resolve(performance.now() - started) : reject(new Error(`${response.statusCode}: ${text.slice(0, 200)}`))));
+      response.once('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, text }));
     });
     request.once('error', reject);
-    request.end(body);
+    request.end(JSON.stringify(body));
   });
 }
 
+/** Opens the 2025 session a legacy target's calls share. */
+async function openSession(target: Target): Promise<Target> {
+  const answer = await post(target, { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } }, {});
+  const session = answer.headers['mcp-session-id'];
+  if (answer.status !== 200 || typeof session !== 'string') throw new Error(`initialize at ${target.url} answered ${answer.status}: ${answer.text.slice(0, 200)}`);
+  const opened = { ...target, session };
+  await post(opened, { jsonrpc: '2.0', method: 'notifications/initialized' }, { 'mcp-protocol-version': '2025-11-25' });
+  return opened;
+}
+
+/** JSON-RPC ids: unique per session, as the spec asks of a client. */
+let nextId = 0;
+
+/** One call; resolves with its latency in ms, rejects unless the answer carries a result. */
+async function call(target: Target): Promise<number> {
+  const started = performance.now();
+  const params =
+    target.era === 'modern'
+      ? {
+          name: target.tool,
+          arguments: {},
+          _meta: {
+            'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+            'io.modelcontextprotocol/clientInfo': { name: 'bench', version: '1' },
+            'io.modelcontextprotocol/clientCapabilities': {},
+          },
+        }
+      : { name: target.tool, arguments: {} };
+  const headers: Record<string, string> =
+    target.era === 'modern' ? { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': target.tool } : { 'mcp-protocol-version': '2025-11-25' };
+  const answer = await post(target, { jsonrpc: '2.0', id: (nextId += 1), method: 'tools/call', params }, headers);
+  if (answer.status !== 200 || !answer.text.includes('"result"')) throw new Error(`${target.url}: ${answer.status}: ${answer.text.slice(0, 200)}`);
+  return performance.now() - started;
+}
+
 /** `total` calls with `concurrency` in flight; latencies and calls per second. */
-async function load(url: string, token: string | undefined, total: number, concurrency: number): Promise<{ latencies: number[]; perSecond: number }> {
+async function load(target: Target, total: number, concurrency: number): Promise<{ latencies: number[]; perSecond: number }> {
   const latencies: number[] = [];
   let next = 0;
   const started = performance.now();
@@ -78,42 +109,44 @@ async function load(url: string, token: string | undefined, total: number, concu
     Array.from({ length: concurrency }, async () => {
       while (next < total) {
         next += 1;
-        latencies.push(await call(url, token));
+        latencies.push(await call(target));
       }
     }),
   );
   return { latencies, perSecond: (total / (performance.now() - started)) * 1000 };
 }
 
+const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
+
 try {
   const fixture = await startServer<{ url: string }>(['fixture']);
-  const gateway = await startServer<{ url: string; token: string }>(['gateway', fixture.url]);
-  const targets = { direct: [fixture.url, undefined], gateway: [gateway.url, gateway.token] } as const;
-  for (const [url, token] of Object.values(targets)) await load(url, token, 300, 4);
+  const gateway = await startServer<{ url: string; token: string; aggregateUrl: string; aggregateToken: string }>(['gateway', fixture.url]);
+  for (const era of ['modern', 'legacy'] as const) {
+    const sides = {
+      direct: { url: fixture.url, token: undefined, tool: 'test_simple_text', era } as Target,
+      '/mcp/<upstream>': { url: gateway.url, token: gateway.token, tool: 'test_simple_text', era } as Target,
+      '/mcp': { url: gateway.aggregateUrl, token: gateway.aggregateToken, tool: 'fixture__test_simple_text', era } as Target,
+    };
+    if (era === 'legacy') for (const [name, target] of Object.entries(sides)) sides[name as keyof typeof sides] = await openSession(target);
+    for (const target of Object.values(sides)) await load(target, quick ? 50 : 300, 4);
 
-  // Alternating rounds, so drift on the machine falls on both sides alike.
-  const rounds = 4;
-  const results = { direct: { c1: [] as number[], c16: [] as number[], rate16: [] as number[] }, gateway: { c1: [] as number[], c16: [] as number[], rate16: [] as number[] } };
-  for (let round = 0; round < rounds; round += 1) {
-    for (const side of ['direct', 'gateway'] as const) {
-      const [url, token] = targets[side];
-      const one = await load(url, token, requests / rounds, 1);
-      const sixteen = await load(url, token, (requests * 2) / rounds, 16);
-      results[side].c1.push(...one.latencies);
-      results[side].c16.push(...sixteen.latencies);
-      results[side].rate16.push(sixteen.perSecond);
+    // Alternating rounds, so drift on the machine falls on all sides alike.
+    const rounds = quick ? 1 : 4;
+    const results = Object.fromEntries(Object.keys(sides).map((name) => [name, { c1: [] as number[], rate16: [] as number[] }])) as Record<keyof typeof sides, { c1: number[]; rate16: number[] }>;
+    for (let round = 0; round < rounds; round += 1) {
+      for (const [name, target] of Object.entries(sides) as [keyof typeof sides, Target][]) {
+        results[name].c1.push(...(await load(target, requests / rounds, 1)).latencies);
+        results[name].rate16.push((await load(target, (requests * 2) / rounds, 16)).perSecond);
+      }
+    }
+    const direct = results.direct;
+    for (const name of ['/mcp/<upstream>', '/mcp'] as const) {
+      const side = results[name];
+      console.log(
+        `forward ${era === 'modern' ? '2026-07-28' : '2025-11-25'} tools/call through ${name} vs direct: added p50 ${fmt(percentile(side.c1, 50) - percentile(direct.c1, 50), 3)} ms (budget ≤ 0.5), added p99 ${fmt(percentile(side.c1, 99) - percentile(direct.c1, 99), 3)} ms (budget ≤ 3) at c1; throughput ${fmt((mean(side.rate16) / mean(direct.rate16)) * 100, 0)} % of direct at c16 (budget ≥ 60 %); direct p50 ${fmt(percentile(direct.c1, 50), 3)} ms, ${fmt(mean(direct.rate16), 0)} calls/s at c16; N=${requests}+${requests * 2}`,
+      );
     }
   }
-  const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
-  const p = (side: 'direct' | 'gateway', q: number) => percentile(results[side].c1, q);
-  const added50 = p('gateway', 50) - p('direct', 50);
-  const added99 = p('gateway', 99) - p('direct', 99);
-  const ratio = mean(results.gateway.rate16) / mean(results.direct.rate16);
-  console.log(`forward: direct c1 p50 ${fmt(p('direct', 50), 3)} ms p99 ${fmt(p('direct', 99), 3)} ms; c16 ${fmt(mean(results.direct.rate16), 0)} calls/s`);
-  console.log(`forward: gateway c1 p50 ${fmt(p('gateway', 50), 3)} ms p99 ${fmt(p('gateway', 99), 3)} ms; c16 ${fmt(mean(results.gateway.rate16), 0)} calls/s`);
-  console.log(
-    `forward: tools/call through /mcp/<upstream> vs direct, 2026-07-28: added p50 ${fmt(added50, 3)} ms (budget ≤ 0.5), added p99 ${fmt(added99, 3)} ms (budget ≤ 3) at c1; throughput ${fmt(ratio * 100, 0)} % of direct at c16 (budget ≥ 60 %), N=${requests}+${requests * 2}`,
-  );
 } finally {
   for (const child of children) child.stdin?.end();
   agent.destroy();
