@@ -2,17 +2,19 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../server/config.js';
+import { ConfigError, loadConfig, redactStoreUrl } from '../../server/config.js';
 import { projectPath } from '../../server/paths.js';
 
 let dir: string | undefined;
+const dirs: string[] = [];
 afterEach(async () => {
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
   dir = undefined;
 });
 
 async function configFile(text: string): Promise<string> {
   dir = await mkdtemp(path.join(tmpdir(), 'cg-config-'));
+  dirs.push(dir);
   const file = path.join(dir, 'gateway.yml');
   await writeFile(file, text);
   return file;
@@ -121,5 +123,50 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ file: '/nonexistent/gw.yml', env: {} })).toThrow('config file /nonexistent/gw.yml does not exist');
     const file = await configFile('http: {port: [}\n');
     expect(() => loadConfig({ file, env: {} })).toThrow(/is not valid YAML/);
+  });
+
+  describe('store', () => {
+    it('opens a SQLite file from GATEWAY_STORE_PATH, relative to the data folder', () => {
+      const config = loadConfig({ env: { GATEWAY_DATA_DIR: '/srv/gw', GATEWAY_STORE_PATH: 'state/gw.sqlite' } });
+      expect(config.store).toEqual({ backend: 'sqlite', path: '/srv/gw/state/gw.sqlite', url: 'sqlite:/srv/gw/state/gw.sqlite' });
+    });
+
+    it('opens a SQLite file from a sqlite: URL, absolute or relative to the data folder', () => {
+      expect(loadConfig({ env: { GATEWAY_DATA_DIR: '/srv/gw', GATEWAY_STORE_URL: 'sqlite:/var/lib/gw.sqlite' } }).store).toEqual({
+        backend: 'sqlite',
+        path: '/var/lib/gw.sqlite',
+        url: 'sqlite:/var/lib/gw.sqlite',
+      });
+      expect(loadConfig({ env: { GATEWAY_DATA_DIR: '/srv/gw', GATEWAY_STORE_URL: 'sqlite:///var/lib/gw.sqlite' } }).store).toMatchObject({ path: '/var/lib/gw.sqlite' });
+      expect(loadConfig({ env: { GATEWAY_DATA_DIR: '/srv/gw', GATEWAY_STORE_URL: 'sqlite:gw.sqlite' } }).store).toMatchObject({ path: '/srv/gw/gw.sqlite' });
+    });
+
+    it('opens PostgreSQL from store.url with the pool size from the file, and lets GATEWAY_STORE_URL override it', async () => {
+      const file = await configFile('store:\n  url: postgres://gw:secret@db.internal:5432/gateway\n  poolSize: 25\n');
+      expect(loadConfig({ file, env: {} }).store).toEqual({ backend: 'postgres', url: 'postgres://gw:secret@db.internal:5432/gateway', poolSize: 25 });
+      expect(loadConfig({ file, env: { GATEWAY_STORE_URL: 'postgresql://other/gw' } }).store).toEqual({ backend: 'postgres', url: 'postgresql://other/gw', poolSize: 25 });
+      expect(loadConfig({ file, env: { GATEWAY_STORE_PATH: 'local.sqlite' } }).store).toMatchObject({ backend: 'sqlite' });
+      expect(loadConfig({ env: { GATEWAY_STORE_URL: 'postgres://db/gw' } }).store).toEqual({ backend: 'postgres', url: 'postgres://db/gw', poolSize: 10 });
+    });
+
+    it('refuses an unknown scheme without showing a password, a URL and a path together, and a bad pool size', async () => {
+      expect(() => loadConfig({ env: { GATEWAY_STORE_URL: 'mysql://gw:hunter2@db/gw' } })).toThrow(
+        new ConfigError('GATEWAY_STORE_URL must start with sqlite: or postgres:// (got "mysql://gw:***@db/gw")'),
+      );
+      expect(() => loadConfig({ env: { GATEWAY_STORE_URL: 'sqlite:' } })).toThrow('GATEWAY_STORE_URL needs a file after "sqlite:"');
+      expect(() => loadConfig({ env: { GATEWAY_STORE_URL: 'postgres://db/gw', GATEWAY_STORE_PATH: 'gw.sqlite' } })).toThrow(
+        'GATEWAY_STORE_URL and GATEWAY_STORE_PATH are both set; set one',
+      );
+      const both = await configFile('store:\n  url: postgres://db/gw\n  path: gw.sqlite\n');
+      expect(() => loadConfig({ file: both, env: {} })).toThrow('store.url and store.path are both set; set one');
+      const pool = await configFile('store:\n  url: postgres://db/gw\n  poolSize: 0\n');
+      expect(() => loadConfig({ file: pool, env: {} })).toThrow('store.poolSize must be a whole number, at least 1');
+    });
+
+    it('hides the password of a store URL', () => {
+      expect(redactStoreUrl('postgres://gw:s3cr%40t@db.internal:5432/gateway?sslmode=require')).toBe('postgres://gw:***@db.internal:5432/gateway?sslmode=require');
+      expect(redactStoreUrl('postgres://db.internal/gateway')).toBe('postgres://db.internal/gateway');
+      expect(redactStoreUrl('not a url with:secret@')).toBe('not a url with:…');
+    });
   });
 });
