@@ -165,6 +165,16 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
   }
 
   async function serveLegacy(ctx: Context, session: LegacySession, request: Request, body: unknown): Promise<void> {
+    // JSON-RPC 2.0 §4: an id names one request. A second request with the id of one still in
+    // flight in this session could never get its own answer; it is refused instead.
+    const ids = ctx.method === 'POST' ? requestIdsOf(body) : [];
+    const duplicate = ids.find((id) => session.requestIds.has(id));
+    if (duplicate !== undefined) {
+      ctx.status = 409;
+      ctx.body = { jsonrpc: '2.0', error: { code: JSON_RPC_ERRORS.invalidRequest, message: 'Invalid Request: a request with this id is still in progress in this session' }, id: JSON.parse(duplicate) as unknown };
+      return;
+    }
+    for (const id of ids) session.requestIds.add(id);
     session.exchanges += 1;
     clearTimeout(session.idleTimer);
     try {
@@ -174,6 +184,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
       log.error('mcp request failed', { method: ctx.method, userId: session.userId, error: safeErrorText(error) });
       respondAfterFailure(ctx);
     } finally {
+      for (const id of ids) session.requestIds.delete(id);
       session.exchanges -= 1;
       if (session.exchanges === 0 && idleTimeoutMs > 0 && session.ended === undefined) {
         session.idleTimer = setTimeout(() => {
@@ -328,4 +339,13 @@ function respondAfterFailure(ctx: Context): void {
 function isCaller(value: unknown): value is McpCaller {
   const caller = value as Partial<McpCaller> | null | undefined;
   return typeof caller?.userId === 'string' && typeof caller.clientId === 'string' && Array.isArray(caller.upstreams);
+}
+
+/** The ids of the requests (not notifications or responses) in a POST body, as JSON text. */
+function requestIdsOf(body: unknown): string[] {
+  const messages = Array.isArray(body) ? body : [body];
+  return messages.flatMap((message) => {
+    const { id, method } = (message ?? {}) as { id?: unknown; method?: unknown };
+    return typeof method === 'string' && (typeof id === 'string' || typeof id === 'number') ? [JSON.stringify(id)] : [];
+  });
 }

@@ -18,6 +18,8 @@ export interface LegacySession extends AggregateScope {
   readonly transport: WebStandardStreamableHTTPServerTransport;
   /** HTTP exchanges (SSE streams included) in progress. */
   exchanges: number;
+  /** Ids (as JSON text) of the client's requests in progress. */
+  readonly requestIds: Set<string>;
   idleTimer: NodeJS.Timeout | undefined;
   ended: Promise<void> | undefined;
   /** Follows the caller's current upstream list: a change closes dropped connections and tells the client. */
@@ -91,6 +93,7 @@ export function openLegacySession(caller: McpCaller, options: LegacySessionOptio
     }),
     inFlight: new Map<string, ServerContext[]>(),
     exchanges: 0,
+    requestIds: new Set(),
     idleTimer: undefined,
     ended: undefined,
     refresh(caller) {

@@ -5,13 +5,14 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ErrorCode, LATEST_PROTOCOL_VERSION, McpError, ToolListChangedNotificationSchema, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import Koa from 'koa';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 
 import { startDemoUpstream, type DemoUpstream } from '../../../server/demo/demo-upstream.js';
 import { createLogger } from '../../../server/log.js';
 import { createMcpEndpoint, type McpCaller, type McpEndpoint, type McpEndpointOptions, type McpUpstream } from '../../../server/mcp/endpoint.js';
 import { errorHandler } from '../../../server/middleware/errors.js';
 import { freePort } from '../../helpers/free-port.js';
+import { startConformanceUpstream } from '../../helpers/conformance-upstream.js';
 import { CONNECT_URL, startNotesUpstream, type NotesUpstream } from './notes-upstream.js';
 
 const GATEWAY_TOKEN = 'Bearer gateway-token-must-stay-here';
@@ -504,5 +505,46 @@ describe('HTTP edge', () => {
     expect(response.status).toBe(500);
     expect(await response.json()).toEqual({ error: 'server_error', error_description: 'the gateway could not handle this request; it has been logged' });
     expect(gateway.endpoint.sessionCount()).toBe(0);
+  });
+});
+
+describe('request ids', () => {
+  it('refuses a second request whose id is still in progress in the same session, and accepts it once the first ended', async () => {
+    // The first call waits for the user: the upstream's elicitation, which the client never answers.
+    const fixture = await startConformanceUpstream();
+    onTestFinished(() => fixture.close());
+    const gateway = await startGateway();
+    gateway.upstreamsOf.set('alice', [{ name: 'fixture', displayName: 'Fixture', url: fixture.url }]);
+    const initialize = await rawPost(
+      gateway,
+      JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: { elicitation: {} }, clientInfo: { name: 'raw', version: '1' } } }),
+    );
+    const sessionId = initialize.headers.get('mcp-session-id')!;
+    await initialize.text();
+    const inSession = { 'Mcp-Session-Id': sessionId, 'Mcp-Protocol-Version': LATEST_PROTOCOL_VERSION };
+    await (await rawPost(gateway, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }), inSession)).text();
+    const call = JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'fixture__test_elicitation', arguments: { message: 'Who are you?' } } });
+    const first = await rawPost(gateway, call, inSession);
+    expect(first.status).toBe(200);
+    const reader = first.body!.getReader();
+    const { value } = await reader.read();
+    expect(new TextDecoder().decode(value)).toContain('elicitation/create');
+
+    const second = await rawPost(gateway, call, inSession);
+    expect(second.status).toBe(409);
+    expect(await second.json()).toEqual({ jsonrpc: '2.0', error: { code: -32600, message: 'Invalid Request: a request with this id is still in progress in this session' }, id: 5 });
+    const other = await rawPost(gateway, JSON.stringify({ jsonrpc: '2.0', id: 6, method: 'ping' }), inSession);
+    expect(other.status).toBe(200);
+    await other.text();
+
+    await reader.cancel();
+    // Once the first exchange is over, its id may be used again.
+    for (let attempt = 0; attempt < 50; attempt += 1) {
+      const again = await rawPost(gateway, JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'ping' }), inSession);
+      await again.text();
+      if (again.status === 200) return;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    throw new Error('the id stayed in use after its exchange ended');
   });
 });
