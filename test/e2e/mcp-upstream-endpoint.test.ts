@@ -175,9 +175,9 @@ describe.skipIf(Boolean(temporalUnavailable))('/mcp/<upstream>: one upstream, na
     const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
     const port = new URL(gateway.url).port;
     const { request } = await import('node:http');
-    const withHost = (host: string) =>
+    const withHost = (host: string, path = '/mcp/fixture', token = alice.accessToken) =>
       new Promise<number>((resolve, reject) => {
-        const sent = request(`${gateway.url}/mcp/fixture`, { method: 'POST', headers: { ...jsonHeaders(alice.accessToken), host } }, (response) => {
+        const sent = request(`${gateway.url}${path}`, { method: 'POST', headers: { ...jsonHeaders(token), host } }, (response) => {
           response.resume();
           resolve(response.statusCode ?? 0);
         });
@@ -187,6 +187,8 @@ describe.skipIf(Boolean(temporalUnavailable))('/mcp/<upstream>: one upstream, na
     expect(await withHost('evil.example.com')).toBe(403);
     expect(await withHost(`evil.example.com:${port}`)).toBe(403);
     expect(await withHost(`localhost:${port}`)).toBe(200);
+    expect(await withHost('evil.example.com', '/mcp', aggregate.accessToken)).toBe(403);
+    expect(await withHost(`127.0.0.1:${port}`, '/mcp', aggregate.accessToken)).toBe(200);
     const foreignOrigin = await fetch(`${gateway.url}/mcp/fixture`, { method: 'POST', headers: jsonHeaders(alice.accessToken, { origin: 'http://evil.example.com' }), body });
     expect(foreignOrigin.status).toBe(403);
     expect(await foreignOrigin.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32000 } });
