@@ -45,6 +45,11 @@ export interface McpEndpointOptions {
   maxBodyBytes?: number;
   /** A 2025-era session with no request or stream open for this long is ended. Default 30 minutes; `0` never. */
   sessionIdleTimeoutMs?: number;
+  /**
+   * 2025-era sessions one user may hold open through one client. A new one beyond it ends that
+   * user's least recently used idle session; when none is idle it is refused (429). Default 16.
+   */
+  maxSessionsPerClient?: number;
   /** Bound on one upstream `tools/call`, reset by progress notifications. Default 60 s. */
   callTimeoutMs?: number;
   /** Bound on one upstream request other than `tools/call` (and on connecting to it); a slower upstream is left out of lists. Default 10 s. */
@@ -85,6 +90,7 @@ const DEFAULTS = {
   serverInfo: { name: 'consent-gateway', version: '0.1.0' },
   maxBodyBytes: 4 * 1024 * 1024,
   sessionIdleTimeoutMs: 30 * 60 * 1000,
+  maxSessionsPerClient: 16,
   callTimeoutMs: 60_000,
   listTimeoutMs: 10_000,
 } as const;
@@ -112,6 +118,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
   const serverInfo = options.serverInfo ?? DEFAULTS.serverInfo;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
   const idleTimeoutMs = options.sessionIdleTimeoutMs ?? DEFAULTS.sessionIdleTimeoutMs;
+  const maxSessionsPerClient = options.maxSessionsPerClient ?? DEFAULTS.maxSessionsPerClient;
   const listTimeoutMs = options.listTimeoutMs ?? DEFAULTS.listTimeoutMs;
   if (separator.length === 0) throw new TypeError('the tool name separator must not be empty');
 
@@ -164,7 +171,24 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
     });
   }
 
+  /** When each session last had a request: the least recently used idle one is ended first. */
+  const lastUsed = new WeakMap<LegacySession, number>();
+
+  /** Keeps a user × client within `maxSessionsPerClient`: ends their least recently used idle session. */
+  async function makeRoomFor(caller: McpCaller): Promise<boolean> {
+    const own = [...sessions.values()].filter((session) => session.userId === caller.userId && session.clientId === caller.clientId);
+    if (own.length < maxSessionsPerClient) return true;
+    const idle = own.filter((session) => session.exchanges === 0).sort((a, b) => (lastUsed.get(a) ?? 0) - (lastUsed.get(b) ?? 0));
+    if (idle.length <= own.length - maxSessionsPerClient) return false;
+    for (const session of idle.slice(0, own.length - maxSessionsPerClient + 1)) {
+      log.info('mcp session ended to make room for a new one', { userId: session.userId, clientId: session.clientId });
+      await session.transport.close();
+    }
+    return true;
+  }
+
   async function serveLegacy(ctx: Context, session: LegacySession, request: Request, body: unknown): Promise<void> {
+    lastUsed.set(session, Date.now());
     // JSON-RPC 2.0 §4: an id names one request. A second request with the id of one still in
     // flight in this session could never get its own answer; it is refused instead.
     const ids = ctx.method === 'POST' ? requestIdsOf(body) : [];
@@ -174,17 +198,24 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
       ctx.body = { jsonrpc: '2.0', error: { code: JSON_RPC_ERRORS.invalidRequest, message: 'Invalid Request: a request with this id is still in progress in this session' }, id: JSON.parse(duplicate) as unknown };
       return;
     }
-    for (const id of ids) session.requestIds.add(id);
+    // MCP 2025-11-25 Basic/Utilities §Cancellation: no answer follows a cancelled request, so its
+    // stream is ended here rather than left open until a timeout.
+    const endStream = () => {
+      if (!ctx.res.writableEnded) ctx.res.end();
+    };
+    for (const id of ids) session.requestIds.set(id, endStream);
+    const cancelled = ctx.method === 'POST' ? cancelledIdsOf(body) : [];
     session.exchanges += 1;
     clearTimeout(session.idleTimer);
     try {
       const response = await session.transport.handleRequest(request, ctx.method === 'POST' ? { parsedBody: body } : {});
+      for (const id of cancelled) session.requestIds.get(id)?.();
       await sendWebResponse(ctx, response);
     } catch (error) {
       log.error('mcp request failed', { method: ctx.method, userId: session.userId, error: safeErrorText(error) });
       respondAfterFailure(ctx);
     } finally {
-      for (const id of ids) session.requestIds.delete(id);
+      for (const id of ids) if (session.requestIds.get(id) === endStream) session.requestIds.delete(id);
       session.exchanges -= 1;
       if (session.exchanges === 0 && idleTimeoutMs > 0 && session.ended === undefined) {
         session.idleTimer = setTimeout(() => {
@@ -274,6 +305,10 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
       if (sessionId === '') {
         const initializing = Array.isArray(body) ? body.some((message) => isInitializeRequest(message)) : isInitializeRequest(body);
         if (!initializing) return respondWithJsonRpcError(ctx, 400, JSON_RPC_ERRORS.transport, 'Bad Request: Mcp-Session-Id header is required');
+        if (!(await makeRoomFor(caller))) {
+          ctx.set('Retry-After', '5');
+          return respondWithJsonRpcError(ctx, 429, JSON_RPC_ERRORS.transport, `Too Many Requests: at most ${maxSessionsPerClient} open sessions per user and client; close one first`);
+        }
         const session = openSession(caller);
         await session.server.connect(session.transport);
         try {
@@ -339,6 +374,16 @@ function respondAfterFailure(ctx: Context): void {
 function isCaller(value: unknown): value is McpCaller {
   const caller = value as Partial<McpCaller> | null | undefined;
   return typeof caller?.userId === 'string' && typeof caller.clientId === 'string' && Array.isArray(caller.upstreams);
+}
+
+/** The request ids (as JSON text) that `notifications/cancelled` messages in a POST body cancel. */
+function cancelledIdsOf(body: unknown): string[] {
+  const messages = Array.isArray(body) ? body : [body];
+  return messages.flatMap((message) => {
+    const { method, params } = (message ?? {}) as { method?: unknown; params?: { requestId?: unknown } };
+    const id = params?.requestId;
+    return method === 'notifications/cancelled' && (typeof id === 'string' || typeof id === 'number') ? [JSON.stringify(id)] : [];
+  });
 }
 
 /** The ids of the requests (not notifications or responses) in a POST body, as JSON text. */

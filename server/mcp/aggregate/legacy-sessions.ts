@@ -18,8 +18,8 @@ export interface LegacySession extends AggregateScope {
   readonly transport: WebStandardStreamableHTTPServerTransport;
   /** HTTP exchanges (SSE streams included) in progress. */
   exchanges: number;
-  /** Ids (as JSON text) of the client's requests in progress. */
-  readonly requestIds: Set<string>;
+  /** The client's requests in progress: id (as JSON text) → ends the HTTP response that carries it. */
+  readonly requestIds: Map<string, () => void>;
   idleTimer: NodeJS.Timeout | undefined;
   ended: Promise<void> | undefined;
   /** Follows the caller's current upstream list: a change closes dropped connections and tells the client. */
@@ -93,7 +93,7 @@ export function openLegacySession(caller: McpCaller, options: LegacySessionOptio
     }),
     inFlight: new Map<string, ServerContext[]>(),
     exchanges: 0,
-    requestIds: new Set(),
+    requestIds: new Map(),
     idleTimer: undefined,
     ended: undefined,
     refresh(caller) {

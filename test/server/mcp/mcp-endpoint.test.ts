@@ -508,21 +508,27 @@ describe('HTTP edge', () => {
   });
 });
 
-describe('request ids', () => {
+/** Opens a 2025 session by hand for a client that can answer elicitations; returns the headers of its requests. */
+async function openRawSession(gateway: Gateway): Promise<Record<string, string>> {
+  const initialize = await rawPost(
+    gateway,
+    JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: { elicitation: {} }, clientInfo: { name: 'raw', version: '1' } } }),
+  );
+  const sessionId = initialize.headers.get('mcp-session-id')!;
+  await initialize.text();
+  const inSession = { 'Mcp-Session-Id': sessionId, 'Mcp-Protocol-Version': LATEST_PROTOCOL_VERSION };
+  await (await rawPost(gateway, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }), inSession)).text();
+  return inSession;
+}
+
+describe('request ids, cancellation and session limits', () => {
   it('refuses a second request whose id is still in progress in the same session, and accepts it once the first ended', async () => {
     // The first call waits for the user: the upstream's elicitation, which the client never answers.
     const fixture = await startConformanceUpstream();
     onTestFinished(() => fixture.close());
     const gateway = await startGateway();
     gateway.upstreamsOf.set('alice', [{ name: 'fixture', displayName: 'Fixture', url: fixture.url }]);
-    const initialize = await rawPost(
-      gateway,
-      JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: { elicitation: {} }, clientInfo: { name: 'raw', version: '1' } } }),
-    );
-    const sessionId = initialize.headers.get('mcp-session-id')!;
-    await initialize.text();
-    const inSession = { 'Mcp-Session-Id': sessionId, 'Mcp-Protocol-Version': LATEST_PROTOCOL_VERSION };
-    await (await rawPost(gateway, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }), inSession)).text();
+    const inSession = await openRawSession(gateway);
     const call = JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'fixture__test_elicitation', arguments: { message: 'Who are you?' } } });
     const first = await rawPost(gateway, call, inSession);
     expect(first.status).toBe(200);
@@ -546,5 +552,63 @@ describe('request ids', () => {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     throw new Error('the id stayed in use after its exchange ended');
+  });
+
+  it('ends the response stream of a request the client cancelled', async () => {
+    const fixture = await startConformanceUpstream();
+    onTestFinished(() => fixture.close());
+    const gateway = await startGateway();
+    gateway.upstreamsOf.set('alice', [{ name: 'fixture', displayName: 'Fixture', url: fixture.url }]);
+    const inSession = await openRawSession(gateway);
+    const call = JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'fixture__test_elicitation', arguments: { message: 'Who are you?' } } });
+    const first = await rawPost(gateway, call, inSession);
+    const reader = first.body!.getReader();
+    const { value } = await reader.read();
+    expect(new TextDecoder().decode(value)).toContain('elicitation/create');
+    const cancelled = await rawPost(gateway, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 8, reason: 'the user gave up' } }), inSession);
+    expect(cancelled.status).toBe(202);
+    // The stream ends (rather than staying open until a timeout), with no answer to the cancelled request.
+    let rest = '';
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) rest += new TextDecoder().decode(chunk.value);
+    expect(rest).not.toContain('"id":8');
+  });
+
+  it('keeps each user and client within their session limit: the least recently used idle session ends, a busy one never does', async () => {
+    const fixture = await startConformanceUpstream();
+    onTestFinished(() => fixture.close());
+    const gateway = await startGateway({ maxSessionsPerClient: 2 });
+    gateway.upstreamsOf.set('alice', [{ name: 'fixture', displayName: 'Fixture', url: fixture.url }]);
+    const oldest = await openRawSession(gateway);
+    const newer = await openRawSession(gateway);
+    await (await rawPost(gateway, ping, newer)).text();
+    const third = await openRawSession(gateway);
+    expect(gateway.endpoint.sessionCount()).toBe(2);
+    expect((await rawPost(gateway, ping, oldest)).status).toBe(404);
+    expect((await rawPost(gateway, ping, newer)).status).toBe(200);
+
+    // Both remaining sessions wait for the user: a new one is refused rather than ending either.
+    const waiting = await Promise.all(
+      [newer, third].map(async (headers, index) => {
+        const call = JSON.stringify({ jsonrpc: '2.0', id: 20 + index, method: 'tools/call', params: { name: 'fixture__test_elicitation', arguments: { message: 'Who?' } } });
+        const reader = (await rawPost(gateway, call, headers)).body!.getReader();
+        await reader.read();
+        return reader;
+      }),
+    );
+    const refused = await rawPost(
+      gateway,
+      JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }),
+    );
+    expect(refused.status).toBe(429);
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toContain('at most 2 open sessions per user and client');
+    // Another client of the same user has its own limit.
+    const otherClient = await rawPost(
+      gateway,
+      JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }),
+      { 'X-Test-Client': 'client-b' },
+    );
+    expect(otherClient.status).toBe(200);
+    await otherClient.text();
+    for (const reader of waiting) await reader.cancel();
   });
 });
