@@ -8,7 +8,7 @@ import { hostOriginGuard } from './middleware/host-origin-guard.js';
 import { errorHandler } from './middleware/errors.js';
 import { securityHeaders } from './middleware/security-headers.js';
 import type { PassthroughEndpoint } from './mcp/passthrough.js';
-import type { OAuthServer } from './oauth/provider.js';
+import { mcpScope, type OAuthServer } from './oauth/provider.js';
 import type { TokenCipher } from './crypto/token-cipher.js';
 import { assetRoutes } from './routes/assets.js';
 import { connectionsRoutes } from './routes/connections.js';
@@ -108,6 +108,13 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
           return;
         }
         ctx.res.setHeader('Access-Control-Allow-Origin', '*');
+      }
+      // RFC 6749 §3.3: a request without `scope` gets the default scope, the one MCP scope; left
+      // empty, the approved grant would cover nothing and the approved flow would end denied.
+      if (ctx.path === '/auth' && ctx.method === 'GET' && !ctx.query['scope']) {
+        const url = new URL(ctx.req.url ?? '/auth', 'http://gateway');
+        url.searchParams.set('scope', mcpScope);
+        ctx.req.url = `${url.pathname}${url.search}`;
       }
       ctx.respond = false;
       await oauthCallback(ctx.req, ctx.res);

@@ -420,6 +420,19 @@ describe.skipIf(skip)('OAuth rules of the gateway', () => {
     expect(after.headers.get('www-authenticate')).toContain('error="invalid_token"');
   });
 
+  it('gives a request without scope the default scope: the approved flow ends with a code, and its token works', async () => {
+    const clientId = await newClient();
+    const pkce = createPkce();
+    const back = await new ConsentDriver(gateway.url).consent(authorizationUrl(gateway.url, { clientId, redirectUri: callback.url, pkce, scope: null }), { user: `user-${randomUUID()}` });
+    expect(back.searchParams.get('error')).toBeNull();
+    const code = back.searchParams.get('code');
+    expect(code).toBeTruthy();
+    const token = await postForm(gateway.url, '/token', { grant_type: 'authorization_code', code: code!, code_verifier: pkce.verifier, redirect_uri: callback.url, client_id: clientId, resource: `${gateway.url}/mcp` });
+    expect(token.status).toBe(200);
+    expect(token.body.scope).toBe('mcp:tools');
+    expect((await initializeMcp(gateway.url, token.body.access_token)).status).toBe(200);
+  });
+
   it('sends access_denied with state and iss to the client on deny and saves no consent', async () => {
     const clientId = await newClient();
     const state = randomUUID();
