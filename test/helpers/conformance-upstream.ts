@@ -25,6 +25,7 @@ import {
   type McpRequestContext,
   type RequestStateCodec,
   type ServerContext,
+  type ServerOptions,
 } from '@modelcontextprotocol/server';
 import * as z from 'zod';
 
@@ -34,6 +35,8 @@ import { freePort } from './free-port.js';
 export interface ConformanceUpstreamOptions {
   /** `serverInfo.name` in both eras. Default `conformance-upstream`. */
   name?: string;
+  /** Cache hints of its 2026-07-28 list and read results (SEP-2549). Default: none (the SDK's `ttlMs: 0`, `private`). */
+  cacheHints?: ServerOptions['cacheHints'];
 }
 
 /** A running conformance fixture; see {@link startConformanceUpstream}. */
@@ -120,6 +123,7 @@ const CUSTOM_HEADER_SCHEMA: Record<string, unknown> = {
 /** What one fixture instance shares between its per-request and per-session servers. */
 interface FixtureState {
   name: string;
+  cacheHints: ServerOptions['cacheHints'];
   codec: RequestStateCodec<RoundState>;
   /** Tell every listener (modern `subscriptions/listen` streams and legacy sessions) that a list changed. */
   listChanged(kind: 'tools' | 'prompts'): void;
@@ -145,6 +149,7 @@ export async function startConformanceUpstream(options: ConformanceUpstreamOptio
   const legacySessions = new Map<string, LegacySession>();
   const state: FixtureState = {
     name: options.name ?? 'conformance-upstream',
+    cacheHints: options.cacheHints,
     // A fresh key per instance: a state minted by another fixture must not verify here.
     codec: createRequestStateCodec<RoundState>({ key: randomBytes(32) }),
     listChanged(kind) {
@@ -248,6 +253,7 @@ function buildServer(state: FixtureState, context: Pick<McpRequestContext, 'era'
         completions: {},
       },
       requestState: { verify: (wire, ctx) => state.codec.verify(wire, ctx) },
+      ...(state.cacheHints ? { cacheHints: state.cacheHints } : {}),
     },
   );
   registerContentTools(server);

@@ -100,6 +100,8 @@ export function registerAggregateHandlers(server: Server, scope: AggregateScope,
       position = decoded;
     }
     const next: ListPosition = new Map();
+    // The shortest lifetime any upstream allows; a page missing an upstream (or its hint) is not cached.
+    let ttlMs: number | undefined = Number.POSITIVE_INFINITY;
     const pages = await Promise.all(
       [...position].map(async ([name, upstreamCursor]) => {
         const upstream = upstreamNamed(name)!;
@@ -108,6 +110,8 @@ export function registerAggregateHandlers(server: Server, scope: AggregateScope,
             client.request({ method, params: upstreamCursor === null ? {} : { cursor: upstreamCursor } }, RawList, { timeout: listTimeoutMs, signal: ctx.mcpReq.signal }),
           );
           if (page.nextCursor !== undefined) next.set(name, page.nextCursor);
+          const upstreamTtl = page['ttlMs'];
+          ttlMs = typeof upstreamTtl === 'number' && Number.isSafeInteger(upstreamTtl) && upstreamTtl >= 0 && ttlMs !== undefined ? Math.min(ttlMs, upstreamTtl) : undefined;
           const items = Array.isArray(page[key]) ? (page[key] as unknown[]) : [];
           return items.flatMap((item) => {
             const renamed = typeof item === 'object' && item !== null ? rename(upstream, item as Item) : undefined;
@@ -116,12 +120,16 @@ export function registerAggregateHandlers(server: Server, scope: AggregateScope,
           });
         } catch (error) {
           log.warn(`upstream left out of ${method}`, { upstream: name, userId: caller.userId, reason: describeUpstreamFailure(error), error: safeErrorText(error) });
+          ttlMs = undefined;
           return [];
         }
       }),
     );
     const nextCursor = encodeListCursor(next);
-    return { [key]: pages.flat(), ...(nextCursor !== undefined ? { nextCursor } : {}) };
+    // MCP 2026-07-28 caching (SEP-2549): what this list holds depends on the caller's grant, so it
+    // is never shared across authorization contexts, whatever each upstream says of its own.
+    const hints = scope.era === 'modern' ? { ttlMs: ttlMs === undefined || ttlMs === Number.POSITIVE_INFINITY ? 0 : ttlMs, cacheScope: 'private' } : {};
+    return { [key]: pages.flat(), ...(nextCursor !== undefined ? { nextCursor } : {}), ...hints };
   }
 
   /** Renames a tool or prompt; `undefined` when the result would not route back to the same upstream. */

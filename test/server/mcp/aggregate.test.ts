@@ -411,3 +411,46 @@ describe('input-required results (2026-07-28 client)', () => {
     expect(progress).toEqual([0, 50, 100]);
   });
 });
+
+describe('cache hints (2026-07-28 client)', () => {
+  const listTools = async (url: string, user?: string) => {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': MODERN_VERSION,
+        'mcp-method': 'tools/list',
+        ...(user ? { 'x-test-user': user } : {}),
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 3,
+        method: 'tools/list',
+        params: { _meta: { 'io.modelcontextprotocol/protocolVersion': MODERN_VERSION, 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} } },
+      }),
+    });
+    const text = await response.text();
+    const json = text.startsWith('{') ? text : text.split('\n').find((line) => line.startsWith('data:'))!.slice(5);
+    return (JSON.parse(json) as { result: { ttlMs: number; cacheScope: string } }).result;
+  };
+
+  it('keeps the shortest lifetime of the upstreams, not cached when an upstream gave none, and never shared across users', async () => {
+    const [longer, shorter] = await Promise.all([
+      startConformanceUpstream({ name: 'longer', cacheHints: { 'tools/list': { ttlMs: 90_000, cacheScope: 'public' } } }),
+      startConformanceUpstream({ name: 'shorter', cacheHints: { 'tools/list': { ttlMs: 30_000, cacheScope: 'public' } } }),
+    ]);
+    afterThisTest(async () => {
+      await Promise.all([longer.close(), shorter.close()]);
+    });
+    expect(await listTools(longer.url)).toMatchObject({ ttlMs: 90_000, cacheScope: 'public' });
+    const hinted = [
+      { name: 'longer', displayName: 'Longer', url: longer.url },
+      { name: 'shorter', displayName: 'Shorter', url: shorter.url },
+    ];
+    const gateway = await start((user) => (user === 'hinted' ? hinted : upstreams));
+    expect(await listTools(gateway.url, 'hinted')).toMatchObject({ ttlMs: 30_000, cacheScope: 'private' });
+    // The 2025 upstream sends no hint: the merged list is not to be cached.
+    expect(await listTools(gateway.url)).toMatchObject({ ttlMs: 0, cacheScope: 'private' });
+  });
+});
