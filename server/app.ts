@@ -56,7 +56,7 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
   app.use(securityHeaders());
   const routers = [healthRoutes(deps), homeRoutes(config, deps)];
   const gateway = deps.gateway;
-  const requireBearer = gateway ? bearerAuth({ oauth: gateway.oauth, store: deps.store, upstreams: config.upstreams }) : undefined;
+  const requireBearer = gateway ? bearerAuth({ oauth: gateway.oauth, store: deps.store, upstreams: config.upstreams, log: deps.log }) : undefined;
   if (gateway && requireBearer) {
     routers.push(
       wellKnownRoutes(gateway.oauth, config.upstreams),

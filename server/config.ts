@@ -75,6 +75,8 @@ export interface GatewayConfig {
     taskQueue: string;
     tls?: TemporalTlsConfig;
     apiKey?: string;
+    /** The worker's limits: tasks it runs at once, and how long a stopping worker lets activities finish. */
+    worker: { maxConcurrentActivities: number; maxConcurrentWorkflowTasks: number; shutdownGraceMs: number };
     /** Explicit path of the `temporal` CLI (`$TEMPORAL_CLI`). */
     cliPath?: string;
     /** `$PATH`, searched for the CLI. */
@@ -96,8 +98,10 @@ export interface GatewayConfig {
   oauth: {
     accessTokenTtlSeconds: number;
     refreshTokenTtlSeconds: number;
-    /** Keys that sign the OAuth server's cookies; generated into the data folder when absent. */
+    /** Keys that sign the OAuth server's cookies, the first signing, all verifying; generated into the data folder when absent. */
     cookieKeys?: string[];
+    /** A JWKS file of private keys the OAuth server signs with (the first key of an algorithm signs); generated into the data folder when absent. */
+    signingKeysFile?: string;
     dynamicRegistration: boolean;
     clientMetadataDocuments: boolean;
     /** Registrations accepted per client address per minute. */
@@ -115,6 +119,8 @@ export interface GatewayConfig {
   };
   /** 32 bytes, base64 or base64url: seals upstream tokens at rest (AES-256-GCM). Absent: generated into the data folder. */
   encryptionKey?: string;
+  /** A key ring for sealing (the first seals, all open), each key with its id; wins over {@link encryptionKey}. */
+  encryptionKeys?: { id: string; key: string }[];
   /** Default consent-flow lifetime. */
   flowTtlMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -153,6 +159,48 @@ function asDurationMs(value: unknown, key: string): number | undefined {
   if (!match) throw new ConfigError(`${key} must be a duration such as 600, "90s", "10m" or "1h"`);
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
   return Number(match[1]) * unit;
+}
+
+function asCount(value: unknown, key: string): number | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  const n = typeof value === 'string' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) throw new ConfigError(`${key} must be a whole number, at least 1`);
+  return n;
+}
+
+const keyBytes = (text: string) => Buffer.from(text.trim(), /[-_]/.test(text) ? 'base64url' : 'base64').length;
+
+/**
+ * The sealing key ring from `GATEWAY_ENCRYPTION_KEYS` (`id:key,id:key`) or `encryptionKeys`
+ * (`[{id, key}]`); the first key seals, every key opens.
+ */
+function parseEncryptionKeys(env: Env, value: unknown): { id: string; key: string }[] | undefined {
+  const fromEnv = asString(env.GATEWAY_ENCRYPTION_KEYS, 'GATEWAY_ENCRYPTION_KEYS');
+  const source = fromEnv ? 'GATEWAY_ENCRYPTION_KEYS' : 'encryptionKeys';
+  let keys: { id: string; key: string }[];
+  if (fromEnv) {
+    keys = fromEnv.split(/[\s,]+/).filter(Boolean).map((entry) => {
+      const at = entry.indexOf(':');
+      return { id: entry.slice(0, at), key: at < 0 ? '' : entry.slice(at + 1) };
+    });
+  } else if (value === undefined || value === null) {
+    return undefined;
+  } else {
+    if (!Array.isArray(value)) throw new ConfigError('encryptionKeys must be a list of {id, key}');
+    keys = value.map((item, i) => {
+      const entry = asRecord(item, `encryptionKeys[${i}]`);
+      return { id: asString(entry.id, `encryptionKeys[${i}].id`) ?? '', key: asString(entry.key, `encryptionKeys[${i}].key`) ?? '' };
+    });
+  }
+  if (keys.length === 0) throw new ConfigError(`${source} needs at least one key`);
+  const ids = new Set<string>();
+  for (const { id, key } of keys) {
+    if (!/^[A-Za-z0-9_-]{1,32}$/.test(id)) throw new ConfigError(`${source}: each key needs an id of 1-32 of A-Z a-z 0-9 _ - (as id:key)`);
+    if (ids.has(id)) throw new ConfigError(`${source}: the key id "${id}" is used twice`);
+    ids.add(id);
+    if (keyBytes(key) !== 32) throw new ConfigError(`${source}: key "${id}" must be 32 bytes, base64 or base64url (e.g. \`openssl rand -base64 32\`)`);
+  }
+  return keys;
 }
 
 function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], key: string): T | undefined {
@@ -406,10 +454,13 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
   if (encryptionKey && Buffer.from(encryptionKey, /[-_]/.test(encryptionKey) ? 'base64url' : 'base64').length !== 32) {
     throw new ConfigError('GATEWAY_ENCRYPTION_KEY must be 32 bytes, base64 or base64url (e.g. `openssl rand -base64 32`)');
   }
+  const encryptionKeys = parseEncryptionKeys(env, raw.encryptionKeys);
   const separator = asString(mcp.toolSeparator, 'mcp.toolSeparator') ?? '__';
   if (!/^[A-Za-z0-9_.-]{1,4}$/.test(separator)) throw new ConfigError('mcp.toolSeparator must be 1 to 4 of A-Z a-z 0-9 _ . -');
-  const cookieKeys = asStringList(oauth.cookieKeys, 'oauth.cookieKeys');
-  if (cookieKeys && cookieKeys.some((key) => key.length < 32)) throw new ConfigError('oauth.cookieKeys must each be at least 32 characters');
+  const cookieKeys = asStringList(env.GATEWAY_COOKIE_KEYS, 'GATEWAY_COOKIE_KEYS') ?? asStringList(oauth.cookieKeys, 'oauth.cookieKeys');
+  if (cookieKeys && cookieKeys.some((key) => key.length < 32)) throw new ConfigError('oauth.cookieKeys (GATEWAY_COOKIE_KEYS) must each be at least 32 characters');
+  const signingKeysFile = asString(env.GATEWAY_SIGNING_KEYS_FILE, 'GATEWAY_SIGNING_KEYS_FILE') ?? asString(oauth.signingKeysFile, 'oauth.signingKeysFile');
+  const worker = asRecord(temporal.worker, 'temporal.worker');
 
   const maxBodyBytes = mcp.maxBodyBytes ?? 4 * 1024 * 1024;
   if (typeof maxBodyBytes !== 'number' || !Number.isInteger(maxBodyBytes) || maxBodyBytes < 1024) throw new ConfigError('mcp.maxBodyBytes must be a whole number of bytes, at least 1024');
@@ -429,6 +480,11 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
       taskQueue: asString(env.TEMPORAL_TASK_QUEUE, 'TEMPORAL_TASK_QUEUE') ?? asString(temporal.taskQueue, 'temporal.taskQueue') ?? 'consent-gateway',
       ...(Object.keys(tlsConfig).length > 0 || temporal.tls === true ? { tls: tlsConfig } : {}),
       ...(apiKey ? { apiKey } : {}),
+      worker: {
+        maxConcurrentActivities: asCount(env.TEMPORAL_WORKER_MAX_ACTIVITIES ?? worker.maxConcurrentActivities, 'temporal.worker.maxConcurrentActivities') ?? 100,
+        maxConcurrentWorkflowTasks: asCount(env.TEMPORAL_WORKER_MAX_WORKFLOW_TASKS ?? worker.maxConcurrentWorkflowTasks, 'temporal.worker.maxConcurrentWorkflowTasks') ?? 40,
+        shutdownGraceMs: asDurationMs(env.TEMPORAL_WORKER_SHUTDOWN_GRACE ?? worker.shutdownGraceTime, 'temporal.worker.shutdownGraceTime') ?? 5_000,
+      },
       ...(cliPath ? { cliPath } : {}),
       searchPath: env.PATH ?? '',
       cliInstallDir: projectPath('.temporal'),
@@ -446,12 +502,14 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
       accessTokenTtlSeconds: Math.round((asDurationMs(env.GATEWAY_ACCESS_TOKEN_TTL, 'GATEWAY_ACCESS_TOKEN_TTL') ?? asDurationMs(oauth.accessTokenTtl, 'oauth.accessTokenTtl') ?? 3_600_000) / 1000),
       refreshTokenTtlSeconds: Math.round((asDurationMs(oauth.refreshTokenTtl, 'oauth.refreshTokenTtl') ?? 30 * 86_400_000) / 1000),
       ...(cookieKeys ? { cookieKeys } : {}),
+      ...(signingKeysFile ? { signingKeysFile: path.resolve(baseDir, signingKeysFile) } : {}),
       dynamicRegistration: oauth.dynamicRegistration !== false,
       clientMetadataDocuments: oauth.clientMetadataDocuments !== false,
       registrationsPerMinute: typeof oauth.registrationsPerMinute === 'number' ? oauth.registrationsPerMinute : 20,
     },
     mcp: { toolSeparator: separator, maxBodyBytes },
     ...(encryptionKey ? { encryptionKey } : {}),
+    ...(encryptionKeys ? { encryptionKeys } : {}),
     flowTtlMs: asDurationMs(env.GATEWAY_FLOW_TTL, 'GATEWAY_FLOW_TTL') ?? asDurationMs(raw.flowTtl, 'flowTtl') ?? 15 * 60_000,
     logLevel: oneOf(asString(env.GATEWAY_LOG_LEVEL, 'GATEWAY_LOG_LEVEL') ?? asString(raw.logLevel, 'logLevel'), ['debug', 'info', 'warn', 'error'] as const, 'logLevel') ?? 'info',
   };

@@ -5,7 +5,7 @@ import type { GatewayConfig } from './config.js';
 import type { Logger } from './log.js';
 import { createMcpEndpoint } from './mcp/endpoint.js';
 import { createPassthroughEndpoint } from './mcp/passthrough.js';
-import { createOAuthServer, loadServerKeys, type OAuthServer } from './oauth/provider.js';
+import { createOAuthServer, loadServerKeys, type OAuthServer, type ServerKeys } from './oauth/provider.js';
 import type { TemporalHealth } from './routes/health.js';
 import type { GatewayStore } from './store/store.js';
 import type { TokenCipher } from './crypto/token-cipher.js';
@@ -26,6 +26,8 @@ export async function createGateway(
   deps: {
     store: GatewayStore;
     cipher: TokenCipher;
+    /** Loaded from config or the data folder when absent. */
+    keys?: ServerKeys;
     temporal: Client;
     log: Logger;
     temporalHealth: () => Promise<TemporalHealth>;
@@ -33,7 +35,7 @@ export async function createGateway(
     temporalUiUrl?: string | undefined;
   },
 ): Promise<Gateway> {
-  const [keys, web] = await Promise.all([loadServerKeys(config, deps.log), ensureWebBundle()]);
+  const [keys, web] = await Promise.all([deps.keys ?? loadServerKeys(config, deps.log), ensureWebBundle()]);
   const oauth = createOAuthServer(config, { store: deps.store, log: deps.log, keys });
   const tokens = upstreamTokens({
     store: deps.store,
@@ -62,10 +64,21 @@ export async function createGateway(
   const aggregate = createMcpEndpoint(endpointOptions);
   // /mcp/<upstream> for a client of the era its upstream does not speak: names untouched.
   const bridge = createMcpEndpoint({ ...endpointOptions, naming: 'untouched' });
+  // The user's 2025 streams may be held by any process: the completion goes out on the store's
+  // event channel, and each process (this one included) tells the sessions it holds.
+  const stopHearing = deps.store.events.subscribe((event) => {
+    if (event.kind !== 'elicitation-completed') return;
+    const clientId = event.clientId ?? undefined;
+    void Promise.all([aggregate.elicitationCompleted(event.userId, clientId, event.elicitationId), bridge.elicitationCompleted(event.userId, clientId, event.elicitationId)]).catch(
+      (error: unknown) => deps.log.warn('could not notify the MCP sessions', { error: String(error) }),
+    );
+  });
   const mcp = {
     middleware: aggregate.middleware,
-    elicitationCompleted: async (userId: string, clientId: string | undefined, elicitationId: string) =>
-      (await aggregate.elicitationCompleted(userId, clientId, elicitationId)) + (await bridge.elicitationCompleted(userId, clientId, elicitationId)),
+    elicitationCompleted: async (userId: string, clientId: string | undefined, elicitationId: string) => {
+      await deps.store.events.publish({ kind: 'elicitation-completed', userId, clientId: clientId ?? null, elicitationId });
+      return 0;
+    },
   };
   const passthrough = createPassthroughEndpoint({
     log: deps.log,
@@ -93,6 +106,7 @@ export async function createGateway(
     mcpSessions: () => aggregate.sessionCount() + bridge.sessionCount(),
     close: async () => {
       clearInterval(purge);
+      stopHearing();
       passthrough.close();
       await Promise.all([aggregate.close(), bridge.close()]);
     },

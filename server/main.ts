@@ -1,10 +1,12 @@
 import type { Server } from 'node:http';
 import { ConfigError, loadConfig, type GatewayConfig } from './config.js';
+import { checkFleetKeys } from './crypto/key-check.js';
 import { loadCipher } from './crypto/keys.js';
 import { startDemoUpstream } from './demo/demo-upstream.js';
 import { startEmbeddedTemporal } from './embedded-temporal.js';
 import { createGateway } from './gateway.js';
 import { createLogger, type Logger } from './log.js';
+import { loadServerKeys } from './oauth/provider.js';
 import { openStore } from './store/open-store.js';
 import { connectClient, temporalHealthCheck } from './temporal.js';
 import type { DevServer } from './temporal-dev.js';
@@ -83,6 +85,8 @@ async function run(config: GatewayConfig, log: Logger, cleanups: Cleanup[], star
   cleanups.push(() => client.connection.close());
 
   const cipher = await loadCipher(config, log);
+  const keys = await loadServerKeys(config, log);
+  await checkFleetKeys(store, { cipher, keys }, log);
   const { worker, connection } = await createWorker(config, { store, cipher });
   const running = worker.run();
   cleanups.push(async () => {
@@ -102,6 +106,7 @@ async function run(config: GatewayConfig, log: Logger, cleanups: Cleanup[], star
     log,
     store,
     cipher,
+    keys,
     temporal: client,
     temporalUiUrl: devServer?.uiUrl,
     workerState: () => worker.getState(),

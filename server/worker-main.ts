@@ -1,5 +1,7 @@
 import { ConfigError, loadConfig } from './config.js';
+import { checkFleetKeys } from './crypto/key-check.js';
 import { loadCipher } from './crypto/keys.js';
+import { loadServerKeys } from './oauth/provider.js';
 import { createLogger } from './log.js';
 import { openStore } from './store/open-store.js';
 import { createWorker } from './worker.js';
@@ -16,7 +18,9 @@ async function main(): Promise<void> {
   }
   const store = await openStore(config.store);
   const cipher = await loadCipher(config, log);
+  await checkFleetKeys(store, { cipher, keys: await loadServerKeys(config, log) }, log);
   const { worker, connection } = await createWorker(config, { store, cipher });
+  // The worker stops polling, lets running activities finish within temporal.worker.shutdownGraceTime, then exits.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => worker.shutdown());
   log.info('worker running', { taskQueue: config.temporal.taskQueue, address: config.temporal.address, pid: process.pid });
   try {

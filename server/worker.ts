@@ -44,7 +44,10 @@ export async function createWorker(config: GatewayConfig, deps: Pick<ActivityDep
       taskQueue: config.temporal.taskQueue,
       workflowBundle: { codePath: bundle.codePath },
       activities: createActivities({ ...deps, upstreams: config.upstreams, redirectUri: upstreamRedirectUri(config) }),
-      shutdownGraceTime: '5 seconds',
+      maxConcurrentActivityTaskExecutions: config.temporal.worker.maxConcurrentActivities,
+      maxConcurrentWorkflowTaskExecutions: config.temporal.worker.maxConcurrentWorkflowTasks,
+      // Activities still running when it ends are cancelled and retried by another worker.
+      shutdownGraceTime: config.temporal.worker.shutdownGraceMs,
     });
     return { worker, connection };
   } catch (error) {

@@ -3,13 +3,15 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GatewayConfig } from '../config.js';
 import type { Logger } from '../log.js';
-import { TokenCipher } from './token-cipher.js';
+import { parseKeyText, TokenCipher } from './token-cipher.js';
 
 /**
- * The cipher for secrets at rest: the key from configuration (`GATEWAY_ENCRYPTION_KEY`), or, in the
- * embedded default, a key generated once into the data folder (with a warning).
+ * The cipher for secrets at rest: the key ring from configuration (`GATEWAY_ENCRYPTION_KEYS`, or
+ * the single `GATEWAY_ENCRYPTION_KEY`), or, in the embedded default, a key generated once into the
+ * data folder (with a warning).
  */
 export async function loadCipher(config: GatewayConfig, log: Logger): Promise<TokenCipher> {
+  if (config.encryptionKeys) return new TokenCipher(config.encryptionKeys.map(({ id, key }) => ({ id, key: parseKeyText(key) })));
   if (config.encryptionKey) return TokenCipher.fromText(config.encryptionKey);
   const file = path.join(config.dataDir, 'encryption.key');
   const existing = await readFile(file, 'utf8').catch(() => undefined);

@@ -3,7 +3,7 @@ import type { UpstreamConfig } from '../config.js';
 import { OAuthError } from '../errors.js';
 import type { McpResourceTarget } from '../mcp/resources.js';
 import { mcpScope, type OAuthServer } from '../oauth/provider.js';
-import type { GatewayStore } from '../store/store.js';
+import type { ConsentStore, StoreEvents } from '../store/store.js';
 
 /** Who is calling `/mcp`, after the token and the consent were checked. */
 export interface McpCallerIdentity {
@@ -19,9 +19,15 @@ interface CachedCaller {
   grantId: string;
   /** Epoch ms after which the token and consent are read again. */
   until: number;
+  /** The event channel's generation when the entry was filled: a newer one means events may have been missed. */
+  generation: number;
 }
 
-/** How long a checked token is trusted without reading the store again. Revocation in this process clears it at once. */
+/**
+ * How long a checked token is trusted without reading the store again. A revoke or a withdrawn
+ * consent anywhere in the fleet reaches every process as an event and clears its entries at once;
+ * this bound only limits how long an entry lives when nothing happens.
+ */
 const cacheMs = 30_000;
 const cacheLimit = 10_000;
 
@@ -38,7 +44,7 @@ export interface McpEndpointTarget {
  * Failures answer 401/403 with a `WWW-Authenticate` challenge that names the endpoint's protected
  * resource metadata (RFC 9728 §5.1), so clients can start authorization.
  */
-export function bearerAuth(deps: { oauth: OAuthServer; store: GatewayStore; upstreams: UpstreamConfig[] }) {
+export function bearerAuth(deps: { oauth: OAuthServer; store: ConsentStore & StoreEvents; upstreams: UpstreamConfig[]; log?: { warn(message: string, fields?: Record<string, unknown>): void } }) {
   const challenge = (resource: string, extra = '') => `Bearer resource_metadata="${deps.oauth.resources.metadataUrl(resource)}", scope="${mcpScope}"${extra}`;
   const unauthorized = (resource: string, error: string | undefined, description: string) =>
     new OAuthError(401, error ?? 'invalid_token', description, {
@@ -47,13 +53,37 @@ export function bearerAuth(deps: { oauth: OAuthServer; store: GatewayStore; upst
 
   // The hot path: a warm token costs one Map lookup (DESIGN.md, decision 6).
   const cache = new Map<string, CachedCaller>();
+  const { events } = deps.store;
   const forgetGrant = (grantId: string) => {
     for (const [token, entry] of cache) if (entry.grantId === grantId) cache.delete(token);
   };
+  const forgetCaller = (userId: string, clientId: string) => {
+    for (const [token, entry] of cache) if (entry.caller.userId === userId && entry.caller.clientId === clientId) cache.delete(token);
+  };
+  // Counts revocations heard; a check whose store reads overlapped one is not cached.
+  let revocations = 0;
+  events.subscribe((event) => {
+    if (event.kind === 'grant-revoked') forgetGrant(event.grantId);
+    else if (event.kind === 'consent-withdrawn') forgetCaller(event.userId, event.clientId);
+    else return;
+    revocations += 1;
+  });
+  const announce = (event: Parameters<typeof events.publish>[0]) =>
+    events.publish(event).catch((error: unknown) => deps.log?.warn('could not announce a revocation to the other processes', { error: String(error) }));
+  // Whatever the provider revokes here, every process must stop trusting: announced by grant id
+  // (a revoked access token's grant too), so no token value leaves this process.
   const provider = deps.oauth.provider as unknown as { on(event: string, listener: (...args: unknown[]) => void): void };
-  provider.on('grant.revoked', (_ctx: unknown, grantId: unknown) => forgetGrant(String(grantId)));
-  provider.on('grant.destroyed', (grant: unknown) => forgetGrant(String((grant as { jti?: string }).jti)));
-  provider.on('access_token.destroyed', (token: unknown) => cache.delete(String((token as { jti?: string }).jti)));
+  const revokedGrant = (grantId: unknown) => {
+    if (typeof grantId !== 'string') return;
+    forgetGrant(grantId);
+    void announce({ kind: 'grant-revoked', grantId });
+  };
+  provider.on('grant.revoked', (_ctx: unknown, grantId: unknown) => revokedGrant(grantId));
+  provider.on('grant.destroyed', (grant: unknown) => revokedGrant((grant as { jti?: string }).jti));
+  provider.on('access_token.destroyed', (token: unknown) => {
+    cache.delete(String((token as { jti?: string }).jti));
+    revokedGrant((token as { grantId?: string }).grantId);
+  });
 
   const middleware = async function requireBearer(ctx: Context, next: Next): Promise<void> {
     const endpoint = (ctx.state as { mcpEndpoint?: McpEndpointTarget }).mcpEndpoint ?? { resource: deps.oauth.mcpResource, target: { kind: 'aggregate' } };
@@ -66,10 +96,13 @@ export function bearerAuth(deps: { oauth: OAuthServer; store: GatewayStore; upst
       throw unauthorized(resource, 'invalid_request', 'the Authorization header must be "Bearer <token>"');
     }
     const cached = cache.get(match[1]);
-    if (cached && cached.until > Date.now() && cached.resource === resource) {
+    if (cached && cached.until > Date.now() && cached.resource === resource && cached.generation === events.generation() && events.live()) {
       ctx.state.caller = cached.caller;
       return next();
     }
+    // Taken before the store reads: a revocation heard while they run may make them stale.
+    const generation = events.generation();
+    const revocationsBefore = revocations;
     const token = await deps.oauth.provider.AccessToken.find(match[1]);
     if (!token || token.isExpired) {
       cache.delete(match[1]);
@@ -96,14 +129,15 @@ export function bearerAuth(deps: { oauth: OAuthServer; store: GatewayStore; upst
         .map((upstream) => ({ name: upstream.name, displayName: upstream.displayName, url: upstream.mcpUrl })),
     };
     if (cache.size >= cacheLimit) cache.clear();
-    cache.set(match[1], { caller, resource, grantId: token.grantId, until: Math.min(Date.now() + cacheMs, token.exp * 1000) });
+    if (revocationsBefore === revocations) cache.set(match[1], { caller, resource, grantId: token.grantId, until: Math.min(Date.now() + cacheMs, token.exp * 1000), generation });
     ctx.state.caller = caller;
     await next();
   };
 
-  /** Drops cached checks of one user and client (after their consent was revoked). */
+  /** Drops cached checks of one user and client (after their consent was revoked), here and in every other process. */
   const forgetConsent = (userId: string, clientId: string) => {
-    for (const [token, entry] of cache) if (entry.caller.userId === userId && entry.caller.clientId === clientId) cache.delete(token);
+    forgetCaller(userId, clientId);
+    void announce({ kind: 'consent-withdrawn', userId, clientId });
   };
   return Object.assign(middleware, { forgetConsent });
 }

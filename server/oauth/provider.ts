@@ -1,11 +1,11 @@
-import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import path from 'node:path';
 import Provider, { errors, type ClientModel, type ProviderContext } from 'oidc-provider';
 import type { GatewayConfig } from '../config.js';
 import type { Logger } from '../log.js';
-import type { GatewayStore } from '../store/store.js';
+import type { GatewayStore, RateLimitStore } from '../store/store.js';
 import { mcpResources, type McpResources } from '../mcp/resources.js';
 import { createOidcAdapter } from './adapter.js';
 import { renderErrorPage } from './error-page.js';
@@ -32,10 +32,14 @@ export interface ServerKeys {
 }
 
 /**
- * Loads the server keys from the data folder, generating them on first run (with a warning), so
- * cookies and signatures survive restarts. Configured cookie keys win.
+ * The server keys: cookie keys from `oauth.cookieKeys` (`GATEWAY_COOKIE_KEYS`) and signing keys from
+ * the JWKS file `oauth.signingKeysFile` (`GATEWAY_SIGNING_KEYS_FILE`), each a ring whose first key
+ * signs and whose every key verifies. What is not configured is read from the data folder,
+ * generated there on first run (with a warning), so cookies and signatures survive restarts.
  */
 export async function loadServerKeys(config: GatewayConfig, log: Logger): Promise<ServerKeys> {
+  const configuredJwks = config.oauth.signingKeysFile ? await readSigningKeys(config.oauth.signingKeysFile) : undefined;
+  if (config.oauth.cookieKeys && configuredJwks) return { cookieKeys: config.oauth.cookieKeys, jwks: configuredJwks };
   const file = path.join(config.dataDir, 'server-keys.json');
   let stored: Partial<ServerKeys> = {};
   try {
@@ -53,9 +57,24 @@ export async function loadServerKeys(config: GatewayConfig, log: Logger): Promis
     };
     await mkdir(config.dataDir, { recursive: true });
     await writeFile(file, JSON.stringify(stored), { mode: 0o600 });
-    if (!config.oauth.cookieKeys) log.warn('generated server keys into the data folder; set oauth.cookieKeys in production', { file });
+    log.warn('generated server keys into the data folder; set GATEWAY_COOKIE_KEYS and GATEWAY_SIGNING_KEYS_FILE in production', { file });
   }
-  return { cookieKeys: config.oauth.cookieKeys ?? (stored.cookieKeys as string[]), jwks: stored.jwks as ServerKeys['jwks'] };
+  return { cookieKeys: config.oauth.cookieKeys ?? (stored.cookieKeys as string[]), jwks: configuredJwks ?? (stored.jwks as ServerKeys['jwks']) };
+}
+
+/** Reads a JWKS of private signing keys; each needs a `kid`, so tokens name the key that signed them (RFC 7517 §4.5). */
+async function readSigningKeys(file: string): Promise<ServerKeys['jwks']> {
+  let jwks: { keys?: unknown };
+  try {
+    jwks = JSON.parse(await readFile(file, 'utf8')) as { keys?: unknown };
+  } catch (error) {
+    throw new Error(`the signing keys file ${file} is not a readable JWKS: ${(error as Error).message}`);
+  }
+  const keys = Array.isArray(jwks.keys) ? (jwks.keys as Record<string, unknown>[]) : [];
+  if (keys.length === 0 || keys.some((key) => typeof key.kid !== 'string' || typeof key.d !== 'string')) {
+    throw new Error(`the signing keys file ${file} must hold {"keys": [...]} of private keys, each with a kid`);
+  }
+  return { keys };
 }
 
 const loopbackHosts = new Set(['127.0.0.1', '[::1]', 'localhost']);
@@ -83,21 +102,12 @@ function validateRedirectUris(_ctx: unknown, key: string, value: unknown): void 
   }
 }
 
-/** A sliding one-minute window per key. */
-function rateLimiter(limit: number) {
-  const hits = new Map<string, number[]>();
-  return (key: string): boolean => {
-    const now = Date.now();
-    const recent = (hits.get(key) ?? []).filter((at) => now - at < 60_000);
-    if (recent.length >= limit) {
-      hits.set(key, recent);
-      return false;
-    }
-    recent.push(now);
-    hits.set(key, recent);
-    if (hits.size > 10_000) hits.clear();
-    return true;
-  };
+/**
+ * A sliding one-minute window per key, kept in the store so that every process of a fleet counts
+ * the same hits; keys are hashed, so client addresses are not stored as they are.
+ */
+function rateLimiter(store: RateLimitStore, limit: number) {
+  return (key: string): Promise<boolean> => store.takeHit(`registration:${createHash('sha256').update(key).digest('base64url')}`, Date.now(), 60_000, limit);
 }
 
 /**
@@ -239,7 +249,7 @@ export function createOAuthServer(
   });
   provider.proxy = secure;
 
-  const allowRegistration = rateLimiter(config.oauth.registrationsPerMinute);
+  const allowRegistration = rateLimiter(deps.store, config.oauth.registrationsPerMinute);
   provider.use(async function limitRegistration(ctx: ProviderContext, next: () => Promise<void>) {
     if (ctx.method === 'POST' && ctx.path === '/reg') {
       if (!ctx.get('content-length')) {
@@ -252,7 +262,7 @@ export function createOAuthServer(
         ctx.body = { error: 'invalid_client_metadata', error_description: 'registration requests are limited to 16 KiB' };
         return;
       }
-      if (!allowRegistration(ctx.ip)) {
+      if (!(await allowRegistration(ctx.ip))) {
         ctx.status = 429;
         ctx.set('Retry-After', '60');
         ctx.body = { error: 'temporarily_unavailable', error_description: 'too many registrations from this address; retry in a minute' };

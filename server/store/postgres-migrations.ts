@@ -117,4 +117,22 @@ export const postgresMigrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'fleet: rate limits and key checks',
+    sql: `
+      CREATE TABLE rate_limit_hits (
+        key TEXT NOT NULL,
+        at  BIGINT NOT NULL
+      );
+      CREATE INDEX rate_limit_hits_key_at ON rate_limit_hits (key, at);
+      CREATE INDEX rate_limit_hits_at ON rate_limit_hits (at);
+      CREATE TABLE key_checks (
+        ring         TEXT PRIMARY KEY,
+        fingerprints TEXT NOT NULL,
+        active       TEXT NOT NULL,
+        written_at   TEXT NOT NULL
+      );
+    `,
+  },
 ];

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { PostgresEventChannel } from './postgres-events.js';
 import type { Migration } from './migrations.js';
 import { postgresMigrations } from './postgres-migrations.js';
 import { applyMigrations, SqlStore, type SqlDatabase, type SqlExecutor } from './sql-store.js';
@@ -132,8 +133,8 @@ export interface PostgresStoreOptions {
  * processes: a `pg` pool, migrations applied on open, the same SQL and semantics as SQLite.
  */
 export class PostgresStore extends SqlStore {
-  private constructor(db: PgPoolDatabase) {
-    super(db, { jsonField: (column, field) => `((${column}::jsonb) ->> '${field}')` });
+  private constructor(db: PgPoolDatabase, events: PostgresEventChannel) {
+    super(db, { jsonField: (column, field) => `((${column}::jsonb) ->> '${field}')` }, events);
   }
 
   /** Connects to `url` (a libpq connection URL) and brings the schema up to date. */
@@ -145,7 +146,7 @@ export class PostgresStore extends SqlStore {
       await pool.end().catch(() => {});
       throw error;
     }
-    return new PostgresStore(new PgPoolDatabase(pool));
+    return new PostgresStore(new PgPoolDatabase(pool), new PostgresEventChannel(pool, url));
   }
 }
 

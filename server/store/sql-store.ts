@@ -1,12 +1,18 @@
 import type { Migration } from './migrations.js';
+import { appendAuditEntry, queryAuditEntries } from './sql-audit.js';
 import type {
+  AuditEntry,
+  AuditQuery,
   AuditRecord,
   ConsentRecord,
   ElicitationRecord,
+  EventChannel,
   FlowChange,
+  SealedValue,
   FlowRecord,
   FlowStatus,
   GatewayStore,
+  NewAuditEntry,
   OAuthModelRecord,
   OAuthModelStore,
   StoreHealth,
@@ -15,6 +21,7 @@ import type {
   UpstreamTokenRecord,
   UpstreamTokenStatus,
 } from './store.js';
+import { sealedColumns } from './store.js';
 
 /**
  * One connection, or one transaction, as the shared store sees it. Statements use `?`
@@ -307,8 +314,54 @@ export class SqlStore implements GatewayStore {
   protected constructor(
     private readonly db: SqlDatabase,
     dialect: SqlDialect,
+    readonly events: EventChannel & { close(): Promise<void> },
   ) {
     this.oauth = new SqlOAuthModels(db, dialect);
+  }
+
+  async takeHit(key: string, now: number, windowMs: number, limit: number): Promise<boolean> {
+    const since = now - windowMs;
+    await this.db.run('DELETE FROM rate_limit_hits WHERE at <= ?', [since]);
+    const row = await this.db.get<{ hits: number }>('SELECT COUNT(*) AS hits FROM rate_limit_hits WHERE key = ? AND at > ?', [key, since]);
+    if (Number(row?.hits ?? 0) >= limit) return false;
+    await this.db.run('INSERT INTO rate_limit_hits (key, at) VALUES (?, ?)', [key, now]);
+    return true;
+  }
+
+  async listSealedValues(): Promise<SealedValue[]> {
+    const values: SealedValue[] = [];
+    for (const [table, { key, sealed }] of Object.entries(sealedColumns) as [SealedValue['table'], (typeof sealedColumns)[SealedValue['table']]][]) {
+      const rows = await this.db.all<Record<string, string | null>>(`SELECT ${[...key, ...sealed].join(', ')} FROM ${table}`);
+      for (const row of rows) {
+        for (const column of sealed) {
+          const value = row[column];
+          if (value) values.push({ table, column, key: key.map((name) => String(row[name])), value });
+        }
+      }
+    }
+    return values;
+  }
+
+  async replaceSealedValue(ref: SealedValue, sealed: string): Promise<boolean> {
+    const { key, sealed: columns } = sealedColumns[ref.table];
+    // Only the known column names reach the SQL; values are parameters.
+    if (!(columns as readonly string[]).includes(ref.column) || ref.key.length !== key.length) throw new Error(`${ref.table}.${ref.column} is not a sealed column`);
+    const where = key.map((name) => `${name} = ?`).join(' AND ');
+    const result = await this.db.run(`UPDATE ${ref.table} SET ${ref.column} = ? WHERE ${where} AND ${ref.column} = ?`, [sealed, ...ref.key, ref.value]);
+    return result.changes > 0;
+  }
+
+  async getKeyCheck(ring: string): Promise<{ fingerprints: Record<string, string>; active: string; writtenAt: string } | undefined> {
+    const row = await this.db.get<{ fingerprints: string; active: string; written_at: string }>('SELECT fingerprints, active, written_at FROM key_checks WHERE ring = ?', [ring]);
+    return row && { fingerprints: JSON.parse(row.fingerprints) as Record<string, string>, active: row.active, writtenAt: row.written_at };
+  }
+
+  async putKeyCheck(ring: string, check: { fingerprints: Record<string, string>; active: string; writtenAt: string }): Promise<void> {
+    await this.db.run(
+      `INSERT INTO key_checks (ring, fingerprints, active, written_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (ring) DO UPDATE SET fingerprints = excluded.fingerprints, active = excluded.active, written_at = excluded.written_at`,
+      [ring, JSON.stringify(check.fingerprints), check.active, check.writtenAt],
+    );
   }
 
   async recordFlowChange(change: FlowChange): Promise<{ applied: boolean }> {
@@ -477,6 +530,14 @@ export class SqlStore implements GatewayStore {
     await this.db.run('UPDATE elicitations SET completed_at = ? WHERE id = ? AND completed_at IS NULL', [at, id]);
   }
 
+  appendAudit(entry: NewAuditEntry, dedupeKey?: string): Promise<boolean> {
+    return appendAuditEntry(this.db, entry, dedupeKey);
+  }
+
+  queryAudit(query: AuditQuery): Promise<AuditEntry[]> {
+    return queryAuditEntries(this.db, query);
+  }
+
   async health(): Promise<StoreHealth> {
     if (this.closed) return { ok: false, error: 'store is closed' };
     try {
@@ -490,6 +551,7 @@ export class SqlStore implements GatewayStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.events.close();
     await this.db.close();
   }
 }

@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import sqlite3 from 'sqlite3';
+import { LocalEventChannel } from './local-events.js';
 import { migrations as defaultMigrations, type Migration } from './migrations.js';
 import { applyMigrations, SqlStore, type SqlDatabase, type SqlExecutor } from './sql-store.js';
 
@@ -80,7 +81,7 @@ export class SqliteStore extends SqlStore {
     /** The database file. */
     readonly file: string,
   ) {
-    super(db, { jsonField: (column, field) => `json_extract(${column}, '$.${field}')` });
+    super(db, { jsonField: (column, field) => `json_extract(${column}, '$.${field}')` }, new LocalEventChannel());
   }
 
   /** Opens (creating when needed) the database file and brings its schema up to date. */

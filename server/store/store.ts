@@ -206,6 +206,75 @@ export interface OAuthModels {
   readonly oauth: OAuthModelStore;
 }
 
+/**
+ * What one process tells every process of the deployment. Events name rows, never secrets: a
+ * revoked token is announced by its grant id, so every process re-reads that grant's tokens.
+ */
+export type FleetEvent =
+  | { kind: 'grant-revoked'; grantId: string }
+  | { kind: 'consent-withdrawn'; userId: string; clientId: string }
+  | { kind: 'elicitation-completed'; userId: string; clientId: string | null; elicitationId: string };
+
+/** A channel every process of one deployment hears: PostgreSQL `LISTEN/NOTIFY`, or in-process for SQLite. */
+export interface EventChannel {
+  /** Delivers `event` to every subscriber of every process, this one included. */
+  publish(event: FleetEvent): Promise<void>;
+  /** Calls `listener` for each event; returns the function that stops it. */
+  subscribe(listener: (event: FleetEvent) => void): () => void;
+  /**
+   * Changes whenever events may have been missed (the listening connection dropped or came back).
+   * A cache trusts an entry only while `live()` and the generation it was filled under is current.
+   */
+  generation(): number;
+  /** False while events may be missed: nothing cached may be trusted then. */
+  live(): boolean;
+}
+
+/** Sliding-window hit counts shared by every process (rate limits). */
+export interface RateLimitStore {
+  /**
+   * Records a hit for `key` at `now` (epoch ms) unless `limit` hits were recorded in the `windowMs`
+   * before it; true when recorded. Requests racing through two processes may pass one or two over
+   * the limit: a limit here slows abuse down, it is not a quota.
+   */
+  takeHit(key: string, now: number, windowMs: number, limit: number): Promise<boolean>;
+}
+
+/** The fleet's key fingerprints (see `server/crypto/key-check.ts`): one row per key ring. */
+export interface KeyCheckStore {
+  getKeyCheck(ring: string): Promise<{ fingerprints: Record<string, string>; active: string; writtenAt: string } | undefined>;
+  putKeyCheck(ring: string, check: { fingerprints: Record<string, string>; active: string; writtenAt: string }): Promise<void>;
+}
+
+/** Where the store keeps sealed values: each table's key columns and sealed columns. */
+export const sealedColumns = {
+  upstream_tokens: { key: ['user_id', 'upstream'], sealed: ['access_token', 'refresh_token'] },
+  upstream_clients: { key: ['upstream'], sealed: ['client_secret'] },
+  upstream_authorizations: { key: ['state_hash'], sealed: ['code_verifier', 'code', 'callback'] },
+  exchange_results: { key: ['key'], sealed: ['result'] },
+} as const;
+
+/** One sealed value in the store, and the row and column it sits in. */
+export interface SealedValue {
+  table: keyof typeof sealedColumns;
+  column: string;
+  /** The row's key columns, in the order {@link sealedColumns} names them. */
+  key: string[];
+  value: string;
+}
+
+/** Every sealed value, for the re-seal job that rewrites them under the current key. */
+export interface SealedValueStore {
+  listSealedValues(): Promise<SealedValue[]>;
+  /** Replaces `ref.value` with `sealed` unless the row changed since it was read; true when replaced. */
+  replaceSealedValue(ref: SealedValue, sealed: string): Promise<boolean>;
+}
+
+/** The store as a channel between processes, as a role of its own. */
+export interface StoreEvents {
+  readonly events: EventChannel;
+}
+
 /** What every backend answers about itself. */
 export interface StoreLifecycle {
   health(): Promise<StoreHealth>;
@@ -218,4 +287,85 @@ export interface StoreLifecycle {
  * take that role's interface; the narrow roles keep each backend easy to follow.
  */
 export interface GatewayStore
-  extends FlowStore, ConsentStore, UpstreamAuthorizationStore, UpstreamTokenStore, ElicitationStore, OAuthModels, StoreLifecycle {}
+  extends FlowStore,
+    ConsentStore,
+    UpstreamAuthorizationStore,
+    UpstreamTokenStore,
+    ElicitationStore,
+    OAuthModels,
+    StoreEvents,
+    RateLimitStore,
+    KeyCheckStore,
+    SealedValueStore,
+    AuditTrail,
+    StoreLifecycle {}
+
+/** What the audit trail records (issue 12): each a thing a person, a client or the gateway did. */
+export const auditKinds = [
+  'consent.approved',
+  'consent.denied',
+  'consent.remembered',
+  'consent.expired',
+  'consent.revoked',
+  'upstream.connected',
+  'upstream.reconnected',
+  'upstream.refresh_failed',
+  'upstream.needs_reconnect',
+  'upstream.disconnected',
+  'client.registered',
+  'admin.revoke_user',
+  'admin.revoke_client',
+] as const;
+export type AuditKind = (typeof auditKinds)[number];
+
+/**
+ * One audit entry as written. Names and ids only: never a token, code, verifier or secret, so the
+ * trail can be shown to any operator and shipped to any log store.
+ */
+export interface NewAuditEntry {
+  kind: AuditKind;
+  /** ISO 8601. */
+  at: string;
+  userId: string | null;
+  clientId: string | null;
+  upstream: string | null;
+  /** `ok`, or what went wrong (an OAuth error code, `expired`, ...). */
+  outcome: string;
+  /** The consent flow id, or the workflow id (`grant:<user>:<upstream>`) behind the action. */
+  flowId: string | null;
+  /** The address the request came from; null for what a workflow did on its own (expiry, refresh). */
+  sourceIp: string | null;
+  /** Who acted when not the user: `admin`, `gateway`. */
+  actor: string | null;
+}
+
+/** One stored audit entry; `id` grows with every entry and is the pagination cursor. */
+export interface AuditEntry extends NewAuditEntry {
+  id: number;
+}
+
+/** What `GET /admin/audit` filters by; every field narrows. */
+export interface AuditQuery {
+  userId?: string;
+  clientId?: string;
+  upstream?: string;
+  kind?: AuditKind;
+  /** ISO 8601, inclusive. */
+  since?: string;
+  /** ISO 8601, exclusive. */
+  until?: string;
+  /** Entries older than this id (the cursor of the previous page): newest first. */
+  before?: number;
+  limit: number;
+}
+
+/** The append-only audit trail. */
+export interface AuditTrail {
+  /**
+   * Appends an entry; with a `dedupeKey`, a second append under the same key (a retried activity,
+   * a repeated browser request) writes nothing. True when written.
+   */
+  appendAudit(entry: NewAuditEntry, dedupeKey?: string): Promise<boolean>;
+  /** Entries matching `query`, newest first. */
+  queryAudit(query: AuditQuery): Promise<AuditEntry[]>;
+}
