@@ -160,4 +160,30 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 8,
+    name: 'audit trail',
+    sql: `
+      CREATE TABLE audit_entries (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        at          TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        user_id     TEXT,
+        client_id   TEXT,
+        upstream    TEXT,
+        outcome     TEXT NOT NULL,
+        flow_id     TEXT,
+        source_ip   TEXT,
+        actor       TEXT,
+        dedupe_key  TEXT UNIQUE
+      );
+      CREATE INDEX audit_entries_user ON audit_entries (user_id, id);
+      CREATE INDEX audit_entries_client ON audit_entries (client_id, id);
+      CREATE INDEX audit_entries_at ON audit_entries (at);
+      CREATE TRIGGER audit_entries_no_update BEFORE UPDATE ON audit_entries
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+      CREATE TRIGGER audit_entries_no_delete BEFORE DELETE ON audit_entries
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    `,
+  },
 ];

@@ -135,4 +135,31 @@ export const postgresMigrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'audit trail',
+    sql: `
+      CREATE TABLE audit_entries (
+        id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at          TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        user_id     TEXT,
+        client_id   TEXT,
+        upstream    TEXT,
+        outcome     TEXT NOT NULL,
+        flow_id     TEXT,
+        source_ip   TEXT,
+        actor       TEXT,
+        dedupe_key  TEXT UNIQUE
+      );
+      CREATE INDEX audit_entries_user ON audit_entries (user_id, id);
+      CREATE INDEX audit_entries_client ON audit_entries (client_id, id);
+      CREATE INDEX audit_entries_at ON audit_entries (at);
+      CREATE FUNCTION audit_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END;
+      $$;
+      CREATE TRIGGER audit_entries_append_only BEFORE UPDATE OR DELETE ON audit_entries
+        FOR EACH ROW EXECUTE FUNCTION audit_entries_append_only();
+    `,
+  },
 ];
