@@ -2,6 +2,7 @@ import type { Context, Next } from 'koa';
 import { CLIENT_CAPABILITIES_META_KEY, createMcpHandler, isInitializeRequest, isLegacyRequest, Server, type ClientCapabilities } from '@modelcontextprotocol/server';
 
 import type { Logger } from '../log.js';
+import { createFastCall } from './aggregate/fast-call.js';
 import { prefixedNaming, untouchedNaming } from './aggregate/naming.js';
 import { AGGREGATE_CAPABILITIES, aggregateCapabilities, registerAggregateHandlers, type AggregateHandlerOptions } from './aggregate/handlers.js';
 import { forCaller, type CallerUpstreamOptions } from './aggregate/caller-upstreams.js';
@@ -139,6 +140,16 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
   const modernConnections = (caller: McpCaller, capabilities: ClientCapabilities | undefined) =>
     new UpstreamConnections({ ...forCaller(callerUpstreams, () => caller), capabilities: () => relayableCapabilities(capabilities, { tasks: true }) });
 
+  const fastCall = createFastCall({
+    log,
+    naming: handlers.naming,
+    clientInfo: serverInfo,
+    speaksModern: (upstream) => eras.get(upstream.url)?.kind === 'modern',
+    headers,
+    ...(options.upstreamUnauthorized ? { unauthorized: options.upstreamUnauthorized } : {}),
+    timeoutMs: handlers.callTimeoutMs,
+  });
+
   const modern = createMcpHandler(
     ({ authInfo }) => {
       const { caller, capabilities } = authInfo?.extra as unknown as ModernRequestContext;
@@ -255,6 +266,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
     const message = (Array.isArray(body) ? undefined : body) as { method?: unknown; params?: { _meta?: Record<string, unknown> } } | null | undefined;
     if (message?.method === 'subscriptions/listen') return serveListen(ctx, caller, request, message as Record<string, unknown>);
     if (message?.method === 'server/discover') await learnEras(caller);
+    if (await fastCall(ctx, caller, body)) return;
     const meta = message?.params?._meta;
     const context: ModernRequestContext = { caller, capabilities: meta?.[CLIENT_CAPABILITIES_META_KEY] as ClientCapabilities | undefined };
     try {

@@ -1,0 +1,197 @@
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+
+import type { ClientCapabilities } from '@modelcontextprotocol/server';
+import type { Context } from 'koa';
+
+import type { Logger } from '../../log.js';
+import { MODERN_PROTOCOL_VERSION } from '../http-headers.js';
+import type { McpCaller, McpUpstream } from '../types.js';
+import { relayableCapabilities } from './legacy-sessions.js';
+import type { UpstreamNaming } from './naming.js';
+import { wrapUpstreamState } from './request-state.js';
+
+/** What {@link createFastCall} needs from the aggregate endpoint. */
+export interface FastCallOptions {
+  log: Logger;
+  naming: UpstreamNaming;
+  /** How the gateway introduces itself to upstreams. */
+  clientInfo: { name: string; version: string };
+  /** Whether `upstream` is known to speak MCP 2026-07-28 (learnt by the endpoint's own connections). */
+  speaksModern(upstream: McpUpstream): boolean;
+  headers(caller: McpCaller, upstream: McpUpstream): Promise<Record<string, string>>;
+  unauthorized?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean): Promise<boolean>;
+  /** Bound on the upstream's answer. */
+  timeoutMs: number;
+}
+
+/** A 2026-07-28 `tools/call` as the fast path accepts it. */
+interface CallMessage {
+  jsonrpc: '2.0';
+  id: string | number;
+  method: 'tools/call';
+  params: { name: string; _meta?: Record<string, unknown> } & Record<string, unknown>;
+}
+
+const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 256 }), https: new https.Agent({ keepAlive: true, maxSockets: 256 }) };
+const CLIENT_INFO = 'io.modelcontextprotocol/clientInfo';
+const CLIENT_CAPABILITIES = 'io.modelcontextprotocol/clientCapabilities';
+const PROTOCOL_VERSION = 'io.modelcontextprotocol/protocolVersion';
+/** Results the gateway must rewrite before the client sees them: their state or task id names the upstream. */
+const rewritten = /"resultType"\s*:\s*"(?:input_required|task)"/;
+
+/**
+ * The aggregate endpoint's fast path for the call that dominates its traffic: a 2026-07-28
+ * `tools/call` to an upstream known to speak 2026-07-28. The tool name is mapped back, the
+ * request sent with the caller's upstream credentials, and the answer (JSON or SSE) streamed back
+ * as it comes; only an input-required or task result is rewritten (its state or task id is
+ * prefixed with the upstream, as the SDK path does). No SDK server or client is built for the
+ * call. Anything else — an unknown name, a retried round with `requestState`, an upstream of
+ * unknown era, a connection that must be made first, a refusal before processing — returns
+ * false, and the full endpoint answers instead, with the same result.
+ */
+export function createFastCall(options: FastCallOptions) {
+  const { log, naming } = options;
+
+  function eligible(body: unknown): body is CallMessage {
+    const message = body as Partial<CallMessage> | null;
+    if (message === null || typeof message !== 'object' || Array.isArray(message) || message.method !== 'tools/call') return false;
+    if (typeof message.id !== 'string' && typeof message.id !== 'number') return false;
+    const params = message.params;
+    return typeof params?.name === 'string' && params['task'] === undefined && params['requestState'] === undefined && params['inputResponses'] === undefined;
+  }
+
+  function send(upstream: McpUpstream, headers: Record<string, string>, body: Buffer, ctx: Context): Promise<IncomingMessage> {
+    const url = new URL(upstream.url);
+    const secure = url.protocol === 'https:';
+    return new Promise((resolve, reject) => {
+      const request = (secure ? https : http).request(url, {
+        method: 'POST',
+        headers: { ...headers, 'content-length': body.length },
+        agent: secure ? agents.https : agents.http,
+        timeout: options.timeoutMs,
+      });
+      request.once('response', (response) => {
+        request.setTimeout(0);
+        resolve(response);
+      });
+      request.once('timeout', () => request.destroy(new Error(`no answer within ${Math.round(options.timeoutMs / 1000)} s`)));
+      request.once('error', reject);
+      ctx.res.once('close', () => {
+        if (!ctx.res.writableFinished) request.destroy();
+      });
+      request.end(body);
+    });
+  }
+
+  /** Rewrites a JSON-RPC response to this call when its result names the upstream's state or task. */
+  function rewrite(text: string, id: string | number, upstream: McpUpstream): string {
+    if (!rewritten.test(text)) return text;
+    const message = JSON.parse(text) as { id?: unknown; result?: Record<string, unknown> };
+    const result = message.result;
+    if (message.id !== id || !result) return text;
+    if (result['resultType'] === 'input_required') {
+      const state = typeof result['requestState'] === 'string' ? result['requestState'] : undefined;
+      message.result = { ...result, requestState: wrapUpstreamState(upstream.name, state) };
+    } else if (typeof result['taskId'] === 'string') {
+      message.result = { ...result, taskId: naming.taskId(upstream, result['taskId']) };
+    }
+    return JSON.stringify(message);
+  }
+
+  /** Streams `response` to the client, rewriting the one message that may need it. */
+  function relay(ctx: Context, response: IncomingMessage, id: string | number, upstream: McpUpstream): void {
+    ctx.respond = false;
+    const type = response.headers['content-type'] ?? 'application/json';
+    ctx.res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' });
+    response.setEncoding('utf8');
+    if (!type.includes('text/event-stream')) {
+      let text = '';
+      response.on('data', (chunk: string) => (text += chunk));
+      response.once('end', () => ctx.res.end(rewrite(text, id, upstream)));
+    } else {
+      ctx.res.flushHeaders();
+      let pending = '';
+      response.on('data', (chunk: string) => {
+        pending += chunk;
+        const end = pending.lastIndexOf('\n');
+        if (end < 0) return;
+        const lines = pending.slice(0, end + 1);
+        pending = pending.slice(end + 1);
+        ctx.res.write(lines.includes('"resultType"') ? lines.replace(/^data:(.*)$/gm, (_line, data: string) => `data: ${rewrite(data.trim(), id, upstream)}`) : lines);
+      });
+      response.once('end', () => ctx.res.end(pending));
+    }
+    response.once('error', () => ctx.res.destroy());
+    ctx.res.once('close', () => response.destroy());
+  }
+
+  /** Answers `body` if it is a call the fast path takes; false when the full endpoint must. */
+  return async function fastCall(ctx: Context, caller: McpCaller, body: unknown): Promise<boolean> {
+    if (!eligible(body)) return false;
+    const target = naming.resolveName(body.params.name, caller.upstreams);
+    if (!target || !options.speaksModern(target.upstream)) return false;
+    const { upstream } = target;
+    log.debug('tools/call on the fast path', { upstream: upstream.name });
+    const meta = body.params._meta ?? {};
+    const capabilities = meta[CLIENT_CAPABILITIES] as ClientCapabilities | undefined;
+    const outgoing = JSON.stringify({
+      ...body,
+      params: {
+        ...body.params,
+        name: target.name,
+        _meta: {
+          ...meta,
+          [PROTOCOL_VERSION]: MODERN_PROTOCOL_VERSION,
+          [CLIENT_INFO]: options.clientInfo,
+          [CLIENT_CAPABILITIES]: relayableCapabilities(capabilities, { tasks: true }),
+        },
+      },
+    });
+    const payload = Buffer.from(outgoing);
+    const base = {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': MODERN_PROTOCOL_VERSION,
+      'mcp-method': 'tools/call',
+      'mcp-name': target.name,
+      'user-agent': 'consent-gateway',
+    };
+    for (let retried = false; ; retried = true) {
+      let credentials: Record<string, string>;
+      try {
+        credentials = await options.headers(caller, upstream);
+      } catch {
+        // A connection to make first: the full endpoint asks the user, as it always does.
+        return false;
+      }
+      let response: IncomingMessage;
+      try {
+        response = await send(upstream, { ...base, ...lowerCased(credentials) }, payload, ctx);
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        log.warn('upstream tools/call failed', { userId: caller.userId, upstream: upstream.name, reason });
+        ctx.body = { jsonrpc: '2.0', id: body.id, result: { isError: true, content: [{ type: 'text', text: `Upstream "${upstream.displayName}" (${upstream.name}) is unavailable: ${reason.slice(0, 200)}.` }] } };
+        return true;
+      }
+      const status = response.statusCode ?? 502;
+      if (status === 200) {
+        relay(ctx, response, body.id, upstream);
+        return true;
+      }
+      response.resume();
+      if (status === 401 && !retried && options.unauthorized && (await options.unauthorized(caller, upstream, credentials, false).catch(() => false))) continue;
+      if (status >= 500) {
+        log.warn('upstream tools/call failed', { userId: caller.userId, upstream: upstream.name, reason: `HTTP ${status}` });
+        ctx.body = { jsonrpc: '2.0', id: body.id, result: { isError: true, content: [{ type: 'text', text: `Upstream "${upstream.displayName}" (${upstream.name}) is unavailable: it answered HTTP ${status}.` }] } };
+        return true;
+      }
+      // Refused before processing (a stale era, a second 401): the full endpoint knows what to say.
+      return false;
+    }
+  };
+}
+
+function lowerCased(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
+}
