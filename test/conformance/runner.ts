@@ -91,8 +91,10 @@ export async function runConformanceServer(options: RunConformanceServerOptions)
   return { summaryLines, scenarios, failedChecks, exitCode, output };
 }
 
-/** Install (once) the pinned Node 22 binary and return its path. */
+/** The Node binary for the runner: the running one when it is 22 or later, else the pinned Node 22, installed once. */
 export async function provisionRunnerNode(): Promise<string> {
+  // The runner needs Node 22 or later: the Node running the tests serves when it is one.
+  if (Number(process.versions.node.split('.')[0]) >= 22) return process.execPath;
   // The `node` package only downloads the binary from a preinstall script, which npm 11 blocks; the
   // platform package it would install holds the binary itself and needs no script.
   const packageName = nodePlatformPackage();
