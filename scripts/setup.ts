@@ -2,11 +2,26 @@
  * Everything `npm install` prepares: the Temporal CLI (found or installed) and the prebuilt
  * workflow bundle. `npm start` and the tests run the same steps when something is missing.
  */
+import { loadConfig } from '../server/config.js';
 import { ensureProjectTemporalCli, TemporalCliMissingError } from '../server/temporal-cli.js';
+import { loadTemporalDevSettings } from '../server/temporal-dev.js';
 import { ensureWebBundle } from '../server/web-bundle.js';
 import { ensureWorkflowBundle } from '../server/workflow-bundle.js';
 
 const only = process.argv.includes('--cli-only');
+
+if (process.argv.includes('--print')) {
+  // For a real cluster: the commands that register the search attributes the embedded server
+  // registers itself, with the configured address and namespace. One attribute per command:
+  // given several --name flags, CLI 1.9.1 registers only the first.
+  const { searchAttributes } = await loadTemporalDevSettings();
+  const { temporal } = loadConfig();
+  const target = [`--address ${temporal.address || '<host:port>'}`, `--namespace ${temporal.namespace}`, ...(temporal.apiKey ? ['--api-key "$TEMPORAL_API_KEY"', '--tls'] : [])];
+  for (const [name, type] of Object.entries(searchAttributes)) {
+    console.log(`temporal operator search-attribute create --name ${name} --type ${type} ${target.join(' ')}`);
+  }
+  process.exit(0);
+}
 
 try {
   const cli = await ensureProjectTemporalCli(process.env, (message) => console.log(message));
