@@ -10,7 +10,7 @@ const projectDir = fileURLToPath(new URL('..', import.meta.url));
 
 await build({
   absWorkingDir: projectDir,
-  entryPoints: { main: 'server/main.ts', 'web-main': 'server/web-main.ts', 'worker-main': 'server/worker-main.ts', reseal: 'server/reseal-main.ts' },
+  entryPoints: { main: 'server/main.ts', 'web-main': 'server/web-main.ts', 'worker-main': 'server/worker-main.ts', 'reseal-main': 'server/reseal-main.ts' },
   outdir: '.build/server',
   bundle: true,
   platform: 'node',
