@@ -90,8 +90,6 @@ async function startOnce(idleMs: number): Promise<StartupRun> {
     GATEWAY_PORT: String(port),
     TEMPORAL_DEV_PORT: String(await freePort()),
     TEMPORAL_DEV_UI_PORT: String(await freePort()),
-    // The dev server's database defaults to the project's .data/, not the data folder.
-    TEMPORAL_DEV_DB_FILE: path.join(dataDir, 'temporal.db'),
   };
   // An outside Temporal would skip the embedded dev server this benchmark is about.
   delete env.TEMPORAL_ADDRESS;

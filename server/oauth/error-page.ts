@@ -1,4 +1,4 @@
-import { escapeHtml } from '../html.js';
+import { renderMessage } from '../message-page.js';
 
 const hints: Record<string, string> = {
   invalid_request: 'The application sent a request the gateway cannot accept.',
@@ -9,28 +9,12 @@ const hints: Record<string, string> = {
   session_not_found: 'This sign-in request belongs to another browser, or its cookie is gone. Start again from your application.',
 };
 
-/** A page with a heading and a few sentences, in the same look as the error pages. */
+/** A page with a heading and a few sentences, in the same look (and header) as every server-rendered page. */
 export function renderMessagePage(title: string, sentences: string[]): string {
-  return pageShell(title, sentences.map((sentence) => `<p>${escapeHtml(sentence)}</p>`).join('\n'));
+  return renderMessage({ title, sentences });
 }
 
 /** A readable error page for the browser (never a stack trace). */
 export function renderErrorPage(error: string, description: string, title = 'Something went wrong'): string {
-  return pageShell(
-    title,
-    `<p>${escapeHtml(hints[error] ?? 'The request could not be completed.')}</p>
-${description ? `<p>${escapeHtml(description)}</p>` : ''}
-<p><small>Error: <code>${escapeHtml(error)}</code></small></p>`,
-  );
-}
-
-function pageShell(title: string, body: string): string {
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)} · Consent Gateway</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;background:#f5f6f8;color:#1d2330;margin:0}
-main{max-width:32rem;margin:4rem auto;background:#fff;border-radius:12px;padding:2rem;box-shadow:0 1px 3px rgba(0,0,0,.12)}
-h1{font-size:1.4rem;margin-top:0}code{background:#f0f1f4;padding:.1rem .3rem;border-radius:4px}</style></head>
-<body><main><h1>${escapeHtml(title)}</h1>
-${body}</main></body></html>`;
+  return renderMessage({ title, sentences: [hints[error] ?? 'The request could not be completed.', ...(description ? [description] : [])], errorCode: error });
 }
