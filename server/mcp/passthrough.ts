@@ -305,6 +305,18 @@ export function createPassthroughEndpoint(options: PassthroughOptions): Passthro
         }
       }
 
+      const upstreamStatus = response.statusCode ?? 502;
+      if (upstreamStatus >= 500 || upstreamStatus === 401 || upstreamStatus === 407) {
+        // The upstream failed (or still refuses the user's token): the client gets a JSON-RPC error
+        // naming it, with its request's id, rather than the upstream's own error page.
+        response.resume();
+        log.warn('upstream answered with an error', { upstream: upstream.name, userId: caller.userId, status: upstreamStatus });
+        ctx.status = 502;
+        ctx.set('Cache-Control', 'no-store');
+        ctx.body = { jsonrpc: '2.0', error: { code: JSON_RPC_ERRORS.transport, message: `Upstream "${upstream.displayName}" (${upstream.name}) answered HTTP ${upstreamStatus}` }, id: requestId };
+        return;
+      }
+
       ctx.respond = false;
       const out: OutgoingHttpHeaders = { 'cache-control': 'no-store' };
       for (const name of forwardedResponseHeaders) {
@@ -314,8 +326,7 @@ export function createPassthroughEndpoint(options: PassthroughOptions): Passthro
       const upstreamSession = single(response.headers['mcp-session-id']);
       if (upstreamSession !== undefined) out['mcp-session-id'] = wrapSession(caller, upstream.name, upstreamSession);
       if (response.headers['content-type']?.includes('text/event-stream')) out['x-accel-buffering'] = 'no';
-      const status = response.statusCode === 401 || response.statusCode === 407 ? 502 : (response.statusCode ?? 502);
-      ctx.res.writeHead(status, out);
+      ctx.res.writeHead(upstreamStatus, out);
       ctx.res.flushHeaders();
       response.pipe(ctx.res);
       response.once('error', () => ctx.res.destroy());

@@ -1,3 +1,5 @@
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as LegacyTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
@@ -41,13 +43,17 @@ describe.skipIf(Boolean(temporalUnavailable))('/mcp/<upstream>: one upstream, na
   let alice: GatewayTokens;
   let bob: GatewayTokens;
   let aggregate: GatewayTokens;
+  let broken: HttpServer;
 
   beforeAll(async () => {
     fixture = await startConformanceUpstream({ name: 'fixture-upstream' });
+    broken = createServer((_req, res) => res.writeHead(500, { 'content-type': 'text/html' }).end('<h1>Internal Server Error</h1>'));
+    await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
     const unreachable = `http://127.0.0.1:${await freePort()}`;
     gateway = await startTestGateway((config) => {
       config.upstreams = [
         { name: 'fixture', displayName: 'Fixture', mcpUrl: fixture.url, auth: 'none', scopes: [] },
+        { name: 'broken', displayName: 'Broken', mcpUrl: `http://127.0.0.1:${(broken.address() as AddressInfo).port}/mcp`, auth: 'none', scopes: [] },
         // Needs each user's OAuth connection, which nobody has here: calls are answered with a connect link.
         {
           name: 'github',
@@ -68,6 +74,18 @@ describe.skipIf(Boolean(temporalUnavailable))('/mcp/<upstream>: one upstream, na
   afterAll(async () => {
     await gateway?.close();
     await fixture?.close();
+    broken?.close();
+  });
+
+  it("answers an upstream's own error page with a JSON-RPC error naming it, with the request's id", async () => {
+    const { accessToken } = await obtainGatewayToken(gateway.url, { user: 'upstream-endpoint-frank', resource: `${gateway.url}/mcp/broken` });
+    const answer = await fetch(`${gateway.url}/mcp/broken`, {
+      method: 'POST',
+      headers: jsonHeaders(accessToken),
+      body: JSON.stringify({ jsonrpc: '2.0', id: 41, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }),
+    });
+    expect(answer.status).toBe(502);
+    expect(await answer.json()).toEqual({ jsonrpc: '2.0', error: { code: -32000, message: 'Upstream "Broken" (broken) answered HTTP 500' }, id: 41 });
   });
 
   it('publishes protected resource metadata at the path-inserted URL and names it in the 401 challenge', async () => {
