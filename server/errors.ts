@@ -20,24 +20,10 @@ export class OAuthError extends Error {
   }
 }
 
-/** RFC 6749 `invalid_request`: malformed or missing parameters. */
-export class InvalidRequestError extends OAuthError {
-  constructor(description: string) {
-    super(400, 'invalid_request', description);
-  }
-}
-
 /** 404 for an unknown path, in the same JSON shape as every other error. */
 export class NotFoundError extends OAuthError {
   constructor(description = 'no such endpoint') {
     super(404, 'not_found', description);
-  }
-}
-
-/** 405 for a known path with the wrong method. */
-export class MethodNotAllowedError extends OAuthError {
-  constructor(allowed: string[]) {
-    super(405, 'method_not_allowed', `use ${allowed.join(' or ')}`, { Allow: allowed.join(', ') });
   }
 }
 

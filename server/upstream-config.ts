@@ -20,11 +20,6 @@ export interface UpstreamOAuthConfig {
   resource: boolean;
 }
 
-/** No per-user authorization: the upstream is ready for everyone. */
-export interface UpstreamNoAuth {
-  type: 'none';
-}
-
 
 /** The gateway's redirect URI at every upstream's authorization server. */
 export function upstreamRedirectUri(config: { http: { publicUrl: string } }): string {

@@ -172,8 +172,3 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
     },
   };
 }
-
-/** The `Authorization` header for a caller's request to an upstream (see {@link upstreamTokens}). */
-export function upstreamTokenHeaders(deps: UpstreamTokenDeps) {
-  return upstreamTokens(deps).headers;
-}
