@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import Koa from 'koa';
 import type { GatewayConfig } from './config.js';
-import { NotFoundError } from './errors.js';
+import { NotFoundError, OAuthError } from './errors.js';
 import type { Logger } from './log.js';
 import { bearerAuth } from './middleware/bearer-auth.js';
 import { hostOriginGuard } from './middleware/host-origin-guard.js';
@@ -18,6 +18,10 @@ import { consentRoutes } from './routes/consent.js';
 import { healthRoutes, type HealthDeps } from './routes/health.js';
 import { homeRoutes } from './routes/home.js';
 import { wellKnownRoutes } from './routes/well-known.js';
+import { adminRoutes } from './routes/admin.js';
+import { metricsRoutes } from './routes/metrics.js';
+import type { AuditRecorder } from './audit/audit-log.js';
+import { countTokenCheck, methodLabel, recordMcpRequest, statusOutcome } from './metrics.js';
 
 /** The MCP endpoint as the app mounts it (behind the bearer check). */
 export interface McpMount {
@@ -36,6 +40,8 @@ export interface GatewayParts {
   /** `/mcp/<upstream>`: one upstream, names untouched. */
   passthrough: PassthroughEndpoint;
   assetsDir: string;
+  /** Where audited actions are recorded. */
+  audit: AuditRecorder;
 }
 
 /** What the web app needs from the running gateway. */
@@ -55,6 +61,7 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
   app.use(errorHandler(deps.log));
   app.use(securityHeaders());
   const routers = [healthRoutes(deps), homeRoutes(config, deps)];
+  if (config.operations.metricsPort === undefined) routers.push(metricsRoutes(config.operations.adminToken));
   const gateway = deps.gateway;
   const requireBearer = gateway ? bearerAuth({ oauth: gateway.oauth, store: deps.store, upstreams: config.upstreams, log: deps.log }) : undefined;
   if (gateway && requireBearer) {
@@ -63,8 +70,24 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
       assetRoutes(gateway.assetsDir),
       clientMetadataRoutes(config),
       connectRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, cipher: gateway.cipher, log: deps.log }),
-      consentRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, log: deps.log, cookieKeys: gateway.cookieKeys, cipher: gateway.cipher, mcp: gateway.mcp }),
-      connectionsRoutes({ config, oauth: gateway.oauth, store: deps.store, log: deps.log, cookieKeys: gateway.cookieKeys, forgetConsent: requireBearer.forgetConsent, temporal: gateway.temporal }),
+      consentRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, log: deps.log, cookieKeys: gateway.cookieKeys, cipher: gateway.cipher, mcp: gateway.mcp, audit: gateway.audit }),
+      connectionsRoutes({ config, oauth: gateway.oauth, store: deps.store, log: deps.log, cookieKeys: gateway.cookieKeys, forgetConsent: requireBearer.forgetConsent, temporal: gateway.temporal, audit: gateway.audit }),
+      adminRoutes({
+        config,
+        store: deps.store,
+        temporal: gateway.temporal,
+        audit: gateway.audit,
+        temporalUiUrl: config.operations.temporalUiUrl ?? deps.temporalUiUrl,
+        revocation: {
+          provider: gateway.oauth.provider,
+          store: deps.store,
+          forgetConsent: requireBearer.forgetConsent,
+          temporal: gateway.temporal,
+          taskQueue: config.temporal.taskQueue,
+          log: deps.log,
+          audit: gateway.audit,
+        },
+      }),
     );
   }
   // The MCP endpoints come first: they are the hot path, and no router below serves their paths.
@@ -86,7 +109,21 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
         ctx.set('Access-Control-Allow-Origin', '*');
         ctx.set('Access-Control-Expose-Headers', 'Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate');
         ctx.state.mcpEndpoint = endpoint;
-        await requireBearer(ctx, () => (endpoint.target.kind === 'aggregate' ? gateway.mcp.middleware(ctx, next) : gateway.passthrough.middleware(ctx, next)));
+        const started = performance.now();
+        const label = endpoint.target.kind === 'aggregate' ? 'mcp' : endpoint.target.upstream;
+        let checked = false;
+        try {
+          await requireBearer(ctx, () => {
+            checked = true;
+            countTokenCheck('ok');
+            return endpoint.target.kind === 'aggregate' ? gateway.mcp.middleware(ctx, next) : gateway.passthrough.middleware(ctx, next);
+          });
+        } catch (error) {
+          if (!checked) countTokenCheck(error instanceof OAuthError ? error.errorCode : 'server_error');
+          recordMcpRequest(label, methodLabel(ctx.get('mcp-method') || (ctx.state as { mcpMethod?: string }).mcpMethod, ctx.method), statusOutcome(error instanceof OAuthError ? error.status : 500), (performance.now() - started) / 1000);
+          throw error;
+        }
+        recordMcpRequest(label, methodLabel(ctx.get('mcp-method') || (ctx.state as { mcpMethod?: string }).mcpMethod, ctx.method), statusOutcome(ctx.status), (performance.now() - started) / 1000);
       });
     });
   }

@@ -124,6 +124,24 @@ export interface GatewayConfig {
   /** Default consent-flow lifetime. */
   flowTtlMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** The operator's side: the admin API, the audit trail's output, metrics and traces. */
+  operations: OperationsConfig;
+}
+
+/** Settings of the admin API, the audit trail, `/metrics` and tracing (README, "Operating"). */
+export interface OperationsConfig {
+  /** Bearer token of `/admin/*` and `/metrics`; absent: both answer 403 to everyone. */
+  adminToken?: string;
+  /** Also write each audit entry as one JSON line to stdout, for log shippers. */
+  auditStdout: boolean;
+  /** Serve `/metrics` on this port (no token) instead of on the app behind the admin token. */
+  metricsPort?: number;
+  /** Where the Temporal worker's own Prometheus exporter listens (`host:port`); absent: off. */
+  temporalMetricsAddress?: string;
+  /** OTLP/HTTP traces endpoint (`http://collector:4318/v1/traces`); absent: tracing is off. */
+  otlpTracesEndpoint?: string;
+  /** The Temporal Web UI's base URL for the admin API's links; the embedded server's is known without it. */
+  temporalUiUrl?: string;
 }
 
 /** Raised for an invalid configuration; the message names the offending key. */
@@ -336,6 +354,40 @@ function parseStore(env: Env, store: Record<string, unknown>, dataDir: string): 
   throw new ConfigError(`${chosen.key} must start with sqlite: or postgres:// (got "${redactStoreUrl(chosen.url)}")`);
 }
 
+function asSwitch(value: unknown, key: string): boolean | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value === 'boolean') return value;
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw new ConfigError(`${key} must be true or false`);
+}
+
+/** `admin`, `audit`, `metrics` and `tracing` from the YAML file, each overridden by its variable. */
+function parseOperations(env: Env, raw: Record<string, unknown>): OperationsConfig {
+  const admin = asRecord(raw.admin, 'admin');
+  const audit = asRecord(raw.audit, 'audit');
+  const metrics = asRecord(raw.metrics, 'metrics');
+  const tracing = asRecord(raw.tracing, 'tracing');
+  const adminToken = asString(env.GATEWAY_ADMIN_TOKEN, 'GATEWAY_ADMIN_TOKEN') ?? asString(admin.token, 'admin.token');
+  // The token guards revoking every user: a short one could be guessed.
+  if (adminToken !== undefined && adminToken.length < 32) throw new ConfigError('admin.token (GATEWAY_ADMIN_TOKEN) must be at least 32 characters (e.g. `openssl rand -base64 32`)');
+  const metricsPort = asPort(env.GATEWAY_METRICS_PORT, 'GATEWAY_METRICS_PORT') ?? asPort(metrics.port, 'metrics.port');
+  const temporalMetricsAddress = asString(env.GATEWAY_TEMPORAL_METRICS_ADDRESS, 'GATEWAY_TEMPORAL_METRICS_ADDRESS') ?? asString(metrics.temporalAddress, 'metrics.temporalAddress');
+  if (temporalMetricsAddress !== undefined && !/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(temporalMetricsAddress)) {
+    throw new ConfigError(`metrics.temporalAddress must be host:port (got "${temporalMetricsAddress}")`);
+  }
+  const otlp = asString(env.GATEWAY_OTLP_TRACES_ENDPOINT, 'GATEWAY_OTLP_TRACES_ENDPOINT') ?? asString(tracing.otlpEndpoint, 'tracing.otlpEndpoint');
+  const temporalUiUrl = asString(env.GATEWAY_TEMPORAL_UI_URL, 'GATEWAY_TEMPORAL_UI_URL') ?? asString(admin.temporalUiUrl, 'admin.temporalUiUrl');
+  return {
+    ...(adminToken !== undefined ? { adminToken } : {}),
+    auditStdout: asSwitch(env.GATEWAY_AUDIT_STDOUT, 'GATEWAY_AUDIT_STDOUT') ?? asSwitch(audit.stdout, 'audit.stdout') ?? false,
+    ...(metricsPort !== undefined ? { metricsPort } : {}),
+    ...(temporalMetricsAddress !== undefined ? { temporalMetricsAddress } : {}),
+    ...(otlp !== undefined ? { otlpTracesEndpoint: absoluteUrl(otlp, 'tracing.otlpEndpoint') } : {}),
+    ...(temporalUiUrl !== undefined ? { temporalUiUrl: absoluteUrl(temporalUiUrl, 'admin.temporalUiUrl').replace(/\/+$/, '') } : {}),
+  };
+}
+
 /** The store URL with any password replaced by `***`, fit for logs and error messages. */
 export function redactStoreUrl(url: string): string {
   try {
@@ -512,5 +564,6 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
     ...(encryptionKeys ? { encryptionKeys } : {}),
     flowTtlMs: asDurationMs(env.GATEWAY_FLOW_TTL, 'GATEWAY_FLOW_TTL') ?? asDurationMs(raw.flowTtl, 'flowTtl') ?? 15 * 60_000,
     logLevel: oneOf(asString(env.GATEWAY_LOG_LEVEL, 'GATEWAY_LOG_LEVEL') ?? asString(raw.logLevel, 'logLevel'), ['debug', 'info', 'warn', 'error'] as const, 'logLevel') ?? 'info',
+    operations: parseOperations(env, raw),
   };
 }

@@ -11,6 +11,8 @@ import type { GatewayStore } from './store/store.js';
 import type { TokenCipher } from './crypto/token-cipher.js';
 import { upstreamTokens } from './upstream-tokens.js';
 import { ensureWebBundle } from './web-bundle.js';
+import { createAuditLog, stdoutLine } from './audit/audit-log.js';
+import { startMetricsServer } from './routes/metrics.js';
 
 /** A gateway web app with everything it serves, and how to stop it. */
 export interface Gateway {
@@ -37,6 +39,12 @@ export async function createGateway(
 ): Promise<Gateway> {
   const [keys, web] = await Promise.all([deps.keys ?? loadServerKeys(config, deps.log), ensureWebBundle()]);
   const oauth = createOAuthServer(config, { store: deps.store, log: deps.log, keys });
+  const audit = createAuditLog({ store: deps.store, log: deps.log, stdout: config.operations.auditStdout ? stdoutLine : undefined });
+  (oauth.provider as unknown as { on(event: string, listener: (ctx: { ip?: string }, client: { clientId: string }) => void): void }).on(
+    'registration_create.success',
+    (ctx, client) => void audit.record({ kind: 'client.registered', clientId: client.clientId, sourceIp: ctx.ip ?? null }),
+  );
+  const metricsServer = config.operations.metricsPort === undefined ? undefined : await startMetricsServer(config.http.host, config.operations.metricsPort);
   const tokens = upstreamTokens({
     store: deps.store,
     cipher: deps.cipher,
@@ -94,7 +102,7 @@ export async function createGateway(
     temporalHealth: deps.temporalHealth,
     ...(deps.workerState ? { workerState: deps.workerState } : {}),
     temporalUiUrl: deps.temporalUiUrl,
-    gateway: { oauth, cipher: deps.cipher, temporal: deps.temporal, cookieKeys: keys.cookieKeys, mcp, passthrough, assetsDir: web.outDir },
+    gateway: { oauth, cipher: deps.cipher, temporal: deps.temporal, cookieKeys: keys.cookieKeys, mcp, passthrough, assetsDir: web.outDir, audit },
   });
   const purge = setInterval(() => {
     deps.store.oauth.purgeExpired(Math.floor(Date.now() / 1000)).catch((error: unknown) => deps.log.warn('purge failed', { error: String(error) }));
@@ -107,6 +115,7 @@ export async function createGateway(
     close: async () => {
       clearInterval(purge);
       stopHearing();
+      metricsServer?.close();
       passthrough.close();
       await Promise.all([aggregate.close(), bridge.close()]);
     },

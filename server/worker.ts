@@ -4,11 +4,15 @@ import type { GatewayConfig } from './config.js';
 import { temporalConnectionOptions } from './temporal.js';
 import { upstreamRedirectUri } from './upstream-config.js';
 import { ensureWorkflowBundle } from './workflow-bundle.js';
+import { createAuditLog, stdoutLine } from './audit/audit-log.js';
+import { createLogger } from './log.js';
+import { countRefresh } from './metrics.js';
+import type { AuditTrail } from './store/store.js';
 
 let runtimeInstalled = false;
 
 /** Keeps the SDK's own logs at warning level and above, so a normal run stays quiet. */
-function installRuntime(): void {
+function installRuntime(metricsAddress: string | undefined): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   try {
@@ -25,7 +29,11 @@ function installRuntime(): void {
           console.error(`temporal worker: ${message}`, meta ?? '');
         }
       })(),
-      telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } },
+      telemetryOptions: {
+        logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) },
+        // The SDK's own worker metrics (task slots, latencies, polls), scraped apart from /metrics.
+        ...(metricsAddress ? { metrics: { prometheus: { bindAddress: metricsAddress, countersTotalSuffix: true, useSecondsForDurations: true } } } : {}),
+      },
     });
   } catch {
     // Already installed by the host process (tests); keep theirs.
@@ -33,8 +41,11 @@ function installRuntime(): void {
 }
 
 /** Creates the worker for the gateway's task queue, running the prebuilt workflow bundle. */
-export async function createWorker(config: GatewayConfig, deps: Pick<ActivityDeps, 'store' | 'cipher'>): Promise<{ worker: Worker; connection: NativeConnection }> {
-  installRuntime();
+export async function createWorker(
+  config: GatewayConfig,
+  deps: Pick<ActivityDeps, 'cipher'> & { store: ActivityDeps['store'] & AuditTrail },
+): Promise<{ worker: Worker; connection: NativeConnection }> {
+  installRuntime(config.operations.temporalMetricsAddress);
   const bundle = await ensureWorkflowBundle();
   const connection = await NativeConnection.connect(await temporalConnectionOptions(config.temporal));
   try {
@@ -43,7 +54,15 @@ export async function createWorker(config: GatewayConfig, deps: Pick<ActivityDep
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
       workflowBundle: { codePath: bundle.codePath },
-      activities: createActivities({ ...deps, upstreams: config.upstreams, redirectUri: upstreamRedirectUri(config) }),
+      activities: createActivities({
+        ...deps,
+        upstreams: config.upstreams,
+        redirectUri: upstreamRedirectUri(config),
+        observers: {
+          audit: createAuditLog({ store: deps.store, log: createLogger(config.logLevel), stdout: config.operations.auditStdout ? stdoutLine : undefined }),
+          refreshed: countRefresh,
+        },
+      }),
       maxConcurrentActivityTaskExecutions: config.temporal.worker.maxConcurrentActivities,
       maxConcurrentWorkflowTaskExecutions: config.temporal.worker.maxConcurrentWorkflowTasks,
       // Activities still running when it ends are cancelled and retried by another worker.

@@ -10,6 +10,7 @@ import { ListenStreams } from './aggregate/listen-streams.js';
 import { openLegacySession, relayableCapabilities, type LegacySession } from './aggregate/legacy-sessions.js';
 import { sendWebResponse, toWebRequest } from './aggregate/web-bridge.js';
 import { JSON_RPC_ERRORS, readJsonBody, respondWithJsonRpcError } from './json-rpc.js';
+import { mcpMethodOf } from '../metrics.js';
 import { DEFAULT_TOOL_NAME_SEPARATOR } from './tool-names.js';
 import type { McpCaller, McpUpstream } from './types.js';
 import { offersTasks, safeErrorText, UpstreamConnections, UpstreamEras } from './upstream-connections.js';
@@ -307,6 +308,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
         }
         body = read.value;
       }
+      (ctx.state as { mcpMethod?: string | undefined }).mcpMethod = mcpMethodOf(body);
 
       const { request } = toWebRequest(ctx, body);
       if (ctx.method === 'POST' && !(await isLegacyRequest(request, body, { maxRequestBodySize: maxBodyBytes }))) {

@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import { HEADER_MISMATCH, headerMismatch, isModernVersion, MODERN_PROTOCOL_VERSION, requestProtocolVersion, type JsonRpcMessageShape } from './http-headers.js';
 import { JSON_RPC_ERRORS, JsonRpcError, readJsonBody, respondWithJsonRpcError } from './json-rpc.js';
 import type { McpCaller, McpUpstream } from './types.js';
+import { mcpMethodOf, recordUpstreamRequest } from '../metrics.js';
 
 /** Options of {@link createPassthroughEndpoint}. */
 export interface PassthroughOptions {
@@ -152,13 +153,18 @@ export function createPassthroughEndpoint(options: PassthroughOptions): Passthro
         timeout: responseTimeoutMs,
       });
       live.add(request);
+      const started = performance.now();
       request.once('close', () => live.delete(request));
       request.once('response', (response) => {
         request.setTimeout(0);
+        recordUpstreamRequest(upstream.name, response.statusCode ?? 0, (performance.now() - started) / 1000);
         resolve(response);
       });
       request.once('timeout', () => request.destroy(new Error(`no answer within ${Math.round(responseTimeoutMs / 1000)} s`)));
-      request.once('error', reject);
+      request.once('error', (error) => {
+        recordUpstreamRequest(upstream.name, 'error', (performance.now() - started) / 1000);
+        reject(error);
+      });
       // The client went away: so does the upstream request (cancels a GET stream or a long call).
       // (The response's close, not the request's: a request closes as soon as its body was read.)
       ctx.res.once('close', () => {
@@ -198,6 +204,7 @@ export function createPassthroughEndpoint(options: PassthroughOptions): Passthro
         }
         body = read.raw;
         parsed = read.value;
+        (ctx.state as { mcpMethod?: string | undefined }).mcpMethod = mcpMethodOf(parsed);
         if (read.value !== null && typeof read.value === 'object' && !Array.isArray(read.value)) {
           message = read.value as JsonRpcMessageShape;
           if (typeof message.id === 'string' || typeof message.id === 'number') requestId = message.id;

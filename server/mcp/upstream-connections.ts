@@ -17,6 +17,7 @@ import {
 import type { Logger } from '../log.js';
 import { JsonRpcError } from './json-rpc.js';
 import type { McpUpstream } from './types.js';
+import { recordUpstreamRequest } from '../metrics.js';
 
 /** A server→client request an upstream sent (legacy era), to be answered by the gateway's own client. */
 export interface UpstreamRequest {
@@ -293,7 +294,13 @@ export class UpstreamConnections {
       }
       const headers = new Headers(init?.headers);
       for (const [name, value] of Object.entries(extra)) headers.set(name, value);
-      return { response: await fetch(url, { ...init, headers }), sent: extra };
+      const started = performance.now();
+      const response = await fetch(url, { ...init, headers }).catch((error: unknown) => {
+        recordUpstreamRequest(upstream.name, 'error', (performance.now() - started) / 1000);
+        throw error;
+      });
+      recordUpstreamRequest(upstream.name, response.status, (performance.now() - started) / 1000);
+      return { response, sent: extra };
     };
     const unauthorized = async (sent: Record<string, string>, retried: boolean) => {
       try {

@@ -5,11 +5,12 @@ import type Provider from 'oidc-provider';
 import type { ConnectionClientView, ConnectionsView, ConnectionUpstreamView } from '../../web/connections-page/api.js';
 import type { Client } from '@temporalio/client';
 import type { GatewayConfig, UpstreamConfig } from '../config.js';
-import { disconnectUpstreamGrant } from '../temporal.js';
 import { OAuthError } from '../errors.js';
+import type { AuditRecorder } from '../audit/audit-log.js';
 import type { Logger } from '../log.js';
 import type { OAuthServer } from '../oauth/provider.js';
 import type { GatewayStore } from '../store/store.js';
+import { disconnectUserUpstream, revokeClientOfUser, type RevocationActor, type RevocationDeps } from '../revocation.js';
 import { upstreamConnectionStatus } from '../upstream-status.js';
 import { escapeHtml } from '../html.js';
 
@@ -29,6 +30,7 @@ export interface ConnectionsRouteDeps {
   /** Drops the bearer check's cached answers for one user and client. */
   forgetConsent(userId: string, clientId: string): void;
   temporal: Client;
+  audit: AuditRecorder;
 }
 
 /** The signed-in browser: its user and the session id its CSRF token is bound to. */
@@ -130,38 +132,16 @@ export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
     return { user: { id: userId }, upstreams, clients, notice };
   }
 
-  /** Ends every grant the user gave the client: its access, refresh tokens and codes die with it (RFC 7009 §2.2). */
-  async function revokeClient(userId: string, clientId: string): Promise<boolean> {
-    const grantIds = await store.oauth.listGrantIds(userId, clientId, Math.floor(Date.now() / 1000));
-    for (const grantId of grantIds) {
-      await provider.AccessToken.revokeByGrantId(grantId);
-      await provider.RefreshToken.revokeByGrantId(grantId);
-      await provider.AuthorizationCode.revokeByGrantId(grantId);
-      const grant = await provider.Grant.find(grantId);
-      await grant?.destroy();
-    }
-    const forgotten = await store.deleteConsent(userId, clientId);
-    deps.forgetConsent(userId, clientId);
-    return forgotten || grantIds.length > 0;
-  }
-
-  /**
-   * Ends a user's connection to an upstream through its `upstreamGrant` workflow, which revokes the
-   * tokens at the upstream (RFC 7009) and deletes them. False when there was nothing to disconnect.
-   */
-  async function disconnectUpstream(userId: string, upstream: string): Promise<boolean> {
-    const tokens = await store.getUpstreamTokens(userId, upstream);
-    if (!tokens) return false;
-    const done = await disconnectUpstreamGrant(deps.temporal, config.temporal.taskQueue, {
-      userId,
-      upstream,
-      version: tokens.version,
-      expiresAt: tokens.expiresAt,
-      refreshable: tokens.refreshToken !== null,
-    });
-    if (!done) log.warn('disconnect still running at the upstream', { user: userId, upstream });
-    return true;
-  }
+  const revocation: RevocationDeps = {
+    provider,
+    store,
+    forgetConsent: deps.forgetConsent,
+    temporal: deps.temporal,
+    taskQueue: config.temporal.taskQueue,
+    log,
+    audit: deps.audit,
+  };
+  const byUser = (ctx: Context): RevocationActor => ({ actor: 'user', sourceIp: ctx.ip || null });
 
   const json = async function jsonOnly(ctx: Context, next: Next) {
     ctx.set('Cache-Control', 'no-store');
@@ -193,7 +173,7 @@ export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
     await drainJson(ctx);
     const clientId = ctx.params.clientId ?? '';
     const name = (await clientName(clientId)) ?? clientId;
-    if (!(await revokeClient(user.userId, clientId))) throw new OAuthError(404, 'not_found', 'you have not approved this application');
+    if (!(await revokeClientOfUser(revocation, user.userId, clientId, byUser(ctx)))) throw new OAuthError(404, 'not_found', 'you have not approved this application');
     log.info('client revoked by user', { user: user.userId, client: clientId });
     ctx.body = await view(user.userId, `${name} can no longer use your services.`);
   });
@@ -203,7 +183,7 @@ export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
     checkPost(ctx, user);
     await drainJson(ctx);
     const upstream = findUpstream(ctx.params.name);
-    const disconnected = await disconnectUpstream(user.userId, upstream.name);
+    const disconnected = await disconnectUserUpstream(revocation, user.userId, upstream.name, byUser(ctx));
     log.info('upstream disconnected by user', { user: user.userId, upstream: upstream.name });
     const notice = disconnected
       ? `${upstream.displayName} is disconnected. No application can use it until you connect it again.`

@@ -22,6 +22,8 @@ import { signalUpstreamConnected, startConsentFlow } from '../temporal.js';
 import type { TokenCipher } from '../crypto/token-cipher.js';
 import { upstreamConnectionStatus } from '../upstream-status.js';
 import { escapeHtml } from '../html.js';
+import type { AuditRecorder } from '../audit/audit-log.js';
+import { countFlowStarted } from '../metrics.js';
 
 /** What the consent routes need. */
 export interface ConsentRouteDeps {
@@ -35,6 +37,7 @@ export interface ConsentRouteDeps {
   store: GatewayStore;
   log: Logger;
   cookieKeys: string[];
+  audit: AuditRecorder;
 }
 
 const jsonBodyLimit = 16 * 1024;
@@ -150,6 +153,14 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
   /** Ends the OAuth interaction for a finished flow; returns where the browser goes next. */
   async function finish(ctx: Context, interaction: Interaction, state: ConsentFlowState): Promise<string> {
     const outcome = state.outcome;
+    if (outcome) {
+      const kind = outcome.kind === 'approved' ? (outcome.remembered ? 'consent.remembered' : 'consent.approved') : outcome.kind === 'denied' ? 'consent.denied' : 'consent.expired';
+      // One entry per flow whoever records it first (this route, a repeated request, or the expiry).
+      await deps.audit.record(
+        { kind, userId: state.userId, clientId: state.client.clientId, flowId: consentWorkflowId(state.flowId), outcome: outcome.kind === 'approved' ? 'ok' : outcome.kind, sourceIp: ctx.ip || null },
+        `flow-outcome:${state.flowId}`,
+      );
+    }
     if (outcome?.kind === 'approved') {
       const grant = interaction.grantId ? ((await provider.Grant.find(interaction.grantId)) ?? undefined) : undefined;
       const target = grant ?? new provider.Grant({ accountId: outcome.userId, clientId: state.client.clientId });
@@ -259,7 +270,7 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
       upstreams: offeredUpstreams(interaction),
       scopes: [mcpScope],
       ttlMs,
-    }).catch((error: unknown) => {
+    }).then(countFlowStarted, (error: unknown) => {
       if ((error as Error).name !== 'WorkflowExecutionAlreadyStartedError') throw error;
     });
     if (config.identity.mode === 'header') await identity.adoptProxyIdentity(ctx, uid, await currentState(uid));
@@ -423,12 +434,21 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
         Math.floor(Date.now() / 1000),
       );
       if (!completed) return fail(400, 'invalid_request', 'This connection attempt was already used or has expired.', retryUrl);
+      const before = await store.getUpstreamTokens(pending.userId, pending.upstream);
       const connection = await deliver();
       if (connection?.status !== 'connected') {
         log.warn('upstream connect failed', { flowId: pending.flowId, upstream: pending.upstream, error: connection?.error });
         return fail(502, connection?.error ?? 'server_error', `Connecting ${displayName} failed: ${connection?.message ?? 'unknown error'}.`, retryUrl);
       }
       log.info('upstream connected', { flowId: pending.flowId, upstream: pending.upstream, user: pending.userId });
+      await deps.audit.record({
+        kind: before ? 'upstream.reconnected' : 'upstream.connected',
+        userId: pending.userId,
+        clientId: connectId ? ((await store.getElicitation(connectId))?.clientId ?? null) : ((await store.getFlow(pending.flowId))?.clientId ?? null),
+        upstream: pending.upstream,
+        flowId: connectId ? upstreamConnectWorkflowId(connectId) : consentWorkflowId(pending.flowId),
+        sourceIp: ctx.ip || null,
+      });
       await startGrant(pending.userId, pending.upstream);
       if (!connectId) return ctx.redirect(retryUrl);
       await store.completeElicitation(connectId, Math.floor(Date.now() / 1000));

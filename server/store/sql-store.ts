@@ -1,9 +1,11 @@
 import type { Migration } from './migrations.js';
+import { listGrantField, listRegisteredClients, listUpstreamConnections } from './sql-admin.js';
 import { appendAuditEntry, queryAuditEntries } from './sql-audit.js';
 import type {
   AuditEntry,
   AuditQuery,
   AuditRecord,
+  ClientSummary,
   ConsentRecord,
   ElicitationRecord,
   EventChannel,
@@ -19,6 +21,7 @@ import type {
   UpstreamAuthorizationRecord,
   UpstreamClientRecord,
   UpstreamTokenRecord,
+  UpstreamConnectionSummary,
   UpstreamTokenStatus,
 } from './store.js';
 import { sealedColumns } from './store.js';
@@ -313,7 +316,7 @@ export class SqlStore implements GatewayStore {
 
   protected constructor(
     private readonly db: SqlDatabase,
-    dialect: SqlDialect,
+    private readonly dialect: SqlDialect,
     readonly events: EventChannel & { close(): Promise<void> },
   ) {
     this.oauth = new SqlOAuthModels(db, dialect);
@@ -536,6 +539,26 @@ export class SqlStore implements GatewayStore {
 
   queryAudit(query: AuditQuery): Promise<AuditEntry[]> {
     return queryAuditEntries(this.db, query);
+  }
+
+  async listAllConsents(limit: number): Promise<ConsentRecord[]> {
+    return (await this.db.all<ConsentRow>('SELECT * FROM consents ORDER BY user_id, client_id LIMIT ?', [Math.min(Math.max(Math.floor(limit), 1), 10_000)])).map(toConsent);
+  }
+
+  listUpstreamConnections(limit: number, userId?: string): Promise<UpstreamConnectionSummary[]> {
+    return listUpstreamConnections(this.db, limit, userId);
+  }
+
+  listRegisteredClients(limit: number): Promise<ClientSummary[]> {
+    return listRegisteredClients(this.db, limit);
+  }
+
+  listGrantClients(userId: string, now: number): Promise<string[]> {
+    return listGrantField(this.db, this.dialect, 'clientId', 'accountId', userId, now);
+  }
+
+  listGrantUsers(clientId: string, now: number): Promise<string[]> {
+    return listGrantField(this.db, this.dialect, 'accountId', 'clientId', clientId, now);
   }
 
   async health(): Promise<StoreHealth> {

@@ -298,6 +298,7 @@ export interface GatewayStore
     KeyCheckStore,
     SealedValueStore,
     AuditTrail,
+    AdminDirectory,
     StoreLifecycle {}
 
 /** What the audit trail records (issue 12): each a thing a person, a client or the gateway did. */
@@ -331,7 +332,7 @@ export interface NewAuditEntry {
   upstream: string | null;
   /** `ok`, or what went wrong (an OAuth error code, `expired`, ...). */
   outcome: string;
-  /** The consent flow id, or the workflow id (`grant:<user>:<upstream>`) behind the action. */
+  /** The workflow behind the action (`consent:<flowId>`, `grant:<user>:<upstream>`, `connect:<id>`): its Temporal Web UI page. */
   flowId: string | null;
   /** The address the request came from; null for what a workflow did on its own (expiry, refresh). */
   sourceIp: string | null;
@@ -368,4 +369,33 @@ export interface AuditTrail {
   appendAudit(entry: NewAuditEntry, dedupeKey?: string): Promise<boolean>;
   /** Entries matching `query`, newest first. */
   queryAudit(query: AuditQuery): Promise<AuditEntry[]>;
+}
+
+/** A user's connection to an upstream as operators see it: status and times, never the tokens. */
+export interface UpstreamConnectionSummary {
+  userId: string;
+  upstream: string;
+  status: UpstreamTokenStatus;
+  scopes: string[];
+  connectedAt: string;
+  lastUsedAt: string | null;
+  updatedAt: string;
+}
+
+/** A client the gateway's OAuth server knows, without its secret. */
+export interface ClientSummary {
+  clientId: string;
+  clientName: string | null;
+  redirectUris: string[];
+}
+
+/** What the admin API lists across every user (issue 12). Bounded by `limit`. */
+export interface AdminDirectory {
+  listAllConsents(limit: number): Promise<ConsentRecord[]>;
+  listUpstreamConnections(limit: number, userId?: string): Promise<UpstreamConnectionSummary[]>;
+  listRegisteredClients(limit: number): Promise<ClientSummary[]>;
+  /** The clients a user holds unexpired OAuth grants of. */
+  listGrantClients(userId: string, now: number): Promise<string[]>;
+  /** The users holding unexpired OAuth grants of a client. */
+  listGrantUsers(clientId: string, now: number): Promise<string[]>;
 }
