@@ -18,6 +18,7 @@ const postgresEndToEnd = [
   'test/e2e/elicitation.test.ts',
   'test/e2e/identity-*.test.ts',
   'test/e2e/sdk-clients-both-eras.test.ts',
+  'test/e2e/admin.test.ts',
 ];
 
 // Without PostgreSQL on this machine the second round is left out (the global setup says so
