@@ -92,7 +92,7 @@ export async function createGateway(
     log: deps.log,
     upstreamHeaders: tokens.headers,
     upstreamUnauthorized: tokens.unauthorized,
-    sessionKey: deps.cipher.deriveKey('mcp-session-id'),
+    sessionKeys: deps.cipher.deriveKeys('mcp-session-id'),
     maxBodyBytes: config.mcp.maxBodyBytes,
     bridge,
   });

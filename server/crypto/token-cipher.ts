@@ -83,6 +83,14 @@ export class TokenCipher {
     return Buffer.from(hkdfSync('sha256', this.#keys[0]!.key, Buffer.alloc(0), `consent-gateway:${label}`, 32));
   }
 
+  /**
+   * {@link deriveKey} for every key of the ring, the sealing key's first: what was made with an
+   * older key still verifies during a rotation.
+   */
+  deriveKeys(label: string): Buffer[] {
+    return this.#keys.map(({ key }) => Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), `consent-gateway:${label}`, 32)));
+  }
+
   /** Returns `v2.<key id>.<nonce>.<ciphertext>.<tag>` (base64url parts), sealed with the first key. */
   seal(plaintext: string, associatedData: string): string {
     const { id, key } = this.#keys[0]!;

@@ -17,8 +17,11 @@ export interface PassthroughOptions {
   upstreamHeaders(caller: McpCaller, upstream: McpUpstream): Promise<Record<string, string>>;
   /** The upstream answered 401 to a request sent with `sent`; resolving true sends it once more. */
   upstreamUnauthorized?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean): Promise<boolean>;
-  /** Keys the HMAC that binds a session id to its user, client and upstream (32 bytes). */
-  sessionKey: Buffer;
+  /**
+   * Key the HMACs that bind a session id (and the gateway's own request state) to its user, client
+   * and upstream: the first signs, every one verifies, so a key rotation ends no session.
+   */
+  sessionKeys: readonly Buffer[];
   /** Largest accepted POST body. */
   maxBodyBytes: number;
   /** Bound on connecting to the upstream and on waiting for its response headers. Default 120 s. */
@@ -85,28 +88,33 @@ export function createPassthroughEndpoint(options: PassthroughOptions): Passthro
     log.info('upstream protocol era learnt', { url: safeReason(url), era, speaks });
   };
 
-  const mac = (caller: McpCaller, upstream: string, sessionId: string) =>
-    createHmac('sha256', options.sessionKey).update(`${caller.userId}\n${caller.clientId}\n${upstream}\n${sessionId}`).digest().subarray(0, 18).toString('base64url');
-  const wrapSession = (caller: McpCaller, upstream: string, sessionId: string) => `${sessionId}.${mac(caller, upstream, sessionId)}`;
+  if (options.sessionKeys.length === 0) throw new TypeError('the passthrough endpoint needs at least one session key');
+  const macWith = (key: Buffer, text: string) => createHmac('sha256', key).update(text).digest().subarray(0, 18).toString('base64url');
+  /** The MAC of `text` under the signing key. */
+  const sign = (text: string) => macWith(options.sessionKeys[0]!, text);
+  /** Whether `given` is the MAC of `text` under any key of the ring. */
+  const verify = (text: string, given: string) =>
+    options.sessionKeys.some((key) => {
+      const expected = Buffer.from(macWith(key, text));
+      const offered = Buffer.from(given);
+      return offered.length === expected.length && timingSafeEqual(offered, expected);
+    });
+  const sessionText = (caller: McpCaller, upstream: string, sessionId: string) => `${caller.userId}\n${caller.clientId}\n${upstream}\n${sessionId}`;
+  const wrapSession = (caller: McpCaller, upstream: string, sessionId: string) => `${sessionId}.${sign(sessionText(caller, upstream, sessionId))}`;
   function unwrapSession(caller: McpCaller, upstream: string, wrapped: string): string | undefined {
     const dot = wrapped.lastIndexOf('.');
     if (dot <= 0) return undefined;
     const sessionId = wrapped.slice(0, dot);
-    const expected = Buffer.from(mac(caller, upstream, sessionId));
-    const given = Buffer.from(wrapped.slice(dot + 1));
-    return given.length === expected.length && timingSafeEqual(given, expected) ? sessionId : undefined;
+    return verify(sessionText(caller, upstream, sessionId), wrapped.slice(dot + 1)) ? sessionId : undefined;
   }
 
-  const stateMac = (caller: McpCaller, upstream: string, value: string) =>
-    createHmac('sha256', options.sessionKey).update(`state\n${caller.userId}\n${caller.clientId}\n${upstream}\n${value}`).digest().subarray(0, 18).toString('base64url');
-  const signState = (caller: McpCaller, upstream: string, elicitationId: string) => `${stateMarker}${elicitationId}.${stateMac(caller, upstream, elicitationId)}`;
+  const stateText = (caller: McpCaller, upstream: string, value: string) => `state\n${caller.userId}\n${caller.clientId}\n${upstream}\n${value}`;
+  const signState = (caller: McpCaller, upstream: string, elicitationId: string) => `${stateMarker}${elicitationId}.${sign(stateText(caller, upstream, elicitationId))}`;
   function verifyState(caller: McpCaller, upstream: string, state: string): boolean {
     const rest = state.slice(stateMarker.length);
     const dot = rest.lastIndexOf('.');
     if (dot <= 0) return false;
-    const expected = Buffer.from(stateMac(caller, upstream, rest.slice(0, dot)));
-    const given = Buffer.from(rest.slice(dot + 1));
-    return given.length === expected.length && timingSafeEqual(given, expected);
+    return verify(stateText(caller, upstream, rest.slice(0, dot)), rest.slice(dot + 1));
   }
 
   /** Asks the upstream `server/discover` (MCP 2026-07-28): true when it answers with a result. */

@@ -93,7 +93,7 @@ async function untilStatus(post: Post, taskId: string, status: string): Promise<
 /** `/mcp/tk`: the single-upstream endpoint, every message forwarded as it came. */
 async function startPassthrough(): Promise<string> {
   const log = createLogger('error', () => undefined);
-  const endpoint = createPassthroughEndpoint({ log, upstreamHeaders: async (caller) => credentials(caller), sessionKey: randomBytes(32), maxBodyBytes: 1024 * 1024 });
+  const endpoint = createPassthroughEndpoint({ log, upstreamHeaders: async (caller) => credentials(caller), sessionKeys: [randomBytes(32)], maxBodyBytes: 1024 * 1024 });
   const app = new Koa();
   app.silent = true;
   app.use(async (ctx, next) => {
