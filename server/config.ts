@@ -124,11 +124,11 @@ export interface GatewayConfig {
   /** Default consent-flow lifetime. */
   flowTtlMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
-  /** The operator's side: the admin API, the audit trail's output, metrics and traces. */
+  /** The operator's side: the admin API, the audit trail's output and metrics. */
   operations: OperationsConfig;
 }
 
-/** Settings of the admin API, the audit trail, `/metrics` and tracing (README, "Operating"). */
+/** Settings of the admin API, the audit trail and `/metrics` (README, "Operating"). */
 export interface OperationsConfig {
   /** Bearer token of `/admin/*` and `/metrics`; absent: both answer 403 to everyone. */
   adminToken?: string;
@@ -138,8 +138,6 @@ export interface OperationsConfig {
   metricsPort?: number;
   /** Where the Temporal worker's own Prometheus exporter listens (`host:port`); absent: off. */
   temporalMetricsAddress?: string;
-  /** OTLP/HTTP traces endpoint (`http://collector:4318/v1/traces`); absent: tracing is off. */
-  otlpTracesEndpoint?: string;
   /** The Temporal Web UI's base URL for the admin API's links; the embedded server's is known without it. */
   temporalUiUrl?: string;
 }
@@ -362,12 +360,11 @@ function asSwitch(value: unknown, key: string): boolean | undefined {
   throw new ConfigError(`${key} must be true or false`);
 }
 
-/** `admin`, `audit`, `metrics` and `tracing` from the YAML file, each overridden by its variable. */
+/** `admin`, `audit` and `metrics` from the YAML file, each overridden by its variable. */
 function parseOperations(env: Env, raw: Record<string, unknown>): OperationsConfig {
   const admin = asRecord(raw.admin, 'admin');
   const audit = asRecord(raw.audit, 'audit');
   const metrics = asRecord(raw.metrics, 'metrics');
-  const tracing = asRecord(raw.tracing, 'tracing');
   const adminToken = asString(env.GATEWAY_ADMIN_TOKEN, 'GATEWAY_ADMIN_TOKEN') ?? asString(admin.token, 'admin.token');
   // The token guards revoking every user: a short one could be guessed.
   if (adminToken !== undefined && adminToken.length < 32) throw new ConfigError('admin.token (GATEWAY_ADMIN_TOKEN) must be at least 32 characters (e.g. `openssl rand -base64 32`)');
@@ -376,14 +373,12 @@ function parseOperations(env: Env, raw: Record<string, unknown>): OperationsConf
   if (temporalMetricsAddress !== undefined && !/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(temporalMetricsAddress)) {
     throw new ConfigError(`metrics.temporalAddress must be host:port (got "${temporalMetricsAddress}")`);
   }
-  const otlp = asString(env.GATEWAY_OTLP_TRACES_ENDPOINT, 'GATEWAY_OTLP_TRACES_ENDPOINT') ?? asString(tracing.otlpEndpoint, 'tracing.otlpEndpoint');
   const temporalUiUrl = asString(env.GATEWAY_TEMPORAL_UI_URL, 'GATEWAY_TEMPORAL_UI_URL') ?? asString(admin.temporalUiUrl, 'admin.temporalUiUrl');
   return {
     ...(adminToken !== undefined ? { adminToken } : {}),
     auditStdout: asSwitch(env.GATEWAY_AUDIT_STDOUT, 'GATEWAY_AUDIT_STDOUT') ?? asSwitch(audit.stdout, 'audit.stdout') ?? false,
     ...(metricsPort !== undefined ? { metricsPort } : {}),
     ...(temporalMetricsAddress !== undefined ? { temporalMetricsAddress } : {}),
-    ...(otlp !== undefined ? { otlpTracesEndpoint: absoluteUrl(otlp, 'tracing.otlpEndpoint') } : {}),
     ...(temporalUiUrl !== undefined ? { temporalUiUrl: absoluteUrl(temporalUiUrl, 'admin.temporalUiUrl').replace(/\/+$/, '') } : {}),
   };
 }

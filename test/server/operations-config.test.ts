@@ -4,7 +4,7 @@ import { ConfigError, loadConfig } from '../../server/config.js';
 const token = 'a'.repeat(32);
 
 describe('the operations config', () => {
-  it('is off by default: no admin token, no audit lines, metrics on the app, no traces', () => {
+  it('is off by default: no admin token, no audit lines, metrics on the app', () => {
     expect(loadConfig({ env: {} }).operations).toEqual({ auditStdout: false });
   });
 
@@ -15,7 +15,6 @@ describe('the operations config', () => {
         GATEWAY_AUDIT_STDOUT: 'true',
         GATEWAY_METRICS_PORT: '9100',
         GATEWAY_TEMPORAL_METRICS_ADDRESS: '127.0.0.1:9101',
-        GATEWAY_OTLP_TRACES_ENDPOINT: 'http://collector:4318/v1/traces',
         GATEWAY_TEMPORAL_UI_URL: 'https://temporal.example/',
       },
     });
@@ -24,7 +23,6 @@ describe('the operations config', () => {
       auditStdout: true,
       metricsPort: 9100,
       temporalMetricsAddress: '127.0.0.1:9101',
-      otlpTracesEndpoint: 'http://collector:4318/v1/traces',
       temporalUiUrl: 'https://temporal.example',
     });
   });
