@@ -165,7 +165,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   }
   const request = requestOf(args);
   const { url, token } = target(args.options, env);
-  const response = await fetch(`${url}${request.path}`, { method: request.method, headers: { authorization: `Bearer ${token}`, accept: 'application/json' } });
+  const response = await fetch(`${url}${request.path}`, { method: request.method, headers: { authorization: `Bearer ${token}`, accept: 'application/json' } }).catch((error: unknown) => {
+    throw new Error(`could not reach the gateway at ${url}: ${error instanceof Error ? error.message : String(error)}`);
+  });
   const text = await response.text();
   let body: Body;
   try {
