@@ -44,17 +44,23 @@ export async function startGateway(upstreamsOf: (user: string, grant: string) =>
     ctx.state['caller'] = { userId, clientId: 'client-a', upstreams: upstreamsOf(userId, ctx.get('x-test-grant')) };
     await endpoint.middleware(ctx, next);
   });
+  const url = await serveForThisTest(app, () => endpoint.close());
+  return { url, endpoint, logged };
+}
+
+/** Serves `app` on a loopback port until the current test ends, then runs `close` and stops; returns its `/mcp` URL. */
+export async function serveForThisTest(app: Koa, close: () => Promise<void> | void): Promise<string> {
   const server: HttpServer = await new Promise((resolve) => {
     const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
   });
   afterThisTest(async () => {
-    await endpoint.close();
+    await close();
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
     });
   });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`, endpoint, logged };
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`;
 }
 
 /** An SDK 1.x client speaking the 2025-11-25 session protocol, as `user`. */

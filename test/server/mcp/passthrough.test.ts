@@ -1,6 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 
 import Koa from 'koa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +7,7 @@ import { createLogger } from '../../../server/log.js';
 import { createPassthroughEndpoint } from '../../../server/mcp/passthrough.js';
 import type { McpCaller } from '../../../server/mcp/types.js';
 import { startConformanceUpstream, type ConformanceUpstream } from '../../helpers/conformance-upstream.js';
-import { afterThisTest } from './aggregate-harness.js';
+import { serveForThisTest } from './aggregate-harness.js';
 
 let fixture: ConformanceUpstream;
 
@@ -30,17 +28,7 @@ async function startPassthrough(sessionKeys: Buffer[]): Promise<string> {
     ctx.state['caller'] = { userId: 'alice', clientId: 'client-a', upstreams: [{ name: 'fixture', displayName: 'Fixture', url: fixture.url }] } satisfies McpCaller;
     await endpoint.middleware(ctx, next);
   });
-  const server: HttpServer = await new Promise((resolve) => {
-    const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
-  });
-  afterThisTest(async () => {
-    endpoint.close();
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
-  });
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`;
+  return serveForThisTest(app, () => endpoint.close());
 }
 
 const post = (url: string, body: object, headers: Record<string, string> = {}) =>

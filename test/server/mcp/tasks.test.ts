@@ -1,6 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 
 import Koa from 'koa';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -9,7 +7,7 @@ import { createLogger } from '../../../server/log.js';
 import type { McpCaller, McpUpstream } from '../../../server/mcp/endpoint.js';
 import { createPassthroughEndpoint } from '../../../server/mcp/passthrough.js';
 import { startTasksUpstream, TASKS_EXTENSION, type TasksUpstream } from '../../helpers/tasks-upstream.js';
-import { afterThisTest, MODERN_VERSION, startGateway } from './aggregate-harness.js';
+import { afterThisTest, MODERN_VERSION, serveForThisTest, startGateway } from './aggregate-harness.js';
 import { startDeskUpstream, type DeskUpstream } from './desk-upstream.js';
 
 let tk: TasksUpstream;
@@ -100,17 +98,8 @@ async function startPassthrough(): Promise<string> {
     ctx.state['caller'] = { userId: ctx.get('x-test-user') || 'alice', clientId: 'client-a', upstreams: [tkUpstream] } satisfies McpCaller;
     await endpoint.middleware(ctx, next);
   });
-  const server: HttpServer = await new Promise((resolve) => {
-    const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
-  });
-  afterThisTest(async () => {
-    endpoint.close();
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
-  });
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp/tk`;
+  // The endpoint serves whatever path it is mounted at; `/mcp/tk` reads as the gateway's URL would.
+  return `${await serveForThisTest(app, () => endpoint.close())}/tk`;
 }
 
 async function startAggregate(): Promise<string> {
