@@ -7,7 +7,7 @@ import { createLogger } from '../../../server/log.js';
 import type { McpCaller, McpUpstream } from '../../../server/mcp/endpoint.js';
 import { createPassthroughEndpoint } from '../../../server/mcp/passthrough.js';
 import { startTasksUpstream, TASKS_EXTENSION, type TasksUpstream } from '../../helpers/tasks-upstream.js';
-import { afterThisTest, MODERN_VERSION, serveForThisTest, startGateway } from './aggregate-harness.js';
+import { MODERN_VERSION, serveForThisTest, startGateway } from './aggregate-harness.js';
 import { startDeskUpstream, type DeskUpstream } from './desk-upstream.js';
 
 let tk: TasksUpstream;
