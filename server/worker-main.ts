@@ -5,6 +5,7 @@ import { loadServerKeys } from './oauth/provider.js';
 import { createLogger } from './log.js';
 import { openStore } from './store/open-store.js';
 import { createWorker } from './worker.js';
+import { startMetricsServer } from './routes/metrics.js';
 
 /**
  * Runs only the worker, against the Temporal named by `TEMPORAL_ADDRESS` (or the config file).
@@ -20,12 +21,15 @@ async function main(): Promise<void> {
   const cipher = await loadCipher(config, log);
   await checkFleetKeys(store, { cipher, keys: await loadServerKeys(config, log) }, log);
   const { worker, connection } = await createWorker(config, { store, cipher });
+  // A worker serves no app: its counters (refreshes, expiries, needs-reconnect) need the metrics port.
+  const metrics = config.operations.metricsPort === undefined ? undefined : await startMetricsServer(config.http.host, config.operations.metricsPort);
   // The worker stops polling, lets running activities finish within temporal.worker.shutdownGraceTime, then exits.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => worker.shutdown());
   log.info('worker running', { taskQueue: config.temporal.taskQueue, address: config.temporal.address, pid: process.pid });
   try {
     await worker.run();
   } finally {
+    metrics?.close();
     await connection.close();
     await store.close();
   }
