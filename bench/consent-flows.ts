@@ -4,7 +4,9 @@
  * worker (prebuilt bundle, real activities, SQLite store in a temp folder) in this process; then
  * the same N and C for the bare workflow of `bench/bare-workflow.ts`, Temporal's own floor.
  *
- * Run: `node --import tsx bench/consent-flows.ts [--flows 200] [--concurrency 20] [--warmup 20] [--memory-db]`.
+ * Run: `node --import tsx bench/consent-flows.ts [--flows 200] [--concurrency 20] [--warmup 20] [--memory-db] [--workers 2] [--postgres]`.
+ * `--workers N` runs N gateway workers on the task queue (a fleet's workers, here in one process);
+ * `--postgres` puts the store on a PostgreSQL server the bench starts in a temporary folder.
  * `--memory-db` keeps the dev server's state in memory instead of a temporary file, to see how much
  * of the cost is the server's own persistence. Prints detail lines, then one summary line with the
  * DESIGN.md budget next to each figure.
@@ -21,6 +23,7 @@ import { loadConfig } from '../server/config.js';
 import { loadCipher } from '../server/crypto/keys.js';
 import { createLogger } from '../server/log.js';
 import { openStore } from '../server/store/open-store.js';
+import { findPostgresBin, startPostgresServer } from '../test/helpers/postgres-server.js';
 import type { FlowChange, GatewayStore } from '../server/store/store.js';
 import { ensureProjectTemporalCli } from '../server/temporal-cli.js';
 import { loadTemporalDevSettings, startDevServer, type DevServer } from '../server/temporal-dev.js';
@@ -57,13 +60,15 @@ interface PhaseResult {
   cpu: { bench: number; server: number | undefined; others: number | undefined };
 }
 
-function options(): { flows: number; concurrency: number; warmup: number; memoryDb: boolean } {
+function options(): { flows: number; concurrency: number; warmup: number; memoryDb: boolean; workers: number; postgres: boolean } {
   const { values } = parseArgs({
     options: {
       flows: { type: 'string', default: '200' },
       concurrency: { type: 'string', default: '20' },
       warmup: { type: 'string', default: '20' },
       'memory-db': { type: 'boolean', default: false },
+      workers: { type: 'string', default: '1' },
+      postgres: { type: 'boolean', default: false },
     },
   });
   const positive = (name: string, raw: string) => {
@@ -76,6 +81,8 @@ function options(): { flows: number; concurrency: number; warmup: number; memory
     concurrency: positive('concurrency', values.concurrency),
     warmup: positive('warmup', values.warmup),
     memoryDb: values['memory-db'],
+    workers: positive('workers', values.workers),
+    postgres: values.postgres,
   };
 }
 
@@ -232,7 +239,7 @@ function describePhase(label: string, result: PhaseResult, history: string): str
 }
 
 async function main(): Promise<void> {
-  const { flows, concurrency, warmup, memoryDb } = options();
+  const { flows, concurrency, warmup, memoryDb, workers, postgres } = options();
   const settings = await loadTemporalDevSettings();
   const cli = await ensureProjectTemporalCli(process.env);
   const dir = await mkdtemp(path.join(tmpdir(), 'cg-bench-flows-'));
@@ -252,8 +259,22 @@ async function main(): Promise<void> {
     });
     cleanups.push(() => server.stop());
 
+    let storeUrl: string | undefined;
+    if (postgres) {
+      const bin = findPostgresBin();
+      if (!bin) throw new Error('--postgres needs PostgreSQL (initdb and pg_ctl; Debian: apt-get install postgresql)');
+      const pg = await startPostgresServer(bin);
+      cleanups.push(() => pg.stop());
+      storeUrl = pg.url;
+    }
     const config = loadConfig({
-      env: { TEMPORAL_ADDRESS: server.address, TEMPORAL_NAMESPACE: server.namespace, TEMPORAL_TASK_QUEUE: 'bench-consent', GATEWAY_DATA_DIR: dir },
+      env: {
+        TEMPORAL_ADDRESS: server.address,
+        TEMPORAL_NAMESPACE: server.namespace,
+        TEMPORAL_TASK_QUEUE: 'bench-consent',
+        GATEWAY_DATA_DIR: dir,
+        ...(storeUrl ? { GATEWAY_STORE_URL: storeUrl } : {}),
+      },
     });
     const store = await openStore(config.store);
     cleanups.push(() => store.close());
@@ -265,6 +286,12 @@ async function main(): Promise<void> {
     const cipher = await loadCipher(config, createLogger('error'));
     const consent = await createWorker(config, { store: timingWrites(store, storeWrites), cipher });
     cleanups.push(() => consent.connection.close());
+    const others = [];
+    for (let i = 1; i < workers; i += 1) {
+      const other = await createWorker(config, { store: timingWrites(store, storeWrites), cipher });
+      cleanups.push(() => other.connection.close());
+      others.push(other);
+    }
     const bareConnection = await NativeConnection.connect({ address: server.address });
     cleanups.push(() => bareConnection.close());
     const bareTaskQueue = 'bench-bare';
@@ -290,11 +317,12 @@ async function main(): Promise<void> {
     console.log(describePhase('bare', bare, await historyShape(client, bare.sampleWorkflowId)));
 
     const runConsent = consentFlowRunner(client, config.temporal.taskQueue);
-    const consentResult = await consent.worker.runUntil(async () => {
+    const consentRun = (async () => {
       if (warmup > 0) await drive(warmup, concurrency, serverPid, runConsent);
       storeWrites.length = 0;
       return drive(flows, concurrency, serverPid, runConsent);
-    });
+    })();
+    const [consentResult] = await Promise.all([consent.worker.runUntil(consentRun), ...others.map((other) => other.worker.runUntil(consentRun))]);
     console.log(describePhase('consent', consentResult, await historyShape(client, consentResult.sampleWorkflowId)));
     console.log(
       `consent:   store.recordFlowChange: ${storeWrites.length} calls, p50 ${fmt(percentile(storeWrites, 50), 1)} ms, p95 ${fmt(percentile(storeWrites, 95), 1)} ms`,
@@ -306,7 +334,7 @@ async function main(): Promise<void> {
       `consent-flows: ${fmt(consentResult.flowsPerSecond)} flows/s (budget ≥ ${budget.flowsPerSecond}), ` +
         `bare ${fmt(bare.flowsPerSecond)} flows/s, ratio ${fmt(ratio, 0)} % (budget ≥ ${budget.ratioPercent} %), ` +
         `p50 ${fmt(percentile(consentResult.latenciesMs, 50), 0)} ms, p95 ${fmt(percentile(consentResult.latenciesMs, 95), 0)} ms, ` +
-        `N=${flows} C=${concurrency}${memoryDb ? ', in-memory db' : ''}` +
+        `N=${flows} C=${concurrency}${memoryDb ? ', in-memory db' : ''}, ${workers} worker${workers > 1 ? 's' : ''}, store ${postgres ? 'PostgreSQL' : 'SQLite'}` +
         (othersShare > disturbedShare ? `, DISTURBED: other processes and kernel threads used up to ${fmt(othersShare * 100, 0)} % of a core` : ''),
     );
   } finally {

@@ -7,13 +7,22 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-/** The benchmarks, in the order they run; each is `bench/<name>.ts` and ends with one summary line. */
-const benchmarks = ['hot-path', 'forward', 'consent-flows', 'startup'] as const;
+/** The benchmarks, in the order they run: a name, its script `bench/<script>.ts` and its arguments; each ends with one summary line. */
+const runs = {
+  'hot-path': { script: 'hot-path', args: [] },
+  forward: { script: 'forward', args: [] },
+  'consent-flows': { script: 'consent-flows', args: [] },
+  // A fleet's shape: two workers on one task queue, the store on PostgreSQL.
+  'consent-flows-fleet': { script: 'consent-flows', args: ['--workers', '2', '--postgres'] },
+  startup: { script: 'startup', args: [] },
+} as const satisfies Record<string, { script: string; args: readonly string[] }>;
+const benchmarks = Object.keys(runs) as (keyof typeof runs)[];
 
 /** Runs one benchmark, echoing its output; resolves with its last stdout line and exit code. */
-function runBenchmark(name: string): Promise<{ summary: string | undefined; code: number | null }> {
+function runBenchmark(name: keyof typeof runs): Promise<{ summary: string | undefined; code: number | null }> {
+  const { script, args } = runs[name];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(`./${name}.ts`, import.meta.url))], {
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(`./${script}.ts`, import.meta.url)), ...args], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let stdout = '';
