@@ -70,7 +70,9 @@ export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
   const origin = new URL(config.http.publicUrl).origin;
   const router = new Router({ prefix: '/connections' });
 
-  const csrfToken = (sessionId: string) => createHmac('sha256', deps.cookieKeys[0] ?? '').update(`connections.${sessionId}`).digest('base64url');
+  // The first cookie key signs; any key of the ring verifies, so a key rotation breaks no open page.
+  const csrfTokens = (sessionId: string) => deps.cookieKeys.map((key) => createHmac('sha256', key).update(`connections.${sessionId}`).digest('base64url'));
+  const csrfToken = (sessionId: string) => csrfTokens(sessionId)[0] ?? '';
 
   async function signedIn(ctx: Context): Promise<SignedIn | undefined> {
     const session = await provider.Session.get(ctx);
@@ -87,7 +89,7 @@ export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
     const sentOrigin = ctx.get('origin');
     if (sentOrigin && sentOrigin !== origin) throw new OAuthError(403, 'access_denied', 'cross-origin request refused');
     const token = ctx.get('x-csrf-token');
-    if (!token || !sameText(token, csrfToken(user.sessionId))) throw new OAuthError(403, 'access_denied', 'missing or wrong CSRF token; reload the page');
+    if (!token || !csrfTokens(user.sessionId).some((expected) => sameText(token, expected))) throw new OAuthError(403, 'access_denied', 'missing or wrong CSRF token; reload the page');
   }
 
   function findUpstream(name: string | undefined): UpstreamConfig {

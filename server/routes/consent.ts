@@ -88,8 +88,9 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
   const root = new Router();
 
   const cookieName = (uid: string) => `${secure ? '__Host-' : ''}cg_flow_${uid.replace(/[^A-Za-z0-9_-]/g, '')}`;
-  const csrfToken = (uid: string, binding: string) =>
-    createHmac('sha256', deps.cookieKeys[0] ?? '').update(`csrf.${uid}.${binding}`).digest('base64url');
+  // The first cookie key signs; any key of the ring verifies, so a key rotation breaks no open page.
+  const csrfTokens = (uid: string, binding: string) => deps.cookieKeys.map((key) => createHmac('sha256', key).update(`csrf.${uid}.${binding}`).digest('base64url'));
+  const csrfToken = (uid: string, binding: string) => csrfTokens(uid, binding)[0] ?? '';
 
   async function loadInteraction(uid: string): Promise<Interaction | undefined> {
     if (!/^[A-Za-z0-9_-]{10,64}$/.test(uid)) return undefined;
@@ -109,7 +110,7 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
     const sentOrigin = ctx.get('origin');
     if (sentOrigin && sentOrigin !== origin) throw new OAuthError(403, 'access_denied', 'cross-origin request refused');
     const token = ctx.get('x-csrf-token');
-    if (!token || !sameText(token, csrfToken(uid, binding))) throw new OAuthError(403, 'access_denied', 'missing or wrong CSRF token; reload the page');
+    if (!token || !csrfTokens(uid, binding).some((expected) => sameText(token, expected))) throw new OAuthError(403, 'access_denied', 'missing or wrong CSRF token; reload the page');
   }
 
   async function view(uid: string, state: ConsentFlowState, redirectTo: string | null): Promise<FlowView> {
