@@ -5,6 +5,7 @@ import { NotFoundError, OAuthError } from './errors.js';
 import type { Logger } from './log.js';
 import { bearerAuth } from './middleware/bearer-auth.js';
 import { hostOriginGuard } from './middleware/host-origin-guard.js';
+import { createBrowserBinding } from './middleware/browser-binding.js';
 import { errorHandler } from './middleware/errors.js';
 import { securityHeaders } from './middleware/security-headers.js';
 import type { PassthroughEndpoint } from './mcp/passthrough.js';
@@ -22,6 +23,7 @@ import { adminRoutes } from './routes/admin.js';
 import { metricsRoutes } from './routes/metrics.js';
 import type { AuditRecorder } from './audit/audit-log.js';
 import { countTokenCheck, methodLabel, recordMcpRequest, statusOutcome } from './metrics.js';
+import { traceRequests } from './tracing.js';
 
 /** The MCP endpoint as the app mounts it (behind the bearer check). */
 export interface McpMount {
@@ -58,6 +60,8 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
   app.proxy = config.http.publicUrl.startsWith('https:');
   // Errors are rendered by errorHandler; Koa's default logger would print them a second time.
   app.silent = true;
+  // Outside the error handler, so a span ends with the status the client was sent.
+  app.use(traceRequests({ mcpUpstreams: config.upstreams.map((upstream) => upstream.name) }));
   app.use(errorHandler(deps.log));
   app.use(securityHeaders());
   const routers = [healthRoutes(deps), homeRoutes(config, deps)];
@@ -65,13 +69,14 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
   const gateway = deps.gateway;
   const requireBearer = gateway ? bearerAuth({ oauth: gateway.oauth, store: deps.store, upstreams: config.upstreams, log: deps.log }) : undefined;
   if (gateway && requireBearer) {
+    const binding = createBrowserBinding({ publicUrl: config.http.publicUrl, store: deps.store, cookieKeys: gateway.cookieKeys });
     routers.push(
       wellKnownRoutes(gateway.oauth, config.upstreams),
       assetRoutes(gateway.assetsDir),
       clientMetadataRoutes(config),
-      connectRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, cipher: gateway.cipher, log: deps.log }),
-      consentRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, log: deps.log, cookieKeys: gateway.cookieKeys, cipher: gateway.cipher, mcp: gateway.mcp, audit: gateway.audit }),
-      connectionsRoutes({ config, oauth: gateway.oauth, store: deps.store, log: deps.log, cookieKeys: gateway.cookieKeys, forgetConsent: requireBearer.forgetConsent, temporal: gateway.temporal, audit: gateway.audit }),
+      connectRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, cipher: gateway.cipher, log: deps.log, binding }),
+      consentRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, log: deps.log, binding, cipher: gateway.cipher, mcp: gateway.mcp, audit: gateway.audit }),
+      connectionsRoutes({ config, oauth: gateway.oauth, store: deps.store, log: deps.log, binding, forgetConsent: requireBearer.forgetConsent, temporal: gateway.temporal, audit: gateway.audit }),
       adminRoutes({
         config,
         store: deps.store,

@@ -1,4 +1,3 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
 import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
 import type { Context } from 'koa';
@@ -7,6 +6,7 @@ import { upstreamConnectFlowId, upstreamConnectWorkflowId } from '../../workflow
 import type { GatewayConfig } from '../config.js';
 import type { TokenCipher } from '../crypto/token-cipher.js';
 import type { Logger } from '../log.js';
+import { sameText, type BrowserBinding } from '../middleware/browser-binding.js';
 import { renderMessage } from '../message-page.js';
 import type { OAuthServer } from '../oauth/provider.js';
 import type { GatewayStore } from '../store/store.js';
@@ -19,9 +19,9 @@ export interface ConnectRouteDeps {
   store: GatewayStore;
   cipher: TokenCipher;
   log: Logger;
+  /** Ties the connect to the browser that opened the link; the upstream's callback checks it. */
+  binding: BrowserBinding;
 }
-
-const sha256 = (value: string) => createHash('sha256').update(value).digest('base64url');
 
 /**
  * `GET /connect?elicitationId=…`: the link of a URL-mode elicitation (MCP 2025-11-25, SEP-1036).
@@ -31,9 +31,7 @@ const sha256 = (value: string) => createHash('sha256').update(value).digest('bas
  */
 export function connectRoutes(deps: ConnectRouteDeps): Router {
   const { config, store, log } = deps;
-  const secure = config.http.publicUrl.startsWith('https:');
   const router = new Router();
-  const cookieName = (flowId: string) => `${secure ? '__Host-' : ''}cg_flow_${flowId.replace(/[^A-Za-z0-9_-]/g, '')}`;
 
   router.get('/connect', async function connectLink(ctx: Context) {
     ctx.set('Cache-Control', 'no-store');
@@ -54,20 +52,16 @@ export function connectRoutes(deps: ConnectRouteDeps): Router {
     if (!session.accountId) {
       return page(401, 'Sign in first', [`Open this link in the browser where you approved your application, so the gateway knows it is you connecting ${upstream.displayName}.`]);
     }
-    const same = Buffer.from(session.accountId);
-    const expected = Buffer.from(elicitation.userId);
-    if (same.length !== expected.length || !timingSafeEqual(same, expected)) {
+    if (!sameText(session.accountId, elicitation.userId)) {
       log.warn('elicitation link opened by another user', { upstream: upstream.name });
       return page(403, 'This link is for someone else', [`It was made for another user's request. Nothing was connected. If you did not expect it, ignore it.`]);
     }
     if (elicitation.completedAt !== null) return page(200, `${upstream.displayName} is connected`, ['Go back to your application: it can try again now.']);
 
     // Bind this connect to the browser, as consent flows are: the upstream's callback checks it.
-    const flowId = upstreamConnectFlowId(id);
-    const binding = ctx.cookies.get(cookieName(flowId)) ?? randomBytes(32).toString('base64url');
-    const bound = await store.bindFlow(flowId, sha256(binding), new Date().toISOString());
-    if (bound !== sha256(binding)) return page(403, 'This link is open in another browser', ['Finish there, or go back to your application for a new link.']);
-    ctx.cookies.set(cookieName(flowId), binding, { httpOnly: true, sameSite: 'lax', secure, path: '/', maxAge: (elicitation.expiresAt - now) * 1000, overwrite: true });
+    if (!(await deps.binding.bind(ctx, upstreamConnectFlowId(id), (elicitation.expiresAt - now) * 1000))) {
+      return page(403, 'This link is open in another browser', ['Finish there, or go back to your application for a new link.']);
+    }
 
     const startWorkflowOperation = new WithStartWorkflowOperation('upstreamConnect', {
       workflowId: upstreamConnectWorkflowId(id),

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
@@ -13,6 +13,7 @@ import type { GatewayStore } from '../store/store.js';
 import { disconnectUserUpstream, revokeClientOfUser, type RevocationActor, type RevocationDeps } from '../revocation.js';
 import { upstreamConnectionStatus } from '../upstream-status.js';
 import { escapeHtml } from '../html.js';
+import type { BrowserBinding } from '../middleware/browser-binding.js';
 
 /**
  * The client id recorded on a connect link that "My connections" made for itself: the page the
@@ -26,7 +27,8 @@ export interface ConnectionsRouteDeps {
   oauth: OAuthServer;
   store: GatewayStore;
   log: Logger;
-  cookieKeys: string[];
+  /** Checks the CSRF token (bound to the OAuth session) of the page's POSTs. */
+  binding: BrowserBinding;
   /** Drops the bearer check's cached answers for one user and client. */
   forgetConsent(userId: string, clientId: string): void;
   temporal: Client;
@@ -41,12 +43,6 @@ interface SignedIn {
 
 const pageCsp = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'";
 const jsonBodyLimit = 1024;
-
-function sameText(a: string, b: string): boolean {
-  const left = Buffer.from(a);
-  const right = Buffer.from(b);
-  return left.length === right.length && timingSafeEqual(left, right);
-}
 
 /** Reads and discards a small JSON body: the POSTs carry no parameters, but must be JSON (no form posts). */
 async function drainJson(ctx: Context): Promise<void> {
@@ -67,12 +63,8 @@ async function drainJson(ctx: Context): Promise<void> {
 export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
   const { config, oauth, store, log } = deps;
   const provider: Provider = oauth.provider;
-  const origin = new URL(config.http.publicUrl).origin;
   const router = new Router({ prefix: '/connections' });
-
-  // The first cookie key signs; any key of the ring verifies, so a key rotation breaks no open page.
-  const csrfTokens = (sessionId: string) => deps.cookieKeys.map((key) => createHmac('sha256', key).update(`connections.${sessionId}`).digest('base64url'));
-  const csrfToken = (sessionId: string) => csrfTokens(sessionId)[0] ?? '';
+  const csrfSubject = (sessionId: string) => `connections.${sessionId}`;
 
   async function signedIn(ctx: Context): Promise<SignedIn | undefined> {
     const session = await provider.Session.get(ctx);
@@ -86,10 +78,7 @@ export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
   }
 
   function checkPost(ctx: Context, user: SignedIn): void {
-    const sentOrigin = ctx.get('origin');
-    if (sentOrigin && sentOrigin !== origin) throw new OAuthError(403, 'access_denied', 'cross-origin request refused');
-    const token = ctx.get('x-csrf-token');
-    if (!token || !csrfTokens(user.sessionId).some((expected) => sameText(token, expected))) throw new OAuthError(403, 'access_denied', 'missing or wrong CSRF token; reload the page');
+    deps.binding.checkPost(ctx, csrfSubject(user.sessionId));
   }
 
   function findUpstream(name: string | undefined): UpstreamConfig {
@@ -156,7 +145,7 @@ export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
     ctx.type = 'html';
     const user = await signedIn(ctx);
     // Without a session the element explains how to sign in; it makes no API call then.
-    const attributes = user ? `csrf-token="${escapeHtml(csrfToken(user.sessionId))}" api-base="/connections/api"` : 'signed-out';
+    const attributes = user ? `csrf-token="${escapeHtml(deps.binding.csrfToken(csrfSubject(user.sessionId)))}" api-base="/connections/api"` : 'signed-out';
     ctx.body = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>My connections – Consent Gateway</title></head>

@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
@@ -24,6 +24,7 @@ import { upstreamConnectionStatus } from '../upstream-status.js';
 import { escapeHtml } from '../html.js';
 import type { AuditRecorder } from '../audit/audit-log.js';
 import { countFlowStarted } from '../metrics.js';
+import type { BrowserBinding } from '../middleware/browser-binding.js';
 
 /** What the consent routes need. */
 export interface ConsentRouteDeps {
@@ -36,7 +37,8 @@ export interface ConsentRouteDeps {
   temporal: Client;
   store: GatewayStore;
   log: Logger;
-  cookieKeys: string[];
+  /** Ties each flow to the browser that opened it and checks the CSRF token of its POSTs. */
+  binding: BrowserBinding;
   audit: AuditRecorder;
 }
 
@@ -44,12 +46,6 @@ const jsonBodyLimit = 16 * 1024;
 
 function sha256(value: string): string {
   return createHash('sha256').update(value).digest('base64url');
-}
-
-function sameText(a: string, b: string): boolean {
-  const left = Buffer.from(a);
-  const right = Buffer.from(b);
-  return left.length === right.length && timingSafeEqual(left, right);
 }
 
 async function readJson(ctx: Context): Promise<Record<string, unknown>> {
@@ -80,17 +76,12 @@ async function readJson(ctx: Context): Promise<Record<string, unknown>> {
  * IdP's redirect URI, {@link idpCallbackPath}.
  */
 export function consentRoutes(deps: ConsentRouteDeps): Router {
-  const { config, oauth, temporal, store, log } = deps;
+  const { config, oauth, temporal, store, log, binding: browser } = deps;
   const provider: Provider = oauth.provider;
-  const secure = config.http.publicUrl.startsWith('https:');
-  const origin = new URL(config.http.publicUrl).origin;
   const router = new Router({ prefix: '/interaction/:uid' });
   const root = new Router();
 
-  const cookieName = (uid: string) => `${secure ? '__Host-' : ''}cg_flow_${uid.replace(/[^A-Za-z0-9_-]/g, '')}`;
-  // The first cookie key signs; any key of the ring verifies, so a key rotation breaks no open page.
-  const csrfTokens = (uid: string, binding: string) => deps.cookieKeys.map((key) => createHmac('sha256', key).update(`csrf.${uid}.${binding}`).digest('base64url'));
-  const csrfToken = (uid: string, binding: string) => csrfTokens(uid, binding)[0] ?? '';
+  const csrfSubject = (uid: string, binding: string) => `csrf.${uid}.${binding}`;
 
   async function loadInteraction(uid: string): Promise<Interaction | undefined> {
     if (!/^[A-Za-z0-9_-]{10,64}$/.test(uid)) return undefined;
@@ -98,19 +89,10 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
   }
 
   /** The browser's binding value for this flow, after checking it is the browser the flow is bound to. */
-  async function boundBrowser(ctx: Context, uid: string): Promise<string> {
-    const binding = ctx.cookies.get(cookieName(uid));
-    if (!binding) throw new OAuthError(403, 'access_denied', 'this sign-in request was started in another browser');
-    const bound = await store.bindFlow(uid, sha256(binding), new Date().toISOString());
-    if (!sameText(bound, sha256(binding))) throw new OAuthError(403, 'access_denied', 'this sign-in request was started in another browser');
-    return binding;
-  }
+  const boundBrowser = (ctx: Context, uid: string) => browser.require(ctx, uid);
 
   function checkPost(ctx: Context, uid: string, binding: string): void {
-    const sentOrigin = ctx.get('origin');
-    if (sentOrigin && sentOrigin !== origin) throw new OAuthError(403, 'access_denied', 'cross-origin request refused');
-    const token = ctx.get('x-csrf-token');
-    if (!token || !csrfTokens(uid, binding).some((expected) => sameText(token, expected))) throw new OAuthError(403, 'access_denied', 'missing or wrong CSRF token; reload the page');
+    browser.checkPost(ctx, csrfSubject(uid, binding));
   }
 
   async function view(uid: string, state: ConsentFlowState, redirectTo: string | null): Promise<FlowView> {
@@ -236,24 +218,13 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
       ctx.body = renderErrorPage('expired', '', 'This sign-in request has expired');
       return;
     }
-    let binding = ctx.cookies.get(cookieName(uid));
-    const candidate = binding ?? randomBytes(32).toString('base64url');
-    const bound = await store.bindFlow(uid, sha256(candidate), new Date().toISOString());
-    if (!sameText(bound, sha256(candidate))) {
+    const binding = await browser.bind(ctx, uid, interaction.exp * 1000 - Date.now());
+    if (!binding) {
       ctx.status = 403;
       ctx.type = 'html';
       ctx.body = renderErrorPage('session_not_found', '', 'This sign-in request belongs to another browser');
       return;
     }
-    binding = candidate;
-    ctx.cookies.set(cookieName(uid), binding, {
-      httpOnly: true,
-      sameSite: 'lax',
-      secure,
-      path: '/',
-      maxAge: Math.max(0, interaction.exp * 1000 - Date.now()),
-      overwrite: true,
-    });
 
     const client = await provider.Client.find(String(interaction.params.client_id));
     if (!client) throw new OAuthError(400, 'invalid_client', 'the client of this request no longer exists');
@@ -293,7 +264,7 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
     ctx.body = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Consent Gateway</title></head>
-<body><consent-app flow-id="${escapeHtml(uid)}" csrf-token="${escapeHtml(csrfToken(uid, binding))}" api-base="/interaction/${escapeHtml(uid)}"></consent-app>
+<body><consent-app flow-id="${escapeHtml(uid)}" csrf-token="${escapeHtml(browser.csrfToken(csrfSubject(uid, binding)))}" api-base="/interaction/${escapeHtml(uid)}"></consent-app>
 <script type="module" src="/assets/consent-app.js"></script></body></html>`;
   });
 
@@ -404,9 +375,7 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
     const connectId = pending.flowId.startsWith('connect-') ? pending.flowId.slice('connect-'.length) : null;
     const retryUrl = connectId ? `/connect?elicitationId=${encodeURIComponent(connectId)}` : `/interaction/${pending.flowId}`;
     const displayName = config.upstreams.find((upstream) => upstream.name === pending.upstream)?.displayName ?? pending.upstream;
-    const binding = ctx.cookies.get(cookieName(pending.flowId));
-    const bound = binding ? await store.bindFlow(pending.flowId, sha256(binding), new Date().toISOString()) : undefined;
-    if (!binding || !bound || !sameText(bound, sha256(binding))) {
+    if (!(await browser.check(ctx, pending.flowId))) {
       return fail(403, 'access_denied', 'This connection belongs to a sign-in started in another browser.', null);
     }
     const params = new URLSearchParams(ctx.querystring);
