@@ -15,7 +15,8 @@ import { assetRoutes } from './routes/assets.js';
 import { connectionsRoutes } from './routes/connections.js';
 import { clientMetadataRoutes } from './routes/client-metadata.js';
 import { connectRoutes } from './routes/connect.js';
-import { consentRoutes } from './routes/consent.js';
+import { interactionRoutes } from './routes/interaction.js';
+import { upstreamCallbackRoutes } from './routes/upstream-callback.js';
 import { healthRoutes, type HealthDeps } from './routes/health.js';
 import { homeRoutes } from './routes/home.js';
 import { wellKnownRoutes } from './routes/well-known.js';
@@ -75,7 +76,8 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
       assetRoutes(gateway.assetsDir),
       clientMetadataRoutes(config),
       connectRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, cipher: gateway.cipher, log: deps.log, binding }),
-      consentRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, log: deps.log, binding, cipher: gateway.cipher, mcp: gateway.mcp, audit: gateway.audit }),
+      interactionRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, log: deps.log, binding, cipher: gateway.cipher, audit: gateway.audit }),
+      upstreamCallbackRoutes({ config, temporal: gateway.temporal, store: deps.store, log: deps.log, binding, cipher: gateway.cipher, mcp: gateway.mcp, audit: gateway.audit }),
       connectionsRoutes({ config, oauth: gateway.oauth, store: deps.store, log: deps.log, binding, forgetConsent: requireBearer.forgetConsent, temporal: gateway.temporal, audit: gateway.audit }),
       adminRoutes({
         config,

@@ -218,7 +218,18 @@ export function upstreamConnectWorkflowId(connectId: string): string {
   return `connect:${connectId}`;
 }
 
+// Consent flow ids are oidc-provider interaction uids; a connect's owner id carries this prefix.
+const connectFlowPrefix = 'connect-';
+
 /** The pending-authorization owner id (`flowId` of upstream authorizations) of such a connect. */
 export function upstreamConnectFlowId(connectId: string): string {
-  return `connect-${connectId}`;
+  return `${connectFlowPrefix}${connectId}`;
+}
+
+/** Which flow a pending upstream authorization belongs to: a consent flow, or a connect from a URL elicitation link. */
+export type AuthorizationOwner = { kind: 'consent'; flowId: string } | { kind: 'connect'; connectId: string };
+
+/** Reads the owner of a pending upstream authorization from its `flowId`; the inverse of {@link upstreamConnectFlowId}. */
+export function authorizationOwner(flowId: string): AuthorizationOwner {
+  return flowId.startsWith(connectFlowPrefix) ? { kind: 'connect', connectId: flowId.slice(connectFlowPrefix.length) } : { kind: 'consent', flowId };
 }

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
@@ -6,19 +5,17 @@ import type { Interaction } from 'oidc-provider';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { FlowView, UpstreamView } from '../../web/consent-app/api.js';
-import { chooseIdentity, chooseServices, connectCallback, connectUpstream, decide, flowState, upstreamCallback } from '../../workflows/messages.js';
-import { consentWorkflowId, upstreamConnectWorkflowId, type ConsentFlowState } from '../../workflows/types.js';
+import { chooseIdentity, chooseServices, connectUpstream, decide, flowState } from '../../workflows/messages.js';
+import { consentWorkflowId, type ConsentFlowState } from '../../workflows/types.js';
 import type { GatewayConfig } from '../config.js';
 import { OAuthError } from '../errors.js';
 import { createIdentityStep } from '../identity/identity-step.js';
 import { idpCallbackPath } from '../identity/oidc-login.js';
 import type { Logger } from '../log.js';
-import { renderMessage } from '../message-page.js';
 import { renderErrorPage } from '../oauth/error-page.js';
-import { MY_CONNECTIONS_CLIENT_ID } from './connections.js';
 import { mcpScope, type OAuthServer } from '../oauth/provider.js';
 import type { GatewayStore } from '../store/store.js';
-import { signalUpstreamConnected, startConsentFlow } from '../temporal.js';
+import { startConsentFlow } from '../temporal.js';
 import type { TokenCipher } from '../crypto/token-cipher.js';
 import { upstreamConnectionStatus } from '../upstream-status.js';
 import { escapeHtml } from '../html.js';
@@ -26,10 +23,8 @@ import type { AuditRecorder } from '../audit/audit-log.js';
 import { countFlowStarted } from '../metrics.js';
 import type { BrowserBinding } from '../middleware/browser-binding.js';
 
-/** What the consent routes need. */
-export interface ConsentRouteDeps {
-  /** Told when a connect from a URL elicitation link finished (to notify the MCP sessions). */
-  mcp?: { elicitationCompleted?(userId: string, clientId: string | undefined, elicitationId: string): Promise<number> };
+/** What the interaction routes need. */
+export interface InteractionRouteDeps {
   /** Opens the sealed upstream authorization URLs the workflow prepared. */
   cipher: TokenCipher;
   config: GatewayConfig;
@@ -43,10 +38,6 @@ export interface ConsentRouteDeps {
 }
 
 const jsonBodyLimit = 16 * 1024;
-
-function sha256(value: string): string {
-  return createHash('sha256').update(value).digest('base64url');
-}
 
 async function readJson(ctx: Context): Promise<Record<string, unknown>> {
   if (!ctx.is('application/json')) throw new OAuthError(415, 'invalid_request', 'send the body as application/json');
@@ -73,9 +64,10 @@ async function readJson(ctx: Context): Promise<Record<string, unknown>> {
  * workflow with updates. The flow is bound to the browser that opened it, every POST carries a
  * CSRF token, and the approve route finishes the OAuth interaction in the HTTP request, so the
  * authorization code never enters workflow history. In `oidc` identity mode it also serves the
- * IdP's redirect URI, {@link idpCallbackPath}.
+ * IdP's redirect URI, {@link idpCallbackPath}. The upstream's redirect back is
+ * `upstream-callback.ts`.
  */
-export function consentRoutes(deps: ConsentRouteDeps): Router {
+export function interactionRoutes(deps: InteractionRouteDeps): Router {
   const { config, oauth, temporal, store, log, binding: browser } = deps;
   const provider: Provider = oauth.provider;
   const router = new Router({ prefix: '/interaction/:uid' });
@@ -91,8 +83,12 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
   /** The browser's binding value for this flow, after checking it is the browser the flow is bound to. */
   const boundBrowser = (ctx: Context, uid: string) => browser.require(ctx, uid);
 
-  function checkPost(ctx: Context, uid: string, binding: string): void {
-    browser.checkPost(ctx, csrfSubject(uid, binding));
+  /** A step POST's checks, in order: a live interaction, the bound browser, its CSRF token; then its JSON body. */
+  async function acceptPost(ctx: Context): Promise<{ uid: string; interaction: Interaction; body: Record<string, unknown> }> {
+    const uid = ctx.params.uid ?? '';
+    const interaction = await requireInteraction(ctx);
+    browser.checkPost(ctx, csrfSubject(uid, await boundBrowser(ctx, uid)));
+    return { uid, interaction, body: await readJson(ctx) };
   }
 
   async function view(uid: string, state: ConsentFlowState, redirectTo: string | null): Promise<FlowView> {
@@ -278,20 +274,13 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
   });
 
   router.post('/identity', json, async function postIdentity(ctx) {
-    const uid = ctx.params.uid ?? '';
-    await requireInteraction(ctx);
-    const binding = await boundBrowser(ctx, uid);
-    checkPost(ctx, uid, binding);
-    const result = await identity.submit(uid, await readJson(ctx));
+    const { uid, body } = await acceptPost(ctx);
+    const result = await identity.submit(uid, body);
     ctx.body = 'redirectTo' in result ? { redirectTo: result.redirectTo } : await view(uid, result.state, null);
   });
 
   router.post('/services', json, async function postServices(ctx) {
-    const uid = ctx.params.uid ?? '';
-    const interaction = await requireInteraction(ctx);
-    const binding = await boundBrowser(ctx, uid);
-    checkPost(ctx, uid, binding);
-    const body = await readJson(ctx);
+    const { uid, interaction, body } = await acceptPost(ctx);
     const upstreams = body.upstreams;
     if (!Array.isArray(upstreams) || upstreams.some((name) => typeof name !== 'string') || upstreams.length > 64) {
       throw new OAuthError(400, 'invalid_request', 'upstreams must be a list of upstream names');
@@ -304,11 +293,7 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
   });
 
   router.post('/decision', json, async function postDecision(ctx) {
-    const uid = ctx.params.uid ?? '';
-    const interaction = await requireInteraction(ctx);
-    const binding = await boundBrowser(ctx, uid);
-    checkPost(ctx, uid, binding);
-    const body = await readJson(ctx);
+    const { uid, interaction, body } = await acceptPost(ctx);
     if (body.decision !== 'approve' && body.decision !== 'deny') throw new OAuthError(400, 'invalid_request', 'decision must be "approve" or "deny"');
     const decision = body.decision;
     const state = await step(uid, (handle) => handle.executeUpdate(decide, { args: [{ decision }], updateId: `${uid}:decision` }));
@@ -318,11 +303,7 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
   });
 
   router.post('/connect', json, async function postConnect(ctx) {
-    const uid = ctx.params.uid ?? '';
-    await requireInteraction(ctx);
-    const binding = await boundBrowser(ctx, uid);
-    checkPost(ctx, uid, binding);
-    const body = await readJson(ctx);
+    const { uid, body } = await acceptPost(ctx);
     const upstream = config.upstreams.find((candidate) => candidate.name === body.upstream);
     if (!upstream) throw new OAuthError(400, 'invalid_request', 'upstream must name a configured upstream');
     if (upstream.auth === 'none') throw new OAuthError(400, 'invalid_request', `${upstream.displayName} needs no connection`);
@@ -337,117 +318,6 @@ export function consentRoutes(deps: ConsentRouteDeps): Router {
     ctx.body = { redirectTo: deps.cipher.open(sealed, state.authorizationRef) };
   });
 
-  /**
-   * Hands the new connection to the user's `upstreamGrant` workflow (token metadata only), which
-   * refreshes it from now on. A failure here does not undo the connection: `/mcp` starts the grant
-   * workflow later if it is missing.
-   */
-  async function startGrant(userId: string, upstream: string): Promise<void> {
-    try {
-      const tokens = await store.getUpstreamTokens(userId, upstream);
-      if (!tokens) return;
-      await signalUpstreamConnected(temporal, config.temporal.taskQueue, {
-        userId,
-        upstream,
-        version: tokens.version,
-        expiresAt: tokens.expiresAt,
-        refreshable: tokens.refreshToken !== null,
-      });
-    } catch (error) {
-      log.warn('could not start the grant workflow', { upstream, error: String(error) });
-    }
-  }
-
-  /** The redirect URI at every upstream: finishes one connect attempt, then back to the flow. */
-  root.get('/oauth/upstream/callback', async function upstreamCallbackRoute(ctx) {
-    ctx.set('Cache-Control', 'no-store');
-    const stateParam = typeof ctx.query.state === 'string' ? ctx.query.state : '';
-    const fail = (status: number, error: string, description: string, retryUrl: string | null) => {
-      ctx.status = status;
-      ctx.type = 'html';
-      ctx.body = renderConnectErrorPage(error, description, retryUrl);
-    };
-    if (!stateParam) return fail(400, 'invalid_request', 'The upstream sent no state; start again from the consent screen.', null);
-    const stateHash = sha256(stateParam);
-    const pending = await store.getUpstreamAuthorization(stateHash);
-    if (!pending) return fail(400, 'invalid_request', 'This connection attempt is unknown; start again from the consent screen.', null);
-    // The attempt belongs to a consent flow, or to a connect started from a URL elicitation link.
-    const connectId = pending.flowId.startsWith('connect-') ? pending.flowId.slice('connect-'.length) : null;
-    const retryUrl = connectId ? `/connect?elicitationId=${encodeURIComponent(connectId)}` : `/interaction/${pending.flowId}`;
-    const displayName = config.upstreams.find((upstream) => upstream.name === pending.upstream)?.displayName ?? pending.upstream;
-    if (!(await browser.check(ctx, pending.flowId))) {
-      return fail(403, 'access_denied', 'This connection belongs to a sign-in started in another browser.', null);
-    }
-    const params = new URLSearchParams(ctx.querystring);
-    const callbackInput = (error?: string) => ({ upstream: pending.upstream, stateHash, ...(error ? { error } : {}) });
-    /** Sends the callback to the owning workflow; answers how the connection stands. */
-    const deliver = async (error?: string): Promise<{ status: string; error: string | null; message: string | null } | undefined> => {
-      if (connectId) {
-        return temporal.workflow.getHandle(upstreamConnectWorkflowId(connectId)).executeUpdate(connectCallback, { args: [callbackInput(error)] });
-      }
-      const state = await temporal.workflow.getHandle(consentWorkflowId(pending.flowId)).executeUpdate(upstreamCallback, { args: [callbackInput(error)] });
-      return state.connections[pending.upstream];
-    };
-    const upstreamError = params.get('error');
-    try {
-      if (upstreamError) {
-        await deliver(upstreamError.slice(0, 64));
-        return fail(400, upstreamError, `${displayName} did not grant access (${upstreamError}).`, retryUrl);
-      }
-      if (!params.get('code')) return fail(400, 'invalid_request', `${displayName} sent no authorization code.`, retryUrl);
-      const completed = await store.completeUpstreamAuthorization(
-        stateHash,
-        {
-          code: deps.cipher.seal(params.get('code') ?? '', `upstream_authorizations:${stateHash}:code`),
-          callback: deps.cipher.seal(params.toString(), `upstream_authorizations:${stateHash}:callback`),
-        },
-        Math.floor(Date.now() / 1000),
-      );
-      if (!completed) return fail(400, 'invalid_request', 'This connection attempt was already used or has expired.', retryUrl);
-      const before = await store.getUpstreamTokens(pending.userId, pending.upstream);
-      const connection = await deliver();
-      if (connection?.status !== 'connected') {
-        log.warn('upstream connect failed', { flowId: pending.flowId, upstream: pending.upstream, error: connection?.error });
-        return fail(502, connection?.error ?? 'server_error', `Connecting ${displayName} failed: ${connection?.message ?? 'unknown error'}.`, retryUrl);
-      }
-      log.info('upstream connected', { flowId: pending.flowId, upstream: pending.upstream, user: pending.userId });
-      await deps.audit.record({
-        kind: before ? 'upstream.reconnected' : 'upstream.connected',
-        userId: pending.userId,
-        clientId: connectId ? ((await store.getElicitation(connectId))?.clientId ?? null) : ((await store.getFlow(pending.flowId))?.clientId ?? null),
-        upstream: pending.upstream,
-        flowId: connectId ? upstreamConnectWorkflowId(connectId) : consentWorkflowId(pending.flowId),
-        sourceIp: ctx.ip || null,
-      });
-      await startGrant(pending.userId, pending.upstream);
-      if (!connectId) return ctx.redirect(retryUrl);
-      await store.completeElicitation(connectId, Math.floor(Date.now() / 1000));
-      const elicitation = await store.getElicitation(connectId);
-      await deps.mcp?.elicitationCompleted?.(pending.userId, elicitation?.clientId, connectId).catch((error: unknown) => {
-        log.warn('could not notify the MCP sessions', { error: String(error) });
-      });
-      ctx.type = 'html';
-      ctx.body = renderConnectedPage(displayName, elicitation?.clientId === MY_CONNECTIONS_CLIENT_ID);
-    } catch (error) {
-      if (error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError) {
-        return fail(409, 'invalid_transition', 'The sign-in has moved on or ended; start again from your application.', null);
-      }
-      throw error;
-    }
-  });
-
   root.use(router.routes());
   return root;
-}
-
-function renderConnectedPage(displayName: string, fromMyConnections: boolean): string {
-  const title = `${displayName} is connected`;
-  if (fromMyConnections) {
-    return renderMessage({ title, sentences: [`Your ${displayName} account is connected. Your applications can use it now.`], link: { href: '/connections', text: 'Back to My connections' } });
-  }
-  return renderMessage({ title, sentences: [`Your ${displayName} account is connected. Go back to your application: it can try again now.`] });
-}
-
-function renderConnectErrorPage(error: string, description: string, retryUrl: string | null): string {
-  return renderMessage({ title: 'Connecting did not complete', sentences: [description], errorCode: error, ...(retryUrl ? { link: { href: retryUrl, text: 'Try again' } } : {}) });
 }
