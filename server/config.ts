@@ -140,6 +140,13 @@ export interface OperationsConfig {
   temporalMetricsAddress?: string;
   /** The Temporal Web UI's base URL for the admin API's links; the embedded server's is known without it. */
   temporalUiUrl?: string;
+  /** OpenTelemetry traces (README, "Operating"); off without an OTLP endpoint. */
+  tracing: {
+    /** OTLP/HTTP base URL; spans go to `<otlpEndpoint>/v1/traces`. Absent: no traces are exported. */
+    otlpEndpoint?: string;
+    /** The `service.name` of every span. */
+    serviceName: string;
+  };
 }
 
 /** Raised for an invalid configuration; the message names the offending key. */
@@ -374,12 +381,18 @@ function parseOperations(env: Env, raw: Record<string, unknown>): OperationsConf
     throw new ConfigError(`metrics.temporalAddress must be host:port (got "${temporalMetricsAddress}")`);
   }
   const temporalUiUrl = asString(env.GATEWAY_TEMPORAL_UI_URL, 'GATEWAY_TEMPORAL_UI_URL') ?? asString(admin.temporalUiUrl, 'admin.temporalUiUrl');
+  const tracing = asRecord(raw.tracing, 'tracing');
+  const otlpEndpoint = asString(env.OTEL_EXPORTER_OTLP_ENDPOINT, 'OTEL_EXPORTER_OTLP_ENDPOINT') ?? asString(tracing.otlpEndpoint, 'tracing.otlpEndpoint');
   return {
     ...(adminToken !== undefined ? { adminToken } : {}),
     auditStdout: asSwitch(env.GATEWAY_AUDIT_STDOUT, 'GATEWAY_AUDIT_STDOUT') ?? asSwitch(audit.stdout, 'audit.stdout') ?? false,
     ...(metricsPort !== undefined ? { metricsPort } : {}),
     ...(temporalMetricsAddress !== undefined ? { temporalMetricsAddress } : {}),
     ...(temporalUiUrl !== undefined ? { temporalUiUrl: absoluteUrl(temporalUiUrl, 'admin.temporalUiUrl').replace(/\/+$/, '') } : {}),
+    tracing: {
+      ...(otlpEndpoint !== undefined ? { otlpEndpoint: absoluteUrl(otlpEndpoint, 'tracing.otlpEndpoint').replace(/\/+$/, '') } : {}),
+      serviceName: asString(env.OTEL_SERVICE_NAME, 'OTEL_SERVICE_NAME') ?? asString(tracing.serviceName, 'tracing.serviceName') ?? 'consent-gateway',
+    },
   };
 }
 

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { Client, Connection, WithStartWorkflowOperation, type TLSConfig } from '@temporalio/client';
+import { Client, Connection, WithStartWorkflowOperation, type ClientInterceptors, type TLSConfig } from '@temporalio/client';
+import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import type { GatewayConfig } from './config.js';
 import { disconnect, refreshNow, upstreamConnected } from '../workflows/messages.js';
 import {
@@ -43,10 +44,19 @@ export async function temporalConnectionOptions(temporal: GatewayConfig['tempora
   return options;
 }
 
+/**
+ * The client interceptors every gateway Temporal client carries: each start, signal, update and
+ * query gets a span whose context travels in the workflow's headers, so the worker's spans join the
+ * trace of the request that caused them. Without tracing the spans are no-ops and the headers empty.
+ */
+export function temporalClientInterceptors(): ClientInterceptors {
+  return { workflow: [new OpenTelemetryWorkflowClientInterceptor()] };
+}
+
 /** Opens a Temporal client for the configured namespace. */
 export async function connectClient(temporal: GatewayConfig['temporal']): Promise<Client> {
   const connection = await Connection.connect(await temporalConnectionOptions(temporal));
-  return new Client({ connection, namespace: temporal.namespace });
+  return new Client({ connection, namespace: temporal.namespace, interceptors: temporalClientInterceptors() });
 }
 
 /** Starts the `consentFlow` workflow for one authorization request (workflow id `consent:<flowId>`). */

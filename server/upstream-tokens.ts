@@ -9,6 +9,7 @@ import { JsonRpcError } from './mcp/json-rpc.js';
 import type { McpCaller, McpUpstream } from './mcp/types.js';
 import type { ElicitationStore, UpstreamTokenRecord, UpstreamTokenStore } from './store/store.js';
 import { ensureUpstreamGrant, requestUpstreamRefresh } from './temporal.js';
+import { inSpan } from './tracing.js';
 
 /** Raised when the caller has no usable connection to an upstream that needs one. */
 export class UpstreamNotConnectedError extends Error {
@@ -135,16 +136,20 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
   return {
     async headers(caller: McpCaller, upstream: McpUpstream): Promise<Record<string, string>> {
       if (!needsToken(upstream)) return {};
-      let tokens = await connectedTokens(caller, upstream);
-      if (tokens.expiresAt !== null && tokens.expiresAt - Date.now() / 1000 <= expirySkewSeconds && tokens.refreshToken !== null) {
-        const fresh = await refreshed(tokens, 'expired before use');
-        if (!fresh || fresh.status !== 'connected') return notConnected(caller, upstream, `${caller.userId} has to reconnect ${upstream.displayName}`);
-        tokens = fresh;
-      } else {
-        ensureGrant(tokens);
-      }
-      touch(tokens);
-      return { Authorization: `Bearer ${deps.cipher.open(tokens.accessToken, accessData(caller.userId, upstream.name))}` };
+      return inSpan('gateway.upstream_token', { 'gateway.upstream': upstream.name }, async (span) => {
+        let tokens = await connectedTokens(caller, upstream);
+        const expired = tokens.expiresAt !== null && tokens.expiresAt - Date.now() / 1000 <= expirySkewSeconds && tokens.refreshToken !== null;
+        span.setAttribute('gateway.token_refreshed', expired);
+        if (expired) {
+          const fresh = await refreshed(tokens, 'expired before use');
+          if (!fresh || fresh.status !== 'connected') return notConnected(caller, upstream, `${caller.userId} has to reconnect ${upstream.displayName}`);
+          tokens = fresh;
+        } else {
+          ensureGrant(tokens);
+        }
+        touch(tokens);
+        return { Authorization: `Bearer ${deps.cipher.open(tokens.accessToken, accessData(caller.userId, upstream.name))}` };
+      });
     },
 
     /**

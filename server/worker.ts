@@ -1,3 +1,4 @@
+import { OpenTelemetryActivityInboundInterceptor, OpenTelemetryActivityOutboundInterceptor, makeWorkflowExporter } from '@temporalio/interceptors-opentelemetry';
 import { NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities/index.js';
 import type { GatewayConfig } from './config.js';
@@ -8,6 +9,7 @@ import { createAuditLog, stdoutLine } from './audit/audit-log.js';
 import { createLogger } from './log.js';
 import { countRefresh } from './metrics.js';
 import type { AuditTrail } from './store/store.js';
+import { workflowSpanSink } from './tracing.js';
 
 let runtimeInstalled = false;
 
@@ -47,6 +49,7 @@ export async function createWorker(
 ): Promise<{ worker: Worker; connection: NativeConnection }> {
   installRuntime(config.operations.temporalMetricsAddress);
   const bundle = await ensureWorkflowBundle();
+  const workflowSpans = workflowSpanSink();
   const connection = await NativeConnection.connect(await temporalConnectionOptions(config.temporal));
   try {
     const worker = await Worker.create({
@@ -54,6 +57,11 @@ export async function createWorker(
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
       workflowBundle: { codePath: bundle.codePath },
+      // The bundle's workflow interceptor records workflow spans and hands them to this sink.
+      sinks: { exporter: makeWorkflowExporter(workflowSpans.spanProcessor, workflowSpans.resource) },
+      interceptors: {
+        activity: [(ctx) => ({ inbound: new OpenTelemetryActivityInboundInterceptor(ctx), outbound: new OpenTelemetryActivityOutboundInterceptor(ctx) })],
+      },
       activities: createActivities({
         ...deps,
         upstreams: config.upstreams,

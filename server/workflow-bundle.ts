@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { projectPath } from './paths.js';
@@ -13,6 +14,7 @@ export interface WorkflowBundle {
 }
 
 const workflowsDir = projectPath('workflows');
+const workflowTracingInterceptors = createRequire(import.meta.url).resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors');
 const defaultOutDir = projectPath('.build');
 
 async function sourceFiles(dir: string): Promise<string[]> {
@@ -26,7 +28,7 @@ async function sourceFiles(dir: string): Promise<string[]> {
 /** Hash of everything that goes into the bundle: workflow sources and the SDK version. */
 async function hashSources(): Promise<string> {
   const hash = createHash('sha256');
-  const files = [...(await sourceFiles(workflowsDir)), projectPath('node_modules/@temporalio/workflow/package.json')];
+  const files = [...(await sourceFiles(workflowsDir)), projectPath('node_modules/@temporalio/workflow/package.json'), projectPath('node_modules/@temporalio/interceptors-opentelemetry/package.json')];
   for (const file of files) {
     hash.update(path.relative(projectPath(), file));
     hash.update(await readFile(file));
@@ -56,6 +58,9 @@ export async function ensureWorkflowBundle(options: { outDir?: string; force?: b
   }
   const { code } = await bundleWorkflowCode({
     workflowsPath: path.join(workflowsDir, 'index.ts'),
+    // Workflow spans (run, signal, update, activity start) joined to the caller's trace. They cost a
+    // little per activation with tracing off too: one bundle serves both.
+    workflowInterceptorModules: [workflowTracingInterceptors],
     logger: { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} },
   });
   await mkdir(outDir, { recursive: true });

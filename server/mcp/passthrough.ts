@@ -9,6 +9,7 @@ import { HEADER_MISMATCH, headerMismatch, isModernVersion, MODERN_PROTOCOL_VERSI
 import { JSON_RPC_ERRORS, JsonRpcError, readJsonBody, respondWithJsonRpcError } from './json-rpc.js';
 import type { McpCaller, McpUpstream } from './types.js';
 import { mcpMethodOf, recordUpstreamRequest } from '../metrics.js';
+import { traceUpstreamRequest } from '../tracing.js';
 
 /** Options of {@link createPassthroughEndpoint}. */
 export interface PassthroughOptions {
@@ -153,7 +154,7 @@ export function createPassthroughEndpoint(options: PassthroughOptions): Passthro
   function send(ctx: Context, upstream: McpUpstream, headers: OutgoingHttpHeaders, body: Buffer | undefined, method = ctx.method): Promise<IncomingMessage> {
     const url = new URL(upstream.url);
     const transport = url.protocol === 'https:' ? https : http;
-    return new Promise((resolve, reject) => {
+    return traceUpstreamRequest(upstream, method, headers, () => new Promise<IncomingMessage>((resolve, reject) => {
       const request = transport.request(url, {
         method,
         headers: body ? { ...headers, 'content-length': body.length } : headers,
@@ -179,7 +180,7 @@ export function createPassthroughEndpoint(options: PassthroughOptions): Passthro
         if (!ctx.res.writableFinished) request.destroy();
       });
       request.end(body);
-    });
+    }), (response) => response.statusCode ?? 0);
   }
 
   return {

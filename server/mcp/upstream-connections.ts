@@ -18,6 +18,7 @@ import type { Logger } from '../log.js';
 import { JsonRpcError } from './json-rpc.js';
 import type { McpUpstream } from './types.js';
 import { recordUpstreamRequest } from '../metrics.js';
+import { traceUpstreamRequest } from '../tracing.js';
 
 /** A server→client request an upstream sent (legacy era), to be answered by the gateway's own client. */
 export interface UpstreamRequest {
@@ -292,14 +293,19 @@ export class UpstreamConnections {
       } catch (error) {
         throw new UpstreamCredentialsError(error);
       }
-      const headers = new Headers(init?.headers);
-      for (const [name, value] of Object.entries(extra)) headers.set(name, value);
-      const started = performance.now();
-      const response = await fetch(url, { ...init, headers }).catch((error: unknown) => {
-        recordUpstreamRequest(upstream.name, 'error', (performance.now() - started) / 1000);
-        throw error;
-      });
-      recordUpstreamRequest(upstream.name, response.status, (performance.now() - started) / 1000);
+      const traceHeaders: Record<string, string> = {};
+      const method = init?.method ?? 'GET';
+      const response = await traceUpstreamRequest(upstream, method, traceHeaders, async () => {
+        const headers = new Headers(init?.headers);
+        for (const [name, value] of Object.entries({ ...extra, ...traceHeaders })) headers.set(name, value);
+        const started = performance.now();
+        const answer = await fetch(url, { ...init, headers }).catch((error: unknown) => {
+          recordUpstreamRequest(upstream.name, 'error', (performance.now() - started) / 1000);
+          throw error;
+        });
+        recordUpstreamRequest(upstream.name, answer.status, (performance.now() - started) / 1000);
+        return answer;
+      }, (answer) => answer.status);
       return { response, sent: extra };
     };
     const unauthorized = async (sent: Record<string, string>, retried: boolean) => {

@@ -1,9 +1,11 @@
+import type { Span } from '@opentelemetry/api';
 import type { Context, Next } from 'koa';
 import type { UpstreamConfig } from '../config.js';
 import { OAuthError } from '../errors.js';
 import type { McpResourceTarget } from '../mcp/resources.js';
 import { mcpScope, type OAuthServer } from '../oauth/provider.js';
 import type { ConsentStore, StoreEvents } from '../store/store.js';
+import { inSpan } from '../tracing.js';
 
 /** Who is calling `/mcp`, after the token and the consent were checked. */
 export interface McpCallerIdentity {
@@ -85,7 +87,8 @@ export function bearerAuth(deps: { oauth: OAuthServer; store: ConsentStore & Sto
     revokedGrant((token as { grantId?: string }).grantId);
   });
 
-  const middleware = async function requireBearer(ctx: Context, next: Next): Promise<void> {
+  /** The caller behind the request's token, from the cache or the store; throws the refusal. */
+  async function check(ctx: Context, span: Span): Promise<McpCallerIdentity> {
     const endpoint = (ctx.state as { mcpEndpoint?: McpEndpointTarget }).mcpEndpoint ?? { resource: deps.oauth.mcpResource, target: { kind: 'aggregate' } };
     const { resource, target } = endpoint;
     const header = ctx.get('authorization');
@@ -97,9 +100,10 @@ export function bearerAuth(deps: { oauth: OAuthServer; store: ConsentStore & Sto
     }
     const cached = cache.get(match[1]);
     if (cached && cached.until > Date.now() && cached.resource === resource && cached.generation === events.generation() && events.live()) {
-      ctx.state.caller = cached.caller;
-      return next();
+      span.setAttribute('gateway.token_cached', true);
+      return cached.caller;
     }
+    span.setAttribute('gateway.token_cached', false);
     // Taken before the store reads: a revocation heard while they run may make them stale.
     const generation = events.generation();
     const revocationsBefore = revocations;
@@ -130,7 +134,16 @@ export function bearerAuth(deps: { oauth: OAuthServer; store: ConsentStore & Sto
     };
     if (cache.size >= cacheLimit) cache.clear();
     if (revocationsBefore === revocations) cache.set(match[1], { caller, resource, grantId: token.grantId, until: Math.min(Date.now() + cacheMs, token.exp * 1000), generation });
-    ctx.state.caller = caller;
+    return caller;
+  }
+
+  const middleware = async function requireBearer(ctx: Context, next: Next): Promise<void> {
+    // The span ends before the forward: its time is the check's alone.
+    ctx.state.caller = await inSpan('gateway.bearer_check', {}, async (span) => {
+      const caller = await check(ctx, span);
+      span.setAttributes({ 'enduser.id': caller.userId, 'gateway.client_id': caller.clientId });
+      return caller;
+    });
     await next();
   };
 

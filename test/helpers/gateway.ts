@@ -12,7 +12,7 @@ import { createGateway, type Gateway } from '../../server/gateway.js';
 import { createLogger } from '../../server/log.js';
 import { openStore } from '../../server/store/open-store.js';
 import type { GatewayStore } from '../../server/store/store.js';
-import { temporalHealthCheck } from '../../server/temporal.js';
+import { temporalClientInterceptors, temporalHealthCheck } from '../../server/temporal.js';
 import { createWorker } from '../../server/worker.js';
 import { freePort } from './free-port.js';
 import { createTestDatabase } from './postgres.js';
@@ -58,7 +58,7 @@ export async function startTestGateway(configure: (config: GatewayConfig) => voi
   const store = await openStore(config.store);
   const cipher = await loadCipher(config, log);
   const connection = await Connection.connect({ address: config.temporal.address });
-  const temporal = new Client({ connection, namespace: config.temporal.namespace });
+  const temporal = new Client({ connection, namespace: config.temporal.namespace, interceptors: temporalClientInterceptors() });
   // Without a worker here, tests run workers as processes of their own (to kill them).
   const { worker, connection: workerConnection }: { worker: Worker | undefined; connection: { close(): Promise<void> } } =
     options.worker === false ? { worker: undefined, connection: { close: async () => {} } } : await createWorker(config, { store, cipher });
