@@ -14,6 +14,7 @@ import { disconnectUserUpstream, revokeClientOfUser, type RevocationActor, type 
 import { upstreamConnectionStatus } from '../upstream-status.js';
 import { escapeHtml } from '../html.js';
 import type { BrowserBinding } from '../middleware/browser-binding.js';
+import { readJsonBody } from '../middleware/json-body.js';
 
 /**
  * The client id recorded on a connect link that "My connections" made for itself: the page the
@@ -44,16 +45,6 @@ interface SignedIn {
 const pageCsp = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'";
 const jsonBodyLimit = 1024;
 
-/** Reads and discards a small JSON body: the POSTs carry no parameters, but must be JSON (no form posts). */
-async function drainJson(ctx: Context): Promise<void> {
-  if (!ctx.is('application/json')) throw new OAuthError(415, 'invalid_request', 'send the body as application/json');
-  let size = 0;
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > jsonBodyLimit) throw new OAuthError(413, 'invalid_request', 'the body is too large');
-  }
-}
-
 /**
  * "My connections" (`/connections`): the signed-in user's upstream connections and approved MCP
  * clients, with Revoke, Connect, Disconnect and Reconnect. The user is the one of the gateway's OAuth
@@ -77,8 +68,12 @@ export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
     return user;
   }
 
-  function checkPost(ctx: Context, user: SignedIn): void {
+  /** A POST's checks: a signed-in browser, its CSRF token, and a JSON body (no form posts), though the POSTs carry no parameters. */
+  async function acceptPost(ctx: Context): Promise<SignedIn> {
+    const user = await requireSignedIn(ctx);
     deps.binding.checkPost(ctx, csrfSubject(user.sessionId));
+    await readJsonBody(ctx, { limit: jsonBodyLimit });
+    return user;
   }
 
   function findUpstream(name: string | undefined): UpstreamConfig {
@@ -159,9 +154,7 @@ export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
   });
 
   router.post('/api/clients/:clientId/revoke', json, async function postRevoke(ctx) {
-    const user = await requireSignedIn(ctx);
-    checkPost(ctx, user);
-    await drainJson(ctx);
+    const user = await acceptPost(ctx);
     const clientId = ctx.params.clientId ?? '';
     const name = (await clientName(clientId)) ?? clientId;
     if (!(await revokeClientOfUser(revocation, user.userId, clientId, byUser(ctx)))) throw new OAuthError(404, 'not_found', 'you have not approved this application');
@@ -170,9 +163,7 @@ export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
   });
 
   router.post('/api/upstreams/:name/disconnect', json, async function postDisconnect(ctx) {
-    const user = await requireSignedIn(ctx);
-    checkPost(ctx, user);
-    await drainJson(ctx);
+    const user = await acceptPost(ctx);
     const upstream = findUpstream(ctx.params.name);
     const disconnected = await disconnectUserUpstream(revocation, user.userId, upstream.name, byUser(ctx));
     log.info('upstream disconnected by user', { user: user.userId, upstream: upstream.name });
@@ -185,9 +176,7 @@ export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
   // Connecting, or reconnecting, is a fresh authorization at the upstream, through the same link a
   // URL elicitation gives; a current connection stays until the new one replaces it.
   const startConnect = async function postConnect(ctx: Context) {
-    const user = await requireSignedIn(ctx);
-    checkPost(ctx, user);
-    await drainJson(ctx);
+    const user = await acceptPost(ctx);
     const upstream = findUpstream(ctx.params.name);
     const id = randomBytes(24).toString('base64url');
     const now = Math.floor(Date.now() / 1000);

@@ -22,6 +22,7 @@ import { escapeHtml } from '../html.js';
 import type { AuditRecorder } from '../audit/audit-log.js';
 import { countFlowStarted } from '../metrics.js';
 import type { BrowserBinding } from '../middleware/browser-binding.js';
+import { readJsonBody } from '../middleware/json-body.js';
 
 /** What the interaction routes need. */
 export interface InteractionRouteDeps {
@@ -38,25 +39,6 @@ export interface InteractionRouteDeps {
 }
 
 const jsonBodyLimit = 16 * 1024;
-
-async function readJson(ctx: Context): Promise<Record<string, unknown>> {
-  if (!ctx.is('application/json')) throw new OAuthError(415, 'invalid_request', 'send the body as application/json');
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > jsonBodyLimit) throw new OAuthError(413, 'invalid_request', 'the body is too large');
-    chunks.push(chunk);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
-  } catch {
-    throw new OAuthError(400, 'invalid_request', 'the body is not valid JSON');
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new OAuthError(400, 'invalid_request', 'the body must be a JSON object');
-  return parsed as Record<string, unknown>;
-}
 
 /**
  * The consent flow's browser side: `/interaction/:uid` starts (or resumes) the `consentFlow`
@@ -88,7 +70,7 @@ export function interactionRoutes(deps: InteractionRouteDeps): Router {
     const uid = ctx.params.uid ?? '';
     const interaction = await requireInteraction(ctx);
     browser.checkPost(ctx, csrfSubject(uid, await boundBrowser(ctx, uid)));
-    return { uid, interaction, body: await readJson(ctx) };
+    return { uid, interaction, body: await readJsonBody(ctx, { limit: jsonBodyLimit }) };
   }
 
   async function view(uid: string, state: ConsentFlowState, redirectTo: string | null): Promise<FlowView> {
