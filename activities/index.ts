@@ -1,7 +1,7 @@
 import type { ConsentStore, FlowChange, FlowStore } from '../server/store/store.js';
 import { createConsentActivities } from './consents.js';
 import { createFlowActivities } from './flow-records.js';
-import { createUpstreamOAuth, type UpstreamOAuthDeps } from './upstream-oauth.js';
+import { createUpstreamOAuth, type UpstreamOAuthDeps } from './upstream-oauth/index.js';
 import { withAudit, type ActivityObservers } from './audit.js';
 
 /** What the activities need from the running gateway. */

@@ -8,7 +8,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import Koa from 'koa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createUpstreamOAuth } from '../../activities/upstream-oauth.js';
+import { createUpstreamOAuth } from '../../activities/upstream-oauth/index.js';
 import { loadConfig, type GatewayConfig } from '../../server/config.js';
 import { TokenCipher } from '../../server/crypto/token-cipher.js';
 import { clientMetadataRoutes } from '../../server/routes/client-metadata.js';

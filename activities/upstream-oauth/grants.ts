@@ -1,0 +1,227 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/activity';
+import * as oauth from 'oauth4webapi';
+import type { UpstreamConfig } from '../../server/config.js';
+import type { UpstreamAuthorizationStore, UpstreamTokenRecord, UpstreamTokenStatus, UpstreamTokenStore } from '../../server/store/store.js';
+import { createClientAuth, type ClientAuthDeps } from './client-auth.js';
+import { createDiscovery, httpOptions, type OAuthUpstream } from './discovery.js';
+import { withUpstreamErrors } from './errors.js';
+
+/** What the upstream OAuth activities need. */
+export interface UpstreamOAuthDeps extends ClientAuthDeps {
+  store: UpstreamAuthorizationStore & UpstreamTokenStore;
+  upstreams: UpstreamConfig[];
+  /** Test seams at the points where a crash matters most. */
+  hooks?: { afterCodeExchange?(): Promise<void> | void };
+}
+
+/** Connection result as the workflow may see it: metadata only, never a token. */
+export interface UpstreamConnection {
+  upstream: string;
+  status: 'connected';
+  scopes: string[];
+  /** Epoch seconds, or null. */
+  expiresAt: number | null;
+}
+
+const authorizationTtlSeconds = 600;
+
+const sha256 = (value: string) => createHash('sha256').update(value).digest('base64url');
+const now = () => Math.floor(Date.now() / 1000);
+
+/** The RFC 8707 `resource` of token requests, for upstreams configured to send it. */
+function resourceParameter(upstream: OAuthUpstream) {
+  return upstream.auth.resource ? { additionalParameters: { resource: upstream.mcpUrl } } : {};
+}
+
+/** The upstream OAuth grants: authorization code with PKCE (RFC 6749 §4.1, RFC 7636), refresh (§6), revocation (RFC 7009). */
+export function createGrants(deps: UpstreamOAuthDeps) {
+  const authorizationServer = createDiscovery();
+  const upstreamClient = createClientAuth(deps);
+
+  function upstreamConfig(name: string): OAuthUpstream {
+    const upstream = deps.upstreams.find((candidate) => candidate.name === name);
+    if (!upstream) throw ApplicationFailure.nonRetryable(`no upstream named ${name}`, 'invalid_request');
+    if (upstream.auth === 'none') throw ApplicationFailure.nonRetryable(`${name} needs no authorization`, 'invalid_request');
+    return upstream as OAuthUpstream;
+  }
+
+  return {
+    /**
+     * Creates a single-use authorization at the upstream (PKCE S256, fresh `state`, `resource`) and
+     * stores the authorization URL sealed; returns only a reference, so no state or verifier reaches
+     * workflow history.
+     */
+    async prepareUpstreamAuthorization(input: { flowId: string; upstream: string; userId: string }): Promise<{ authorizationRef: string }> {
+      const upstream = upstreamConfig(input.upstream);
+      return withUpstreamErrors(upstream.name, async () => {
+        const as = await authorizationServer(upstream);
+        const { client: oauthClient } = await upstreamClient(upstream, as);
+        if (!as.authorization_endpoint) throw ApplicationFailure.nonRetryable(`${upstream.name} has no authorization endpoint`, 'invalid_response');
+        const verifier = oauth.generateRandomCodeVerifier();
+        const state = oauth.generateRandomState();
+        const url = new URL(as.authorization_endpoint);
+        url.searchParams.set('response_type', 'code');
+        url.searchParams.set('client_id', oauthClient.client_id);
+        url.searchParams.set('redirect_uri', deps.redirectUri);
+        url.searchParams.set('code_challenge', await oauth.calculatePKCECodeChallenge(verifier));
+        url.searchParams.set('code_challenge_method', 'S256');
+        url.searchParams.set('state', state);
+        if (upstream.scopes.length > 0) url.searchParams.set('scope', upstream.scopes.join(' '));
+        if (upstream.auth.resource) url.searchParams.set('resource', upstream.mcpUrl);
+        const stateHash = sha256(state);
+        await deps.store.createUpstreamAuthorization({
+          stateHash,
+          flowId: input.flowId,
+          upstream: upstream.name,
+          userId: input.userId,
+          codeVerifier: deps.cipher.seal(verifier, `upstream_authorizations:${stateHash}`),
+          redirectUri: deps.redirectUri,
+          code: null,
+          callback: null,
+          expiresAt: now() + authorizationTtlSeconds,
+          usedAt: null,
+        });
+        const authorizationRef = `authorize:${randomUUID()}`;
+        await deps.store.putExchangeResult(authorizationRef, deps.cipher.seal(url.href, authorizationRef), new Date().toISOString());
+        return { authorizationRef };
+      });
+    },
+
+    /**
+     * Exchanges the code of a completed upstream authorization and stores the user's tokens sealed.
+     * Not idempotent at the upstream, so the raw response is stored under a key first and a retried
+     * attempt continues from it instead of exchanging again.
+     */
+    async exchangeUpstreamCode(input: { flowId: string; upstream: string; stateHash: string }): Promise<UpstreamConnection> {
+      const upstream = upstreamConfig(input.upstream);
+      const key = `exchange:${input.flowId}:${input.upstream}:${input.stateHash}`;
+      const pending = await deps.store.getUpstreamAuthorization(input.stateHash);
+      if (!pending || pending.flowId !== input.flowId || pending.upstream !== input.upstream || !pending.code || !pending.callback) {
+        throw ApplicationFailure.nonRetryable('no completed authorization for this connection', 'invalid_request');
+      }
+      const sealedCallback = pending.callback;
+      const earlier = await deps.store.getExchangeResult(key);
+      const tokens = await withUpstreamErrors(upstream.name, async () => {
+        if (earlier) return JSON.parse(deps.cipher.open(earlier, key)) as oauth.TokenEndpointResponse;
+        const as = await authorizationServer(upstream);
+        const { client: oauthClient, auth } = await upstreamClient(upstream, as);
+        const callback = new URLSearchParams(deps.cipher.open(sealedCallback, `upstream_authorizations:${input.stateHash}:callback`));
+        // The state was checked by the callback route (by its hash); iss (RFC 9207) is checked here.
+        const parameters = oauth.validateAuthResponse(as, oauthClient, callback, oauth.skipStateCheck);
+        const verifier = deps.cipher.open(pending.codeVerifier, `upstream_authorizations:${input.stateHash}`);
+        const response = await oauth.authorizationCodeGrantRequest(as, oauthClient, auth, parameters, pending.redirectUri, verifier, {
+          ...httpOptions(as.token_endpoint ?? upstream.mcpUrl),
+          ...resourceParameter(upstream),
+        });
+        const answer = await oauth.processAuthorizationCodeResponse(as, oauthClient, response);
+        await deps.store.putExchangeResult(key, deps.cipher.seal(JSON.stringify(answer), key), new Date().toISOString());
+        await deps.hooks?.afterCodeExchange?.();
+        return answer;
+      });
+      const at = new Date().toISOString();
+      const existing = await deps.store.getUpstreamTokens(pending.userId, upstream.name);
+      const record: UpstreamTokenRecord = {
+        userId: pending.userId,
+        upstream: upstream.name,
+        accessToken: deps.cipher.seal(tokens.access_token, `upstream_tokens:${pending.userId}:${upstream.name}:access`),
+        refreshToken: tokens.refresh_token ? deps.cipher.seal(tokens.refresh_token, `upstream_tokens:${pending.userId}:${upstream.name}:refresh`) : null,
+        tokenType: tokens.token_type,
+        scopes: typeof tokens.scope === 'string' ? tokens.scope.split(' ').filter(Boolean) : upstream.scopes,
+        expiresAt: typeof tokens.expires_in === 'number' ? now() + tokens.expires_in : null,
+        status: 'connected',
+        // A reconnect moves the version on, so callers holding the old token's version see it changed.
+        version: (existing?.version ?? 0) + 1,
+        connectedAt: at,
+        lastUsedAt: existing?.lastUsedAt ?? null,
+        updatedAt: at,
+      };
+      await deps.store.saveUpstreamTokens(record);
+      return { upstream: upstream.name, status: 'connected', scopes: record.scopes, expiresAt: record.expiresAt };
+    },
+
+    /**
+     * Refreshes a user's upstream tokens (RFC 6749 §6) and stores the new ones sealed, with the
+     * version moved on by one. Rotating refresh tokens are single use, so the raw response is stored
+     * under `key` (the grant workflow and the version refreshed from) before anything else, and a
+     * retried attempt continues from it instead of spending the old refresh token again.
+     * An `invalid_grant` answer is permanent (`ApplicationFailure` of that type).
+     */
+    async refreshUpstreamToken(input: { userId: string; upstream: string; version: number; key: string }): Promise<UpstreamTokenMetadata> {
+      const upstream = upstreamConfig(input.upstream);
+      const access = `upstream_tokens:${input.userId}:${upstream.name}:access`;
+      const refresh = `upstream_tokens:${input.userId}:${upstream.name}:refresh`;
+      const current = await deps.store.getUpstreamTokens(input.userId, upstream.name);
+      if (!current) throw ApplicationFailure.nonRetryable(`${input.userId} has no tokens at ${upstream.name}`, 'invalid_grant');
+      // Someone else (a reconnect) already replaced the tokens this refresh was meant for.
+      if (current.version !== input.version) return metadataOf(current);
+      const earlier = await deps.store.getExchangeResult(input.key);
+      const tokens = await withUpstreamErrors(upstream.name, async () => {
+        if (earlier) return JSON.parse(deps.cipher.open(earlier, input.key)) as oauth.TokenEndpointResponse;
+        if (!current.refreshToken) throw ApplicationFailure.nonRetryable(`${upstream.name} gave no refresh token`, 'invalid_grant');
+        const as = await authorizationServer(upstream);
+        const { client: oauthClient, auth } = await upstreamClient(upstream, as);
+        const response = await oauth.refreshTokenGrantRequest(as, oauthClient, auth, deps.cipher.open(current.refreshToken, refresh), {
+          ...httpOptions(as.token_endpoint ?? upstream.mcpUrl),
+          ...resourceParameter(upstream),
+        });
+        const answer = await oauth.processRefreshTokenResponse(as, oauthClient, response);
+        await deps.store.putExchangeResult(input.key, deps.cipher.seal(JSON.stringify(answer), input.key), new Date().toISOString());
+        return answer;
+      });
+      const record: UpstreamTokenRecord = {
+        ...current,
+        accessToken: deps.cipher.seal(tokens.access_token, access),
+        // Without a new refresh token in the answer the old one stays valid (RFC 6749 §6).
+        refreshToken: tokens.refresh_token ? deps.cipher.seal(tokens.refresh_token, refresh) : current.refreshToken,
+        tokenType: tokens.token_type,
+        scopes: typeof tokens.scope === 'string' ? tokens.scope.split(' ').filter(Boolean) : current.scopes,
+        expiresAt: typeof tokens.expires_in === 'number' ? now() + tokens.expires_in : null,
+        status: 'connected',
+        version: input.version + 1,
+        updatedAt: new Date().toISOString(),
+      };
+      await deps.store.saveUpstreamTokens(record);
+      return metadataOf(record);
+    },
+
+    /**
+     * Revokes a user's tokens at the upstream (RFC 7009): the refresh token when there is one (which
+     * ends the grant), else the access token. Returns false when the upstream has no revocation endpoint
+     * or the user has no tokens.
+     */
+    async revokeUpstreamTokens(input: { userId: string; upstream: string }): Promise<{ revoked: boolean }> {
+      const upstream = upstreamConfig(input.upstream);
+      const current = await deps.store.getUpstreamTokens(input.userId, upstream.name);
+      if (!current) return { revoked: false };
+      return withUpstreamErrors(upstream.name, async () => {
+        const as = await authorizationServer(upstream);
+        if (!as.revocation_endpoint) return { revoked: false };
+        const { client: oauthClient, auth } = await upstreamClient(upstream, as);
+        const token = current.refreshToken
+          ? deps.cipher.open(current.refreshToken, `upstream_tokens:${input.userId}:${upstream.name}:refresh`)
+          : deps.cipher.open(current.accessToken, `upstream_tokens:${input.userId}:${upstream.name}:access`);
+        const response = await oauth.revocationRequest(as, oauthClient, auth, token, {
+          ...httpOptions(as.revocation_endpoint),
+          additionalParameters: { token_type_hint: current.refreshToken ? 'refresh_token' : 'access_token' },
+        });
+        await oauth.processRevocationResponse(response);
+        return { revoked: true };
+      });
+    },
+  };
+}
+
+/** A token record's metadata, as the grant workflow may see it. */
+export interface UpstreamTokenMetadata {
+  status: UpstreamTokenStatus;
+  version: number;
+  /** Epoch seconds, or null. */
+  expiresAt: number | null;
+  /** Whether a refresh token is stored, i.e. whether refreshing is possible at all. */
+  refreshable: boolean;
+}
+
+function metadataOf(record: UpstreamTokenRecord): UpstreamTokenMetadata {
+  return { status: record.status, version: record.version, expiresAt: record.expiresAt, refreshable: record.refreshToken !== null };
+}

@@ -1,0 +1,25 @@
+import type { UpstreamTokenStatus } from '../../server/store/store.js';
+import { createGrants, type UpstreamOAuthDeps } from './grants.js';
+
+export type { UpstreamConnection, UpstreamOAuthDeps, UpstreamTokenMetadata } from './grants.js';
+
+/**
+ * The upstream OAuth activities, under the names the worker registers and recorded histories
+ * replay: discovery (RFC 9728, RFC 8414, OIDC) and the gateway's client there (`discovery.ts`,
+ * `client-auth.ts`), the grants (`grants.ts`), and the token records' upkeep.
+ */
+export function createUpstreamOAuth(deps: UpstreamOAuthDeps) {
+  return {
+    ...createGrants(deps),
+
+    /** Deletes a user's tokens for an upstream from the store. */
+    async deleteUpstreamTokens(input: { userId: string; upstream: string }): Promise<{ deleted: boolean }> {
+      return { deleted: await deps.store.deleteUpstreamTokens(input.userId, input.upstream) };
+    },
+
+    /** Records where a user stands with an upstream (`needs_reconnect`, ...) in the read model. */
+    async setUpstreamTokenStatus(input: { userId: string; upstream: string; status: UpstreamTokenStatus }): Promise<void> {
+      await deps.store.setUpstreamTokenStatus(input.userId, input.upstream, input.status, new Date().toISOString());
+    },
+  };
+}
