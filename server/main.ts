@@ -10,6 +10,7 @@ import { loadServerKeys } from './oauth/provider.js';
 import { openStore } from './store/open-store.js';
 import { connectClient, temporalHealthCheck } from './temporal.js';
 import type { DevServer } from './temporal-dev.js';
+import { startTracing } from './tracing.js';
 import { createWorker } from './worker.js';
 
 type Cleanup = () => Promise<void>;
@@ -70,6 +71,9 @@ async function main(): Promise<void> {
 }
 
 async function run(config: GatewayConfig, log: Logger, cleanups: Cleanup[], started: number): Promise<void> {
+  // First in, so last out: the spans of everything stopping after it are still sent.
+  const tracing = startTracing(config.operations.tracing);
+  if (tracing) cleanups.push(() => tracing.shutdown());
   let devServer: DevServer | undefined;
   if (config.temporal.embedded) {
     devServer = await startEmbeddedTemporal(config, log);

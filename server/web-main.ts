@@ -7,6 +7,7 @@ import { createLogger } from './log.js';
 import { loadServerKeys } from './oauth/provider.js';
 import { openStore } from './store/open-store.js';
 import { connectClient, temporalHealthCheck } from './temporal.js';
+import { startTracing } from './tracing.js';
 
 /**
  * Runs only the web server (OAuth server, consent screens, `/mcp`), against the Temporal named by
@@ -19,6 +20,7 @@ async function main(): Promise<void> {
   if (config.temporal.embedded) {
     throw new ConfigError('the web server alone needs a Temporal address: set TEMPORAL_ADDRESS or temporal.address');
   }
+  const tracing = startTracing(config.operations.tracing);
   const store = await openStore(config.store);
   const client = await connectClient(config.temporal);
   const cipher = await loadCipher(config, log);
@@ -45,6 +47,7 @@ async function main(): Promise<void> {
     server.closeAllConnections();
     await client.connection.close();
     await store.close();
+    await tracing?.shutdown();
     process.exit(0);
   };
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void stop());

@@ -4,6 +4,7 @@ import { loadCipher } from './crypto/keys.js';
 import { loadServerKeys } from './oauth/provider.js';
 import { createLogger } from './log.js';
 import { openStore } from './store/open-store.js';
+import { startTracing } from './tracing.js';
 import { createWorker } from './worker.js';
 import { startMetricsServer } from './routes/metrics.js';
 
@@ -17,6 +18,7 @@ async function main(): Promise<void> {
   if (config.temporal.embedded) {
     throw new ConfigError('the worker alone needs a Temporal address: set TEMPORAL_ADDRESS or temporal.address');
   }
+  const tracing = startTracing(config.operations.tracing);
   const store = await openStore(config.store);
   const cipher = await loadCipher(config, log);
   await checkFleetKeys(store, { cipher, keys: await loadServerKeys(config, log) }, log);
@@ -32,6 +34,7 @@ async function main(): Promise<void> {
     metrics?.close();
     await connection.close();
     await store.close();
+    await tracing?.shutdown();
   }
 }
 
