@@ -6,7 +6,7 @@ import { startDemoUpstream } from './demo/demo-upstream.js';
 import { startEmbeddedTemporal } from './embedded-temporal.js';
 import { createGateway } from './gateway.js';
 import { createLogger, type Logger } from './log.js';
-import { loadServerKeys } from './oauth/provider.js';
+import { loadServerKeys } from './oauth/server-keys.js';
 import { openStore } from './store/open-store.js';
 import { connectClient, temporalHealthCheck } from './temporal.js';
 import type { DevServer } from './temporal-dev.js';

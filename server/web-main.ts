@@ -4,7 +4,7 @@ import { checkFleetKeys } from './crypto/key-check.js';
 import { loadCipher } from './crypto/keys.js';
 import { createGateway } from './gateway.js';
 import { createLogger } from './log.js';
-import { loadServerKeys } from './oauth/provider.js';
+import { loadServerKeys } from './oauth/server-keys.js';
 import { openStore } from './store/open-store.js';
 import { connectClient, temporalHealthCheck } from './temporal.js';
 import { startTracing } from './tracing.js';

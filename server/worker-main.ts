@@ -1,7 +1,7 @@
 import { ConfigError, loadConfig } from './config.js';
 import { checkFleetKeys } from './crypto/key-check.js';
 import { loadCipher } from './crypto/keys.js';
-import { loadServerKeys } from './oauth/provider.js';
+import { loadServerKeys } from './oauth/server-keys.js';
 import { createLogger } from './log.js';
 import { openStore } from './store/open-store.js';
 import { startTracing } from './tracing.js';

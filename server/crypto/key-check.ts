@@ -1,6 +1,6 @@
 import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import type { Logger } from '../log.js';
-import type { ServerKeys } from '../oauth/provider.js';
+import type { ServerKeys } from '../oauth/server-keys.js';
 import type { KeyCheckStore } from '../store/store.js';
 import { keyFingerprint, type TokenCipher } from './token-cipher.js';
 

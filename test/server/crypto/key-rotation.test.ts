@@ -7,7 +7,7 @@ import { checkFleetKeys } from '../../../server/crypto/key-check.js';
 import { resealStore } from '../../../server/crypto/reseal.js';
 import { TokenCipher } from '../../../server/crypto/token-cipher.js';
 import { createLogger } from '../../../server/log.js';
-import type { ServerKeys } from '../../../server/oauth/provider.js';
+import type { ServerKeys } from '../../../server/oauth/server-keys.js';
 import { SqliteStore } from '../../../server/store/sqlite-store.js';
 
 const serverKeys = (): ServerKeys => {

@@ -7,7 +7,8 @@ import { loadConfig } from '../../../server/config.js';
 import { OAuthError } from '../../../server/errors.js';
 import { createLogger } from '../../../server/log.js';
 import { bearerAuth } from '../../../server/middleware/bearer-auth.js';
-import { createOAuthServer, loadServerKeys, mcpScope, type OAuthServer } from '../../../server/oauth/provider.js';
+import { createOAuthServer, mcpScope, type OAuthServer } from '../../../server/oauth/provider.js';
+import { loadServerKeys } from '../../../server/oauth/server-keys.js';
 import { openStore } from '../../../server/store/open-store.js';
 import type { GatewayStore } from '../../../server/store/store.js';
 
