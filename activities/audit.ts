@@ -1,10 +1,13 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { AuditRecorder } from '../server/audit/audit-log.js';
-import type { FlowChange, UpstreamTokenStatus } from '../server/store/store.js';
+import type { AuditKind, FlowChange, NewAuditEntry, UpstreamTokenStatus } from '../server/store/store.js';
+
+/** An audit entry as an activity reports it: the kind, and what it knows of the rest (the time is taken when recorded). */
+export type ActivityAuditInput = Partial<Omit<NewAuditEntry, 'kind'>> & { kind: AuditKind };
 
 /** What the audited activities report to, besides the store. */
 export interface ActivityObservers {
-  audit: AuditRecorder;
+  /** Records an entry once per `dedupeKey`; the gateway's audit recorder satisfies it. */
+  audit: { record(input: ActivityAuditInput, dedupeKey?: string): Promise<void> };
   /** Counts a refresh that produced new upstream tokens. */
   refreshed?(upstream: string): void;
 }

@@ -46,7 +46,6 @@ const worker = await Worker.create({
     upstreams: [
       {
         name: 'notion',
-        displayName: 'Notion',
         mcpUrl: 'http://127.0.0.1:9/mcp',
         auth: { type: 'oauth', endpoints: { authorization: 'http://127.0.0.1:9/authorize', token: 'http://127.0.0.1:9/token' }, client: { kind: 'static', clientId: 'capture', authMethod: 'none' }, resource: true },
         scopes: [],

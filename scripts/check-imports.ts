@@ -1,6 +1,8 @@
 /**
- * Checks the import boundaries of STYLE.md: what each top-level folder may import, and that only
- * `server/config.ts` reads `process.env`. Prints each violation as `file:line: message`.
+ * Checks the import boundaries of STYLE.md: what each top-level folder may import, `import type`
+ * included where a type would point the wrong way (server → web, activities → server internals,
+ * config → the rest of the server), and that only `server/config.ts` reads `process.env`. Prints
+ * each violation as `file:line: message`.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
@@ -62,6 +64,18 @@ function collect(source: ts.SourceFile): { imports: ImportRef[]; envReads: numbe
   return { imports, envReads };
 }
 
+/**
+ * Config is a leaf: `server/config.ts`, its parts under `server/config/` and `server/paths.ts` (where
+ * the project is) import nothing else of the project, so every other module may read the config.
+ */
+function isConfigLeaf(rel: string): boolean {
+  return rel === 'server/config.ts' || rel.startsWith('server/config/') || rel === 'server/paths.ts';
+}
+
+function withoutExtension(rel: string): string {
+  return rel.replace(/\.(js|ts|mjs|mts)$/, '');
+}
+
 /** The rules for one file, given its path relative to the project folder. */
 function checkFile(rel: string, text: string): Violation[] {
   const source = ts.createSourceFile(rel, text, ts.ScriptTarget.Latest, true);
@@ -90,8 +104,9 @@ function checkFile(rel: string, text: string): Violation[] {
         break;
       }
       case 'activities': {
-        if (relative && targetTop === 'server' && !target?.startsWith('server/store/')) {
-          if (!ref.typeOnly) fail(ref.line, `activities may use the store interface, not ${ref.specifier}`);
+        // Activities declare the narrow inputs they take; the worker passes the gateway's objects.
+        if (relative && targetTop === 'server' && (!target?.startsWith('server/store/') || !ref.typeOnly)) {
+          fail(ref.line, `activities may import only the store interface types (\`import type\` from server/store/), not ${ref.specifier}`);
         }
         if (relative && targetTop === 'workflows' && !ref.typeOnly) fail(ref.line, 'activities must not import workflow code');
         if (pkg && (pkg === 'koa' || pkg.startsWith('@koa/') || pkg === '@temporalio/client' || pkg === '@temporalio/worker' || pkg === 'lit')) {
@@ -109,7 +124,10 @@ function checkFile(rel: string, text: string): Violation[] {
         if (relative && targetTop === 'activities' && !ref.typeOnly && rel !== 'server/worker.ts') {
           fail(ref.line, 'only the worker entry (server/worker.ts) may import activities');
         }
-        if (relative && targetTop === 'web' && !ref.typeOnly) fail(ref.line, 'server must not import web components');
+        if (relative && targetTop === 'web') fail(ref.line, `server must not import web, not even types (the views server and web share live in server/views/): ${ref.specifier}`);
+        if (relative && isConfigLeaf(rel) && target && !isConfigLeaf(`${withoutExtension(target)}.ts`)) {
+          fail(ref.line, `config is a leaf: it imports only its own parts (server/config/) and server/paths.ts, not ${ref.specifier}`);
+        }
         break;
       }
       case 'web': {

@@ -1,9 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { trustedProxies as parseTrustedProxies } from './identity/trusted-proxies.js';
+import { trustedProxies as parseTrustedProxies } from './config/trusted-proxies.js';
 import { projectDir, projectPath } from './paths.js';
-import type { UpstreamClientConfig, UpstreamOAuthConfig } from './upstream-config.js';
 
 /** How the consent flow learns who the user is (DESIGN.md, decision 9). */
 export const identityModes = ['dev', 'oidc', 'header'] as const;
@@ -27,6 +26,28 @@ export type StoreConfig =
       /** Connections the process's pool opens at most. */
       poolSize: number;
     };
+
+/** How the gateway obtains a client id at an upstream's authorization server. */
+export type UpstreamClientConfig =
+  | { kind: 'static'; clientId: string; clientSecret?: string; authMethod: 'client_secret_basic' | 'client_secret_post' | 'none' }
+  | { kind: 'dynamic' }
+  /** The gateway's own client ID metadata document (an https URL) is its client id there. */
+  | { kind: 'metadata-document' };
+
+/** An upstream that needs each user's OAuth authorization. */
+export interface UpstreamOAuthConfig {
+  type: 'oauth';
+  /**
+   * The authorization server's issuer, for RFC 8414 / OIDC discovery. Absent: found from the MCP
+   * URL's protected resource metadata (RFC 9728).
+   */
+  issuer?: string;
+  /** Explicit endpoints, instead of discovery. */
+  endpoints?: { authorization: string; token: string; revocation?: string };
+  client: UpstreamClientConfig;
+  /** Send `resource=<mcpUrl>` (RFC 8707); on by default, as MCP servers expect. */
+  resource: boolean;
+}
 
 /** An upstream MCP server the gateway forwards to. */
 export interface UpstreamConfig {

@@ -1,12 +1,13 @@
 import type { UpstreamConfig } from './config.js';
 import type { UpstreamTokenRecord } from './store/store.js';
+import type { UpstreamStatus } from './views/consent.js';
 
 /** The user's standing with an upstream, as the consent screens and "My connections" show it. */
 export function upstreamConnectionStatus(
   upstream: UpstreamConfig,
   tokens: UpstreamTokenRecord | undefined,
   nowSeconds = Math.floor(Date.now() / 1000),
-): 'ready' | 'connected' | 'expired' | 'needs_reconnect' | 'not_connected' {
+): UpstreamStatus {
   if (upstream.auth === 'none') return 'ready';
   if (!tokens) return 'not_connected';
   if (tokens.status === 'needs_reconnect') return 'needs_reconnect';

@@ -1,14 +1,25 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import * as oauth from 'oauth4webapi';
-import type { TokenCipher } from '../../server/crypto/token-cipher.js';
 import type { UpstreamAuthorizationStore } from '../../server/store/store.js';
 import { activityLog } from '../log.js';
 import { httpOptions, type OAuthUpstream } from './discovery.js';
 
+/** How the gateway is a client at an upstream's authorization server, as configured. */
+export type UpstreamClientSettings =
+  | { kind: 'static'; clientId: string; clientSecret?: string; authMethod: 'client_secret_basic' | 'client_secret_post' | 'none' }
+  | { kind: 'dynamic' }
+  | { kind: 'metadata-document' };
+
+/** Seals secrets for the store and opens them, each bound to a label naming where it is stored. */
+export interface Sealer {
+  seal(plaintext: string, associatedData: string): string;
+  open(sealed: string, associatedData: string): string;
+}
+
 /** What {@link createClientAuth} needs. */
 export interface ClientAuthDeps {
   store: Pick<UpstreamAuthorizationStore, 'getUpstreamClient' | 'saveUpstreamClient'>;
-  cipher: TokenCipher;
+  cipher: Sealer;
   /** The gateway's callback at every upstream; also where its client ID metadata document is served from. */
   redirectUri: string;
 }

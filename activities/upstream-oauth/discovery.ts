@@ -1,10 +1,32 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import * as oauth from 'oauth4webapi';
-import type { UpstreamConfig } from '../../server/config.js';
-import type { UpstreamOAuthConfig } from '../../server/upstream-config.js';
+import type { UpstreamClientSettings } from './client-auth.js';
+
+/**
+ * An upstream's OAuth settings as the activities read them. The worker passes the gateway's
+ * upstream config, which satisfies this; the activities know nothing else of that config.
+ */
+export interface UpstreamOAuthSettings {
+  type: 'oauth';
+  /** For RFC 8414 / OIDC discovery; absent: the first authorization server of the MCP URL's protected resource metadata (RFC 9728). */
+  issuer?: string;
+  /** Explicit endpoints, instead of discovery. */
+  endpoints?: { authorization: string; token: string; revocation?: string };
+  client: UpstreamClientSettings;
+  /** Send `resource=<mcpUrl>` (RFC 8707). */
+  resource: boolean;
+}
+
+/** An upstream MCP server as the activities see it. */
+export interface UpstreamSettings {
+  name: string;
+  mcpUrl: string;
+  scopes: string[];
+  auth: 'none' | UpstreamOAuthSettings;
+}
 
 /** An upstream that needs each user's OAuth authorization. */
-export type OAuthUpstream = UpstreamConfig & { auth: UpstreamOAuthConfig };
+export type OAuthUpstream = UpstreamSettings & { auth: UpstreamOAuthSettings };
 
 function isLoopbackUrl(url: string): boolean {
   const { hostname } = new URL(url);

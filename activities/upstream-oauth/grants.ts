@@ -1,16 +1,15 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import * as oauth from 'oauth4webapi';
-import type { UpstreamConfig } from '../../server/config.js';
 import type { UpstreamAuthorizationStore, UpstreamTokenRecord, UpstreamTokenStatus, UpstreamTokenStore } from '../../server/store/store.js';
 import { createClientAuth, type ClientAuthDeps } from './client-auth.js';
-import { createDiscovery, httpOptions, type OAuthUpstream } from './discovery.js';
+import { createDiscovery, httpOptions, type OAuthUpstream, type UpstreamSettings } from './discovery.js';
 import { withUpstreamErrors } from './errors.js';
 
 /** What the upstream OAuth activities need. */
 export interface UpstreamOAuthDeps extends ClientAuthDeps {
   store: UpstreamAuthorizationStore & UpstreamTokenStore;
-  upstreams: UpstreamConfig[];
+  upstreams: UpstreamSettings[];
   /** Test seams at the points where a crash matters most. */
   hooks?: { afterCodeExchange?(): Promise<void> | void };
 }

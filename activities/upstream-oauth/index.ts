@@ -2,6 +2,8 @@ import type { UpstreamTokenStatus } from '../../server/store/store.js';
 import { createGrants, type UpstreamOAuthDeps } from './grants.js';
 
 export type { UpstreamConnection, UpstreamOAuthDeps, UpstreamTokenMetadata } from './grants.js';
+export type { Sealer, UpstreamClientSettings } from './client-auth.js';
+export type { UpstreamOAuthSettings, UpstreamSettings } from './discovery.js';
 
 /**
  * The upstream OAuth activities, under the names the worker registers and recorded histories

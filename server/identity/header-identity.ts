@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { trustedProxies } from './trusted-proxies.js';
+import { trustedProxies } from '../config/trusted-proxies.js';
 import { validUserId } from './user-id.js';
 
 /**

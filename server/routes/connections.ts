@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
-import type { ConnectionClientView, ConnectionsView, ConnectionUpstreamView } from '../../web/connections-page/api.js';
+import type { ConnectionClientView, ConnectionsView, ConnectionUpstreamView } from '../views/connections.js';
 import type { Client } from '@temporalio/client';
 import type { GatewayConfig, UpstreamConfig } from '../config.js';
 import { OAuthError } from '../errors.js';

@@ -4,7 +4,7 @@ import type Provider from 'oidc-provider';
 import type { Interaction } from 'oidc-provider';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import type { FlowView, UpstreamView } from '../../web/consent-app/api.js';
+import type { FlowView, UpstreamView } from '../views/consent.js';
 import { chooseIdentity, chooseServices, connectUpstream, decide, flowState } from '../../workflows/messages.js';
 import { consentWorkflowId, type ConsentFlowState } from '../../workflows/types.js';
 import type { GatewayConfig } from '../config.js';

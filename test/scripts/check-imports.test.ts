@@ -75,6 +75,44 @@ describe('import boundaries', () => {
     expect(violations.map((v) => `${v.file}:${v.line}`).sort()).toEqual(['activities/a.ts:1', 'activities/a.ts:2', 'server/app.ts:1', 'server/routes/r.ts:1']);
   });
 
+  it('rejects a type-only import of web in server/', async () => {
+    const dir = await tree({
+      'server/routes/r.ts': "import type { FlowView } from '../../web/consent-app/api.js';\nimport type { FlowView as V } from '../views/consent.js';",
+      'web/consent-app/api.ts': "import type { FlowView } from '../../server/views/consent.js';",
+    });
+    const violations = await checkImports(dir);
+    expect(violations.map((v) => `${v.file}:${v.line}`)).toEqual(['server/routes/r.ts:1']);
+    expect(violations[0]?.message).toContain('server/views/');
+  });
+
+  it('lets activities import only store interface types from server/, type-only imports included', async () => {
+    const dir = await tree({
+      'activities/a.ts': [
+        "import type { UpstreamConfig } from '../server/config.js';",
+        "import type { TokenCipher } from '../server/crypto/token-cipher.js';",
+        "import { SqliteStore } from '../server/store/sqlite-store.js';",
+        "import type { GatewayStore } from '../server/store/store.js';",
+        "import type { Fetched } from '../../server/store/store.js';",
+      ].join('\n'),
+      'activities/upstream-oauth/grants.ts': "import type { UpstreamTokenStore } from '../../server/store/store.js';",
+    });
+    expect((await checkImports(dir)).map((v) => `${v.file}:${v.line}`)).toEqual(['activities/a.ts:1', 'activities/a.ts:2', 'activities/a.ts:3']);
+  });
+
+  it('keeps config a leaf: its own parts and server/paths.ts only, type-only imports included', async () => {
+    const dir = await tree({
+      'server/config.ts': [
+        "import { trustedProxies } from './config/trusted-proxies.js';",
+        "import { projectDir } from './paths.js';",
+        "import type { HeaderIdentity } from './identity/header-identity.js';",
+        "import { parse } from 'yaml';",
+      ].join('\n'),
+      'server/config/trusted-proxies.ts': "import type { Logger } from '../log.js';",
+      'server/identity/header-identity.ts': "import { trustedProxies } from '../config/trusted-proxies.js';\nimport type { GatewayConfig } from '../config.js';",
+    });
+    expect((await checkImports(dir)).map((v) => `${v.file}:${v.line}`).sort()).toEqual(['server/config.ts:3', 'server/config/trusted-proxies.ts:1']);
+  });
+
   it('rejects process.env outside server/config.ts', async () => {
     const dir = await tree({
       'server/config.ts': 'export const a = process.env.A;',

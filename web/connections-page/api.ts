@@ -2,46 +2,14 @@
  * "My connections" JSON API: the `ConnectionsView` the server answers with, and a small client for
  * `{apiBase}`, `{apiBase}/clients/:clientId/revoke` and `{apiBase}/upstreams/:name/connect|disconnect|reconnect`.
  *
- * The server imports these types with `import type`; nothing here runs outside a browser.
+ * The view types are the server's (`server/views/connections.ts`); nothing here runs outside a browser.
  */
-import { ApiError, NETWORK_ERROR, requestJson, UPSTREAM_STATUSES, type UpstreamStatus } from '../consent-app/api.js';
+import type { ConnectionClientView, ConnectionsView, ConnectionUpstreamView } from '../../server/views/connections.js';
+import { ApiError, NETWORK_ERROR, requestJson, UPSTREAM_STATUSES } from '../consent-app/api.js';
 
 export { ApiError, NETWORK_ERROR };
 
-/** One upstream as "My connections" lists it. */
-export interface ConnectionUpstreamView {
-  name: string;
-  displayName: string;
-  status: UpstreamStatus;
-  /** The scopes granted at the upstream when connected, else the ones the gateway asks for. */
-  scopes: string[];
-  /** ISO 8601, or null when not connected. */
-  connectedAt: string | null;
-  /** ISO 8601, or null when never used. */
-  lastUsedAt: string | null;
-  authRequired: boolean;
-}
-
-/** One MCP client the user approved. */
-export interface ConnectionClientView {
-  clientId: string;
-  clientName: string | null;
-  upstreams: string[];
-  scopes: string[];
-  /** ISO 8601. */
-  grantedAt: string;
-}
-
-/** What `GET {apiBase}` and every successful POST answer. */
-export interface ConnectionsView {
-  user: { id: string };
-  upstreams: ConnectionUpstreamView[];
-  clients: ConnectionClientView[];
-  /** A message for the user about the action just taken. */
-  notice: string | null;
-  /** Where the browser goes next (a connect or reconnect continues at the upstream), when set. */
-  redirectTo?: string | null;
-}
+export type { ConnectionClientView, ConnectionsView, ConnectionUpstreamView };
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

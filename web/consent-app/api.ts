@@ -2,12 +2,29 @@
  * The consent screens' JSON API: the `FlowView` the server renders a flow as, and a small client
  * for `{apiBase}/state`, `/identity`, `/services`, `/decision` and `/connect`.
  *
- * The server imports these types with `import type`; nothing here runs outside a browser.
+ * The view types are the server's (`server/views/consent.ts`); nothing here runs outside a browser.
  */
 
+import type {
+  ApiErrorBody,
+  ClientRegistration,
+  ClientView,
+  Decision,
+  FlowStatus,
+  FlowStep,
+  FlowView,
+  IdentityMode,
+  RedirectResult,
+  UpstreamStatus,
+  UpstreamView,
+} from '../../server/views/consent.js';
+
+export type { ApiErrorBody, ClientRegistration, ClientView, Decision, FlowStatus, FlowStep, FlowView, IdentityMode, RedirectResult, UpstreamStatus, UpstreamView };
+
+// The browser checks answers against these lists at run time; the types come from the server.
+
 /** Steps of a consent flow, in order. */
-export const FLOW_STEPS = ['identity', 'services', 'approve', 'done'] as const;
-export type FlowStep = (typeof FLOW_STEPS)[number];
+export const FLOW_STEPS = ['identity', 'services', 'approve', 'done'] as const satisfies readonly FlowStep[];
 
 /** Where a flow stands; `approved`, `denied` and `expired` are final. */
 export const FLOW_STATUSES = [
@@ -17,69 +34,19 @@ export const FLOW_STATUSES = [
   'approved',
   'denied',
   'expired',
-] as const;
-export type FlowStatus = (typeof FLOW_STATUSES)[number];
+] as const satisfies readonly FlowStatus[];
 
 /** How the gateway learns who the user is (DESIGN.md, decision 9). */
-export const IDENTITY_MODES = ['dev', 'oidc', 'header'] as const;
-export type IdentityMode = (typeof IDENTITY_MODES)[number];
+export const IDENTITY_MODES = ['dev', 'oidc', 'header'] as const satisfies readonly IdentityMode[];
 
 /** How the MCP client came to be known to the gateway. */
-export const CLIENT_REGISTRATIONS = ['dcr', 'cimd', 'static'] as const;
-export type ClientRegistration = (typeof CLIENT_REGISTRATIONS)[number];
+export const CLIENT_REGISTRATIONS = ['dcr', 'cimd', 'static'] as const satisfies readonly ClientRegistration[];
 
 /** The user's standing with one upstream: `ready` needs no user authorization, `connected` has a usable grant. */
-export const UPSTREAM_STATUSES = ['ready', 'connected', 'expired', 'needs_reconnect', 'not_connected'] as const;
-export type UpstreamStatus = (typeof UPSTREAM_STATUSES)[number];
+export const UPSTREAM_STATUSES = ['ready', 'connected', 'expired', 'needs_reconnect', 'not_connected'] as const satisfies readonly UpstreamStatus[];
 
 /** The user's answer on the approve step. */
-export const DECISIONS = ['approve', 'deny'] as const;
-export type Decision = (typeof DECISIONS)[number];
-
-/** One upstream MCP server as the services and approve steps show it. */
-export interface UpstreamView {
-  name: string;
-  displayName: string;
-  status: UpstreamStatus;
-  authRequired: boolean;
-  scopes: string[];
-}
-
-/** The MCP client asking for access. */
-export interface ClientView {
-  clientId: string;
-  clientName: string | null;
-  redirectHost: string | null;
-  registration: ClientRegistration;
-}
-
-/** A consent flow as `GET {apiBase}/state` and every successful POST return it. */
-export interface FlowView {
-  flowId: string;
-  step: FlowStep;
-  status: FlowStatus;
-  identityMode: IdentityMode;
-  user: { id: string } | null;
-  client: ClientView;
-  upstreams: UpstreamView[];
-  chosenUpstreams: string[];
-  scopes: string[];
-  /** ISO 8601. */
-  expiresAt: string;
-  /** Set when the flow is done: the browser must go there. */
-  redirectTo: string | null;
-}
-
-/** The answer of a step that continues somewhere else (the IdP, an upstream's authorization endpoint). */
-export interface RedirectResult {
-  redirectTo: string;
-}
-
-/** Body of every non-2xx answer. */
-export interface ApiErrorBody {
-  error: string;
-  error_description: string;
-}
+export const DECISIONS = ['approve', 'deny'] as const satisfies readonly Decision[];
 
 /** `error` of a request that never got an HTTP answer; `status` is 0. */
 export const NETWORK_ERROR = 'network_error';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { normalizeAddress, trustedProxies } from '../../../server/identity/trusted-proxies.js';
+import { normalizeAddress, trustedProxies } from '../../../server/config/trusted-proxies.js';
 
 describe('trustedProxies', () => {
   it('matches exact IPv4 and IPv6 addresses and nothing else', () => {
