@@ -1,6 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
-import https from 'node:https';
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 
 import type { Context } from 'koa';
 
@@ -8,8 +7,8 @@ import type { Logger } from '../log.js';
 import { HEADER_MISMATCH, headerMismatch, isModernVersion, MODERN_PROTOCOL_VERSION, requestProtocolVersion, type JsonRpcMessageShape } from './http-headers.js';
 import { JSON_RPC_ERRORS, JsonRpcError, readJsonBody, respondWithJsonRpcError } from './json-rpc.js';
 import type { McpCaller, McpUpstream } from './types.js';
-import { mcpMethodOf, recordUpstreamRequest } from '../metrics.js';
-import { traceUpstreamRequest } from '../tracing.js';
+import { mcpMethodOf } from '../metrics.js';
+import { lowerCased, sendUpstreamRequest } from './upstream-request.js';
 
 /** Options of {@link createPassthroughEndpoint}. */
 export interface PassthroughOptions {
@@ -52,7 +51,6 @@ const forwardedRequestHeaders = ['accept', 'content-type', 'mcp-protocol-version
 /** Response headers the client sees from the upstream; `WWW-Authenticate` of the upstream's AS is never shown. */
 const forwardedResponseHeaders = ['content-type', 'cache-control', 'mcp-protocol-version', 'retry-after'] as const;
 
-const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 256 }), https: new https.Agent({ keepAlive: true, maxSockets: 256 }) };
 
 /** Methods whose 2026-07-28 results may ask the client for input (SEP-2322). */
 const inputCapableMethods = new Set(['tools/call', 'prompts/get', 'resources/read']);
@@ -70,7 +68,7 @@ const inputCapableMethods = new Set(['tools/call', 'prompts/get', 'resources/rea
 export function createPassthroughEndpoint(options: PassthroughOptions): PassthroughEndpoint {
   const { log } = options;
   const responseTimeoutMs = options.responseTimeoutMs ?? 120_000;
-  const live = new Set<http.ClientRequest>();
+  const live = new Set<ClientRequest>();
   let closed = false;
   const eraTtlMs = options.eraTtlMs ?? 60 * 60_000;
   /** What each upstream URL was found to speak; learnt from its answers, once. */
@@ -152,35 +150,7 @@ export function createPassthroughEndpoint(options: PassthroughOptions): Passthro
 
   /** Sends one request to the upstream; resolves with its response (headers read, body not). */
   function send(ctx: Context, upstream: McpUpstream, headers: OutgoingHttpHeaders, body: Buffer | undefined, method = ctx.method): Promise<IncomingMessage> {
-    const url = new URL(upstream.url);
-    const transport = url.protocol === 'https:' ? https : http;
-    return traceUpstreamRequest(upstream, method, headers, () => new Promise<IncomingMessage>((resolve, reject) => {
-      const request = transport.request(url, {
-        method,
-        headers: body ? { ...headers, 'content-length': body.length } : headers,
-        agent: url.protocol === 'https:' ? agents.https : agents.http,
-        timeout: responseTimeoutMs,
-      });
-      live.add(request);
-      const started = performance.now();
-      request.once('close', () => live.delete(request));
-      request.once('response', (response) => {
-        request.setTimeout(0);
-        recordUpstreamRequest(upstream.name, response.statusCode ?? 0, (performance.now() - started) / 1000);
-        resolve(response);
-      });
-      request.once('timeout', () => request.destroy(new Error(`no answer within ${Math.round(responseTimeoutMs / 1000)} s`)));
-      request.once('error', (error) => {
-        recordUpstreamRequest(upstream.name, 'error', (performance.now() - started) / 1000);
-        reject(error);
-      });
-      // The client went away: so does the upstream request (cancels a GET stream or a long call).
-      // (The response's close, not the request's: a request closes as soon as its body was read.)
-      ctx.res.once('close', () => {
-        if (!ctx.res.writableFinished) request.destroy();
-      });
-      request.end(body);
-    }), (response) => response.statusCode ?? 0);
+    return sendUpstreamRequest(ctx, upstream, { method, headers, body, timeoutMs: responseTimeoutMs, live });
   }
 
   return {
@@ -404,9 +374,6 @@ function urlElicitationOf(error: JsonRpcError): { elicitationId: string; url: st
   return { elicitationId: first.elicitationId, url: first.url, message: first.message ?? 'Connect your account to continue.' };
 }
 
-function lowerCased(headers: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
-}
 
 function single(value: IncomingHttpHeaders[string]): string | undefined {
   return Array.isArray(value) ? value[0] : value;

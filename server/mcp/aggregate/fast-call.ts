@@ -1,5 +1,4 @@
-import http, { type IncomingMessage } from 'node:http';
-import https from 'node:https';
+import type { IncomingMessage } from 'node:http';
 
 import type { ClientCapabilities } from '@modelcontextprotocol/server';
 import type { Context } from 'koa';
@@ -7,6 +6,7 @@ import type { Context } from 'koa';
 import type { Logger } from '../../log.js';
 import { MODERN_PROTOCOL_VERSION } from '../http-headers.js';
 import type { McpCaller, McpUpstream } from '../types.js';
+import { lowerCased, sendUpstreamRequest } from '../upstream-request.js';
 import { relayableCapabilities } from './legacy-sessions.js';
 import type { UpstreamNaming } from './naming.js';
 import { wrapUpstreamState } from './request-state.js';
@@ -33,7 +33,6 @@ interface CallMessage {
   params: { name: string; _meta?: Record<string, unknown> } & Record<string, unknown>;
 }
 
-const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 256 }), https: new https.Agent({ keepAlive: true, maxSockets: 256 }) };
 const CLIENT_INFO = 'io.modelcontextprotocol/clientInfo';
 const CLIENT_CAPABILITIES = 'io.modelcontextprotocol/clientCapabilities';
 const PROTOCOL_VERSION = 'io.modelcontextprotocol/protocolVersion';
@@ -61,28 +60,8 @@ export function createFastCall(options: FastCallOptions) {
     return typeof params?.name === 'string' && params['task'] === undefined && params['requestState'] === undefined && params['inputResponses'] === undefined;
   }
 
-  function send(upstream: McpUpstream, headers: Record<string, string>, body: Buffer, ctx: Context): Promise<IncomingMessage> {
-    const url = new URL(upstream.url);
-    const secure = url.protocol === 'https:';
-    return new Promise((resolve, reject) => {
-      const request = (secure ? https : http).request(url, {
-        method: 'POST',
-        headers: { ...headers, 'content-length': body.length },
-        agent: secure ? agents.https : agents.http,
-        timeout: options.timeoutMs,
-      });
-      request.once('response', (response) => {
-        request.setTimeout(0);
-        resolve(response);
-      });
-      request.once('timeout', () => request.destroy(new Error(`no answer within ${Math.round(options.timeoutMs / 1000)} s`)));
-      request.once('error', reject);
-      ctx.res.once('close', () => {
-        if (!ctx.res.writableFinished) request.destroy();
-      });
-      request.end(body);
-    });
-  }
+  const send = (upstream: McpUpstream, headers: Record<string, string>, body: Buffer, ctx: Context) =>
+    sendUpstreamRequest(ctx, upstream, { method: 'POST', headers, body, timeoutMs: options.timeoutMs });
 
   /** Rewrites a JSON-RPC response to this call when its result names the upstream's state or task. */
   function rewrite(text: string, id: string | number, upstream: McpUpstream): string {
@@ -190,8 +169,4 @@ export function createFastCall(options: FastCallOptions) {
       return false;
     }
   };
-}
-
-function lowerCased(headers: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
 }
