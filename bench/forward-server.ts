@@ -15,6 +15,7 @@ import { createLogger } from '../server/log.js';
 import { mcpScope } from '../server/oauth/provider.js';
 import { openStore } from '../server/store/open-store.js';
 import { startConformanceUpstream } from '../test/helpers/conformance-upstream.js';
+import { issueAccessTokens, registerPublicClient } from '../test/helpers/issued-tokens.js';
 import { freePort } from './support.js';
 
 const [role, fixtureUrl] = process.argv.slice(2);
@@ -35,28 +36,9 @@ if (role === 'fixture') {
   // An upstream without OAuth never asks Temporal anything on the forward path; the client stays unconnected.
   const gateway = await createGateway(config, { store, cipher, temporal: new Client(), log, temporalHealth: async () => ({ ok: true, namespace: 'default' }) });
   const resources = [gateway.oauth.resources.of('fixture'), gateway.oauth.mcpResource];
-  const provider = gateway.oauth.provider as unknown as {
-    Grant: new (init: { accountId: string; clientId: string }) => { addResourceScope(r: string, s: string): void; save(): Promise<string> };
-    AccessToken: new (init: Record<string, unknown>) => { save(): Promise<string> };
-    Client: { find(id: string): Promise<unknown> };
-  };
   const clientId = 'bench-forward-client';
-  await store.oauth.upsert('Client', clientId, {
-    payload: JSON.stringify({ client_id: clientId, redirect_uris: ['http://127.0.0.1:1/cb'], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], id_token_signed_response_alg: 'ES256' }),
-    expiresAt: null,
-    grantId: null,
-    sessionUid: null,
-    userCode: null,
-  });
-  const grant = new provider.Grant({ accountId: 'bench-user', clientId });
-  for (const resource of resources) grant.addResourceScope(resource, mcpScope);
-  const grantId = await grant.save();
-  const client = await provider.Client.find(clientId);
-  const [token, aggregateToken] = await Promise.all(
-    resources.map((resource) =>
-      new provider.AccessToken({ accountId: 'bench-user', client, grantId, scope: mcpScope, aud: resource, expiresIn: 3600, resourceServer: { audience: resource, scope: mcpScope, accessTokenFormat: 'opaque' } }).save(),
-    ),
-  );
+  await registerPublicClient(store, clientId);
+  const [token, aggregateToken] = await issueAccessTokens(gateway.oauth, { userId: 'bench-user', clientId, resources });
   await store.saveConsent({ userId: 'bench-user', clientId, upstreams: ['fixture'], scopes: [mcpScope], flowId: 'bench', grantedAt: new Date().toISOString() });
   const server = gateway.app.listen(port, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));

@@ -15,6 +15,7 @@ import { bearerAuth } from '../server/middleware/bearer-auth.js';
 import { createOAuthServer, mcpScope } from '../server/oauth/provider.js';
 import { loadServerKeys } from '../server/oauth/server-keys.js';
 import { openStore } from '../server/store/open-store.js';
+import { issueAccessTokens, registerPublicClient } from '../test/helpers/issued-tokens.js';
 import { findPostgresBin, startPostgresServer } from '../test/helpers/postgres-server.js';
 import { fmt, percentile } from './support.js';
 
@@ -29,28 +30,11 @@ async function measure(label: string, storeUrl: string | undefined): Promise<voi
   const log = createLogger('error');
   const store = await openStore(config.store);
   const oauth = createOAuthServer(config, { store, log, keys: await loadServerKeys(config, log) });
-  const provider = oauth.provider as unknown as {
-    Grant: new (init: { accountId: string; clientId: string }) => { addResourceScope(r: string, s: string): void; save(): Promise<string> };
-    AccessToken: new (init: Record<string, unknown>) => { save(): Promise<string> };
-    Client: { find(id: string): Promise<unknown> };
-  };
 
   // A real client, grant and opaque access tokens of the gateway's OAuth server, as a consent would leave them.
   const clientId = 'bench-client';
-  await store.oauth.upsert('Client', clientId, {
-    payload: JSON.stringify({ client_id: clientId, redirect_uris: ['http://127.0.0.1:1/cb'], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], id_token_signed_response_alg: 'ES256' }),
-    expiresAt: null,
-    grantId: null,
-    sessionUid: null,
-    userCode: null,
-  });
-  const grant = new provider.Grant({ accountId: 'alice', clientId });
-  grant.addResourceScope(oauth.mcpResource, mcpScope);
-  const grantId = await grant.save();
-  const client = await provider.Client.find(clientId);
-  const issue = () =>
-    new provider.AccessToken({ accountId: 'alice', client, grantId, scope: mcpScope, aud: oauth.mcpResource, expiresIn: 3600, resourceServer: { audience: oauth.mcpResource, scope: mcpScope, accessTokenFormat: 'opaque' } }).save();
-  const tokens = await Promise.all(Array.from({ length: coldTokens + 1 }, issue));
+  await registerPublicClient(store, clientId);
+  const tokens = await issueAccessTokens(oauth, { userId: 'alice', clientId, resources: Array<string>(coldTokens + 1).fill(oauth.mcpResource) });
   await store.saveConsent({ userId: 'alice', clientId, upstreams: ['demo'], scopes: [mcpScope], flowId: 'bench', grantedAt: new Date().toISOString() });
 
   const check = bearerAuth({ oauth, store, upstreams: config.upstreams });

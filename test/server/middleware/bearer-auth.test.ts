@@ -11,12 +11,7 @@ import { createOAuthServer, mcpScope, type OAuthServer } from '../../../server/o
 import { loadServerKeys } from '../../../server/oauth/server-keys.js';
 import { openStore } from '../../../server/store/open-store.js';
 import type { GatewayStore } from '../../../server/store/store.js';
-
-interface ProviderModels {
-  Grant: new (init: { accountId: string; clientId: string }) => { addResourceScope(r: string, s: string): void; save(): Promise<string> };
-  AccessToken: new (init: Record<string, unknown>) => { save(): Promise<string> };
-  Client: { find(id: string): Promise<unknown> };
-}
+import { issueAccessTokens, registerPublicClient } from '../../helpers/issued-tokens.js';
 
 describe('the bearer check on /mcp', () => {
   let dir: string;
@@ -30,13 +25,7 @@ describe('the bearer check on /mcp', () => {
     const log = createLogger('error');
     store = await openStore(config.store);
     oauth = createOAuthServer(config, { store, log, keys: await loadServerKeys(config, log) });
-    await store.oauth.upsert('Client', clientId, {
-      payload: JSON.stringify({ client_id: clientId, redirect_uris: ['http://127.0.0.1:1/cb'], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], id_token_signed_response_alg: 'ES256' }),
-      expiresAt: null,
-      grantId: null,
-      sessionUid: null,
-      userCode: null,
-    });
+    await registerPublicClient(store, clientId);
     await store.saveConsent({ userId: 'alice', clientId, upstreams: [], scopes: [mcpScope], flowId: 'f', grantedAt: new Date().toISOString() });
   });
 
@@ -47,12 +36,8 @@ describe('the bearer check on /mcp', () => {
 
   /** Issues a real opaque access token of the gateway's OAuth server with the given scope. */
   async function token(scope: string): Promise<string> {
-    const provider = oauth.provider as unknown as ProviderModels;
-    const grant = new provider.Grant({ accountId: 'alice', clientId });
-    if (scope) grant.addResourceScope(oauth.mcpResource, scope);
-    const grantId = await grant.save();
-    const client = await provider.Client.find(clientId);
-    return new provider.AccessToken({ accountId: 'alice', client, grantId, scope, aud: oauth.mcpResource, expiresIn: 600, resourceServer: { audience: oauth.mcpResource, scope, accessTokenFormat: 'opaque' } }).save();
+    const [issued] = await issueAccessTokens(oauth, { userId: 'alice', clientId, resources: [oauth.mcpResource], scope, expiresIn: 600 });
+    return issued!;
   }
 
   async function check(value: string): Promise<{ error?: OAuthError; caller?: unknown }> {
