@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { projectPath } from '../server/paths.js';
-import { ensureWorkflowBundle } from '../server/workflow-bundle.js';
+import { ensureWorkflowBundle } from '../server/temporal/workflow-bundle.js';
 import { childrenOf, cpuSecondsOf, fmt, freePort, isAlive, machineBusySeconds, median, memoryOf, sleep } from './support.js';
 
 // DESIGN.md's "250 MB" read as MiB, the unit /proc reports (in KiB).

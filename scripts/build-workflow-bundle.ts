@@ -1,4 +1,4 @@
-import { ensureWorkflowBundle } from '../server/workflow-bundle.js';
+import { ensureWorkflowBundle } from '../server/temporal/workflow-bundle.js';
 
 const started = Date.now();
 const bundle = await ensureWorkflowBundle({ force: process.argv.includes('--force') });

@@ -17,10 +17,10 @@ import { TokenCipher } from '../server/crypto/token-cipher.js';
 import { projectPath } from '../server/paths.js';
 import { freePort } from '../test/helpers/free-port.js';
 import { SqliteStore } from '../server/store/sqlite-store.js';
-import { ensureProjectTemporalCli } from '../server/temporal-cli.js';
-import { loadTemporalDevSettings, startDevServer } from '../server/temporal-dev.js';
-import { signalUpstreamConnected, startConsentFlow } from '../server/temporal.js';
-import { ensureWorkflowBundle } from '../server/workflow-bundle.js';
+import { ensureProjectTemporalCli } from '../server/temporal/cli.js';
+import { loadTemporalDevSettings, startDevServer } from '../server/temporal/dev-server.js';
+import { signalUpstreamConnected, startConsentFlow } from '../server/temporal/client.js';
+import { ensureWorkflowBundle } from '../server/temporal/workflow-bundle.js';
 import { chooseIdentity, chooseServices, decide, disconnect, grantState, refreshNow, upstreamConnected } from '../workflows/messages.js';
 import type { ConsentFlowInput } from '../workflows/types.js';
 

@@ -121,8 +121,8 @@ function checkFile(rel: string, text: string): Violation[] {
             fail(ref.line, `server may import only workflows/messages.ts and workflows/types.ts, not ${ref.specifier}`);
           }
         }
-        if (relative && targetTop === 'activities' && !ref.typeOnly && rel !== 'server/worker.ts') {
-          fail(ref.line, 'only the worker entry (server/worker.ts) may import activities');
+        if (relative && targetTop === 'activities' && !ref.typeOnly && rel !== 'server/temporal/worker.ts') {
+          fail(ref.line, 'only the worker entry (server/temporal/worker.ts) may import activities');
         }
         if (relative && targetTop === 'web') fail(ref.line, `server must not import web, not even types (the views server and web share live in server/views/): ${ref.specifier}`);
         if (relative && isConfigLeaf(rel) && target && !isConfigLeaf(`${withoutExtension(target)}.ts`)) {

@@ -3,10 +3,10 @@
  * workflow bundle. `npm start` and the tests run the same steps when something is missing.
  */
 import { loadConfig } from '../server/config.js';
-import { ensureProjectTemporalCli, TemporalCliMissingError } from '../server/temporal-cli.js';
-import { loadTemporalDevSettings } from '../server/temporal-dev.js';
+import { ensureProjectTemporalCli, TemporalCliMissingError } from '../server/temporal/cli.js';
+import { loadTemporalDevSettings } from '../server/temporal/dev-server.js';
 import { ensureWebBundle } from '../server/web-bundle.js';
-import { ensureWorkflowBundle } from '../server/workflow-bundle.js';
+import { ensureWorkflowBundle } from '../server/temporal/workflow-bundle.js';
 
 const only = process.argv.includes('--cli-only');
 

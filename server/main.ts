@@ -3,15 +3,15 @@ import { ConfigError, loadConfig, type GatewayConfig } from './config.js';
 import { checkFleetKeys } from './crypto/key-check.js';
 import { loadCipher } from './crypto/keys.js';
 import { startDemoUpstream } from './demo/demo-upstream.js';
-import { startEmbeddedTemporal } from './embedded-temporal.js';
+import { startEmbeddedTemporal } from './temporal/embedded.js';
 import { createGateway } from './gateway.js';
 import { createLogger, type Logger } from './log.js';
 import { loadServerKeys } from './oauth/server-keys.js';
 import { openStore } from './store/open-store.js';
-import { connectClient, temporalHealthCheck } from './temporal.js';
-import type { DevServer } from './temporal-dev.js';
+import { connectClient, temporalHealthCheck } from './temporal/client.js';
+import type { DevServer } from './temporal/dev-server.js';
 import { startTracing } from './tracing.js';
-import { createWorker } from './worker.js';
+import { createWorker } from './temporal/worker.js';
 
 type Cleanup = () => Promise<void>;
 

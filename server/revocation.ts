@@ -3,7 +3,7 @@ import type Provider from 'oidc-provider';
 import type { AuditRecorder } from './audit/audit-log.js';
 import type { Logger } from './log.js';
 import type { ConsentStore, OAuthModels, UpstreamTokenStore } from './store/store.js';
-import { disconnectUpstreamGrant } from './temporal.js';
+import { disconnectUpstreamGrant } from './temporal/client.js';
 import { upstreamGrantWorkflowId } from '../workflows/types.js';
 
 /** Who asked for a revocation, for the audit trail. */

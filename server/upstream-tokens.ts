@@ -8,7 +8,7 @@ import type { Logger } from './log.js';
 import { JsonRpcError } from './mcp/json-rpc.js';
 import type { McpCaller, McpUpstream } from './mcp/types.js';
 import type { ElicitationStore, UpstreamTokenRecord, UpstreamTokenStore } from './store/store.js';
-import { ensureUpstreamGrant, requestUpstreamRefresh } from './temporal.js';
+import { ensureUpstreamGrant, requestUpstreamRefresh } from './temporal/client.js';
 import { inSpan } from './tracing.js';
 
 /** Raised when the caller has no usable connection to an upstream that needs one. */

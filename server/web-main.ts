@@ -6,7 +6,7 @@ import { createGateway } from './gateway.js';
 import { createLogger } from './log.js';
 import { loadServerKeys } from './oauth/server-keys.js';
 import { openStore } from './store/open-store.js';
-import { connectClient, temporalHealthCheck } from './temporal.js';
+import { connectClient, temporalHealthCheck } from './temporal/client.js';
 import { startTracing } from './tracing.js';
 
 /**

@@ -5,7 +5,7 @@ import { loadServerKeys } from './oauth/server-keys.js';
 import { createLogger } from './log.js';
 import { openStore } from './store/open-store.js';
 import { startTracing } from './tracing.js';
-import { createWorker } from './worker.js';
+import { createWorker } from './temporal/worker.js';
 import { startMetricsServer } from './routes/metrics.js';
 
 /**

@@ -144,7 +144,7 @@ export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
     ctx.body = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>My connections – Consent Gateway</title></head>
-<body><connections-page ${attributes}></connections-page>
+<body><cg-connections-page ${attributes}></cg-connections-page>
 <script type="module" src="/assets/connections-page.js"></script></body></html>`;
   });
 

@@ -15,7 +15,7 @@ import type { Logger } from '../log.js';
 import { renderErrorPage } from '../oauth/error-page.js';
 import { mcpScope, type OAuthServer } from '../oauth/provider.js';
 import type { GatewayStore } from '../store/store.js';
-import { startConsentFlow } from '../temporal.js';
+import { startConsentFlow } from '../temporal/client.js';
 import type { TokenCipher } from '../crypto/token-cipher.js';
 import { upstreamConnectionStatus } from '../upstream-status.js';
 import { escapeHtml } from '../html.js';
@@ -242,7 +242,7 @@ export function interactionRoutes(deps: InteractionRouteDeps): Router {
     ctx.body = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Consent Gateway</title></head>
-<body><consent-app flow-id="${escapeHtml(uid)}" csrf-token="${escapeHtml(browser.csrfToken(csrfSubject(uid, binding)))}" api-base="/interaction/${escapeHtml(uid)}"></consent-app>
+<body><cg-consent-app flow-id="${escapeHtml(uid)}" csrf-token="${escapeHtml(browser.csrfToken(csrfSubject(uid, binding)))}" api-base="/interaction/${escapeHtml(uid)}"></cg-consent-app>
 <script type="module" src="/assets/consent-app.js"></script></body></html>`;
   });
 

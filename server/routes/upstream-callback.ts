@@ -10,7 +10,7 @@ import type { Logger } from '../log.js';
 import { renderMessage } from '../message-page.js';
 import type { BrowserBinding } from '../middleware/browser-binding.js';
 import type { GatewayStore } from '../store/store.js';
-import { signalUpstreamConnected } from '../temporal.js';
+import { signalUpstreamConnected } from '../temporal/client.js';
 import { MY_CONNECTIONS_CLIENT_ID } from './connections.js';
 
 /** What the upstream callback needs. */

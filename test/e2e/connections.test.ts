@@ -72,7 +72,7 @@ describe.skipIf(skip)('My connections', () => {
   });
 
   async function csrfOf(target: Page): Promise<string> {
-    return (await target.locator('connections-page').getAttribute('csrf-token')) ?? '';
+    return (await target.locator('cg-connections-page').getAttribute('csrf-token')) ?? '';
   }
 
   it('lists the connected service and the approved application of the signed-in user', async () => {
@@ -80,7 +80,7 @@ describe.skipIf(skip)('My connections', () => {
     await page.getByRole('heading', { name: 'My connections' }).waitFor();
     await page.getByText('Signed in as carol').waitFor();
     await page.getByRole('heading', { name: 'Services' }).waitFor();
-    const service = page.locator('service-list li', { hasText: 'GitHub' });
+    const service = page.locator('cg-service-list li', { hasText: 'GitHub' });
     expect(await service.locator('.badge').textContent()).toMatch(/^\s*connected\s*$/);
     expect(await page.getByRole('button', { name: 'Reconnect GitHub', exact: true }).count()).toBe(1);
     expect(await page.getByRole('button', { name: 'Disconnect GitHub', exact: true }).count()).toBe(1);
@@ -103,12 +103,12 @@ describe.skipIf(skip)('My connections', () => {
       await narrow.goto(`${gateway.url}/connections`);
       await narrow.getByRole('button', { name: 'Disconnect GitHub', exact: true }).waitFor();
       await narrow.getByRole('button', { name: 'Revoke Carol Desktop', exact: true }).waitFor();
-      const words = narrow.locator('service-list .word, client-list .word, service-list time, client-list time');
+      const words = narrow.locator('cg-service-list .word, cg-client-list .word, cg-service-list time, cg-client-list time');
       // A scope broken over two lines ("profile:re / ad") or a date over three has several boxes.
       const boxes = await words.evaluateAll((elements) => elements.map((element) => [element.textContent, element.getClientRects().length]));
       expect(boxes.length).toBeGreaterThan(7);
       expect(boxes.filter(([, lines]) => lines !== 1)).toEqual([]);
-      for (const row of await narrow.locator('service-list li, client-list li').all()) {
+      for (const row of await narrow.locator('cg-service-list li, cg-client-list li').all()) {
         const rowBox = (await row.boundingBox())!;
         const details = (await row.locator('.details').boundingBox())!;
         expect(details.width).toBeGreaterThanOrEqual(Math.min(256, rowBox.width - 32));
@@ -184,7 +184,7 @@ describe.skipIf(skip)('My connections', () => {
     const revocationsBefore = github.counters.revocations;
     await page.getByRole('button', { name: 'Disconnect GitHub', exact: true }).click();
     await page.getByRole('button', { name: 'Confirm disconnect GitHub' }).click();
-    const badge = page.locator('service-list li', { hasText: 'GitHub' }).locator('.badge');
+    const badge = page.locator('cg-service-list li', { hasText: 'GitHub' }).locator('.badge');
     await expect.poll(async () => (await badge.textContent())?.trim()).toBe('not connected');
     expect(await gateway.store.getUpstreamTokens('carol', 'github')).toBeUndefined();
     // The grant workflow revoked the token at the upstream's revocation endpoint (RFC 7009) first.
@@ -209,7 +209,7 @@ describe.skipIf(skip)('My connections', () => {
     expect(github.counters.codeExchanges).toBe(exchangesBefore + 1);
     expect((await gateway.store.getUpstreamTokens('carol', 'github'))?.status).toBe('connected');
     await page.getByRole('link', { name: 'Back to My connections' }).click();
-    const badge = page.locator('service-list li', { hasText: 'GitHub' }).locator('.badge');
+    const badge = page.locator('cg-service-list li', { hasText: 'GitHub' }).locator('.badge');
     await expect.poll(async () => (await badge.textContent())?.trim()).toBe('connected');
     expect(await page.getByRole('button', { name: 'Connect GitHub', exact: true }).count()).toBe(0);
   });
@@ -234,7 +234,7 @@ describe.skipIf(skip)('My connections', () => {
   it('reconnects GitHub through a fresh authorization at GitHub, from this page', async () => {
     await gateway.store.saveUpstreamTokens({ ...githubTokens!, status: 'needs_reconnect' });
     await page.goto(`${gateway.url}/connections`);
-    const badge = page.locator('service-list li', { hasText: 'GitHub' }).locator('.badge');
+    const badge = page.locator('cg-service-list li', { hasText: 'GitHub' }).locator('.badge');
     await expect.poll(async () => (await badge.textContent())?.trim()).toBe('needs reconnect');
     await page.getByRole('button', { name: 'Reconnect GitHub', exact: true }).click();
     const exchangesBefore = github.counters.codeExchanges;

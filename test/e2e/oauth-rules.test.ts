@@ -453,7 +453,7 @@ describe.skipIf(skip)('OAuth rules of the gateway', () => {
     expect(answer.status).toBe(410);
     expect(answer.headers.get('content-type')).toMatch(/^text\/html/);
     expect(answer.body).toContain('This sign-in request has expired');
-    expect(answer.body).not.toContain('<consent-app');
+    expect(answer.body).not.toContain('<cg-consent-app');
     const step = await flow.driver.post(flow.uid, 'identity', { userId: 'alice' });
     expect(step.status).toBe(410);
     expect(step.body.error).toBe('expired');

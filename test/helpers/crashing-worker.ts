@@ -10,7 +10,7 @@ import { loadCipher } from '../../server/crypto/keys.js';
 import { createLogger } from '../../server/log.js';
 import { openStore } from '../../server/store/open-store.js';
 import { upstreamRedirectUri } from '../../server/upstream-config.js';
-import { ensureWorkflowBundle } from '../../server/workflow-bundle.js';
+import { ensureWorkflowBundle } from '../../server/temporal/workflow-bundle.js';
 
 const config = loadConfig();
 const log = createLogger('warn');

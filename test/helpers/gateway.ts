@@ -12,8 +12,8 @@ import { createGateway, type Gateway } from '../../server/gateway.js';
 import { createLogger } from '../../server/log.js';
 import { openStore } from '../../server/store/open-store.js';
 import type { GatewayStore } from '../../server/store/store.js';
-import { temporalClientInterceptors, temporalHealthCheck } from '../../server/temporal.js';
-import { createWorker } from '../../server/worker.js';
+import { temporalClientInterceptors, temporalHealthCheck } from '../../server/temporal/client.js';
+import { createWorker } from '../../server/temporal/worker.js';
 import { freePort } from './free-port.js';
 import { createTestDatabase } from './postgres.js';
 

@@ -8,7 +8,7 @@ import { inject } from 'vitest';
 import { createActivities, type ActivityDeps } from '../../activities/index.js';
 import { TokenCipher } from '../../server/crypto/token-cipher.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
-import { ensureWorkflowBundle } from '../../server/workflow-bundle.js';
+import { ensureWorkflowBundle } from '../../server/temporal/workflow-bundle.js';
 
 /** Why Temporal-backed tests cannot run here ('' when they can); use with `describe.skipIf`. */
 export const temporalUnavailable = inject('temporalUnavailable');

@@ -11,7 +11,7 @@ import { migrations } from '../../server/store/migrations.js';
 import { loadConfig } from '../../server/config.js';
 import { createLogger } from '../../server/log.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
-import { temporalHealthCheck } from '../../server/temporal.js';
+import { temporalHealthCheck } from '../../server/temporal/client.js';
 import { freePort } from '../helpers/free-port.js';
 import { temporalUnavailable } from '../helpers/temporal.js';
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { projectDir } from '../../server/paths.js';
-import { startConsentFlow } from '../../server/temporal.js';
+import { startConsentFlow } from '../../server/temporal/client.js';
 import { freePort } from '../helpers/free-port.js';
 import { temporalUnavailable } from '../helpers/temporal.js';
 

@@ -14,7 +14,7 @@ import { chromiumAvailable, chromiumPath, launchBrowser, type TestBrowser } from
 const inCi = process.env['CI'] === 'true';
 // Outside CI a machine without Chromium skips these tests, loudly; in CI they run and fail.
 const skipBrowserTests = !chromiumAvailable() && !inCi;
-if (skipBrowserTests) console.warn(`\n*** SKIPPING consent-app browser tests: no Chromium at ${chromiumPath()} ***\n`);
+if (skipBrowserTests) console.warn(`\n*** SKIPPING cg-consent-app browser tests: no Chromium at ${chromiumPath()} ***\n`);
 
 const FLOW_ID = 'flow-123';
 const CSRF = 'csrf-token-abc';
@@ -95,7 +95,7 @@ async function startFakeGateway(assetsDir: string): Promise<FakeGateway> {
           200,
           'text/html; charset=utf-8',
           `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Consent Gateway</title></head><body>
-<consent-app flow-id="${FLOW_ID}" csrf-token="${CSRF}" api-base="/interaction/${FLOW_ID}"></consent-app>
+<cg-consent-app flow-id="${FLOW_ID}" csrf-token="${CSRF}" api-base="/interaction/${FLOW_ID}"></cg-consent-app>
 <script type="module" src="/assets/consent-app.js"></script></body></html>`,
         );
       }
@@ -130,7 +130,7 @@ async function startFakeGateway(assetsDir: string): Promise<FakeGateway> {
   return gateway;
 }
 
-describe.skipIf(skipBrowserTests)('<consent-app>', () => {
+describe.skipIf(skipBrowserTests)('<cg-consent-app>', () => {
   let assetsDir: string;
   let gateway: FakeGateway;
   let browser: TestBrowser;

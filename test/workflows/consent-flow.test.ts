@@ -3,7 +3,7 @@ import { WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporal
 import { ApplicationFailure } from '@temporalio/common';
 import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startConsentFlow } from '../../server/temporal.js';
+import { startConsentFlow } from '../../server/temporal/client.js';
 import { chooseIdentity, chooseServices, decide, flowState } from '../../workflows/messages.js';
 import type { ConsentFlowInput, ConsentOutcome } from '../../workflows/types.js';
 import { openTemporalTestEnv, temporalUnavailable, type TemporalTestEnv } from '../helpers/temporal.js';

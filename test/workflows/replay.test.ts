@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import { projectPath } from '../../server/paths.js';
-import { ensureWorkflowBundle } from '../../server/workflow-bundle.js';
+import { ensureWorkflowBundle } from '../../server/temporal/workflow-bundle.js';
 
 const historiesDir = projectPath('test/histories');
 

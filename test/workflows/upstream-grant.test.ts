@@ -3,7 +3,7 @@ import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UpstreamConfig } from '../../server/config.js';
 import { TokenCipher } from '../../server/crypto/token-cipher.js';
-import { signalUpstreamConnected } from '../../server/temporal.js';
+import { signalUpstreamConnected } from '../../server/temporal/client.js';
 import { disconnect, grantState, refreshNow } from '../../workflows/messages.js';
 import { upstreamGrantWorkflowId, type UpstreamGrantOutcome } from '../../workflows/types.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';

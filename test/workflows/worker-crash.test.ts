@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectDir } from '../../server/paths.js';
-import { startConsentFlow } from '../../server/temporal.js';
+import { startConsentFlow } from '../../server/temporal/client.js';
 import { chooseIdentity, chooseServices, decide } from '../../workflows/messages.js';
 import { openTemporalTestEnv, temporalUnavailable, type TemporalTestEnv } from '../helpers/temporal.js';
 

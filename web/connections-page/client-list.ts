@@ -14,7 +14,7 @@ export function clientDisplayName(client: ConnectionClientView): string {
  * The "Applications" section: each MCP client the user approved, with the services and scopes it
  * may use, when it was approved, and a "Revoke …" button that asks for confirmation inline.
  *
- * @element client-list
+ * @element cg-client-list
  * @prop clients - `ConnectionClientView[]`
  * @prop upstreams - `ConnectionUpstreamView[]`, to show services by their display names
  * @attr pending - set while a request is in flight: buttons are disabled (property `pending`)
@@ -98,10 +98,10 @@ export class ClientList extends LitElement {
   }
 }
 
-if (!customElements.get('client-list')) customElements.define('client-list', ClientList);
+if (!customElements.get('cg-client-list')) customElements.define('cg-client-list', ClientList);
 
 declare global {
   interface HTMLElementTagNameMap {
-    'client-list': ClientList;
+    'cg-client-list': ClientList;
   }
 }

@@ -20,11 +20,11 @@ interface Failure {
  * failures are shown above the lists, with "Try again" for network and server errors; a lost
  * session (401) shows the sign-in message.
  *
- * @element connections-page
+ * @element cg-connections-page
  * @attr csrf-token - sent as `X-CSRF-Token` on every POST (property `csrfToken`)
  * @attr api-base - the JSON API's base path, e.g. `/connections/api` (property `apiBase`)
  * @attr signed-out - the browser has no gateway session: show how to sign in, call nothing (property `signedOut`)
- * @listens connection-action - from `<service-list>` and `<client-list>`
+ * @listens connection-action - from `<cg-service-list>` and `<cg-client-list>`
  * @csspart header - the "Consent Gateway" header
  * @csspart card - the card holding the page
  * @csspart notice - the notice about the last action
@@ -169,8 +169,8 @@ export class ConnectionsPage extends LitElement {
         : nothing}
       ${view
         ? html`
-            <service-list .upstreams=${view.upstreams} ?pending=${this.pending}></service-list>
-            <client-list .clients=${view.clients} .upstreams=${view.upstreams} ?pending=${this.pending}></client-list>
+            <cg-service-list .upstreams=${view.upstreams} ?pending=${this.pending}></cg-service-list>
+            <cg-client-list .clients=${view.clients} .upstreams=${view.upstreams} ?pending=${this.pending}></cg-client-list>
           `
         : this.failure
           ? nothing
@@ -240,10 +240,10 @@ function adoptDocumentStyles(): void {
   if (sheet && !document.adoptedStyleSheets.includes(sheet)) document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
 }
 
-if (!customElements.get('connections-page')) customElements.define('connections-page', ConnectionsPage);
+if (!customElements.get('cg-connections-page')) customElements.define('cg-connections-page', ConnectionsPage);
 
 declare global {
   interface HTMLElementTagNameMap {
-    'connections-page': ConnectionsPage;
+    'cg-connections-page': ConnectionsPage;
   }
 }

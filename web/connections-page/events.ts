@@ -8,7 +8,7 @@ export interface ConnectionActionDetail {
   target: string;
 }
 
-/** A confirmed action from a list; bubbles and is composed, so it reaches `<connections-page>`. */
+/** A confirmed action from a list; bubbles and is composed, so it reaches `<cg-connections-page>`. */
 export type ConnectionActionEvent = CustomEvent<ConnectionActionDetail>;
 
 /** Builds a `connection-action` event. */

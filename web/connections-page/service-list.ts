@@ -37,7 +37,7 @@ const confirmText: Record<'reconnect' | 'disconnect', (name: string) => string> 
  * last-used; "Connect …" for one not connected, and "Reconnect …"/"Disconnect …", which ask for
  * confirmation inline, for one that is.
  *
- * @element service-list
+ * @element cg-service-list
  * @prop upstreams - `ConnectionUpstreamView[]`, in display order
  * @attr pending - set while a request is in flight: buttons are disabled (property `pending`)
  * @fires connection-action - `{ action: 'connect' | 'reconnect' | 'disconnect', target: <upstream name> }`, at once for connect, else once confirmed. Bubbles, composed.
@@ -131,10 +131,10 @@ export class ServiceList extends LitElement {
   }
 }
 
-if (!customElements.get('service-list')) customElements.define('service-list', ServiceList);
+if (!customElements.get('cg-service-list')) customElements.define('cg-service-list', ServiceList);
 
 declare global {
   interface HTMLElementTagNameMap {
-    'service-list': ServiceList;
+    'cg-service-list': ServiceList;
   }
 }

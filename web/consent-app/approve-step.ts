@@ -26,7 +26,7 @@ export function clientLabel(client: ClientView): string {
  * it registered, client id), for which upstreams and scopes, on behalf of whom — the facts MCP's
  * security best practices require against a confused deputy.
  *
- * @element approve-step
+ * @element cg-approve-step
  * @attr user - the signed-in user's id (property `user`)
  * @attr pending - set while a request is in flight: buttons are disabled (property `pending`)
  * @prop client - `ClientView`
@@ -169,10 +169,10 @@ export class ApproveStep extends LitElement {
   }
 }
 
-if (!customElements.get('approve-step')) customElements.define('approve-step', ApproveStep);
+if (!customElements.get('cg-approve-step')) customElements.define('cg-approve-step', ApproveStep);
 
 declare global {
   interface HTMLElementTagNameMap {
-    'approve-step': ApproveStep;
+    'cg-approve-step': ApproveStep;
   }
 }

@@ -56,7 +56,7 @@ interface Screen {
  * `redirectTo`. Pending requests disable the step's controls; failures are rendered, never thrown:
  * 409 re-reads the state, 410 shows the expired message, a network failure offers "Try again".
  *
- * @element consent-app
+ * @element cg-consent-app
  * @attr flow-id - the flow (interaction) id (property `flowId`)
  * @attr csrf-token - sent as `X-CSRF-Token` on every POST (property `csrfToken`)
  * @attr api-base - the API's base path, e.g. `/interaction/<flow-id>`; defaults to that (property `apiBase`)
@@ -257,7 +257,7 @@ export class ConsentApp extends LitElement {
 
   private screen(): Screen {
     if (this.expired) {
-      return { title: 'Request expired', body: html`<flow-message kind="expired"></flow-message>` };
+      return { title: 'Request expired', body: html`<cg-flow-message kind="expired"></cg-flow-message>` };
     }
     if (this.leaving) return this.message(this.leaving.heading, this.leaving);
     const failure = this.failure;
@@ -274,40 +274,40 @@ export class ConsentApp extends LitElement {
       return this.message('Loading', { kind: 'pending', message: 'Loading your sign-in request…' });
     }
     if (view.status === 'expired') {
-      return { title: 'Request expired', body: html`<flow-message kind="expired"></flow-message>` };
+      return { title: 'Request expired', body: html`<cg-flow-message kind="expired"></cg-flow-message>` };
     }
     switch (view.step) {
       case 'identity':
         return {
           title: 'Sign in',
-          body: html`<identity-step
+          body: html`<cg-identity-step
             mode=${view.identityMode}
             ?pending=${this.pending}
             @identity-submit=${this.onIdentitySubmit}
-          ></identity-step>`,
+          ></cg-identity-step>`,
         };
       case 'services':
         return {
           title: 'Choose services',
-          body: html`<services-step
+          body: html`<cg-services-step
             .upstreams=${view.upstreams}
             user=${view.user?.id ?? ''}
             ?pending=${this.pending}
             @services-submit=${this.onServicesSubmit}
             @connect-upstream=${this.onConnectUpstream}
-          ></services-step>`,
+          ></cg-services-step>`,
         };
       case 'approve':
         return {
           title: 'Approve access',
-          body: html`<approve-step
+          body: html`<cg-approve-step
             .client=${view.client}
             .upstreams=${chosenUpstreams(view)}
             .scopes=${view.scopes}
             user=${view.user?.id ?? ''}
             ?pending=${this.pending}
             @consent-decision=${this.onDecision}
-          ></approve-step>`,
+          ></cg-approve-step>`,
         };
       case 'done':
         if (view.status === 'denied') {
@@ -326,7 +326,7 @@ export class ConsentApp extends LitElement {
   ): Screen {
     return {
       title: heading,
-      body: html`<flow-message
+      body: html`<cg-flow-message
         kind=${options.kind}
         heading=${heading}
         message=${options.message}
@@ -334,7 +334,7 @@ export class ConsentApp extends LitElement {
         ?retryable=${options.retryable ?? false}
         ?pending=${this.pending}
         @flow-retry=${this.onRetry}
-      ></flow-message>`,
+      ></cg-flow-message>`,
     };
   }
 
@@ -619,10 +619,10 @@ function ensureViewport(): void {
   document.head.append(meta);
 }
 
-if (!customElements.get('consent-app')) customElements.define('consent-app', ConsentApp);
+if (!customElements.get('cg-consent-app')) customElements.define('cg-consent-app', ConsentApp);
 
 declare global {
   interface HTMLElementTagNameMap {
-    'consent-app': ConsentApp;
+    'cg-consent-app': ConsentApp;
   }
 }

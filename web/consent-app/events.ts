@@ -2,7 +2,7 @@ import type { Decision, FlowView } from './api.js';
 
 /**
  * The `detail` of every event the consent screens dispatch, by event type. Step events bubble and
- * are composed, so they cross the step's shadow root and reach `<consent-app>` (and the page).
+ * are composed, so they cross the step's shadow root and reach `<cg-consent-app>` (and the page).
  */
 export interface ConsentEventDetails {
   /** The user asked to continue on the identity step; `userId` only in dev mode. */
@@ -15,9 +15,9 @@ export interface ConsentEventDetails {
   'consent-decision': { decision: Decision };
   /** The user pressed "Try again" after a failure. */
   'flow-retry': Record<string, never>;
-  /** `<consent-app>` has a new view of the flow. */
+  /** `<cg-consent-app>` has a new view of the flow. */
   'flow-change': { view: FlowView };
-  /** `<consent-app>` is about to leave the page; cancelable: `preventDefault()` keeps the page. */
+  /** `<cg-consent-app>` is about to leave the page; cancelable: `preventDefault()` keeps the page. */
   'consent-navigate': { url: string };
 }
 

@@ -26,7 +26,7 @@ const ICONS: Record<MessageKind, IconName | null> = {
  * `pending` and `redirect` show a spinner and are announced politely; `error` and `expired` are
  * announced as alerts. With `retryable`, a "Try again" button asks the shell to repeat what failed.
  *
- * @element flow-message
+ * @element cg-flow-message
  * @attr kind - `pending` | `redirect` | `done` | `refused` | `expired` | `error` (property `kind`)
  * @attr heading - the `<h1>` text; defaults to "Request expired" for `expired` (property `heading`)
  * @attr message - the main sentence; defaults to the expired sentence for `expired` (property `message`)
@@ -167,10 +167,10 @@ export class FlowMessage extends LitElement {
   }
 }
 
-if (!customElements.get('flow-message')) customElements.define('flow-message', FlowMessage);
+if (!customElements.get('cg-flow-message')) customElements.define('cg-flow-message', FlowMessage);
 
 declare global {
   interface HTMLElementTagNameMap {
-    'flow-message': FlowMessage;
+    'cg-flow-message': FlowMessage;
   }
 }

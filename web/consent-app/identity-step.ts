@@ -12,7 +12,7 @@ import { sharedStyles } from './styles.js';
  * - `oidc`: "Continue" to the organisation's identity provider.
  * - `header`: nothing to do; the gateway learns the user from its trusted proxy, so it waits.
  *
- * @element identity-step
+ * @element cg-identity-step
  * @attr mode - `dev` | `oidc` | `header` (property `mode`)
  * @attr pending - set while a request is in flight: controls are disabled (property `pending`)
  * @fires identity-submit - `{ userId?: string }`: `userId` (trimmed) in dev mode, absent in oidc mode. Bubbles, composed.
@@ -150,10 +150,10 @@ export class IdentityStep extends LitElement {
   }
 }
 
-if (!customElements.get('identity-step')) customElements.define('identity-step', IdentityStep);
+if (!customElements.get('cg-identity-step')) customElements.define('cg-identity-step', IdentityStep);
 
 declare global {
   interface HTMLElementTagNameMap {
-    'identity-step': IdentityStep;
+    'cg-identity-step': IdentityStep;
   }
 }

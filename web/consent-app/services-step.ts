@@ -30,7 +30,7 @@ export function connectAction(upstream: UpstreamView): 'Connect' | 'Reconnect' |
  * The services step: which upstreams the MCP client may use. Upstreams that are ready or connected
  * are checked by default; the others are disabled until the user connects them.
  *
- * @element services-step
+ * @element cg-services-step
  * @attr user - the signed-in user's id (property `user`)
  * @attr pending - set while a request is in flight: controls are disabled (property `pending`)
  * @prop upstreams - `UpstreamView[]`, in display order
@@ -236,10 +236,10 @@ export class ServicesStep extends LitElement {
   }
 }
 
-if (!customElements.get('services-step')) customElements.define('services-step', ServicesStep);
+if (!customElements.get('cg-services-step')) customElements.define('cg-services-step', ServicesStep);
 
 declare global {
   interface HTMLElementTagNameMap {
-    'services-step': ServicesStep;
+    'cg-services-step': ServicesStep;
   }
 }

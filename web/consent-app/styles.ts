@@ -1,8 +1,8 @@
 import { css } from 'lit';
 
 /**
- * Design tokens, set on `<consent-app>` and inherited by every step inside it. A page may override
- * any `--cg-*` property on `consent-app`.
+ * Design tokens, set on `<cg-consent-app>` and inherited by every step inside it. A page may override
+ * any `--cg-*` property on `cg-consent-app`.
  */
 export const themeStyles = css`
   :host {
@@ -272,7 +272,7 @@ export const sharedStyles = css`
 `;
 
 /**
- * Styles for the document around `<consent-app>`, adopted by the element: the server's page carries
+ * Styles for the document around `<cg-consent-app>`, adopted by the element: the server's page carries
  * no stylesheet of its own, so the body's default margin and colour would frame the app.
  */
 export const documentStyles = css`

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { Client, Connection, WithStartWorkflowOperation, type ClientInterceptors, type TLSConfig } from '@temporalio/client';
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
-import type { GatewayConfig } from './config.js';
-import { disconnect, refreshNow, upstreamConnected } from '../workflows/messages.js';
+import type { GatewayConfig } from '../config.js';
+import { disconnect, refreshNow, upstreamConnected } from '../../workflows/messages.js';
 import {
   consentWorkflowId,
   grantSearchAttributes,
@@ -12,7 +12,7 @@ import {
   type RefreshNowInput,
   type RefreshNowResult,
   type UpstreamGrantInput,
-} from '../workflows/types.js';
+} from '../../workflows/types.js';
 
 /** Options shared by the client's and the worker's connection. */
 export interface TemporalConnectionOptions {

@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { projectPath } from './paths.js';
+import { projectPath } from '../paths.js';
 
 /** Where the prebuilt workflow bundle lives, and the source it was built from. */
 export interface WorkflowBundle {

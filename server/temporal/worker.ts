@@ -1,15 +1,15 @@
 import { OpenTelemetryActivityInboundInterceptor, OpenTelemetryActivityOutboundInterceptor, makeWorkflowExporter } from '@temporalio/interceptors-opentelemetry';
 import { NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
-import { createActivities, type ActivityDeps } from '../activities/index.js';
-import type { GatewayConfig } from './config.js';
-import { temporalConnectionOptions } from './temporal.js';
-import { upstreamRedirectUri } from './upstream-config.js';
+import { createActivities, type ActivityDeps } from '../../activities/index.js';
+import type { GatewayConfig } from '../config.js';
+import { temporalConnectionOptions } from './client.js';
+import { upstreamRedirectUri } from '../upstream-config.js';
 import { ensureWorkflowBundle } from './workflow-bundle.js';
-import { createAuditLog, stdoutLine } from './audit/audit-log.js';
-import { createLogger } from './log.js';
-import { countRefresh } from './metrics.js';
-import type { AuditTrail } from './store/store.js';
-import { workflowSpanSink } from './tracing.js';
+import { createAuditLog, stdoutLine } from '../audit/audit-log.js';
+import { createLogger } from '../log.js';
+import { countRefresh } from '../metrics.js';
+import type { AuditTrail } from '../store/store.js';
+import { workflowSpanSink } from '../tracing.js';
 
 let runtimeInstalled = false;
 

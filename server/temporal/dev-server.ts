@@ -5,7 +5,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { parse } from 'yaml';
-import { projectPath } from './paths.js';
+import { projectPath } from '../paths.js';
 
 const searchAttributeTypes = ['Text', 'Keyword', 'Int', 'Double', 'Bool', 'Datetime', 'KeywordList'] as const;
 type SearchAttributeType = (typeof searchAttributeTypes)[number];

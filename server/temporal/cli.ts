@@ -3,8 +3,8 @@ import { constants } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { projectPath } from './paths.js';
-import { loadTemporalDevSettings } from './temporal-dev.js';
+import { projectPath } from '../paths.js';
+import { loadTemporalDevSettings } from './dev-server.js';
 
 const run = promisify(execFile);
 

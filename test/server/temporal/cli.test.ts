@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { ensureTemporalCli, findTemporalCli, TemporalCliMissingError } from '../../server/temporal-cli.js';
-import { temporalUnavailable } from '../helpers/temporal.js';
+import { ensureTemporalCli, findTemporalCli, TemporalCliMissingError } from '../../../server/temporal/cli.js';
+import { temporalUnavailable } from '../../helpers/temporal.js';
 
 let dir: string;
 beforeEach(async () => {

@@ -1,9 +1,9 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { GatewayConfig } from './config.js';
-import type { Logger } from './log.js';
-import { ensureTemporalCli } from './temporal-cli.js';
-import { answers, loadTemporalDevSettings, startDevServer, type DevServer, type TemporalDevOverrides, type TemporalDevSettings } from './temporal-dev.js';
+import type { GatewayConfig } from '../config.js';
+import type { Logger } from '../log.js';
+import { ensureTemporalCli } from './cli.js';
+import { answers, loadTemporalDevSettings, startDevServer, type DevServer, type TemporalDevOverrides, type TemporalDevSettings } from './dev-server.js';
 
 function alive(pid: number): boolean {
   try {

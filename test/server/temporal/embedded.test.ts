@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../server/config.js';
-import { embeddedDevOverrides } from '../../server/embedded-temporal.js';
-import { devServerArgs, loadTemporalDevSettings } from '../../server/temporal-dev.js';
+import { loadConfig } from '../../../server/config.js';
+import { embeddedDevOverrides } from '../../../server/temporal/embedded.js';
+import { devServerArgs, loadTemporalDevSettings } from '../../../server/temporal/dev-server.js';
 
 describe('the embedded Temporal dev server', () => {
   it('keeps its database in the data folder GATEWAY_DATA_DIR names', async () => {
