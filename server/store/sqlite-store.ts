@@ -1,8 +1,9 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import sqlite3 from 'sqlite3';
 import { LocalEventChannel } from './local-events.js';
 import { migrations as defaultMigrations, type Migration } from './migrations.js';
+import type { StoreHealth } from './store.js';
 import { applyMigrations, SqlStore, type SqlDatabase, type SqlExecutor } from './sql-store.js';
 
 /** Promise wrapper around one sqlite3 connection. */
@@ -80,8 +81,23 @@ export class SqliteStore extends SqlStore {
     db: Database,
     /** The database file. */
     readonly file: string,
+    /** Device and inode of the file as opened; absent for `:memory:`. */
+    private readonly opened?: FileIdentity,
   ) {
     super(db, { jsonField: (column, field) => `json_extract(${column}, '$.${field}')` }, new LocalEventChannel());
+  }
+
+  /**
+   * Also fails when the path no longer names the file the store holds open (deleted, or replaced
+   * by another file): writes would go on into an unlinked inode and vanish at the next restart.
+   */
+  override async health(): Promise<StoreHealth> {
+    if (this.opened) {
+      const now = await fileIdentity(this.file);
+      if (!now) return { ok: false, error: 'the database file was deleted while the store holds it open' };
+      if (now.dev !== this.opened.dev || now.ino !== this.opened.ino) return { ok: false, error: 'the database file was replaced by another file while the store holds it open' };
+    }
+    return super.health();
   }
 
   /** Opens (creating when needed) the database file and brings its schema up to date. */
@@ -98,7 +114,22 @@ export class SqliteStore extends SqlStore {
       await db.close().catch(() => {});
       throw error;
     }
-    return new SqliteStore(db, file);
+    return new SqliteStore(db, file, file === ':memory:' ? undefined : await fileIdentity(file));
+  }
+}
+
+interface FileIdentity {
+  dev: number;
+  ino: number;
+}
+
+async function fileIdentity(file: string): Promise<FileIdentity | undefined> {
+  try {
+    const { dev, ino } = await stat(file);
+    return { dev, ino };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
   }
 }
 

@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -73,6 +73,31 @@ describe.skipIf(temporalUnavailable)('GET /healthz', () => {
     const response = await fetch(`${url}/healthz`);
     expect(response.status).toBe(503);
     expect(await response.json()).toMatchObject({ status: 'unavailable', temporal: { ok: true }, store: { ok: false, error: 'store is closed' } });
+  });
+
+  it('answers 503 naming the store when its database file and WAL were deleted', async () => {
+    const { url, store } = await serve(inject('temporalAddress'));
+    for (const suffix of ['', '-wal', '-shm']) await rm(`${store.file}${suffix}`, { force: true });
+    const response = await fetch(`${url}/healthz`);
+    expect(response.status).toBe(503);
+    expect(await response.json()).toMatchObject({
+      status: 'unavailable',
+      temporal: { ok: true },
+      store: { ok: false, error: 'the database file was deleted while the store holds it open' },
+    });
+  });
+
+  it('answers 503 naming the store when another file took its database file\'s path', async () => {
+    const { url, store } = await serve(inject('temporalAddress'));
+    await rename(store.file, `${store.file}.old`);
+    await copyFile(`${store.file}.old`, store.file);
+    const response = await fetch(`${url}/healthz`);
+    expect(response.status).toBe(503);
+    expect(await response.json()).toMatchObject({
+      status: 'unavailable',
+      temporal: { ok: true },
+      store: { ok: false, error: 'the database file was replaced by another file while the store holds it open' },
+    });
   });
 });
 
