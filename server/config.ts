@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { isIPv4 } from 'node:net';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { trustedProxies as parseTrustedProxies } from './config/trusted-proxies.js';
@@ -253,8 +254,14 @@ function oneOf<T extends string>(value: string | undefined, allowed: readonly T[
   return value as T;
 }
 
+/**
+ * A loopback host: `localhost`, an IPv4 literal in 127.0.0.0/8 or `::1` (brackets allowed). A
+ * name that merely starts with `127.` is a DNS name like any other.
+ */
 function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (bare === 'localhost' || bare === '::1') return true;
+  return isIPv4(bare) && bare.startsWith('127.');
 }
 
 function asStringList(value: unknown, key: string): string[] | undefined {
@@ -482,6 +489,9 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
   const identityMode = oneOf(asString(env.GATEWAY_IDENTITY_MODE, 'GATEWAY_IDENTITY_MODE') ?? asString(identity.mode, 'identity.mode'), identityModes, 'identity.mode') ?? 'dev';
   if (identityMode === 'dev' && !isLoopback(host)) {
     throw new ConfigError(`identity.mode "dev" lets anyone type any user name; it is refused unless http.host is a loopback address (got "${host}")`);
+  }
+  if (identityMode === 'dev' && !isLoopback(publicUrl.hostname)) {
+    throw new ConfigError(`identity.mode "dev" lets anyone type any user name; it is refused unless http.publicUrl is a loopback address too (got "${publicUrl.host}")`);
   }
   const tlsConfig: TemporalTlsConfig = {};
   for (const key of ['serverNameOverride', 'serverRootCaCertFile', 'clientCertFile', 'clientKeyFile'] as const) {

@@ -27,7 +27,9 @@ describe('the gateway as a client identified by its own metadata document', () =
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'cg-cimd-client-'));
-    config = loadConfig({ env: { GATEWAY_DATA_DIR: dir, GATEWAY_PUBLIC_URL: 'https://gateway.test', GATEWAY_PORT: '3996' } });
+    config = loadConfig({
+      env: { GATEWAY_DATA_DIR: dir, GATEWAY_PUBLIC_URL: 'https://gateway.test', GATEWAY_PORT: '3996', GATEWAY_IDENTITY_MODE: 'oidc', GATEWAY_OIDC_ISSUER: 'https://idp.test', GATEWAY_OIDC_CLIENT_ID: 'gateway' },
+    });
     store = await SqliteStore.open(path.join(dir, 'gateway.sqlite'));
     // The gateway's real route, on loopback; the upstream reaches "https://gateway.test" through it.
     const app = new Koa();
