@@ -29,8 +29,7 @@ import { ensureProjectTemporalCli } from '../server/temporal/cli.js';
 import { loadTemporalDevSettings, startDevServer, type DevServer } from '../server/temporal/dev-server.js';
 import { connectClient, startConsentFlow } from '../server/temporal/client.js';
 import { createWorker } from '../server/temporal/worker.js';
-import { chooseIdentity, chooseServices, decide } from '../workflows/messages.js';
-import type { ConsentFlowInput } from '../workflows/types.js';
+import { chooseIdentity, chooseServices, type ConsentFlowInput, decide } from '../workflows/consent-flow/messages.js';
 import { bareChooseIdentity, bareChooseServices, bareDecide, bareFlow } from './bare-workflow.js';
 import { cpuSecondsOf, fmt, freePort, machineBusySeconds, percentile } from './support.js';
 

@@ -21,8 +21,8 @@ import { ensureProjectTemporalCli } from '../server/temporal/cli.js';
 import { loadTemporalDevSettings, startDevServer } from '../server/temporal/dev-server.js';
 import { signalUpstreamConnected, startConsentFlow } from '../server/temporal/client.js';
 import { ensureWorkflowBundle } from '../server/temporal/workflow-bundle.js';
-import { chooseIdentity, chooseServices, decide, disconnect, grantState, refreshNow, upstreamConnected } from '../workflows/messages.js';
-import type { ConsentFlowInput } from '../workflows/types.js';
+import { chooseIdentity, chooseServices, type ConsentFlowInput, decide } from '../workflows/consent-flow/messages.js';
+import { disconnect, grantState, refreshNow, upstreamConnected } from '../workflows/upstream-grant/messages.js';
 
 const settings = await loadTemporalDevSettings();
 const cli = await ensureProjectTemporalCli(process.env);

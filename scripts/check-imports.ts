@@ -116,9 +116,9 @@ function checkFile(rel: string, text: string): Violation[] {
       }
       case 'server': {
         if (relative && targetTop === 'workflows' && !ref.typeOnly) {
-          const allowed = ['workflows/messages', 'workflows/types'];
-          if (!allowed.some((name) => target === `${name}.js` || target === `${name}.ts` || target === name)) {
-            fail(ref.line, `server may import only workflows/messages.ts and workflows/types.ts, not ${ref.specifier}`);
+          // Each workflow's messages (and the consent flow's step table) sit beside its body, which stays out.
+          if (!/^workflows\/[^/]+\/(messages|steps)(\.js|\.ts)?$/.test(target ?? '')) {
+            fail(ref.line, `server may import only a workflow's messages (workflows/<workflow>/messages.ts, steps.ts), not ${ref.specifier}`);
           }
         }
         if (relative && targetTop === 'activities' && !ref.typeOnly && rel !== 'server/temporal/worker.ts') {

@@ -4,7 +4,7 @@ import type { AuditRecorder } from './audit/audit-log.js';
 import type { Logger } from './log.js';
 import type { ConsentStore, OAuthModels, UpstreamTokenStore } from './store/store.js';
 import { disconnectUpstreamGrant } from './temporal/client.js';
-import { upstreamGrantWorkflowId } from '../workflows/types.js';
+import { upstreamGrantWorkflowId } from '../workflows/upstream-grant/messages.js';
 
 /** Who asked for a revocation, for the audit trail. */
 export interface RevocationActor {

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
-import { markNeedsReconnect } from '../workflows/messages.js';
-import { upstreamGrantWorkflowId, type UpstreamGrantInput } from '../workflows/types.js';
+import { markNeedsReconnect, type UpstreamGrantInput, upstreamGrantWorkflowId } from '../workflows/upstream-grant/messages.js';
 import type { UpstreamConfig } from './config.js';
 import type { TokenCipher } from './crypto/token-cipher.js';
 import type { Logger } from './log.js';

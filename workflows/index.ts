@@ -1,4 +1,4 @@
 /** Workflow entry point for the worker's bundle: every workflow type the gateway runs. */
-export { consentFlow } from './consent-flow.js';
-export { upstreamGrant } from './upstream-grant.js';
-export { upstreamConnect } from './upstream-connect.js';
+export { consentFlow } from './consent-flow/workflow.js';
+export { upstreamGrant } from './upstream-grant/workflow.js';
+export { upstreamConnect } from './upstream-connect/workflow.js';

@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import type { ChooseIdentityInput, ConsentFlowState } from '../../workflows/types.js';
+import type { ChooseIdentityInput, ConsentFlowState } from '../../workflows/consent-flow/messages.js';
 import type { GatewayConfig } from '../config.js';
 import { OAuthError, TemporarilyUnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';

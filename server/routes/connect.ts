@@ -1,8 +1,7 @@
 import Router from '@koa/router';
 import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
 import type { Context } from 'koa';
-import { beginConnect } from '../../workflows/messages.js';
-import { upstreamConnectFlowId, upstreamConnectWorkflowId } from '../../workflows/types.js';
+import { beginConnect, upstreamConnectFlowId, upstreamConnectWorkflowId } from '../../workflows/upstream-connect/messages.js';
 import type { GatewayConfig } from '../config.js';
 import type { TokenCipher } from '../crypto/token-cipher.js';
 import type { Logger } from '../log.js';

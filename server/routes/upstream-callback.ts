@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import Router from '@koa/router';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import { connectCallback, upstreamCallback } from '../../workflows/messages.js';
-import { authorizationOwner, consentWorkflowId, upstreamConnectWorkflowId } from '../../workflows/types.js';
+import { consentWorkflowId, upstreamCallback } from '../../workflows/consent-flow/messages.js';
+import { authorizationOwner, connectCallback, upstreamConnectWorkflowId } from '../../workflows/upstream-connect/messages.js';
 import type { AuditRecorder } from '../audit/audit-log.js';
 import type { GatewayConfig } from '../config.js';
 import type { TokenCipher } from '../crypto/token-cipher.js';

@@ -2,17 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { Client, Connection, WithStartWorkflowOperation, type ClientInterceptors, type TLSConfig } from '@temporalio/client';
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import type { GatewayConfig } from '../config.js';
-import { disconnect, refreshNow, upstreamConnected } from '../../workflows/messages.js';
-import {
-  consentWorkflowId,
-  grantSearchAttributes,
-  searchAttributes,
-  upstreamGrantWorkflowId,
-  type ConsentFlowInput,
-  type RefreshNowInput,
-  type RefreshNowResult,
-  type UpstreamGrantInput,
-} from '../../workflows/types.js';
+import { type ConsentFlowInput, consentWorkflowId, searchAttributes } from '../../workflows/consent-flow/messages.js';
+import { disconnect, grantSearchAttributes, refreshNow, type RefreshNowInput, type RefreshNowResult, upstreamConnected, type UpstreamGrantInput, upstreamGrantWorkflowId } from '../../workflows/upstream-grant/messages.js';
 
 /** Options shared by the client's and the worker's connection. */
 export interface TemporalConnectionOptions {

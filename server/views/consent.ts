@@ -2,7 +2,7 @@
  * The consent screens' JSON contract: what `/interaction/:uid/state` and every successful step POST
  * answer. The routes build these; `web/consent-app/` reads them with `import type`.
  */
-import type { ClientRegistration, ConsentStatus, ConsentStep, DecideInput, IdentitySource } from '../../workflows/types.js';
+import type { ClientRegistration, ConsentStatus, ConsentStep, DecideInput, IdentitySource } from '../../workflows/consent-flow/messages.js';
 
 /** Steps of a consent flow, in order. */
 export type FlowStep = ConsentStep;

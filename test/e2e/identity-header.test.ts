@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDemoUpstream, type DemoUpstream } from '../../server/demo/demo-upstream.js';
-import { flowState } from '../../workflows/messages.js';
-import { consentWorkflowId } from '../../workflows/types.js';
+import { consentWorkflowId, flowState } from '../../workflows/consent-flow/messages.js';
 import { chromiumAvailable, launchBrowser } from '../helpers/browser.js';
 import { authorizationUrl, ConsentDriver, registerClient, type HttpResult } from '../helpers/consent-driver.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';

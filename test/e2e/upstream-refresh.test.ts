@@ -1,8 +1,7 @@
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { disconnect, grantState } from '../../workflows/messages.js';
-import { upstreamGrantWorkflowId } from '../../workflows/types.js';
+import { disconnect, grantState, upstreamGrantWorkflowId } from '../../workflows/upstream-grant/messages.js';
 import { chromiumAvailable, launchBrowser, type TestBrowser } from '../helpers/browser.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';

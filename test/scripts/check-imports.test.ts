@@ -68,11 +68,12 @@ describe('import boundaries', () => {
   it('rejects Koa and the Temporal client in activities/, and workflow bodies in server/', async () => {
     const dir = await tree({
       'activities/a.ts': "import Koa from 'koa';\nimport { Client } from '@temporalio/client';",
-      'server/routes/r.ts': "import { consentFlow } from '../../workflows/consent-flow.js';\nimport { decide } from '../../workflows/messages.js';",
+      'server/routes/r.ts':
+        "import { consentFlow } from '../../workflows/consent-flow/workflow.js';\nimport { decide } from '../../workflows/consent-flow/messages.js';\nimport { upstreamGrant } from '../../workflows/upstream-grant/index.js';",
       'server/app.ts': "import { createActivities } from '../activities/index.js';",
     });
     const violations = await checkImports(dir);
-    expect(violations.map((v) => `${v.file}:${v.line}`).sort()).toEqual(['activities/a.ts:1', 'activities/a.ts:2', 'server/app.ts:1', 'server/routes/r.ts:1']);
+    expect(violations.map((v) => `${v.file}:${v.line}`).sort()).toEqual(['activities/a.ts:1', 'activities/a.ts:2', 'server/app.ts:1', 'server/routes/r.ts:1', 'server/routes/r.ts:3']);
   });
 
   it('rejects a type-only import of web in server/', async () => {

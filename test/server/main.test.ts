@@ -10,7 +10,7 @@ import { inject } from 'vitest';
 import { projectDir } from '../../server/paths.js';
 import { answers } from '../../server/temporal/dev-server.js';
 import { startConsentFlow } from '../../server/temporal/client.js';
-import { chooseIdentity, flowState } from '../../workflows/messages.js';
+import { chooseIdentity, flowState } from '../../workflows/consent-flow/messages.js';
 import { freePort } from '../helpers/free-port.js';
 import { temporalUnavailable } from '../helpers/temporal.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { authorizationOwner, upstreamConnectFlowId } from '../../workflows/types.js';
+import { authorizationOwner, upstreamConnectFlowId } from '../../workflows/upstream-connect/messages.js';
 
 describe('authorizationOwner', () => {
   it('reads a connect back from the owner id upstreamConnectFlowId gives it', () => {

@@ -4,8 +4,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startConsentFlow } from '../../server/temporal/client.js';
-import { chooseIdentity, chooseServices, decide, flowState } from '../../workflows/messages.js';
-import type { ConsentFlowInput, ConsentOutcome } from '../../workflows/types.js';
+import { chooseIdentity, chooseServices, type ConsentFlowInput, type ConsentOutcome, decide, flowState } from '../../workflows/consent-flow/messages.js';
 import { openTemporalTestEnv, temporalUnavailable, type TemporalTestEnv } from '../helpers/temporal.js';
 
 function flowInput(overrides: Partial<ConsentFlowInput> = {}): ConsentFlowInput {

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectDir } from '../../server/paths.js';
 import { startConsentFlow } from '../../server/temporal/client.js';
-import { chooseIdentity, chooseServices, decide } from '../../workflows/messages.js';
+import { chooseIdentity, chooseServices, decide } from '../../workflows/consent-flow/messages.js';
 import { openTemporalTestEnv, temporalUnavailable, type TemporalTestEnv } from '../helpers/temporal.js';
 
 /** Starts `server/worker-main.ts` as its own process and resolves once it polls. */

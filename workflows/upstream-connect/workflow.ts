@@ -1,8 +1,7 @@
 import { ApplicationFailure, condition, proxyActivities, setCurrentDetails, setHandler, allHandlersFinished } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
-import { failureOf } from './failures.js';
-import { beginConnect, connectCallback, connectState } from './messages.js';
-import { upstreamConnectFlowId, type UpstreamConnectInput, type UpstreamConnectState } from './types.js';
+import type { Activities } from '../../activities/index.js';
+import { failureOf } from '../failures.js';
+import { beginConnect, connectCallback, connectState, upstreamConnectFlowId, type UpstreamConnectInput, type UpstreamConnectState } from './messages.js';
 
 const { prepareUpstreamAuthorization, exchangeUpstreamCode } = proxyActivities<Activities>({
   startToCloseTimeout: '15 seconds',

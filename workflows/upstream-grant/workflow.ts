@@ -1,4 +1,4 @@
-import { failureOf } from './failures.js';
+import { failureOf } from '../failures.js';
 import {
   allHandlersFinished,
   ApplicationFailure,
@@ -11,9 +11,19 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
-import { disconnect, grantState, markNeedsReconnect, refreshNow, upstreamConnected } from './messages.js';
-import { grantSearchAttributes, type UpstreamGrantInput, type UpstreamGrantOutcome, type UpstreamGrantState, type UpstreamGrantStatus } from './types.js';
+import type { Activities } from '../../activities/index.js';
+import {
+  disconnect,
+  grantSearchAttributes,
+  grantState,
+  markNeedsReconnect,
+  refreshNow,
+  upstreamConnected,
+  type UpstreamGrantInput,
+  type UpstreamGrantOutcome,
+  type UpstreamGrantState,
+  type UpstreamGrantStatus,
+} from './messages.js';
 
 // Refreshing is waited on by `/mcp` callers: a few quick retries, then the caller gets the old state.
 const { refreshUpstreamToken } = proxyActivities<Activities>({

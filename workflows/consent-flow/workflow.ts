@@ -10,17 +10,22 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
-import { failureOf } from './failures.js';
-import { chooseIdentity, chooseServices, connectUpstream, decide, flowState, upstreamCallback } from './messages.js';
+import type { Activities } from '../../activities/index.js';
+import { failureOf } from '../failures.js';
 import {
+  chooseIdentity,
+  chooseServices,
+  connectUpstream,
+  decide,
+  flowState,
   searchAttributes,
+  upstreamCallback,
   type ConsentFlowInput,
   type ConsentFlowState,
   type ConsentOutcome,
   type ConsentStatus,
   type ConsentStep,
-} from './types.js';
+} from './messages.js';
 
 const remoteStore = proxyActivities<Activities>({
   startToCloseTimeout: '10 seconds',

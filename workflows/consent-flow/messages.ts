@@ -1,0 +1,131 @@
+/**
+ * Messages of `consentFlow` (one consent flow: identity, services, approve): its arguments, state,
+ * updates and query, search attributes and workflow id. Callers import these, never the body.
+ */
+import { defineSearchAttributeKey } from '@temporalio/common';
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { UpstreamCallbackInput } from '../upstream-connect/messages.js';
+
+/** Steps of a consent flow, in order. */
+export const consentSteps = ['identity', 'services', 'approve', 'done'] as const;
+export type ConsentStep = (typeof consentSteps)[number];
+
+/** Flow status, as shown in the read model and the `ConsentFlowStatus` search attribute. */
+export const consentStatuses = ['identifying', 'choosing_services', 'awaiting_approval', 'approved', 'denied', 'expired'] as const;
+export type ConsentStatus = (typeof consentStatuses)[number];
+
+/** How the MCP client got its client id at the gateway. */
+export const clientRegistrations = ['dcr', 'cimd', 'static'] as const;
+export type ClientRegistration = (typeof clientRegistrations)[number];
+
+/** How the user proved who they are at the identity step (DESIGN.md, decision 9). */
+export const identitySources = ['dev', 'oidc', 'header'] as const;
+export type IdentitySource = (typeof identitySources)[number];
+
+/** The MCP client asking for access, as the approve screen names it. */
+export interface ConsentClient {
+  clientId: string;
+  clientName: string | null;
+  redirectHost: string | null;
+  registration: ClientRegistration;
+}
+
+/** Arguments of `consentFlow`. Nothing secret: these land in workflow history as plain JSON. */
+export interface ConsentFlowInput {
+  flowId: string;
+  client: ConsentClient;
+  /** Upstream names the user may pick from. */
+  upstreams: string[];
+  /** Gateway scopes the client asked for. */
+  scopes: string[];
+  /** Lifetime of the whole flow; when it runs out, the outcome is `expired`. */
+  ttlMs: number;
+}
+
+/** How a flow ended. Expiry and deny are outcomes, not failures. */
+export type ConsentOutcome =
+  | { kind: 'approved'; userId: string; upstreams: string[]; scopes: string[]; remembered?: boolean }
+  | { kind: 'denied'; userId: string | null }
+  | { kind: 'expired'; step: ConsentStep };
+
+/** Where a connect attempt at one upstream stands within this flow. Metadata only. */
+export interface FlowConnection {
+  status: 'pending' | 'connected' | 'failed';
+  /** The upstream's OAuth error code (e.g. `access_denied`) when it failed. */
+  error: string | null;
+  /** A sentence for the user when it failed. */
+  message: string | null;
+  scopes: string[];
+}
+
+/** What `flowState` returns and every update answers with. */
+export interface ConsentFlowState {
+  flowId: string;
+  step: ConsentStep;
+  status: ConsentStatus;
+  client: ConsentClient;
+  userId: string | null;
+  identitySource: IdentitySource | null;
+  availableUpstreams: string[];
+  chosenUpstreams: string[];
+  scopes: string[];
+  startedAt: string;
+  expiresAt: string;
+  outcome: ConsentOutcome | null;
+  /** Connect attempts in this flow, by upstream. */
+  connections: Record<string, FlowConnection>;
+  /** Reference to the sealed authorization URL of the latest connect attempt (not the URL itself). */
+  authorizationRef: string | null;
+}
+
+/** `chooseIdentity` argument. */
+export interface ChooseIdentityInput {
+  userId: string;
+  source: IdentitySource;
+}
+
+/** `chooseServices` argument. */
+export interface ChooseServicesInput {
+  upstreams: string[];
+}
+
+/** `connectUpstream` argument. */
+export interface ConnectUpstreamInput {
+  upstream: string;
+}
+
+/** `decide` argument. */
+export interface DecideInput {
+  decision: 'approve' | 'deny';
+}
+
+/** Search attributes operators filter consent flows by (registered in `temporal-dev.yml`). */
+export const searchAttributes = {
+  userId: defineSearchAttributeKey('ConsentUserId', 'KEYWORD'),
+  clientId: defineSearchAttributeKey('ConsentClientId', 'KEYWORD'),
+  upstreams: defineSearchAttributeKey('ConsentUpstreams', 'KEYWORD_LIST'),
+  status: defineSearchAttributeKey('ConsentFlowStatus', 'KEYWORD'),
+} as const;
+
+/** Workflow id of the consent flow with the given flow id. */
+export function consentWorkflowId(flowId: string): string {
+  return `consent:${flowId}`;
+}
+
+/** Identity step: who the user is. Valid only while the flow is at `identity`. */
+export const chooseIdentity = defineUpdate<ConsentFlowState, [ChooseIdentityInput]>('chooseIdentity');
+
+/** Services step: which upstreams this client may use. Valid only at `services`. */
+export const chooseServices = defineUpdate<ConsentFlowState, [ChooseServicesInput]>('chooseServices');
+
+/** Services step: the user chose to connect an upstream; prepares its authorization. Valid only at `services`. */
+export const connectUpstream = defineUpdate<ConsentFlowState, [ConnectUpstreamInput]>('connectUpstream');
+
+/** Services step: the upstream's callback arrived; exchanges its code. Valid only at `services` with a pending connect. */
+export const upstreamCallback = defineUpdate<ConsentFlowState, [UpstreamCallbackInput]>('upstreamCallback');
+
+/** Approve step: the user's decision. Valid only at `approve`. */
+export const decide = defineUpdate<ConsentFlowState, [DecideInput]>('decide');
+
+/** The flow's current state; answers at any time, also after the flow ended. */
+export const flowState = defineQuery<ConsentFlowState>('flowState');
