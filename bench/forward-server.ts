@@ -29,7 +29,7 @@ if (role === 'fixture') {
   const dir = await mkdtemp(path.join(tmpdir(), 'cg-bench-forward-'));
   const port = await freePort();
   const config = loadConfig({ env: { GATEWAY_DATA_DIR: dir, GATEWAY_PORT: String(port), TEMPORAL_ADDRESS: '127.0.0.1:9' } });
-  config.upstreams = [{ name: 'fixture', displayName: 'Fixture', mcpUrl: fixtureUrl, auth: 'none', scopes: [] }];
+  config.upstreams = [{ name: 'fixture', displayName: 'Fixture', mcpUrl: fixtureUrl, auth: { type: 'none' }, scopes: [] }];
   const log = createLogger('error');
   const store = await openStore(config.store);
   const cipher = await loadCipher(config, log);

@@ -26,7 +26,7 @@ const coldTokens = 200;
 async function measure(label: string, storeUrl: string | undefined): Promise<void> {
   const dir = await mkdtemp(path.join(tmpdir(), 'cg-bench-hot-'));
   const config = loadConfig({ env: { GATEWAY_DATA_DIR: dir, GATEWAY_PORT: '3999', ...(storeUrl ? { GATEWAY_STORE_URL: storeUrl } : {}) } });
-  config.upstreams = [{ name: 'demo', displayName: 'Demo', mcpUrl: 'http://127.0.0.1:9/mcp', auth: 'none', scopes: [] }];
+  config.upstreams = [{ name: 'demo', displayName: 'Demo', mcpUrl: 'http://127.0.0.1:9/mcp', auth: { type: 'none' }, scopes: [] }];
   const log = createLogger('error');
   const store = await openStore(config.store);
   const oauth = createOAuthServer(config, { store, log, keys: await loadServerKeys(config, log) });

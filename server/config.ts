@@ -3,6 +3,7 @@ import { isIPv4 } from 'node:net';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { trustedProxies as parseTrustedProxies } from './config/trusted-proxies.js';
+import { parseUpstreamAuth, type ConfigReader, type UpstreamAuthConfig } from './config/upstream-auth/index.js';
 import { projectDir, projectPath } from './paths.js';
 
 /** How the consent flow learns who the user is (DESIGN.md, decision 9). */
@@ -28,27 +29,8 @@ export type StoreConfig =
       poolSize: number;
     };
 
-/** How the gateway obtains a client id at an upstream's authorization server. */
-export type UpstreamClientConfig =
-  | { kind: 'static'; clientId: string; clientSecret?: string; authMethod: 'client_secret_basic' | 'client_secret_post' | 'none' }
-  | { kind: 'dynamic' }
-  /** The gateway's own client ID metadata document (an https URL) is its client id there. */
-  | { kind: 'metadata-document' };
-
-/** An upstream that needs each user's OAuth authorization. */
-export interface UpstreamOAuthConfig {
-  type: 'oauth';
-  /**
-   * The authorization server's issuer, for RFC 8414 / OIDC discovery. Absent: found from the MCP
-   * URL's protected resource metadata (RFC 9728).
-   */
-  issuer?: string;
-  /** Explicit endpoints, instead of discovery. */
-  endpoints?: { authorization: string; token: string; revocation?: string };
-  client: UpstreamClientConfig;
-  /** Send `resource=<mcpUrl>` (RFC 8707); on by default, as MCP servers expect. */
-  resource: boolean;
-}
+export type { UpstreamAuthConfig, UpstreamClientConfig, UpstreamNoAuthConfig, UpstreamOAuthConfig } from './config/upstream-auth/index.js';
+export { needsUserConnection } from './config/upstream-auth/index.js';
 
 /** An upstream MCP server the gateway forwards to. */
 export interface UpstreamConfig {
@@ -56,8 +38,8 @@ export interface UpstreamConfig {
   name: string;
   displayName: string;
   mcpUrl: string;
-  /** `none`: the upstream needs no user token; otherwise how each user authorizes the gateway there. */
-  auth: 'none' | UpstreamOAuthConfig;
+  /** How the gateway authenticates there: `{ type: 'none' }` (no user token), `{ type: 'oauth', … }` (each user's own grant), … */
+  auth: UpstreamAuthConfig;
   scopes: string[];
 }
 
@@ -292,7 +274,7 @@ function parseUpstreams(value: unknown): UpstreamConfig[] {
     if (!name || !/^[a-z][a-z0-9-]{0,31}$/.test(name)) throw new ConfigError(`upstreams[${i}].name must be 1-32 of a-z 0-9 - starting with a letter`);
     if (names.has(name)) throw new ConfigError(`upstreams[${i}].name "${name}" is used twice`);
     names.add(name);
-    const auth = parseUpstreamAuth(entry.auth, `upstreams[${i}].auth`);
+    const auth = parseUpstreamAuth(entry.auth, `upstreams[${i}].auth`, configReader);
     return {
       name,
       displayName: asString(entry.displayName, `upstreams[${i}].displayName`) ?? name,
@@ -303,37 +285,14 @@ function parseUpstreams(value: unknown): UpstreamConfig[] {
   });
 }
 
-function parseUpstreamAuth(value: unknown, key: string): 'none' | UpstreamOAuthConfig {
-  if (value === undefined || value === null || value === 'none') return 'none';
-  const entry = asRecord(value, key);
-  if (entry.type !== 'oauth') throw new ConfigError(`${key} must be "none" or a mapping with type: oauth`);
-  const endpoints = entry.endpoints === undefined ? undefined : asRecord(entry.endpoints, `${key}.endpoints`);
-  const clientId = asString(entry.clientId, `${key}.clientId`);
-  const clientSecret = asString(entry.clientSecret, `${key}.clientSecret`);
-  const authMethod = oneOf(asString(entry.authMethod, `${key}.authMethod`), ['client_secret_basic', 'client_secret_post', 'none'] as const, `${key}.authMethod`);
-  const client: UpstreamClientConfig = clientId
-    ? { kind: 'static', clientId, ...(clientSecret ? { clientSecret } : {}), authMethod: authMethod ?? (clientSecret ? 'client_secret_basic' : 'none') }
-    : entry.clientMetadataDocument === true
-      ? { kind: 'metadata-document' }
-      : { kind: 'dynamic' };
-  const issuer = asString(entry.issuer, `${key}.issuer`);
-  const revocation = endpoints ? asString(endpoints.revocation, `${key}.endpoints.revocation`) : undefined;
-  return {
-    type: 'oauth',
-    ...(issuer ? { issuer: absoluteUrl(issuer, `${key}.issuer`) } : {}),
-    ...(endpoints
-      ? {
-          endpoints: {
-            authorization: absoluteUrl(asString(endpoints.authorization, `${key}.endpoints.authorization`), `${key}.endpoints.authorization`),
-            token: absoluteUrl(asString(endpoints.token, `${key}.endpoints.token`), `${key}.endpoints.token`),
-            ...(revocation ? { revocation: absoluteUrl(revocation, `${key}.endpoints.revocation`) } : {}),
-          },
-        }
-      : {}),
-    client,
-    resource: entry.resource !== false,
-  };
-}
+/** The config readers an upstream auth kind parses its settings with. */
+const configReader: ConfigReader = {
+  record: asRecord,
+  string: asString,
+  url: absoluteUrl,
+  oneOf,
+  error: (message) => new ConfigError(message),
+};
 
 function parseClients(value: unknown): StaticClientConfig[] {
   if (value === undefined || value === null) return [];

@@ -103,7 +103,7 @@ async function run(config: GatewayConfig, log: Logger, cleanups: Cleanup[], star
   if (config.demoUpstream) {
     const demo = await startDemoUpstream({ host: '127.0.0.1', port: 0 });
     cleanups.push(() => demo.close());
-    config.upstreams.push({ name: 'demo', displayName: 'Demo tools', mcpUrl: demo.url, auth: 'none', scopes: [] });
+    config.upstreams.push({ name: 'demo', displayName: 'Demo tools', mcpUrl: demo.url, auth: { type: 'none' }, scopes: [] });
   }
 
   const gateway = await createGateway(config, {

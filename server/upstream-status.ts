@@ -1,4 +1,4 @@
-import type { UpstreamConfig } from './config.js';
+import { needsUserConnection, type UpstreamConfig } from './config.js';
 import type { UpstreamTokenRecord } from './store/store.js';
 import type { UpstreamStatus } from './views/consent.js';
 
@@ -8,7 +8,7 @@ export function upstreamConnectionStatus(
   tokens: UpstreamTokenRecord | undefined,
   nowSeconds = Math.floor(Date.now() / 1000),
 ): UpstreamStatus {
-  if (upstream.auth === 'none') return 'ready';
+  if (!needsUserConnection(upstream.auth)) return 'ready';
   if (!tokens) return 'not_connected';
   if (tokens.status === 'needs_reconnect') return 'needs_reconnect';
   // Without a refresh token an expired access token cannot be renewed: the user must reconnect.

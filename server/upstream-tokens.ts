@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { markNeedsReconnect, type UpstreamGrantInput, upstreamGrantWorkflowId } from '../workflows/upstream-grant/messages.js';
-import type { UpstreamConfig } from './config.js';
+import { needsUserConnection, type UpstreamConfig } from './config.js';
 import type { TokenCipher } from './crypto/token-cipher.js';
 import type { Logger } from './log.js';
 import { JsonRpcError } from './mcp/json-rpc.js';
@@ -60,7 +60,7 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
 
   function needsToken(upstream: McpUpstream): boolean {
     const config = deps.upstreams.find((candidate) => candidate.name === upstream.name);
-    return Boolean(config && config.auth !== 'none');
+    return Boolean(config && needsUserConnection(config.auth));
   }
 
   /** When each connection's "last used" was last written; written at most once a minute. */

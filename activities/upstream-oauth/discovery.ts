@@ -22,7 +22,8 @@ export interface UpstreamSettings {
   name: string;
   mcpUrl: string;
   scopes: string[];
-  auth: 'none' | UpstreamOAuthSettings;
+  /** How the gateway authenticates there; only `oauth` has activities (the rest need no per-user grant). */
+  auth: { type: 'none' } | UpstreamOAuthSettings;
 }
 
 /** An upstream that needs each user's OAuth authorization. */

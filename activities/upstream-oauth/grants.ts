@@ -41,7 +41,7 @@ export function createGrants(deps: UpstreamOAuthDeps) {
   function upstreamConfig(name: string): OAuthUpstream {
     const upstream = deps.upstreams.find((candidate) => candidate.name === name);
     if (!upstream) throw ApplicationFailure.nonRetryable(`no upstream named ${name}`, 'invalid_request');
-    if (upstream.auth === 'none') throw ApplicationFailure.nonRetryable(`${name} needs no authorization`, 'invalid_request');
+    if (upstream.auth.type !== 'oauth') throw ApplicationFailure.nonRetryable(`${name} needs no authorization`, 'invalid_request');
     return upstream as OAuthUpstream;
   }
 

@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
 import type { Context } from 'koa';
 import { beginConnect, upstreamConnectFlowId, upstreamConnectWorkflowId } from '../../workflows/upstream-connect/messages.js';
-import type { GatewayConfig } from '../config.js';
+import { needsUserConnection, type GatewayConfig } from '../config.js';
 import type { TokenCipher } from '../crypto/token-cipher.js';
 import type { Logger } from '../log.js';
 import { sameText, type BrowserBinding } from '../middleware/browser-binding.js';
@@ -45,7 +45,7 @@ export function connectRoutes(deps: ConnectRouteDeps): Router {
     const now = Math.floor(Date.now() / 1000);
     if (elicitation.expiresAt <= now) return page(410, 'This link has expired', ['Go back to your application and try the action again; it will offer a new link.']);
     const upstream = config.upstreams.find((candidate) => candidate.name === elicitation.upstream);
-    if (!upstream || upstream.auth === 'none') return page(404, 'This service is no longer offered', ['Ask your administrator.']);
+    if (!upstream || !needsUserConnection(upstream.auth)) return page(404, 'This service is no longer offered', ['Ask your administrator.']);
 
     const session = await deps.oauth.provider.Session.get(ctx);
     if (!session.accountId) {

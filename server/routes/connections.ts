@@ -4,7 +4,7 @@ import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import type { ConnectionClientView, ConnectionsView, ConnectionUpstreamView } from '../views/connections.js';
 import type { Client } from '@temporalio/client';
-import type { GatewayConfig, UpstreamConfig } from '../config.js';
+import { needsUserConnection, type GatewayConfig, type UpstreamConfig } from '../config.js';
 import { OAuthError } from '../errors.js';
 import type { AuditRecorder } from '../audit/audit-log.js';
 import type { Logger } from '../log.js';
@@ -79,7 +79,7 @@ export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
   function findUpstream(name: string | undefined): UpstreamConfig {
     const upstream = config.upstreams.find((candidate) => candidate.name === name);
     if (!upstream) throw new OAuthError(404, 'not_found', 'no such service');
-    if (upstream.auth === 'none') throw new OAuthError(400, 'invalid_request', `${upstream.displayName} needs no connection`);
+    if (!needsUserConnection(upstream.auth)) throw new OAuthError(400, 'invalid_request', `${upstream.displayName} needs no connection`);
     return upstream;
   }
 
@@ -101,7 +101,7 @@ export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
         scopes: record?.scopes ?? upstream.scopes,
         connectedAt: record?.connectedAt ?? null,
         lastUsedAt: record?.lastUsedAt ?? null,
-        authRequired: upstream.auth !== 'none',
+        authRequired: needsUserConnection(upstream.auth),
       };
     });
     const clients = await Promise.all(

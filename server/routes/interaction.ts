@@ -6,7 +6,7 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@
 import { ApplicationFailure } from '@temporalio/common';
 import type { FlowView, UpstreamView } from '../views/consent.js';
 import { chooseIdentity, chooseServices, connectUpstream, type ConsentFlowState, consentWorkflowId, decide, flowState } from '../../workflows/consent-flow/messages.js';
-import type { GatewayConfig } from '../config.js';
+import { needsUserConnection, type GatewayConfig } from '../config.js';
 import { OAuthError } from '../errors.js';
 import { createIdentityStep } from '../identity/identity-step.js';
 import { idpCallbackPath } from '../identity/oidc-login.js';
@@ -79,7 +79,7 @@ export function interactionRoutes(deps: InteractionRouteDeps): Router {
       name: upstream.name,
       displayName: upstream.displayName,
       status: upstreamConnectionStatus(upstream, tokens.find((record) => record.upstream === upstream.name)),
-      authRequired: upstream.auth !== 'none',
+      authRequired: needsUserConnection(upstream.auth),
       scopes: upstream.scopes,
     }));
     return {
@@ -287,7 +287,7 @@ export function interactionRoutes(deps: InteractionRouteDeps): Router {
     const { uid, body } = await acceptPost(ctx);
     const upstream = config.upstreams.find((candidate) => candidate.name === body.upstream);
     if (!upstream) throw new OAuthError(400, 'invalid_request', 'upstream must name a configured upstream');
-    if (upstream.auth === 'none') throw new OAuthError(400, 'invalid_request', `${upstream.displayName} needs no connection`);
+    if (!needsUserConnection(upstream.auth)) throw new OAuthError(400, 'invalid_request', `${upstream.displayName} needs no connection`);
     // A fresh update per click: each click is a new single-use authorization at the upstream.
     const state = await step(uid, (handle) => handle.executeUpdate(connectUpstream, { args: [{ upstream: upstream.name }] }));
     const connection = state.connections[upstream.name];

@@ -30,7 +30,7 @@ describe.skipIf(Boolean(temporalUnavailable))('MCP conformance suite through the
   beforeAll(async () => {
     fixture = await startConformanceUpstream({ name: 'conformance-through-gateway' });
     gateway = await startTestGateway((config) => {
-      config.upstreams = [{ name: 'fixture', displayName: 'Conformance fixture', mcpUrl: fixture.url, auth: 'none', scopes: [] }];
+      config.upstreams = [{ name: 'fixture', displayName: 'Conformance fixture', mcpUrl: fixture.url, auth: { type: 'none' }, scopes: [] }];
     });
     const versions = new Set(THROUGH_GATEWAY.map((target) => target.version));
     const [tokens] = await Promise.all([

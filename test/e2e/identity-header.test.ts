@@ -13,7 +13,7 @@ const clientRedirectUri = 'http://127.0.0.1:9/client/callback';
 
 async function headerGateway(demo: DemoUpstream, trustedProxies: string[]): Promise<TestGateway> {
   return startTestGateway((config) => {
-    config.upstreams = [{ name: 'demo', displayName: 'Demo tools', mcpUrl: demo.url, auth: 'none', scopes: [] }];
+    config.upstreams = [{ name: 'demo', displayName: 'Demo tools', mcpUrl: demo.url, auth: { type: 'none' }, scopes: [] }];
     config.identity = { mode: 'header', header: { name: 'x-forwarded-user', trustedProxies } };
   });
 }

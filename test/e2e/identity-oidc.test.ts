@@ -31,7 +31,7 @@ describe.skipIf(skip)('oidc identity: sign-in at the IdP moves the consent flow'
     const idpPort = await freePort();
     const idpSecret = randomBytes(24).toString('base64url');
     gateway = await startTestGateway((config) => {
-      config.upstreams = [{ name: 'demo', displayName: 'Demo tools', mcpUrl: demo.url, auth: 'none', scopes: [] }];
+      config.upstreams = [{ name: 'demo', displayName: 'Demo tools', mcpUrl: demo.url, auth: { type: 'none' }, scopes: [] }];
       config.identity = { mode: 'oidc', oidc: { issuer: `http://127.0.0.1:${idpPort}`, clientId: 'consent-gateway', clientSecret: idpSecret, scopes: ['openid'] } };
     });
     idp = await startFakeIdp({ port: idpPort, redirectUris: [`${gateway.url}/oauth/idp/callback`], clientSecret: idpSecret, autoLogin: subject });

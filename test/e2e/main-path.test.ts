@@ -44,7 +44,7 @@ describe.skipIf(skip)('main path: MCP client → gateway OAuth → consent flow 
     cimd = await startCimdHost();
     callback = await startCallbackServer();
     gateway = await startTestGateway((config) => {
-      config.upstreams = [{ name: 'demo', displayName: 'Demo tools', mcpUrl: demo.url, auth: 'none', scopes: [] }];
+      config.upstreams = [{ name: 'demo', displayName: 'Demo tools', mcpUrl: demo.url, auth: { type: 'none' }, scopes: [] }];
       config.clients = [{ clientId: 'desktop-app', clientName: 'Desktop App', redirectUris: [callback.url], clientSecret: 'desktop-app-secret-0123456789' }];
       config.oauth.dangerouslyResolveMetadataHosts = { [cimd.hostname]: { address: '127.0.0.1', ca: cimd.ca } };
     });

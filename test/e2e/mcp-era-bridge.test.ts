@@ -63,8 +63,8 @@ describe.skipIf(Boolean(temporalUnavailable))('/mcp/<upstream> across protocol e
     [legacyOnly, modernOnly] = await Promise.all([startDemoUpstream({ host: '127.0.0.1', port: 0 }), startModernOnlyUpstream()]);
     gateway = await startTestGateway((config) => {
       config.upstreams = [
-        { name: 'old', displayName: 'Old server', mcpUrl: legacyOnly.url, auth: 'none', scopes: [] },
-        { name: 'new', displayName: 'New server', mcpUrl: modernOnly.url, auth: 'none', scopes: [] },
+        { name: 'old', displayName: 'Old server', mcpUrl: legacyOnly.url, auth: { type: 'none' }, scopes: [] },
+        { name: 'new', displayName: 'New server', mcpUrl: modernOnly.url, auth: { type: 'none' }, scopes: [] },
       ];
     });
   });

@@ -52,8 +52,8 @@ describe.skipIf(Boolean(temporalUnavailable))('/mcp/<upstream>: one upstream, na
     const unreachable = `http://127.0.0.1:${await freePort()}`;
     gateway = await startTestGateway((config) => {
       config.upstreams = [
-        { name: 'fixture', displayName: 'Fixture', mcpUrl: fixture.url, auth: 'none', scopes: [] },
-        { name: 'broken', displayName: 'Broken', mcpUrl: `http://127.0.0.1:${(broken.address() as AddressInfo).port}/mcp`, auth: 'none', scopes: [] },
+        { name: 'fixture', displayName: 'Fixture', mcpUrl: fixture.url, auth: { type: 'none' }, scopes: [] },
+        { name: 'broken', displayName: 'Broken', mcpUrl: `http://127.0.0.1:${(broken.address() as AddressInfo).port}/mcp`, auth: { type: 'none' }, scopes: [] },
         // Needs each user's OAuth connection, which nobody has here: calls are answered with a connect link.
         {
           name: 'github',

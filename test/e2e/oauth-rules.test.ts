@@ -134,7 +134,7 @@ describe.skipIf(skip)('OAuth rules of the gateway', () => {
     untrust = trustInFetch(privateHost.ca);
     callback = await startCallbackServer();
     gateway = await startTestGateway((config) => {
-      config.upstreams = [{ name: 'demo', displayName: 'Demo tools', mcpUrl: demo.url, auth: 'none', scopes: [] }];
+      config.upstreams = [{ name: 'demo', displayName: 'Demo tools', mcpUrl: demo.url, auth: { type: 'none' }, scopes: [] }];
       config.oauth.registrationsPerMinute = 1_000;
       config.oauth.dangerouslyResolveMetadataHosts = { [cimd.hostname]: { address: '127.0.0.1', ca: cimd.ca } };
     });
@@ -679,7 +679,7 @@ describe.skipIf(skip)('flow expiry', () => {
     callback = await startCallbackServer();
     gateway = await startTestGateway((config) => {
       config.flowTtlMs = flowTtlMs;
-      config.upstreams = [{ name: 'demo', displayName: 'Demo tools', mcpUrl: 'http://127.0.0.1:9/mcp', auth: 'none', scopes: [] }];
+      config.upstreams = [{ name: 'demo', displayName: 'Demo tools', mcpUrl: 'http://127.0.0.1:9/mcp', auth: { type: 'none' }, scopes: [] }];
     });
   });
 

@@ -71,8 +71,8 @@ describe.skipIf(Boolean(temporalUnavailable))('SDK clients of both eras through 
     [alpha, beta] = await Promise.all([startConformanceUpstream({ name: 'alpha-server' }), startConformanceUpstream({ name: 'beta-server' })]);
     gateway = await startTestGateway((config) => {
       config.upstreams = [
-        { name: 'alpha', displayName: 'Alpha', mcpUrl: alpha.url, auth: 'none', scopes: [] },
-        { name: 'beta', displayName: 'Beta', mcpUrl: beta.url, auth: 'none', scopes: [] },
+        { name: 'alpha', displayName: 'Alpha', mcpUrl: alpha.url, auth: { type: 'none' }, scopes: [] },
+        { name: 'beta', displayName: 'Beta', mcpUrl: beta.url, auth: { type: 'none' }, scopes: [] },
       ];
     });
   });

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, redactStoreUrl } from '../../server/config.js';
+import { ConfigError, loadConfig, needsUserConnection, redactStoreUrl } from '../../server/config.js';
 import { projectPath } from '../../server/paths.js';
 
 let dir: string | undefined;
@@ -83,7 +83,7 @@ describe('loadConfig', () => {
       'upstreams:\n  - name: github\n    displayName: GitHub\n    mcpUrl: https://api.example.com/mcp\nclients:\n  - clientId: desk\n    redirectUris: [http://127.0.0.1:7777/cb]\n',
     );
     const config = loadConfig({ file, env: {} });
-    expect(config.upstreams).toEqual([{ name: 'github', displayName: 'GitHub', mcpUrl: 'https://api.example.com/mcp', auth: 'none', scopes: [] }]);
+    expect(config.upstreams).toEqual([{ name: 'github', displayName: 'GitHub', mcpUrl: 'https://api.example.com/mcp', auth: { type: 'none' }, scopes: [] }]);
     expect(config.demoUpstream).toBe(false);
     expect(config.clients).toEqual([{ clientId: 'desk', clientName: 'desk', redirectUris: ['http://127.0.0.1:7777/cb'] }]);
     const twice = await configFile('upstreams:\n  - {name: a, mcpUrl: "https://x/mcp"}\n  - {name: a, mcpUrl: "https://y/mcp"}\n');
@@ -106,7 +106,24 @@ describe('loadConfig', () => {
     expect(b?.auth).toEqual({ type: 'oauth', client: { kind: 'dynamic' }, resource: true });
     expect(c?.auth).toEqual({ type: 'oauth', client: { kind: 'metadata-document' }, resource: false });
     const bad = await configFile('upstreams:\n  - {name: d, mcpUrl: "https://d.example/mcp", auth: {type: saml}}\n');
-    expect(() => loadConfig({ file: bad, env: {} })).toThrow('upstreams[0].auth must be "none" or a mapping with type: oauth');
+    expect(() => loadConfig({ file: bad, env: {} })).toThrow('upstreams[0].auth.type must be one of none, oauth (got "saml")');
+    const untyped = await configFile('upstreams:\n  - {name: d, mcpUrl: "https://d.example/mcp", auth: {issuer: "https://as.example"}}\n');
+    expect(() => loadConfig({ file: untyped, env: {} })).toThrow('upstreams[0].auth must be a mapping with type: none | oauth');
+  });
+
+  it('reads upstream auth as a tagged union, the older `auth: none` included, and tells which kinds need a per-user connection', async () => {
+    const file = await configFile(
+      [
+        'upstreams:',
+        '  - {name: a, mcpUrl: "https://a.example/mcp", auth: none}',
+        '  - {name: b, mcpUrl: "https://b.example/mcp", auth: {type: none}}',
+        '  - {name: c, mcpUrl: "https://c.example/mcp"}',
+        '  - {name: d, mcpUrl: "https://d.example/mcp", auth: {type: oauth}}',
+      ].join('\n'),
+    );
+    const upstreams = loadConfig({ file, env: {} }).upstreams;
+    expect(upstreams.map((upstream) => upstream.auth)).toEqual([{ type: 'none' }, { type: 'none' }, { type: 'none' }, { type: 'oauth', client: { kind: 'dynamic' }, resource: true }]);
+    expect(upstreams.map((upstream) => needsUserConnection(upstream.auth))).toEqual([false, false, false, true]);
   });
 
   it('takes the MCP endpoints\' Host and Origin allow-lists and body limit from the file', async () => {
