@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { OAuthModelStore } from '../store/store.js';
 
 /**
@@ -21,6 +21,27 @@ const secretModels = new Set([
 ]);
 
 const now = () => Math.floor(Date.now() / 1000);
+
+/** Marks a stored client secret as its SHA-256, not the secret itself. */
+const hashedSecretPrefix = 'sha256:';
+
+function hashClientSecret(secret: string): string {
+  return `${hashedSecretPrefix}${createHash('sha256').update(secret).digest('base64url')}`;
+}
+
+/**
+ * Checks a presented client secret (client_secret_basic, client_secret_post; RFC 6749 §2.3.1)
+ * against the stored one: registered clients' secrets are stored as a SHA-256 (RFC 6819
+ * §5.1.4.1.3), configured clients' in clear in memory. oidc-provider's documented hook for this is
+ * the client model's `compareClientSecret`. A hash rules out `client_secret_jwt` and HS* algorithms,
+ * which the gateway does not offer.
+ */
+export function compareStoredClientSecret(stored: unknown, presented: unknown): boolean {
+  if (typeof stored !== 'string' || typeof presented !== 'string') return false;
+  const expected = Buffer.from(stored);
+  const actual = Buffer.from(stored.startsWith(hashedSecretPrefix) ? hashClientSecret(presented) : presented);
+  return expected.length === actual.length && timingSafeEqual(expected, actual);
+}
 
 /** The adapter interface oidc-provider calls for every model it persists. */
 export interface OidcAdapter {
@@ -57,6 +78,10 @@ export function createOidcAdapter(store: OAuthModelStore): new (model: string) =
     async upsert(id: string, payload: Record<string, unknown>, expiresIn?: number): Promise<void> {
       const stored = { ...payload };
       if (this.secret) delete stored.jti;
+      // A registered client's secret is shown once, in the registration response; only its hash is kept.
+      if (this.model === 'Client' && typeof stored.client_secret === 'string' && !stored.client_secret.startsWith(hashedSecretPrefix)) {
+        stored.client_secret = hashClientSecret(stored.client_secret);
+      }
       await store.upsert(this.model, this.key(id), {
         payload: JSON.stringify(stored),
         expiresAt: typeof expiresIn === 'number' ? now() + expiresIn : null,

@@ -80,7 +80,11 @@ declare module 'oidc-provider' {
     interactionFinished(req: IncomingMessage, res: ServerResponse, result: InteractionResult, options?: { mergeWithLastSubmission?: boolean }): Promise<void>;
     interactionResult(req: IncomingMessage, res: ServerResponse, result: InteractionResult, options?: { mergeWithLastSubmission?: boolean }): Promise<string>;
     readonly Grant: { new (init: { accountId: string; clientId: string }): Grant; find(id: string): Promise<Grant | undefined> };
-    readonly Client: { find(id: string): Promise<ClientModel | undefined> };
+    readonly Client: {
+      find(id: string): Promise<ClientModel | undefined>;
+      /** `compareClientSecret` is the documented hook for secrets stored other than in clear. */
+      prototype: { compareClientSecret(this: { clientSecret?: string }, presented: string): boolean | Promise<boolean> };
+    };
     readonly Interaction: { find(id: string): Promise<Interaction | undefined> };
     /** The browser's session from the `session` cookie; a new, unsaved one (no `accountId`) when there is none. */
     readonly Session: { get(ctx: Koa.Context): Promise<{ jti: string; accountId?: string }> };

@@ -3,7 +3,7 @@ import type { GatewayConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { GatewayStore } from '../store/store.js';
 import { mcpResources, type McpResources } from '../mcp/resources.js';
-import { createOidcAdapter } from './adapter.js';
+import { compareStoredClientSecret, createOidcAdapter } from './adapter.js';
 import { renderErrorPage } from './error-page.js';
 import { metadataFetch } from './metadata-fetch.js';
 import { validateRedirectUris } from './redirect-uris.js';
@@ -124,6 +124,10 @@ export function createOAuthServer(
     ...(config.oauth.dangerouslyResolveMetadataHosts ? { fetch: metadataFetch(config.oauth.dangerouslyResolveMetadataHosts) } : {}),
   });
   provider.proxy = secure;
+  // Registered clients' secrets are stored as hashes (adapter.ts).
+  provider.Client.prototype.compareClientSecret = function compareClientSecret(presented) {
+    return compareStoredClientSecret(this.clientSecret, presented);
+  };
 
   provider.use(registrationLimit(deps.store, config.oauth.registrationsPerMinute));
 
