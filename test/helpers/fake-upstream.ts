@@ -52,6 +52,16 @@ export interface FakeUpstreamOptions {
    * of the network, so a test can serve a document for a made-up https host.
    */
   clientMetadataDocuments?: { fetch(url: string, init: RequestInit): Promise<Response> };
+  /**
+   * Misbehave on purpose: rewrite the authorization server metadata (RFC 8414 and OpenID
+   * discovery documents) before it is served, e.g. to name another issuer or drop a capability.
+   */
+  rewriteMetadata?(metadata: Record<string, unknown>): Record<string, unknown>;
+  /**
+   * Misbehave on purpose: rewrite the parameters of every authorization response (the redirect to
+   * the client with `code` or `error`, RFC 6749 §4.1.2), e.g. to drop or change `iss` (RFC 9207).
+   */
+  rewriteAuthorizationResponse?(parameters: URLSearchParams): void;
 }
 
 /** Live counters of a fake upstream; see {@link FakeUpstream.counters}. */
@@ -193,6 +203,8 @@ function resolveSettings(options: FakeUpstreamOptions): UpstreamSettings {
     dynamicRegistration: preset.dynamicRegistration,
     protectedResourceMetadata: options.protectedResourceMetadata ?? preset.protectedResourceMetadata,
     metadataFetch: options.clientMetadataDocuments?.fetch,
+    rewriteMetadata: options.rewriteMetadata,
+    rewriteAuthorizationResponse: options.rewriteAuthorizationResponse,
   };
 }
 
@@ -235,7 +247,11 @@ async function serveUpstream(
     }),
   );
   provider.use(countEndpointOutcomes(state.counters));
-  asServer.on('request', authorizationServerApp(provider, mcpUrl, state).callback());
+  const serveAuthorizationServer = authorizationServerApp(provider, mcpUrl, state).callback();
+  asServer.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    misbehave(req, res, issuer, settings);
+    return serveAuthorizationServer(req, res);
+  });
   mcpServer.on(
     'request',
     mcpRequestHandler({ provider, settings, mcpUrl, resourceMetadataUrl, issuer, state }),
@@ -351,6 +367,38 @@ interface UpstreamSettings {
   dynamicRegistration: boolean;
   protectedResourceMetadata: boolean;
   metadataFetch: ((url: string, init: RequestInit) => Promise<Response>) | undefined;
+  rewriteMetadata: FakeUpstreamOptions['rewriteMetadata'];
+  rewriteAuthorizationResponse: FakeUpstreamOptions['rewriteAuthorizationResponse'];
+}
+
+const METADATA_PATHS = new Set(['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']);
+
+// Rewrites what the provider writes to `res` (a redirect's Location, a metadata body) as the
+// settings ask, so the gateway meets an authorization server that misbehaves in one named way.
+function misbehave(req: IncomingMessage, res: ServerResponse, issuer: string, settings: UpstreamSettings): void {
+  const { rewriteMetadata, rewriteAuthorizationResponse } = settings;
+  if (rewriteAuthorizationResponse) {
+    const setHeader = res.setHeader.bind(res);
+    res.setHeader = (name: string, value: number | string | readonly string[]) => {
+      if (name.toLowerCase() === 'location' && typeof value === 'string') {
+        const target = new URL(value, issuer);
+        if (target.origin !== issuer && (target.searchParams.has('code') || target.searchParams.has('error'))) {
+          rewriteAuthorizationResponse(target.searchParams);
+          return setHeader(name, target.href);
+        }
+      }
+      return setHeader(name, value);
+    };
+  }
+  if (rewriteMetadata && req.method === 'GET' && METADATA_PATHS.has(new URL(req.url ?? '/', issuer).pathname)) {
+    const end = res.end.bind(res) as (chunk?: unknown, ...rest: unknown[]) => ServerResponse;
+    res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+      if (res.statusCode !== 200 || (typeof chunk !== 'string' && !Buffer.isBuffer(chunk))) return end(chunk, ...rest);
+      const body = JSON.stringify(rewriteMetadata(JSON.parse(String(chunk)) as Record<string, unknown>));
+      if (!res.headersSent) res.setHeader('Content-Length', Buffer.byteLength(body));
+      return end(body, ...rest);
+    }) as typeof res.end;
+  }
 }
 
 interface StaticClient {
