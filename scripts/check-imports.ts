@@ -76,6 +76,15 @@ function withoutExtension(rel: string): string {
   return rel.replace(/\.(js|ts|mjs|mts)$/, '');
 }
 
+/**
+ * Shared leaves: modules that import no value but other shared leaves' (types are fine), so the
+ * browser bundle and the activities may take their values too: the consent flow's step table, the
+ * JSON views the pages read, the sealing labels of upstream tokens.
+ */
+function isSharedLeaf(rel: string): boolean {
+  return rel === 'workflows/consent-flow/steps.ts' || /^server\/views\/[^/]+\.ts$/.test(rel) || rel === 'server/store/sealed-labels.ts';
+}
+
 /** The rules for one file, given its path relative to the project folder. */
 function checkFile(rel: string, text: string): Violation[] {
   const source = ts.createSourceFile(rel, text, ts.ScriptTarget.Latest, true);
@@ -93,6 +102,10 @@ function checkFile(rel: string, text: string): Violation[] {
     const target = relative ? path.posix.normalize(path.posix.join(path.posix.dirname(rel), ref.specifier)) : undefined;
     const targetTop = target?.split('/')[0];
     const pkg = relative ? undefined : packageName(ref.specifier);
+    const toLeaf = target !== undefined && isSharedLeaf(`${withoutExtension(target)}.ts`);
+    if (isSharedLeaf(rel) && !ref.typeOnly && !toLeaf) {
+      fail(ref.line, `a shared leaf (bundled for the browser, read by activities) imports values only from other shared leaves, not ${ref.specifier}`);
+    }
     switch (top) {
       case 'workflows': {
         if (relative) {
@@ -105,8 +118,8 @@ function checkFile(rel: string, text: string): Violation[] {
       }
       case 'activities': {
         // Activities declare the narrow inputs they take; the worker passes the gateway's objects.
-        if (relative && targetTop === 'server' && (!target?.startsWith('server/store/') || !ref.typeOnly)) {
-          fail(ref.line, `activities may import only the store interface types (\`import type\` from server/store/), not ${ref.specifier}`);
+        if (relative && targetTop === 'server' && !toLeaf && (!target?.startsWith('server/store/') || !ref.typeOnly)) {
+          fail(ref.line, `activities may import only the store interface types (\`import type\` from server/store/) and shared leaves, not ${ref.specifier}`);
         }
         if (relative && targetTop === 'workflows' && !ref.typeOnly) fail(ref.line, 'activities must not import workflow code');
         if (pkg && (pkg === 'koa' || pkg.startsWith('@koa/') || pkg === '@temporalio/client' || pkg === '@temporalio/worker' || pkg === 'lit')) {
@@ -131,7 +144,9 @@ function checkFile(rel: string, text: string): Violation[] {
         break;
       }
       case 'web': {
-        if (relative && targetTop !== 'web' && !ref.typeOnly) fail(ref.line, `web may import only its own files (types from elsewhere), not ${ref.specifier}`);
+        if (relative && targetTop !== 'web' && !ref.typeOnly && !toLeaf) {
+          fail(ref.line, `web may import only its own files and shared leaves (types from elsewhere), not ${ref.specifier}`);
+        }
         if (pkg && pkg !== 'lit' && !pkg.startsWith('@lit/') && !ref.typeOnly) fail(ref.line, `web may import only lit, not ${ref.specifier}`);
         break;
       }

@@ -6,6 +6,7 @@ import type { TokenCipher } from './crypto/token-cipher.js';
 import type { Logger } from './log.js';
 import { JsonRpcError } from './mcp/json-rpc.js';
 import type { McpCaller, McpUpstream } from './mcp/types.js';
+import { upstreamTokenLabel } from './store/sealed-labels.js';
 import type { ElicitationStore, UpstreamTokenRecord, UpstreamTokenStore } from './store/store.js';
 import { ensureUpstreamGrant, requestUpstreamRefresh } from './temporal/client.js';
 import { inSpan } from './tracing.js';
@@ -33,8 +34,6 @@ const elicitationTtlSeconds = 600;
 
 /** A token this close to its expiry (seconds) is refreshed before use: it could expire in flight. */
 const expirySkewSeconds = 2;
-
-const accessData = (userId: string, upstream: string) => `upstream_tokens:${userId}:${upstream}:access`;
 
 function grantInput(tokens: UpstreamTokenRecord): UpstreamGrantInput {
   return {
@@ -147,7 +146,7 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
           ensureGrant(tokens);
         }
         touch(tokens);
-        return { Authorization: `Bearer ${deps.cipher.open(tokens.accessToken, accessData(caller.userId, upstream.name))}` };
+        return { Authorization: `Bearer ${deps.cipher.open(tokens.accessToken, upstreamTokenLabel(caller.userId, upstream.name, 'access'))}` };
       });
     },
 
@@ -161,7 +160,7 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
       if (!temporal || !needsToken(upstream)) return false;
       const tokens = await deps.store.getUpstreamTokens(caller.userId, upstream.name);
       if (!tokens || tokens.status !== 'connected') return false;
-      const current = `Bearer ${deps.cipher.open(tokens.accessToken, accessData(caller.userId, upstream.name))}`;
+      const current = `Bearer ${deps.cipher.open(tokens.accessToken, upstreamTokenLabel(caller.userId, upstream.name, 'access'))}`;
       // Another request replaced the refused token meanwhile: the retry uses the new one.
       if (sent.Authorization !== current) return !retried;
       if (!retried) {

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import * as oauth from 'oauth4webapi';
+import { upstreamTokenLabel } from '../../server/store/sealed-labels.js';
 import type { UpstreamAuthorizationStore, UpstreamTokenRecord, UpstreamTokenStatus, UpstreamTokenStore } from '../../server/store/store.js';
 import { createClientAuth, type ClientAuthDeps } from './client-auth.js';
 import { createDiscovery, httpOptions, type OAuthUpstream, type UpstreamSettings } from './discovery.js';
@@ -28,6 +29,23 @@ const authorizationTtlSeconds = 600;
 const sha256 = (value: string) => createHash('sha256').update(value).digest('base64url');
 const now = () => Math.floor(Date.now() / 1000);
 
+/** Error type of a grant whose authorization server is no longer the one the upstream names (SEP-2352): only a reconnect helps. */
+export const authorizationServerChanged = 'authorization_server_changed';
+
+/**
+ * Refuses to use tokens at an authorization server other than the one that issued them (MCP
+ * 2026-07-28 Authorization, SEP-2352): neither refresh nor revocation sends them to a new one.
+ * Tokens stored before the issuer was recorded are taken as issued by the current server.
+ */
+function assertBoundTo(as: oauth.AuthorizationServer, tokens: UpstreamTokenRecord): void {
+  if (tokens.issuer !== undefined && tokens.issuer !== as.issuer) {
+    throw ApplicationFailure.nonRetryable(
+      `${tokens.upstream} now names another authorization server (${as.issuer}) than the one that issued the tokens (${tokens.issuer}); reconnect`,
+      authorizationServerChanged,
+    );
+  }
+}
+
 /** The RFC 8707 `resource` of token requests, for upstreams configured to send it. */
 function resourceParameter(upstream: OAuthUpstream) {
   return upstream.auth.resource ? { additionalParameters: { resource: upstream.mcpUrl } } : {};
@@ -54,7 +72,7 @@ export function createGrants(deps: UpstreamOAuthDeps) {
     async prepareUpstreamAuthorization(input: { flowId: string; upstream: string; userId: string }): Promise<{ authorizationRef: string }> {
       const upstream = upstreamConfig(input.upstream);
       return withUpstreamErrors(upstream.name, async () => {
-        const as = await authorizationServer(upstream);
+        const as = await authorizationServer(upstream, { fresh: true });
         const { client: oauthClient } = await upstreamClient(upstream, as);
         if (!as.authorization_endpoint) throw ApplicationFailure.nonRetryable(`${upstream.name} has no authorization endpoint`, 'invalid_response');
         const verifier = oauth.generateRandomCodeVerifier();
@@ -101,8 +119,8 @@ export function createGrants(deps: UpstreamOAuthDeps) {
       }
       const sealedCallback = pending.callback;
       const earlier = await deps.store.getExchangeResult(key);
-      const tokens = await withUpstreamErrors(upstream.name, async () => {
-        if (earlier) return JSON.parse(deps.cipher.open(earlier, key)) as oauth.TokenEndpointResponse;
+      const exchanged = await withUpstreamErrors(upstream.name, async () => {
+        if (earlier) return JSON.parse(deps.cipher.open(earlier, key)) as oauth.TokenEndpointResponse & { issuer: string };
         const as = await authorizationServer(upstream);
         const { client: oauthClient, auth } = await upstreamClient(upstream, as);
         const callback = new URLSearchParams(deps.cipher.open(sealedCallback, `upstream_authorizations:${input.stateHash}:callback`));
@@ -113,24 +131,26 @@ export function createGrants(deps: UpstreamOAuthDeps) {
           ...httpOptions(as.token_endpoint ?? upstream.mcpUrl),
           ...resourceParameter(upstream),
         });
-        const answer = await oauth.processAuthorizationCodeResponse(as, oauthClient, response);
+        const answer = { ...(await oauth.processAuthorizationCodeResponse(as, oauthClient, response)), issuer: as.issuer };
         await deps.store.putExchangeResult(key, deps.cipher.seal(JSON.stringify(answer), key), new Date().toISOString());
         await deps.hooks?.afterCodeExchange?.();
         return answer;
       });
+      const { issuer, ...tokens } = exchanged;
       const at = new Date().toISOString();
       const existing = await deps.store.getUpstreamTokens(pending.userId, upstream.name);
       const record: UpstreamTokenRecord = {
         userId: pending.userId,
         upstream: upstream.name,
-        accessToken: deps.cipher.seal(tokens.access_token, `upstream_tokens:${pending.userId}:${upstream.name}:access`),
-        refreshToken: tokens.refresh_token ? deps.cipher.seal(tokens.refresh_token, `upstream_tokens:${pending.userId}:${upstream.name}:refresh`) : null,
+        accessToken: deps.cipher.seal(tokens.access_token, upstreamTokenLabel(pending.userId, upstream.name, 'access')),
+        refreshToken: tokens.refresh_token ? deps.cipher.seal(tokens.refresh_token, upstreamTokenLabel(pending.userId, upstream.name, 'refresh')) : null,
         tokenType: tokens.token_type,
         scopes: typeof tokens.scope === 'string' ? tokens.scope.split(' ').filter(Boolean) : upstream.scopes,
         expiresAt: typeof tokens.expires_in === 'number' ? now() + tokens.expires_in : null,
         status: 'connected',
         // A reconnect moves the version on, so callers holding the old token's version see it changed.
         version: (existing?.version ?? 0) + 1,
+        issuer,
         connectedAt: at,
         lastUsedAt: existing?.lastUsedAt ?? null,
         updatedAt: at,
@@ -148,8 +168,8 @@ export function createGrants(deps: UpstreamOAuthDeps) {
      */
     async refreshUpstreamToken(input: { userId: string; upstream: string; version: number; key: string }): Promise<UpstreamTokenMetadata> {
       const upstream = upstreamConfig(input.upstream);
-      const access = `upstream_tokens:${input.userId}:${upstream.name}:access`;
-      const refresh = `upstream_tokens:${input.userId}:${upstream.name}:refresh`;
+      const access = upstreamTokenLabel(input.userId, upstream.name, 'access');
+      const refresh = upstreamTokenLabel(input.userId, upstream.name, 'refresh');
       const current = await deps.store.getUpstreamTokens(input.userId, upstream.name);
       if (!current) throw ApplicationFailure.nonRetryable(`${input.userId} has no tokens at ${upstream.name}`, 'invalid_grant');
       // Someone else (a reconnect) already replaced the tokens this refresh was meant for.
@@ -158,7 +178,8 @@ export function createGrants(deps: UpstreamOAuthDeps) {
       const tokens = await withUpstreamErrors(upstream.name, async () => {
         if (earlier) return JSON.parse(deps.cipher.open(earlier, input.key)) as oauth.TokenEndpointResponse;
         if (!current.refreshToken) throw ApplicationFailure.nonRetryable(`${upstream.name} gave no refresh token`, 'invalid_grant');
-        const as = await authorizationServer(upstream);
+        const as = await authorizationServer(upstream, { fresh: true });
+        assertBoundTo(as, current);
         const { client: oauthClient, auth } = await upstreamClient(upstream, as);
         const response = await oauth.refreshTokenGrantRequest(as, oauthClient, auth, deps.cipher.open(current.refreshToken, refresh), {
           ...httpOptions(as.token_endpoint ?? upstream.mcpUrl),
@@ -178,6 +199,7 @@ export function createGrants(deps: UpstreamOAuthDeps) {
         expiresAt: typeof tokens.expires_in === 'number' ? now() + tokens.expires_in : null,
         status: 'connected',
         version: input.version + 1,
+        ...(current.issuer === undefined && earlier === undefined ? { issuer: (await authorizationServer(upstream)).issuer } : {}),
         updatedAt: new Date().toISOString(),
       };
       await deps.store.saveUpstreamTokens(record);
@@ -194,12 +216,13 @@ export function createGrants(deps: UpstreamOAuthDeps) {
       const current = await deps.store.getUpstreamTokens(input.userId, upstream.name);
       if (!current) return { revoked: false };
       return withUpstreamErrors(upstream.name, async () => {
-        const as = await authorizationServer(upstream);
-        if (!as.revocation_endpoint) return { revoked: false };
+        const as = await authorizationServer(upstream, { fresh: true });
+        // A new authorization server never sees these tokens, not even to revoke them.
+        if (!as.revocation_endpoint || (current.issuer !== undefined && current.issuer !== as.issuer)) return { revoked: false };
         const { client: oauthClient, auth } = await upstreamClient(upstream, as);
         const token = current.refreshToken
-          ? deps.cipher.open(current.refreshToken, `upstream_tokens:${input.userId}:${upstream.name}:refresh`)
-          : deps.cipher.open(current.accessToken, `upstream_tokens:${input.userId}:${upstream.name}:access`);
+          ? deps.cipher.open(current.refreshToken, upstreamTokenLabel(input.userId, upstream.name, 'refresh'))
+          : deps.cipher.open(current.accessToken, upstreamTokenLabel(input.userId, upstream.name, 'access'));
         const response = await oauth.revocationRequest(as, oauthClient, auth, token, {
           ...httpOptions(as.revocation_endpoint),
           additionalParameters: { token_type_hint: current.refreshToken ? 'refresh_token' : 'access_token' },

@@ -1,3 +1,4 @@
+import { upstreamTokenLabel } from '../store/sealed-labels.js';
 import type { SealedValue, SealedValueStore } from '../store/store.js';
 import type { TokenCipher } from './token-cipher.js';
 
@@ -9,7 +10,7 @@ export function sealedValueContext(ref: SealedValue): string {
   const [first = '', second = ''] = ref.key;
   switch (ref.table) {
     case 'upstream_tokens':
-      return `upstream_tokens:${first}:${second}:${ref.column === 'access_token' ? 'access' : 'refresh'}`;
+      return upstreamTokenLabel(first, second, ref.column === 'access_token' ? 'access' : 'refresh');
     case 'upstream_clients':
       return `upstream_clients:${first}`;
     case 'upstream_authorizations':

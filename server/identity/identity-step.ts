@@ -1,7 +1,7 @@
 import type { Context } from 'koa';
 import type { ChooseIdentityInput, ConsentFlowState } from '../../workflows/consent-flow/messages.js';
 import type { GatewayConfig } from '../config.js';
-import { OAuthError, TemporarilyUnavailableError } from '../errors.js';
+import { ExpiredError, InvalidRequestError, InvalidTransitionError, OAuthError, TemporarilyUnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { OAuthModels } from '../store/store.js';
 import { headerIdentity, type ProxyIdentity } from './header-identity.js';
@@ -61,14 +61,14 @@ export function createIdentityStep(deps: IdentityStepDeps): IdentityStep {
   async function submit(flowId: string, body: Record<string, unknown>): Promise<IdentitySubmission> {
     if (mode === 'dev') {
       const userId = validUserId(body.userId);
-      if (!userId) throw new OAuthError(400, 'invalid_request', `userId must be 1 to ${maxUserIdLength} printable characters`);
+      if (!userId) throw new InvalidRequestError(`userId must be 1 to ${maxUserIdLength} printable characters`);
       return { state: await deps.chooseIdentity(flowId, { userId, source: 'dev' }) };
     }
     if (mode === 'oidc' && oidc) {
-      if ('userId' in body) throw new OAuthError(400, 'invalid_request', 'identity mode oidc signs the user in at the identity provider; it does not take a typed user name');
+      if ('userId' in body) throw new InvalidRequestError('identity mode oidc signs the user in at the identity provider; it does not take a typed user name');
       const state = await deps.currentState(flowId);
-      if (state.status === 'expired') throw new OAuthError(410, 'expired', 'this sign-in request has expired');
-      if (state.step !== 'identity') throw new OAuthError(409, 'invalid_transition', `the flow is at step "${state.step}", not "identity"`);
+      if (state.status === 'expired') throw new ExpiredError('this sign-in request has expired');
+      if (state.step !== 'identity') throw new InvalidTransitionError(`the flow is at step "${state.step}", not "identity"`);
       try {
         return { redirectTo: await oidc.start(flowId) };
       } catch (error) {
@@ -77,11 +77,7 @@ export function createIdentityStep(deps: IdentityStepDeps): IdentityStep {
         throw new TemporarilyUnavailableError('the identity provider cannot be reached right now; try again in a moment');
       }
     }
-    throw new OAuthError(
-      400,
-      'invalid_request',
-      mode === 'header' ? 'identity mode header takes the user from the trusted reverse proxy; there is nothing to submit' : `identity mode ${mode} is not configured`,
-    );
+    throw new InvalidRequestError(mode === 'header' ? 'identity mode header takes the user from the trusted reverse proxy; there is nothing to submit' : `identity mode ${mode} is not configured`);
   }
 
   async function adoptProxyIdentity(ctx: Context, flowId: string, state: ConsentFlowState): Promise<ConsentFlowState> {

@@ -1,7 +1,7 @@
 import type { Span } from '@opentelemetry/api';
 import type { Context, Next } from 'koa';
 import type { UpstreamConfig } from '../config.js';
-import { OAuthError } from '../errors.js';
+import { InsufficientScopeError, InvalidTokenError, OAuthError } from '../errors.js';
 import type { McpResourceTarget } from '../mcp/resources.js';
 import { mcpScope, type OAuthServer } from '../oauth/provider.js';
 import type { ConsentStore, StoreEvents } from '../store/store.js';
@@ -95,7 +95,7 @@ export function bearerAuth(deps: { oauth: OAuthServer; store: ConsentStore & Sto
     const match = /^Bearer\s+([A-Za-z0-9\-._~+/]+=*)$/i.exec(header);
     if (!match?.[1]) {
       // RFC 6750 §3.1: no error code when the request carried no credentials at all.
-      if (!header) throw new OAuthError(401, 'invalid_token', 'an access token is required', { 'WWW-Authenticate': challenge(resource) });
+      if (!header) throw new InvalidTokenError('an access token is required', { headers: { 'WWW-Authenticate': challenge(resource) } });
       throw unauthorized(resource, 'invalid_request', 'the Authorization header must be "Bearer <token>"');
     }
     const cached = cache.get(match[1]);
@@ -115,8 +115,8 @@ export function bearerAuth(deps: { oauth: OAuthServer; store: ConsentStore & Sto
     const audiences = Array.isArray(token.aud) ? token.aud : token.aud ? [token.aud] : [];
     if (!audiences.includes(resource)) throw unauthorized(resource, 'invalid_token', `the access token was issued for another resource, not ${resource}`);
     if (!(token.scope ?? '').split(' ').includes(mcpScope)) {
-      throw new OAuthError(403, 'insufficient_scope', `the access token lacks the ${mcpScope} scope`, {
-        'WWW-Authenticate': challenge(resource, `, error="insufficient_scope", error_description="the access token lacks the ${mcpScope} scope"`),
+      throw new InsufficientScopeError(`the access token lacks the ${mcpScope} scope`, {
+        headers: { 'WWW-Authenticate': challenge(resource, `, error="insufficient_scope", error_description="the access token lacks the ${mcpScope} scope"`) },
       });
     }
     const consent = await deps.store.getConsent(token.accountId, token.clientId);

@@ -1,6 +1,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Context } from 'koa';
-import { OAuthError } from '../errors.js';
+import { AccessDeniedError } from '../errors.js';
 import type { GatewayStore } from '../store/store.js';
 
 /** What {@link createBrowserBinding} needs. */
@@ -70,15 +70,15 @@ export function createBrowserBinding(options: BrowserBindingOptions): BrowserBin
     check,
     async require(ctx, flowId) {
       const binding = await check(ctx, flowId);
-      if (!binding) throw new OAuthError(403, 'access_denied', 'this sign-in request was started in another browser');
+      if (!binding) throw new AccessDeniedError('this sign-in request was started in another browser');
       return binding;
     },
     csrfToken: (subject) => csrfTokens(subject)[0] ?? '',
     checkPost(ctx, subject) {
       const sentOrigin = ctx.get('origin');
-      if (sentOrigin && sentOrigin !== origin) throw new OAuthError(403, 'access_denied', 'cross-origin request refused');
+      if (sentOrigin && sentOrigin !== origin) throw new AccessDeniedError('cross-origin request refused');
       const token = ctx.get('x-csrf-token');
-      if (!token || !csrfTokens(subject).some((expected) => sameText(token, expected))) throw new OAuthError(403, 'access_denied', 'missing or wrong CSRF token; reload the page');
+      if (!token || !csrfTokens(subject).some((expected) => sameText(token, expected))) throw new AccessDeniedError('missing or wrong CSRF token; reload the page');
     },
   };
 }

@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import { OAuthError } from '../errors.js';
+import { InvalidRequestError } from '../errors.js';
 
 /** What {@link readJsonBody} accepts. */
 export interface JsonBodyOptions {
@@ -14,20 +14,20 @@ export interface JsonBodyOptions {
  * endpoints answer in JSON-RPC and read their bodies in `server/mcp/json-rpc.ts`.)
  */
 export async function readJsonBody(ctx: Context, options: JsonBodyOptions): Promise<Record<string, unknown>> {
-  if (!ctx.is('application/json')) throw new OAuthError(415, 'invalid_request', 'send the body as application/json');
+  if (!ctx.is('application/json')) throw new InvalidRequestError('send the body as application/json', { status: 415 });
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > options.limit) throw new OAuthError(413, 'invalid_request', 'the body is too large');
+    if (size > options.limit) throw new InvalidRequestError('the body is too large', { status: 413 });
     chunks.push(chunk);
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
   } catch {
-    throw new OAuthError(400, 'invalid_request', 'the body is not valid JSON');
+    throw new InvalidRequestError('the body is not valid JSON');
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new OAuthError(400, 'invalid_request', 'the body must be a JSON object');
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new InvalidRequestError('the body must be a JSON object');
   return parsed as Record<string, unknown>;
 }

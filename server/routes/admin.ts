@@ -3,10 +3,11 @@ import Router from '@koa/router';
 import type { Client } from '@temporalio/client';
 import type { Context, Next } from 'koa';
 import { consentWorkflowId, searchAttributes } from '../../workflows/consent-flow/messages.js';
+import { openStatuses } from '../../workflows/consent-flow/steps.js';
 import { upstreamGrantWorkflowId } from '../../workflows/upstream-grant/messages.js';
 import type { AuditRecorder } from '../audit/audit-log.js';
 import type { GatewayConfig } from '../config.js';
-import { OAuthError } from '../errors.js';
+import { AccessDeniedError, InvalidRequestError, InvalidTokenError } from '../errors.js';
 import { disconnectUserUpstream, revokeClientOfUser, type RevocationActor, type RevocationDeps } from '../revocation.js';
 import { auditKinds, type AdminDirectory, type AuditKind, type AuditQuery, type AuditTrail, type GatewayStore } from '../store/store.js';
 
@@ -32,10 +33,10 @@ export function adminTokenGuard(token: string | undefined) {
   const expected = token === undefined ? undefined : digest(token);
   return async function requireAdminToken(ctx: Context, next: Next): Promise<void> {
     ctx.set('Cache-Control', 'no-store');
-    if (!expected) throw new OAuthError(403, 'access_denied', 'the admin API is off: set admin.token (GATEWAY_ADMIN_TOKEN)');
+    if (!expected) throw new AccessDeniedError('the admin API is off: set admin.token (GATEWAY_ADMIN_TOKEN)');
     const match = /^Bearer ([\x21-\x7e]+)$/.exec(ctx.get('authorization'));
     if (!match || !timingSafeEqual(digest(match[1] ?? ''), expected)) {
-      throw new OAuthError(401, 'invalid_token', 'the admin API needs the admin bearer token', { 'WWW-Authenticate': 'Bearer realm="consent-gateway-admin"' });
+      throw new InvalidTokenError('the admin API needs the admin bearer token', { headers: { 'WWW-Authenticate': 'Bearer realm="consent-gateway-admin"' } });
     }
     await next();
   };
@@ -44,7 +45,7 @@ export function adminTokenGuard(token: string | undefined) {
 function queryText(ctx: Context, name: string, max = 512): string | undefined {
   const value = ctx.query[name];
   if (value === undefined) return undefined;
-  if (typeof value !== 'string' || value.length === 0 || value.length > max) throw new OAuthError(400, 'invalid_request', `${name} must be one non-empty value of at most ${max} characters`);
+  if (typeof value !== 'string' || value.length === 0 || value.length > max) throw new InvalidRequestError(`${name} must be one non-empty value of at most ${max} characters`);
   return value;
 }
 
@@ -52,7 +53,7 @@ function queryTime(ctx: Context, name: string): string | undefined {
   const value = queryText(ctx, name, 64);
   if (value === undefined) return undefined;
   const time = new Date(value);
-  if (Number.isNaN(time.getTime())) throw new OAuthError(400, 'invalid_request', `${name} must be an ISO 8601 time`);
+  if (Number.isNaN(time.getTime())) throw new InvalidRequestError(`${name} must be an ISO 8601 time`);
   return time.toISOString();
 }
 
@@ -60,16 +61,16 @@ function queryCount(ctx: Context, name: string, fallback: number, max: number, m
   const value = queryText(ctx, name, 12);
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new OAuthError(400, 'invalid_request', `${name} must be a whole number from ${min} to ${max}`);
+  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidRequestError(`${name} must be a whole number from ${min} to ${max}`);
   return n;
 }
 
 /** Reads the filters of `GET /admin/audit`; the cursor is the last id of the previous page. */
 export function auditQueryOf(ctx: Context): AuditQuery {
   const kind = queryText(ctx, 'kind', 64);
-  if (kind !== undefined && !auditKinds.includes(kind as AuditKind)) throw new OAuthError(400, 'invalid_request', `kind must be one of ${auditKinds.join(', ')}`);
+  if (kind !== undefined && !auditKinds.includes(kind as AuditKind)) throw new InvalidRequestError(`kind must be one of ${auditKinds.join(', ')}`);
   const cursor = queryText(ctx, 'cursor', 20);
-  if (cursor !== undefined && !/^[1-9][0-9]{0,15}$/.test(cursor)) throw new OAuthError(400, 'invalid_request', 'cursor must be the nextCursor of an earlier page');
+  if (cursor !== undefined && !/^[1-9][0-9]{0,15}$/.test(cursor)) throw new InvalidRequestError('cursor must be the nextCursor of an earlier page');
   const query: AuditQuery = { limit: queryCount(ctx, 'limit', 100, 1000) };
   const user = queryText(ctx, 'user');
   const client = queryText(ctx, 'client', 2048);
@@ -166,8 +167,8 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
   router.get('/flows/stuck', async function getStuckFlows(ctx) {
     const minutes = queryCount(ctx, 'minutes', 10, 60 * 24 * 365, 0);
     const status = queryText(ctx, 'status', 32);
-    if (status !== undefined && !['identifying', 'choosing_services', 'awaiting_approval'].includes(status)) {
-      throw new OAuthError(400, 'invalid_request', 'status must be identifying, choosing_services or awaiting_approval');
+    if (status !== undefined && !(openStatuses as readonly string[]).includes(status)) {
+      throw new InvalidRequestError(`status must be one of ${openStatuses.join(', ')}`);
     }
     const query = stuckFlowsQuery(new Date(Date.now() - minutes * 60_000), status);
     const flows = [];
@@ -219,6 +220,6 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
  * same text works in the Web UI's search box (README, "Operating").
  */
 export function stuckFlowsQuery(before: Date, status?: string): string {
-  const statuses = status ? [status] : ['identifying', 'choosing_services', 'awaiting_approval'];
+  const statuses = status ? [status] : openStatuses;
   return `WorkflowType = "consentFlow" AND ExecutionStatus = "Running" AND ${searchAttributes.status.name} IN (${statuses.map((s) => `"${s}"`).join(', ')}) AND StartTime < "${before.toISOString()}"`;
 }

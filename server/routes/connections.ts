@@ -5,7 +5,7 @@ import type Provider from 'oidc-provider';
 import type { ConnectionClientView, ConnectionsView, ConnectionUpstreamView } from '../views/connections.js';
 import type { Client } from '@temporalio/client';
 import { needsUserConnection, type GatewayConfig, type UpstreamConfig } from '../config.js';
-import { OAuthError } from '../errors.js';
+import { InvalidRequestError, LoginRequiredError, NotFoundError } from '../errors.js';
 import type { AuditRecorder } from '../audit/audit-log.js';
 import type { Logger } from '../log.js';
 import type { OAuthServer } from '../oauth/provider.js';
@@ -64,7 +64,7 @@ export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
 
   async function requireSignedIn(ctx: Context): Promise<SignedIn> {
     const user = await signedIn(ctx);
-    if (!user) throw new OAuthError(401, 'login_required', 'sign in through an MCP client first');
+    if (!user) throw new LoginRequiredError('sign in through an MCP client first');
     return user;
   }
 
@@ -78,8 +78,8 @@ export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
 
   function findUpstream(name: string | undefined): UpstreamConfig {
     const upstream = config.upstreams.find((candidate) => candidate.name === name);
-    if (!upstream) throw new OAuthError(404, 'not_found', 'no such service');
-    if (!needsUserConnection(upstream.auth)) throw new OAuthError(400, 'invalid_request', `${upstream.displayName} needs no connection`);
+    if (!upstream) throw new NotFoundError('no such service');
+    if (!needsUserConnection(upstream.auth)) throw new InvalidRequestError(`${upstream.displayName} needs no connection`);
     return upstream;
   }
 
@@ -157,7 +157,7 @@ export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
     const user = await acceptPost(ctx);
     const clientId = ctx.params.clientId ?? '';
     const name = (await clientName(clientId)) ?? clientId;
-    if (!(await revokeClientOfUser(revocation, user.userId, clientId, byUser(ctx)))) throw new OAuthError(404, 'not_found', 'you have not approved this application');
+    if (!(await revokeClientOfUser(revocation, user.userId, clientId, byUser(ctx)))) throw new NotFoundError('you have not approved this application');
     log.info('client revoked by user', { user: user.userId, client: clientId });
     ctx.body = await view(user.userId, `${name} can no longer use your services.`);
   });

@@ -7,7 +7,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { FlowView, UpstreamView } from '../views/consent.js';
 import { chooseIdentity, chooseServices, connectUpstream, type ConsentFlowState, consentWorkflowId, decide, flowState } from '../../workflows/consent-flow/messages.js';
 import { needsUserConnection, type GatewayConfig } from '../config.js';
-import { OAuthError } from '../errors.js';
+import { ExpiredError, InvalidClientError, InvalidRequestError, InvalidTransitionError, NotFoundError, OAuthError, TemporarilyUnavailableError } from '../errors.js';
 import { createIdentityStep } from '../identity/identity-step.js';
 import { idpCallbackPath } from '../identity/oidc-login.js';
 import type { Logger } from '../log.js';
@@ -137,7 +137,7 @@ export function interactionRoutes(deps: InteractionRouteDeps): Router {
     try {
       return await temporal.workflow.getHandle(consentWorkflowId(uid)).query(flowState);
     } catch (error) {
-      if (error instanceof WorkflowNotFoundError) throw new OAuthError(404, 'not_found', 'no such consent flow');
+      if (error instanceof WorkflowNotFoundError) throw new NotFoundError('no such consent flow');
       throw error;
     }
   }
@@ -151,20 +151,20 @@ export function interactionRoutes(deps: InteractionRouteDeps): Router {
       // Where the flow stands explains the refusal better than the error does: an expired flow
       // refuses every step, whether its workflow is still closing or already closed.
       const state = await currentState(uid).catch(() => undefined);
-      if (state?.status === 'expired') throw new OAuthError(410, 'expired', 'this sign-in request has expired');
+      if (state?.status === 'expired') throw new ExpiredError('this sign-in request has expired');
       if (error instanceof WorkflowUpdateFailedError && error.cause instanceof ApplicationFailure) {
-        if (error.cause.type === 'invalid_transition') throw new OAuthError(409, 'invalid_transition', error.cause.message);
-        if (error.cause.type === 'invalid_request') throw new OAuthError(400, 'invalid_request', error.cause.message);
+        if (error.cause.type === 'invalid_transition') throw new InvalidTransitionError(error.cause.message);
+        if (error.cause.type === 'invalid_request') throw new InvalidRequestError(error.cause.message);
       }
-      if (state?.step === 'done') throw new OAuthError(409, 'invalid_transition', `the flow has already ended: ${state.status}`);
-      if (error instanceof WorkflowNotFoundError) throw new OAuthError(404, 'not_found', 'no such consent flow');
+      if (state?.step === 'done') throw new InvalidTransitionError(`the flow has already ended: ${state.status}`);
+      if (error instanceof WorkflowNotFoundError) throw new NotFoundError('no such consent flow');
       throw error;
     }
   }
 
   async function requireInteraction(ctx: Context): Promise<Interaction> {
     const interaction = await loadInteraction(ctx.params.uid ?? '');
-    if (!interaction) throw new OAuthError(410, 'expired', 'this sign-in request has expired or does not exist');
+    if (!interaction) throw new ExpiredError('this sign-in request has expired or does not exist');
     return interaction;
   }
 
@@ -204,7 +204,7 @@ export function interactionRoutes(deps: InteractionRouteDeps): Router {
     }
 
     const client = await provider.Client.find(String(interaction.params.client_id));
-    if (!client) throw new OAuthError(400, 'invalid_client', 'the client of this request no longer exists');
+    if (!client) throw new InvalidClientError('the client of this request no longer exists');
     const redirectUri = String(interaction.params.redirect_uri ?? '');
     let redirectHost: string | null = null;
     try {
@@ -264,7 +264,7 @@ export function interactionRoutes(deps: InteractionRouteDeps): Router {
     const { uid, interaction, body } = await acceptPost(ctx);
     const upstreams = body.upstreams;
     if (!Array.isArray(upstreams) || upstreams.some((name) => typeof name !== 'string') || upstreams.length > 64) {
-      throw new OAuthError(400, 'invalid_request', 'upstreams must be a list of upstream names');
+      throw new InvalidRequestError('upstreams must be a list of upstream names');
     }
     const state = await step(uid, (handle) =>
       handle.executeUpdate(chooseServices, { args: [{ upstreams: upstreams as string[] }], updateId: `${uid}:services` }),
@@ -275,7 +275,7 @@ export function interactionRoutes(deps: InteractionRouteDeps): Router {
 
   router.post('/decision', json, async function postDecision(ctx) {
     const { uid, interaction, body } = await acceptPost(ctx);
-    if (body.decision !== 'approve' && body.decision !== 'deny') throw new OAuthError(400, 'invalid_request', 'decision must be "approve" or "deny"');
+    if (body.decision !== 'approve' && body.decision !== 'deny') throw new InvalidRequestError('decision must be "approve" or "deny"');
     const decision = body.decision;
     const state = await step(uid, (handle) => handle.executeUpdate(decide, { args: [{ decision }], updateId: `${uid}:decision` }));
     const redirectTo = await finish(ctx, interaction, state);
@@ -286,8 +286,8 @@ export function interactionRoutes(deps: InteractionRouteDeps): Router {
   router.post('/connect', json, async function postConnect(ctx) {
     const { uid, body } = await acceptPost(ctx);
     const upstream = config.upstreams.find((candidate) => candidate.name === body.upstream);
-    if (!upstream) throw new OAuthError(400, 'invalid_request', 'upstream must name a configured upstream');
-    if (!needsUserConnection(upstream.auth)) throw new OAuthError(400, 'invalid_request', `${upstream.displayName} needs no connection`);
+    if (!upstream) throw new InvalidRequestError('upstream must name a configured upstream');
+    if (!needsUserConnection(upstream.auth)) throw new InvalidRequestError(`${upstream.displayName} needs no connection`);
     // A fresh update per click: each click is a new single-use authorization at the upstream.
     const state = await step(uid, (handle) => handle.executeUpdate(connectUpstream, { args: [{ upstream: upstream.name }] }));
     const connection = state.connections[upstream.name];
@@ -295,7 +295,7 @@ export function interactionRoutes(deps: InteractionRouteDeps): Router {
       throw new OAuthError(502, connection?.error ?? 'temporarily_unavailable', `${upstream.displayName} could not be reached: ${connection?.message ?? 'no authorization was prepared'}`);
     }
     const sealed = await store.getExchangeResult(state.authorizationRef);
-    if (!sealed) throw new OAuthError(502, 'temporarily_unavailable', 'the authorization was not prepared; try again');
+    if (!sealed) throw new TemporarilyUnavailableError('the authorization was not prepared; try again', { status: 502 });
     ctx.body = { redirectTo: deps.cipher.open(sealed, state.authorizationRef) };
   });
 

@@ -1,6 +1,7 @@
+import type { ConsentStatus } from '../../workflows/consent-flow/steps.js';
+
 /** The consent flow's lifecycle as the read model records it. */
-export const flowStatuses = ['identifying', 'choosing_services', 'awaiting_approval', 'approved', 'denied', 'expired'] as const;
-export type FlowStatus = (typeof flowStatuses)[number];
+export type FlowStatus = ConsentStatus;
 
 /** One consent flow in the read model. */
 export interface FlowRecord {

@@ -1,8 +1,9 @@
 /**
  * The consent screens' JSON contract: what `/interaction/:uid/state` and every successful step POST
- * answer. The routes build these; `web/consent-app/` reads them with `import type`.
+ * answer. The routes build these; `web/consent-app/` reads them with `import type`, and the closed
+ * lists it checks answers against as values (this file imports no value, so the browser bundles it).
  */
-import type { ClientRegistration, ConsentStatus, ConsentStep, DecideInput, IdentitySource } from '../../workflows/consent-flow/messages.js';
+import type { ClientRegistration, ConsentStatus, ConsentStep, Decision, IdentitySource } from '../../workflows/consent-flow/steps.js';
 
 /** Steps of a consent flow, in order. */
 export type FlowStep = ConsentStep;
@@ -16,11 +17,12 @@ export type IdentityMode = IdentitySource;
 /** How the MCP client came to be known to the gateway. */
 export type { ClientRegistration };
 
-/** The user's standing with one upstream: `ready` needs no user authorization, `connected` has a usable grant. */
-export type UpstreamStatus = 'ready' | 'connected' | 'expired' | 'needs_reconnect' | 'not_connected';
-
 /** The user's answer on the approve step. */
-export type Decision = DecideInput['decision'];
+export type { Decision };
+
+/** The user's standing with one upstream: `ready` needs no user authorization, `connected` has a usable grant. */
+export const upstreamStatuses = ['ready', 'connected', 'expired', 'needs_reconnect', 'not_connected'] as const;
+export type UpstreamStatus = (typeof upstreamStatuses)[number];
 
 /** One upstream MCP server as the services and approve steps show it. */
 export interface UpstreamView {

@@ -100,6 +100,29 @@ describe('import boundaries', () => {
     expect((await checkImports(dir)).map((v) => `${v.file}:${v.line}`)).toEqual(['activities/a.ts:1', 'activities/a.ts:2', 'activities/a.ts:3']);
   });
 
+  it('lets web and activities take values from shared leaves, which import no other value', async () => {
+    const dir = await tree({
+      'web/consent-app/api.ts': [
+        "import { consentSteps } from '../../workflows/consent-flow/steps.js';",
+        "import { upstreamStatuses } from '../../server/views/consent.js';",
+        "import { chooseIdentity } from '../../workflows/consent-flow/messages.js';",
+        "import { SqliteStore } from '../../server/store/sqlite-store.js';",
+      ].join('\n'),
+      'activities/a.ts': "import { upstreamTokenLabel } from '../server/store/sealed-labels.js';\nimport { openStore } from '../server/store/open-store.js';",
+      'server/views/consent.ts': "import type { ConsentStep } from '../../workflows/consent-flow/steps.js';\nimport { consentSteps } from '../../workflows/consent-flow/steps.js';",
+      'server/views/connections.ts': "import { flowState } from '../../workflows/consent-flow/messages.js';\nimport { html } from 'lit';",
+      'workflows/consent-flow/steps.ts': "import { log } from '@temporalio/workflow';",
+    });
+    expect((await checkImports(dir)).map((v) => `${v.file}:${v.line}`).sort()).toEqual([
+      'activities/a.ts:2',
+      'server/views/connections.ts:1',
+      'server/views/connections.ts:2',
+      'web/consent-app/api.ts:3',
+      'web/consent-app/api.ts:4',
+      'workflows/consent-flow/steps.ts:1',
+    ]);
+  });
+
   it('keeps config a leaf: its own parts and server/paths.ts only, type-only imports included', async () => {
     const dir = await tree({
       'server/config.ts': [

@@ -5,7 +5,8 @@
  * The view types are the server's (`server/views/connections.ts`); nothing here runs outside a browser.
  */
 import type { ConnectionClientView, ConnectionsView, ConnectionUpstreamView } from '../../server/views/connections.js';
-import { ApiError, NETWORK_ERROR, requestJson, UPSTREAM_STATUSES } from '../consent-app/api.js';
+import { upstreamStatuses } from '../../server/views/consent.js';
+import { ApiError, NETWORK_ERROR, requestJson } from '../consent-app/api.js';
 
 export { ApiError, NETWORK_ERROR };
 
@@ -28,7 +29,7 @@ function isUpstream(value: unknown): value is ConnectionUpstreamView {
     isObject(value) &&
     typeof value['name'] === 'string' &&
     typeof value['displayName'] === 'string' &&
-    (UPSTREAM_STATUSES as readonly unknown[]).includes(value['status']) &&
+    (upstreamStatuses as readonly unknown[]).includes(value['status']) &&
     isStringArray(value['scopes']) &&
     isNullableString(value['connectedAt']) &&
     isNullableString(value['lastUsedAt']) &&

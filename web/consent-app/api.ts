@@ -18,35 +18,11 @@ import type {
   UpstreamStatus,
   UpstreamView,
 } from '../../server/views/consent.js';
+// The browser checks answers against the server's own lists at run time.
+import { upstreamStatuses } from '../../server/views/consent.js';
+import { clientRegistrations, consentStatuses, consentSteps, identitySources } from '../../workflows/consent-flow/steps.js';
 
 export type { ApiErrorBody, ClientRegistration, ClientView, Decision, FlowStatus, FlowStep, FlowView, IdentityMode, RedirectResult, UpstreamStatus, UpstreamView };
-
-// The browser checks answers against these lists at run time; the types come from the server.
-
-/** Steps of a consent flow, in order. */
-export const FLOW_STEPS = ['identity', 'services', 'approve', 'done'] as const satisfies readonly FlowStep[];
-
-/** Where a flow stands; `approved`, `denied` and `expired` are final. */
-export const FLOW_STATUSES = [
-  'identifying',
-  'choosing_services',
-  'awaiting_approval',
-  'approved',
-  'denied',
-  'expired',
-] as const satisfies readonly FlowStatus[];
-
-/** How the gateway learns who the user is (DESIGN.md, decision 9). */
-export const IDENTITY_MODES = ['dev', 'oidc', 'header'] as const satisfies readonly IdentityMode[];
-
-/** How the MCP client came to be known to the gateway. */
-export const CLIENT_REGISTRATIONS = ['dcr', 'cimd', 'static'] as const satisfies readonly ClientRegistration[];
-
-/** The user's standing with one upstream: `ready` needs no user authorization, `connected` has a usable grant. */
-export const UPSTREAM_STATUSES = ['ready', 'connected', 'expired', 'needs_reconnect', 'not_connected'] as const satisfies readonly UpstreamStatus[];
-
-/** The user's answer on the approve step. */
-export const DECISIONS = ['approve', 'deny'] as const satisfies readonly Decision[];
 
 /** `error` of a request that never got an HTTP answer; `status` is 0. */
 export const NETWORK_ERROR = 'network_error';
@@ -90,7 +66,7 @@ function isUpstreamView(value: unknown): value is UpstreamView {
     isObject(value) &&
     typeof value['name'] === 'string' &&
     typeof value['displayName'] === 'string' &&
-    oneOf(UPSTREAM_STATUSES, value['status']) &&
+    oneOf(upstreamStatuses, value['status']) &&
     typeof value['authRequired'] === 'boolean' &&
     isStringArray(value['scopes'])
   );
@@ -102,15 +78,15 @@ export function isFlowView(value: unknown): value is FlowView {
   const { client, user, upstreams } = value;
   return (
     typeof value['flowId'] === 'string' &&
-    oneOf(FLOW_STEPS, value['step']) &&
-    oneOf(FLOW_STATUSES, value['status']) &&
-    oneOf(IDENTITY_MODES, value['identityMode']) &&
+    oneOf(consentSteps, value['step']) &&
+    oneOf(consentStatuses, value['status']) &&
+    oneOf(identitySources, value['identityMode']) &&
     (user === null || (isObject(user) && typeof user['id'] === 'string')) &&
     isObject(client) &&
     typeof client['clientId'] === 'string' &&
     (client['clientName'] === null || typeof client['clientName'] === 'string') &&
     (client['redirectHost'] === null || typeof client['redirectHost'] === 'string') &&
-    oneOf(CLIENT_REGISTRATIONS, client['registration']) &&
+    oneOf(clientRegistrations, client['registration']) &&
     Array.isArray(upstreams) &&
     upstreams.every(isUpstreamView) &&
     isStringArray(value['chosenUpstreams']) &&

@@ -5,22 +5,9 @@
 import { defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { UpstreamCallbackInput } from '../upstream-connect/messages.js';
+import type { ClientRegistration, ConsentStep, ConsentStatus, Decision, IdentitySource } from './steps.js';
 
-/** Steps of a consent flow, in order. */
-export const consentSteps = ['identity', 'services', 'approve', 'done'] as const;
-export type ConsentStep = (typeof consentSteps)[number];
-
-/** Flow status, as shown in the read model and the `ConsentFlowStatus` search attribute. */
-export const consentStatuses = ['identifying', 'choosing_services', 'awaiting_approval', 'approved', 'denied', 'expired'] as const;
-export type ConsentStatus = (typeof consentStatuses)[number];
-
-/** How the MCP client got its client id at the gateway. */
-export const clientRegistrations = ['dcr', 'cimd', 'static'] as const;
-export type ClientRegistration = (typeof clientRegistrations)[number];
-
-/** How the user proved who they are at the identity step (DESIGN.md, decision 9). */
-export const identitySources = ['dev', 'oidc', 'header'] as const;
-export type IdentitySource = (typeof identitySources)[number];
+export type { ClientRegistration, ConsentStatus, ConsentStep, Decision, IdentitySource } from './steps.js';
 
 /** The MCP client asking for access, as the approve screen names it. */
 export interface ConsentClient {
@@ -96,7 +83,7 @@ export interface ConnectUpstreamInput {
 
 /** `decide` argument. */
 export interface DecideInput {
-  decision: 'approve' | 'deny';
+  decision: Decision;
 }
 
 /** Search attributes operators filter consent flows by (registered in `temporal-dev.yml`). */
