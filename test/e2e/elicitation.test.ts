@@ -28,7 +28,7 @@ describe.skipIf(skip)('URL elicitation when a call needs an upstream connection'
     gateway = await startTestGateway((config) => {
       config.upstreams = [
         { name: 'notion', displayName: 'Notion', mcpUrl: notion.mcpUrl, auth: { type: 'oauth', client: { kind: 'dynamic' }, resource: true }, scopes: [...notion.scopes] },
-        { name: 'demo', displayName: 'Demo tools', mcpUrl: demo.url, auth: { type: 'none' }, scopes: [] },
+        { name: 'demo', displayName: 'Demo tools', mcpUrl: demo.url, auth: 'none', scopes: [] },
       ];
     });
     browser = await launchBrowser();
@@ -111,11 +111,20 @@ describe.skipIf(skip)('URL elicitation when a call needs an upstream connection'
     const client = new Client({ name: 'elicitation-capable', version: '1.0.0' }, { capabilities: { elicitation: { url: {} } } });
     const asked: { mode?: string; url?: string; elicitationId?: string }[] = [];
     const completed: string[] = [];
+    // Every browser visit the handler starts, awaited before the test ends (and the browser closes).
+    const visits: Promise<void>[] = [];
     client.setRequestHandler(ElicitRequestSchema, async (request) => {
       const params = request.params as { mode?: string; url?: string; elicitationId?: string };
       asked.push(params);
       // The host opens the link in the user's browser and tells the server the user goes ahead.
-      void eve.newPage().then((page) => page.goto(params.url!));
+      const visit = (async () => {
+        const page = await eve.newPage();
+        await page.goto(params.url!);
+        await page.getByRole('heading', { name: 'Notion is connected' }).waitFor();
+      })();
+      // Handled here so a failure waits for the await below instead of surfacing unhandled.
+      visit.catch(() => {});
+      visits.push(visit);
       return { action: 'accept' };
     });
     client.setNotificationHandler(ElicitationCompleteNotificationSchema, (notification) => {
@@ -123,7 +132,8 @@ describe.skipIf(skip)('URL elicitation when a call needs an upstream connection'
     });
     await client.connect(new StreamableHTTPClientTransport(new URL(`${gateway.url}/mcp`), { authProvider: eveProvider }));
 
-    const result = await client.callTool({ name: 'notion__whoami', arguments: {} });
+    const result = await client.callTool({ name: 'notion__whoami', arguments: {} }).finally(() => Promise.allSettled(visits));
+    await Promise.all(visits);
     expect(result.content).toEqual([{ type: 'text', text: 'notion-eve' }]);
     expect(asked).toHaveLength(1);
     expect(asked[0]).toMatchObject({ mode: 'url' });
