@@ -28,7 +28,7 @@ describe.skipIf(skip)('URL elicitation when a call needs an upstream connection'
     gateway = await startTestGateway((config) => {
       config.upstreams = [
         { name: 'notion', displayName: 'Notion', mcpUrl: notion.mcpUrl, auth: { type: 'oauth', client: { kind: 'dynamic' }, resource: true }, scopes: [...notion.scopes] },
-        { name: 'demo', displayName: 'Demo tools', mcpUrl: demo.url, auth: 'none', scopes: [] },
+        { name: 'demo', displayName: 'Demo tools', mcpUrl: demo.url, auth: { type: 'none' }, scopes: [] },
       ];
     });
     browser = await launchBrowser();
