@@ -163,11 +163,13 @@ async function binOf(dir: string, packageName: string, bin: string): Promise<str
   return path;
 }
 
-function runProcess(
+/** Runs a command to its end and returns its exit code and output; `onOutput` sees the output as it comes. */
+export function runProcess(
   command: string,
   args: string[],
   timeoutMs: number,
   cwd?: string,
+  onOutput?: (chunk: string) => void,
 ): Promise<{ exitCode: number; output: string }> {
   return new Promise((resolvePromise, reject) => {
     const env = { ...process.env };
@@ -178,8 +180,12 @@ function runProcess(
     env.FORCE_COLOR = '0';
     const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    const take = (chunk: string) => {
+      output += chunk;
+      onOutput?.(chunk);
+    };
+    child.stdout.setEncoding('utf8').on('data', take);
+    child.stderr.setEncoding('utf8').on('data', take);
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`${command} ${args.join(' ')} did not finish within ${timeoutMs} ms:\n${output}`));
@@ -199,7 +205,7 @@ function runProcess(
  * The runner's summary: a full run prints `=== SUMMARY ===` and one line per scenario to the end;
  * a single-scenario run prints `Test Results:` and a `Passed: …` line instead.
  */
-function summaryOf(output: string): string[] {
+export function summaryOf(output: string): string[] {
   const lines = output.split(/\r?\n/);
   const full = lines.findIndex((line) => line.trim() === '=== SUMMARY ===');
   if (full >= 0) {
@@ -212,12 +218,18 @@ function summaryOf(output: string): string[] {
   return single >= 0 && passed > single ? lines.slice(single, passed + 1) : [];
 }
 
-/** The runner names each result folder `server-<scenario>-<ISO time with - for : and .>`. */
-const RESULT_DIR = /^server-(.+)-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z$/;
+/**
+ * The runner names each result folder `<kind>-<scenario>-<ISO time with - for : and .>`: `server-`
+ * for server scenarios, `authorization-server-` for authorization server scenarios.
+ */
+const resultDir = (kind: 'server' | 'authorization-server') => new RegExp(`^${kind}-(.+)-\\d{4}-\\d{2}-\\d{2}T\\d{2}-\\d{2}-\\d{2}-\\d{3}Z$`);
 
-async function readResults(
+/** Outcome and failed checks per scenario, from the `checks.json` files a run wrote to `outDir`. */
+export async function readResults(
   outDir: string,
+  kind: 'server' | 'authorization-server' = 'server',
 ): Promise<{ scenarios: Record<string, ScenarioOutcome>; failedChecks: Record<string, string[]> }> {
+  const RESULT_DIR = resultDir(kind);
   const scenarios: Record<string, ScenarioOutcome> = {};
   const failedChecks: Record<string, string[]> = {};
   for (const entry of (await readdir(outDir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
