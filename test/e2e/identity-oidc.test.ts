@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startDemoUpstream, type DemoUpstream } from '../../server/demo/demo-upstream.js';
 import { PendingLogins } from '../../server/identity/pending-logins.js';
-import type { RedirectResult } from '../../web/consent-app/api.js';
+import type { RedirectResult } from '../../server/views/consent.js';
 import { consentWorkflowId, flowState } from '../../workflows/consent-flow/messages.js';
 import { chromiumAvailable, launchBrowser } from '../helpers/browser.js';
 import { authorizationUrl, ConsentDriver, registerClient } from '../helpers/consent-driver.js';

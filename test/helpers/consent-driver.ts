@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { FlowView } from '../../web/consent-app/api.js';
+import type { FlowView } from '../../server/views/consent.js';
 
 /** A response as the driver saw it: nothing followed, body read as text. */
 export interface HttpResult {

@@ -8,7 +8,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { buildWeb } from '../../scripts/build-web.js';
-import type { FlowView } from '../../web/consent-app/api.js';
+import type { FlowView } from '../../server/views/consent.js';
 import { chromiumAvailable, chromiumPath, launchBrowser, type TestBrowser } from '../helpers/browser.js';
 
 const inCi = process.env['CI'] === 'true';

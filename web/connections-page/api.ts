@@ -6,30 +6,16 @@
  */
 import type { ConnectionClientView, ConnectionsView, ConnectionUpstreamView } from '../../server/views/connections.js';
 import { upstreamStatuses } from '../../server/views/consent.js';
-import { ApiError, NETWORK_ERROR, requestJson } from '../consent-app/api.js';
-
-export { ApiError, NETWORK_ERROR };
+import { isNullableString, isObject, isStringArray, JsonApiClient, oneOf } from '../shared/json-api.js';
 
 export type { ConnectionClientView, ConnectionsView, ConnectionUpstreamView };
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isStringArray(value: unknown): value is string[] {
-  return Array.isArray(value) && value.every((item) => typeof item === 'string');
-}
-
-function isNullableString(value: unknown): value is string | null {
-  return value === null || typeof value === 'string';
-}
 
 function isUpstream(value: unknown): value is ConnectionUpstreamView {
   return (
     isObject(value) &&
     typeof value['name'] === 'string' &&
     typeof value['displayName'] === 'string' &&
-    (upstreamStatuses as readonly unknown[]).includes(value['status']) &&
+    oneOf(upstreamStatuses, value['status']) &&
     isStringArray(value['scopes']) &&
     isNullableString(value['connectedAt']) &&
     isNullableString(value['lastUsedAt']) &&
@@ -64,44 +50,34 @@ export function isConnectionsView(value: unknown): value is ConnectionsView {
   );
 }
 
-/** The page's JSON API, same origin only. Every method resolves with a view or rejects with an {@link ApiError}. */
-export class ConnectionsApi {
-  readonly apiBase: string;
-  readonly #csrfToken: string;
-  readonly #fetch: typeof fetch;
-
-  constructor(options: { apiBase: string; csrfToken: string; fetch?: typeof fetch }) {
-    this.apiBase = options.apiBase.replace(/\/+$/, '');
-    this.#csrfToken = options.csrfToken;
-    this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
-  }
-
+/** The page's JSON API, same origin only. Every method resolves with a view or rejects with an `ApiError` (`web/shared/json-api.ts`). */
+export class ConnectionsApi extends JsonApiClient {
   /** `GET {apiBase}`. */
   load(): Promise<ConnectionsView> {
-    return this.#request('GET', '');
+    return this.#send('GET', '');
   }
 
   /** `POST {apiBase}/clients/:clientId/revoke`: the client's gateway tokens stop working. */
   revokeClient(clientId: string): Promise<ConnectionsView> {
-    return this.#request('POST', `/clients/${encodeURIComponent(clientId)}/revoke`);
+    return this.#send('POST', `/clients/${encodeURIComponent(clientId)}/revoke`);
   }
 
   /** `POST {apiBase}/upstreams/:name/connect`: answers with the link that starts the authorization at the upstream. */
   connect(upstream: string): Promise<ConnectionsView> {
-    return this.#request('POST', `/upstreams/${encodeURIComponent(upstream)}/connect`);
+    return this.#send('POST', `/upstreams/${encodeURIComponent(upstream)}/connect`);
   }
 
   /** `POST {apiBase}/upstreams/:name/disconnect`: the gateway forgets the user's tokens there. */
   disconnect(upstream: string): Promise<ConnectionsView> {
-    return this.#request('POST', `/upstreams/${encodeURIComponent(upstream)}/disconnect`);
+    return this.#send('POST', `/upstreams/${encodeURIComponent(upstream)}/disconnect`);
   }
 
   /** `POST {apiBase}/upstreams/:name/reconnect`. */
   reconnect(upstream: string): Promise<ConnectionsView> {
-    return this.#request('POST', `/upstreams/${encodeURIComponent(upstream)}/reconnect`);
+    return this.#send('POST', `/upstreams/${encodeURIComponent(upstream)}/reconnect`);
   }
 
-  #request(method: 'GET' | 'POST', path: string): Promise<ConnectionsView> {
-    return requestJson(this.#fetch, { method, url: `${this.apiBase}${path}`, csrfToken: this.#csrfToken, body: method === 'POST' ? {} : undefined, accept: isConnectionsView });
+  #send(method: 'GET' | 'POST', path: string): Promise<ConnectionsView> {
+    return this.request(method, path, method === 'POST' ? {} : undefined, isConnectionsView);
   }
 }

@@ -1,6 +1,6 @@
 import { LitElement, html, nothing } from 'lit';
 
-import { sharedStyles } from '../consent-app/styles.js';
+import { sharedStyles } from '../shared/styles.js';
 import type { ConnectionClientView, ConnectionUpstreamView } from './api.js';
 import { connectionAction } from './events.js';
 import { confirmPanel, listStyles, timeOf, wordList } from './list-parts.js';

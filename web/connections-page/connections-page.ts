@@ -1,8 +1,9 @@
 import { LitElement, css, html, nothing } from 'lit';
 
-import { icon } from '../consent-app/icons.js';
-import { documentStyles, pageShellStyles, sharedStyles, themeStyles } from '../consent-app/styles.js';
-import { ApiError, ConnectionsApi, NETWORK_ERROR, type ConnectionsView } from './api.js';
+import { icon } from '../shared/icons.js';
+import { documentStyles, pageShellStyles, sharedStyles, themeStyles } from '../shared/styles.js';
+import { ApiError, NETWORK_ERROR } from '../shared/json-api.js';
+import { ConnectionsApi, type ConnectionsView } from './api.js';
 import type { ConnectionActionEvent } from './events.js';
 import './client-list.js';
 import './service-list.js';
@@ -46,24 +47,8 @@ export class ConnectionsPage extends LitElement {
     sharedStyles,
     pageShellStyles,
     css`
-      header {
-        display: flex;
-        align-items: center;
-        gap: 0.5rem;
-        margin-bottom: 1.25rem;
-        font-weight: 650;
-        letter-spacing: 0.01em;
-      }
-
       .card {
-        box-sizing: border-box;
-        width: 100%;
         max-width: 44rem;
-        padding: 2rem;
-        background: var(--cg-surface);
-        border: 1px solid var(--cg-border);
-        border-radius: var(--cg-radius);
-        box-shadow: var(--cg-shadow);
       }
 
       .notice {
@@ -80,16 +65,6 @@ export class ConnectionsPage extends LitElement {
         background: var(--cg-info-bg);
         border-color: var(--cg-info);
         color: var(--cg-info);
-      }
-
-      @media (max-width: 30rem) {
-        .page {
-          padding: 1rem 0.75rem 1.5rem;
-        }
-
-        .card {
-          padding: 1.25rem;
-        }
       }
     `,
   ];

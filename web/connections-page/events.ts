@@ -1,3 +1,5 @@
+import { composedEvent } from '../shared/events.js';
+
 /** What the user asked for on "My connections". */
 export const CONNECTION_ACTIONS = ['revoke', 'connect', 'disconnect', 'reconnect'] as const;
 export type ConnectionAction = (typeof CONNECTION_ACTIONS)[number];
@@ -13,7 +15,7 @@ export type ConnectionActionEvent = CustomEvent<ConnectionActionDetail>;
 
 /** Builds a `connection-action` event. */
 export function connectionAction(detail: ConnectionActionDetail): ConnectionActionEvent {
-  return new CustomEvent('connection-action', { detail, bubbles: true, composed: true });
+  return composedEvent('connection-action', detail);
 }
 
 declare global {

@@ -1,19 +1,10 @@
 import { LitElement, html, nothing } from 'lit';
 
-import type { UpstreamStatus } from '../consent-app/api.js';
-import { sharedStyles } from '../consent-app/styles.js';
+import { sharedStyles } from '../shared/styles.js';
+import { upstreamStatusLabels } from '../shared/upstream-status.js';
 import type { ConnectionUpstreamView } from './api.js';
 import { connectionAction, type ConnectionAction } from './events.js';
 import { confirmPanel, listStyles, timeOf, wordList } from './list-parts.js';
-
-/** What each status badge says. */
-export const STATUS_LABELS: Record<UpstreamStatus, string> = {
-  ready: 'ready',
-  connected: 'connected',
-  expired: 'expired',
-  needs_reconnect: 'needs reconnect',
-  not_connected: 'not connected',
-};
 
 /** What a service's buttons do; `connect` goes straight to the upstream, the others ask first. */
 export type UpstreamAction = Extract<ConnectionAction, 'connect' | 'reconnect' | 'disconnect'>;
@@ -84,7 +75,7 @@ export class ServiceList extends LitElement {
         <div class="details">
           <div class="title">
             <span>${upstream.displayName}</span>
-            <span class="badge ${upstream.status}" part="badge">${STATUS_LABELS[upstream.status]}</span>
+            <span class="badge ${upstream.status}" part="badge">${upstreamStatusLabels[upstream.status]}</span>
           </div>
           <dl>
             ${upstream.authRequired

@@ -2,7 +2,7 @@ import { LitElement, css, html, nothing, type PropertyValues } from 'lit';
 
 import type { ClientRegistration, ClientView, Decision, UpstreamView } from './api.js';
 import { consentEvent } from './events.js';
-import { sharedStyles } from './styles.js';
+import { sharedStyles } from '../shared/styles.js';
 
 /** How the approve step says the MCP client came to be known. */
 export const REGISTRATION_LABELS: Record<ClientRegistration, string> = {

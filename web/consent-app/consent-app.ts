@@ -1,20 +1,12 @@
 import { LitElement, css, html, nothing, type PropertyValues, type TemplateResult } from 'lit';
 
-import {
-  ApiError,
-  ConsentApi,
-  INVALID_RESPONSE,
-  NETWORK_ERROR,
-  isRedirect,
-  type Decision,
-  type FlowView,
-  type UpstreamView,
-} from './api.js';
+import { icon } from '../shared/icons.js';
+import { ApiError, INVALID_RESPONSE, NETWORK_ERROR } from '../shared/json-api.js';
+import { documentStyles, pageShellStyles, sharedStyles, themeStyles } from '../shared/styles.js';
+import { ConsentApi, isRedirect, type Decision, type FlowView, type UpstreamView } from './api.js';
 import { clientLabel } from './approve-step.js';
 import { consentEvent, type ConsentEvent } from './events.js';
-import { icon } from './icons.js';
 import type { MessageKind } from './flow-message.js';
-import { documentStyles, pageShellStyles, sharedStyles, themeStyles } from './styles.js';
 import './approve-step.js';
 import './flow-message.js';
 import './identity-step.js';
@@ -88,24 +80,7 @@ export class ConsentApp extends LitElement {
     pageShellStyles,
     css`
       header {
-        display: flex;
-        align-items: center;
-        gap: 0.5rem;
-        margin-bottom: 1.25rem;
-        font-weight: 650;
         font-size: 1rem;
-        letter-spacing: 0.01em;
-      }
-
-      .card {
-        box-sizing: border-box;
-        width: 100%;
-        max-width: 34rem;
-        padding: 2rem;
-        background: var(--cg-surface);
-        border: 1px solid var(--cg-border);
-        border-radius: var(--cg-radius);
-        box-shadow: var(--cg-shadow);
       }
 
       .asking {
@@ -134,16 +109,6 @@ export class ConsentApp extends LitElement {
       .notice.error .detail {
         font-size: 0.875rem;
         opacity: 0.9;
-      }
-
-      @media (max-width: 30rem) {
-        .page {
-          padding: 1rem 0.75rem 1.5rem;
-        }
-
-        .card {
-          padding: 1.25rem;
-        }
       }
     `,
   ];

@@ -1,3 +1,4 @@
+import { composedEvent } from '../shared/events.js';
 import type { Decision, FlowView } from './api.js';
 
 /**
@@ -32,7 +33,7 @@ export function consentEvent<K extends ConsentEventType>(
   detail: ConsentEventDetails[K],
   options: { cancelable?: boolean } = {},
 ): ConsentEvent<K> {
-  return new CustomEvent(type, { detail, bubbles: true, composed: true, cancelable: options.cancelable ?? false });
+  return composedEvent(type, detail, options);
 }
 
 declare global {

@@ -1,8 +1,8 @@
 import { LitElement, css, html, nothing, type PropertyValues } from 'lit';
 
 import { consentEvent } from './events.js';
-import { icon, type IconName } from './icons.js';
-import { sharedStyles } from './styles.js';
+import { icon, type IconName } from '../shared/icons.js';
+import { sharedStyles } from '../shared/styles.js';
 
 /** The kinds of message screen, each with its own icon and tone. */
 export const MESSAGE_KINDS = ['pending', 'redirect', 'done', 'refused', 'expired', 'error'] as const;

@@ -2,8 +2,8 @@ import { LitElement, css, html, type PropertyValues } from 'lit';
 
 import type { IdentityMode } from './api.js';
 import { consentEvent } from './events.js';
-import { icon } from './icons.js';
-import { sharedStyles } from './styles.js';
+import { icon } from '../shared/icons.js';
+import { sharedStyles } from '../shared/styles.js';
 
 /**
  * The identity step: who is signing in.

@@ -1,17 +1,9 @@
 import { LitElement, css, html, nothing, type PropertyValues } from 'lit';
 
-import type { UpstreamStatus, UpstreamView } from './api.js';
+import type { UpstreamView } from './api.js';
 import { consentEvent } from './events.js';
-import { sharedStyles } from './styles.js';
-
-/** What each upstream status badge says. */
-export const UPSTREAM_STATUS_LABELS: Record<UpstreamStatus, string> = {
-  ready: 'ready',
-  connected: 'connected',
-  expired: 'expired',
-  needs_reconnect: 'needs reconnect',
-  not_connected: 'not connected',
-};
+import { sharedStyles } from '../shared/styles.js';
+import { upstreamStatusLabels } from '../shared/upstream-status.js';
 
 /** Whether the user can choose this upstream now (and it is chosen by default). */
 export function isSelectable(upstream: UpstreamView): boolean {
@@ -191,7 +183,7 @@ export class ServicesStep extends LitElement {
         <span class="info">
           <label for=${id}>${upstream.displayName}</label>
           <span class="badge ${upstream.status}" part="badge" id=${`${id}-status`}>
-            ${UPSTREAM_STATUS_LABELS[upstream.status]}
+            ${upstreamStatusLabels[upstream.status]}
           </span>
         </span>
         ${action === null

@@ -291,7 +291,10 @@ export const documentStyles = css`
   }
 `;
 
-/** The full-page shell both pages share: background, centred column, the logo badge. */
+/**
+ * The full-page shell both pages share: background, centred column, its header with the logo
+ * badge, the card (34rem wide; a page's own styles may widen it), narrower padding on small screens.
+ */
 export const pageShellStyles = css`
   :host {
     min-height: 100vh;
@@ -309,6 +312,26 @@ export const pageShellStyles = css`
     padding: clamp(1rem, 6vh, 4rem) 1rem 2rem;
   }
 
+  header {
+    display: flex;
+    align-items: center;
+    gap: 0.5rem;
+    margin-bottom: 1.25rem;
+    font-weight: 650;
+    letter-spacing: 0.01em;
+  }
+
+  .card {
+    box-sizing: border-box;
+    width: 100%;
+    max-width: 34rem;
+    padding: 2rem;
+    background: var(--cg-surface);
+    border: 1px solid var(--cg-border);
+    border-radius: var(--cg-radius);
+    box-shadow: var(--cg-shadow);
+  }
+
   .logo {
     display: grid;
     place-items: center;
@@ -317,5 +340,15 @@ export const pageShellStyles = css`
     border-radius: 0.5rem;
     background: var(--cg-accent);
     color: var(--cg-on-accent);
+  }
+
+  @media (max-width: 30rem) {
+    .page {
+      padding: 1rem 0.75rem 1.5rem;
+    }
+
+    .card {
+      padding: 1.25rem;
+    }
   }
 `;
