@@ -318,10 +318,10 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
       const sessionId = ctx.get('mcp-session-id');
       if (sessionId === '') {
         const initializing = Array.isArray(body) ? body.some((message) => isInitializeRequest(message)) : isInitializeRequest(body);
-        if (!initializing) return respondWithJsonRpcError(ctx, 400, JSON_RPC_ERRORS.transport, 'Bad Request: Mcp-Session-Id header is required');
+        if (!initializing) return respondWithJsonRpcError(ctx, 400, JSON_RPC_ERRORS.transport, 'Bad Request: Mcp-Session-Id header is required', body);
         if (!(await makeRoomFor(caller))) {
           ctx.set('Retry-After', '5');
-          return respondWithJsonRpcError(ctx, 429, JSON_RPC_ERRORS.transport, `Too Many Requests: at most ${maxSessionsPerClient} open sessions per user and client; close one first`);
+          return respondWithJsonRpcError(ctx, 429, JSON_RPC_ERRORS.transport, `Too Many Requests: at most ${maxSessionsPerClient} open sessions per user and client; close one first`, body);
         }
         const session = openSession(caller);
         await session.server.connect(session.transport);
@@ -337,7 +337,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
       const session = sessions.get(sessionId);
       if (!session || session.userId !== caller.userId || session.clientId !== caller.clientId) {
         if (session) log.warn('mcp session presented by another identity; refused', { userId: caller.userId, clientId: caller.clientId });
-        return respondWithJsonRpcError(ctx, 404, JSON_RPC_ERRORS.sessionNotFound, 'Session not found');
+        return respondWithJsonRpcError(ctx, 404, JSON_RPC_ERRORS.sessionNotFound, 'Session not found', body);
       }
       session.refresh(caller);
       await serveLegacy(ctx, session, request, body);

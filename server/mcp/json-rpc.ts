@@ -31,11 +31,40 @@ export class JsonRpcError extends Error {
   }
 }
 
-/** Answers with a JSON-RPC error response whose `id` is null, as for a request that could not be read. */
-export function respondWithJsonRpcError(ctx: Context, status: number, code: number, message: string): void {
+/**
+ * Answers with a JSON-RPC error response. Its `id` is the request's when `body` is one request
+ * whose id could be read (JSON-RPC 2.0 §5), null otherwise (a batch, a notification, a body that
+ * could not be read).
+ */
+export function respondWithJsonRpcError(ctx: Context, status: number, code: number, message: string, body?: unknown): void {
   ctx.status = status;
   ctx.set('Cache-Control', 'no-store');
-  ctx.body = { jsonrpc: '2.0', error: { code, message }, id: null };
+  ctx.body = { jsonrpc: '2.0', error: { code, message }, id: requestIdOf(body) };
+}
+
+/** The id of a single JSON-RPC request (a string or a number); null for anything else. */
+export function requestIdOf(body: unknown): string | number | null {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return null;
+  const { id, method } = body as { id?: unknown; method?: unknown };
+  return typeof method === 'string' && (typeof id === 'string' || typeof id === 'number') ? id : null;
+}
+
+/**
+ * How deeply a request body may nest arrays and objects. Validating a deeper one recursively
+ * would overflow the stack; no MCP message comes near it.
+ */
+export const MAX_JSON_DEPTH = 100;
+
+/** Whether `value` nests arrays and objects more than `max` levels deep; checked without recursion. */
+function nestedDeeperThan(value: unknown, max: number): boolean {
+  const pending: { value: unknown; depth: number }[] = [{ value, depth: 0 }];
+  while (pending.length > 0) {
+    const { value: current, depth } = pending.pop()!;
+    if (typeof current !== 'object' || current === null) continue;
+    if (depth + 1 > max) return true;
+    for (const child of Array.isArray(current) ? current : Object.values(current)) pending.push({ value: child, depth: depth + 1 });
+  }
+  return false;
 }
 
 /** The outcome of {@link readJsonBody}. */
@@ -82,12 +111,20 @@ export function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<Js
       chunks.push(chunk);
     };
     const onEnd = () => {
+      let raw: Buffer;
+      let value: unknown;
       try {
-        const raw = Buffer.concat(chunks, size);
-        finish({ ok: true, value: JSON.parse(raw.toString('utf8')) as unknown, raw });
+        raw = Buffer.concat(chunks, size);
+        value = JSON.parse(raw.toString('utf8')) as unknown;
       } catch {
         finish({ ok: false, status: 400, code: JSON_RPC_ERRORS.parseError, message: 'Parse error: Invalid JSON' });
+        return;
       }
+      if (nestedDeeperThan(value, MAX_JSON_DEPTH)) {
+        finish({ ok: false, status: 400, code: JSON_RPC_ERRORS.invalidRequest, message: `Invalid Request: the body nests more than ${MAX_JSON_DEPTH} levels deep` });
+        return;
+      }
+      finish({ ok: true, value, raw });
     };
     const onAbort = () => finish({ ok: false, status: 400, code: JSON_RPC_ERRORS.parseError, message: 'Parse error: request body ended early', aborted: true });
     req.on('data', onData);

@@ -8,6 +8,7 @@ import { renderErrorPage } from './error-page.js';
 import { metadataFetch } from './metadata-fetch.js';
 import { validateRedirectUris } from './redirect-uris.js';
 import { registrationLimit } from './registration-limit.js';
+import { providerRequestGuards } from './request-guards.js';
 import type { ServerKeys } from './server-keys.js';
 
 /** The scope every MCP client gets for `/mcp`. */
@@ -129,6 +130,7 @@ export function createOAuthServer(
     return compareStoredClientSecret(this.clientSecret, presented);
   };
 
+  provider.use(providerRequestGuards(config.http.allowedHosts));
   provider.use(registrationLimit(deps.store, config.oauth.registrationsPerMinute));
 
   provider.on('server_error', (_ctx: unknown, error: Error) => deps.log.error('oauth server error', { error: error.message }));
