@@ -54,15 +54,27 @@ async function discover(issuer: string): Promise<oauth.AuthorizationServer> {
   throw new Error('unreachable');
 }
 
+/** The issuer the MCP URL's protected resource metadata names first (RFC 9728 §3). */
+async function namedIssuer(upstream: OAuthUpstream): Promise<string> {
+  const resource = new URL(upstream.mcpUrl);
+  const response = await oauth.resourceDiscoveryRequest(resource, httpOptions(upstream.mcpUrl));
+  const metadata = await oauth.processResourceDiscoveryResponse(resource, response);
+  const issuer = metadata.authorization_servers?.[0];
+  if (!issuer) throw ApplicationFailure.nonRetryable(`${upstream.name} names no authorization server`, 'invalid_response');
+  return issuer;
+}
+
 /**
- * Finds each upstream's authorization server once per process: configured endpoints, else the
- * configured issuer, else the first one its protected resource metadata names (RFC 9728). A failed
- * discovery is forgotten, so the next attempt tries again.
+ * Finds each upstream's authorization server: configured endpoints, else the configured issuer,
+ * else the first one its protected resource metadata names (RFC 9728). Kept once per process; with
+ * `fresh`, an upstream found through its resource metadata is asked again which server it names,
+ * so a move to another authorization server (MCP 2026-07-28, SEP-2352) is seen before any token
+ * is sent. A failed discovery is forgotten, so the next attempt tries again.
  */
-export function createDiscovery(): (upstream: OAuthUpstream) => Promise<oauth.AuthorizationServer> {
+export function createDiscovery(): (upstream: OAuthUpstream, options?: { fresh?: boolean }) => Promise<oauth.AuthorizationServer> {
   const servers = new Map<string, Promise<oauth.AuthorizationServer>>();
 
-  async function find(upstream: OAuthUpstream): Promise<oauth.AuthorizationServer> {
+  async function find(upstream: OAuthUpstream, named?: string): Promise<oauth.AuthorizationServer> {
     const { auth } = upstream;
     if (auth.endpoints) {
       return {
@@ -73,24 +85,23 @@ export function createDiscovery(): (upstream: OAuthUpstream) => Promise<oauth.Au
         code_challenge_methods_supported: ['S256'],
       };
     }
-    let issuer = auth.issuer;
-    if (!issuer) {
-      const resource = new URL(upstream.mcpUrl);
-      const response = await oauth.resourceDiscoveryRequest(resource, httpOptions(upstream.mcpUrl));
-      const metadata = await oauth.processResourceDiscoveryResponse(resource, response);
-      issuer = metadata.authorization_servers?.[0];
-      if (!issuer) throw ApplicationFailure.nonRetryable(`${upstream.name} names no authorization server`, 'invalid_response');
-    }
-    return discover(issuer);
+    return discover(auth.issuer ?? named ?? (await namedIssuer(upstream)));
   }
 
-  return function authorizationServer(upstream) {
-    let server = servers.get(upstream.name);
-    if (!server) {
-      server = find(upstream);
-      servers.set(upstream.name, server);
-      server.catch(() => servers.delete(upstream.name));
-    }
+  function remember(upstream: OAuthUpstream, named?: string): Promise<oauth.AuthorizationServer> {
+    const server = find(upstream, named);
+    servers.set(upstream.name, server);
+    server.catch(() => {
+      if (servers.get(upstream.name) === server) servers.delete(upstream.name);
+    });
     return server;
+  }
+
+  return async function authorizationServer(upstream, options) {
+    const known = servers.get(upstream.name);
+    if (!options?.fresh || upstream.auth.endpoints || upstream.auth.issuer) return known ?? remember(upstream);
+    const named = await namedIssuer(upstream);
+    const current = await known?.catch(() => undefined);
+    return current?.issuer === named ? current : remember(upstream, named);
   };
 }

@@ -175,11 +175,13 @@ export function createGrants(deps: UpstreamOAuthDeps) {
       // Someone else (a reconnect) already replaced the tokens this refresh was meant for.
       if (current.version !== input.version) return metadataOf(current);
       const earlier = await deps.store.getExchangeResult(input.key);
+      let issuer = current.issuer;
       const tokens = await withUpstreamErrors(upstream.name, async () => {
         if (earlier) return JSON.parse(deps.cipher.open(earlier, input.key)) as oauth.TokenEndpointResponse;
         if (!current.refreshToken) throw ApplicationFailure.nonRetryable(`${upstream.name} gave no refresh token`, 'invalid_grant');
         const as = await authorizationServer(upstream, { fresh: true });
         assertBoundTo(as, current);
+        issuer = as.issuer;
         const { client: oauthClient, auth } = await upstreamClient(upstream, as);
         const response = await oauth.refreshTokenGrantRequest(as, oauthClient, auth, deps.cipher.open(current.refreshToken, refresh), {
           ...httpOptions(as.token_endpoint ?? upstream.mcpUrl),
@@ -199,7 +201,7 @@ export function createGrants(deps: UpstreamOAuthDeps) {
         expiresAt: typeof tokens.expires_in === 'number' ? now() + tokens.expires_in : null,
         status: 'connected',
         version: input.version + 1,
-        ...(current.issuer === undefined && earlier === undefined ? { issuer: (await authorizationServer(upstream)).issuer } : {}),
+        ...(issuer ? { issuer } : {}),
         updatedAt: new Date().toISOString(),
       };
       await deps.store.saveUpstreamTokens(record);

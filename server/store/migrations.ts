@@ -186,4 +186,11 @@ export const migrations: readonly Migration[] = [
         BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
     `,
   },
+  {
+    version: 9,
+    name: 'upstream token issuer',
+    sql: `
+      ALTER TABLE upstream_tokens ADD COLUMN issuer TEXT;
+    `,
+  },
 ];

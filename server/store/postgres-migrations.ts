@@ -162,4 +162,11 @@ export const postgresMigrations: readonly Migration[] = [
         FOR EACH ROW EXECUTE FUNCTION audit_entries_append_only();
     `,
   },
+  {
+    version: 4,
+    name: 'upstream token issuer',
+    sql: `
+      ALTER TABLE upstream_tokens ADD COLUMN issuer TEXT;
+    `,
+  },
 ];

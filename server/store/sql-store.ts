@@ -166,6 +166,7 @@ interface UpstreamTokenRow {
   expires_at: number | null;
   status: string;
   version: number;
+  issuer: string | null;
   connected_at: string;
   last_used_at: string | null;
   updated_at: string;
@@ -181,6 +182,7 @@ const toUpstreamTokens = (row: UpstreamTokenRow): UpstreamTokenRecord => ({
   expiresAt: row.expires_at,
   status: row.status as UpstreamTokenStatus,
   version: row.version,
+  ...(row.issuer ? { issuer: row.issuer } : {}),
   connectedAt: row.connected_at,
   lastUsedAt: row.last_used_at,
   updatedAt: row.updated_at,
@@ -454,14 +456,14 @@ export class SqlStore implements GatewayStore {
 
   async saveUpstreamTokens(tokens: UpstreamTokenRecord): Promise<void> {
     await this.db.run(
-      `INSERT INTO upstream_tokens (user_id, upstream, access_token, refresh_token, token_type, scopes, expires_at, status, version, connected_at, last_used_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO upstream_tokens (user_id, upstream, access_token, refresh_token, token_type, scopes, expires_at, status, version, issuer, connected_at, last_used_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (user_id, upstream) DO UPDATE SET access_token = excluded.access_token, refresh_token = excluded.refresh_token,
          token_type = excluded.token_type, scopes = excluded.scopes, expires_at = excluded.expires_at, status = excluded.status,
-         version = excluded.version, connected_at = excluded.connected_at, last_used_at = excluded.last_used_at, updated_at = excluded.updated_at`,
+         version = excluded.version, issuer = excluded.issuer, connected_at = excluded.connected_at, last_used_at = excluded.last_used_at, updated_at = excluded.updated_at`,
       [
         tokens.userId, tokens.upstream, tokens.accessToken, tokens.refreshToken, tokens.tokenType, JSON.stringify(tokens.scopes),
-        tokens.expiresAt, tokens.status, tokens.version, tokens.connectedAt, tokens.lastUsedAt, tokens.updatedAt,
+        tokens.expiresAt, tokens.status, tokens.version, tokens.issuer ?? null, tokens.connectedAt, tokens.lastUsedAt, tokens.updatedAt,
       ],
     );
   }

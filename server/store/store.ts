@@ -107,6 +107,11 @@ export interface UpstreamTokenRecord {
   status: UpstreamTokenStatus;
   /** Moves up by one with every new access token (connect or refresh); callers name the version they saw. */
   version: number;
+  /**
+   * The issuer of the authorization server that issued these tokens (RFC 8414): they are bound to
+   * it and never sent to another (MCP 2026-07-28, SEP-2352). Absent for tokens stored before it was recorded.
+   */
+  issuer?: string;
   connectedAt: string;
   lastUsedAt: string | null;
   updatedAt: string;

@@ -118,6 +118,12 @@ export interface FakeUpstream {
   /** Change (or turn off with `undefined`) the user that interactions finish as automatically. */
   setAutoLogin(login: string | undefined): void;
   /**
+   * Move the MCP server to another authorization server (MCP 2026-07-28, SEP-2352): its protected
+   * resource metadata names `issuer` from now on, and every token this server's own authorization
+   * server issued is refused with 401.
+   */
+  migrateTo(issuer: string): void;
+  /**
    * Follow an authorization request (RFC 6749 §4.1.1) through this server without a browser,
    * keeping its cookies, and return the URL it finally redirects to (the client's redirect URI
    * with `code` or `error`). Submits the interaction form as `login` when no `autoLogin` is set.
@@ -232,7 +238,7 @@ async function serveUpstream(
   const resourceMetadataUrl = settings.protectedResourceMetadata
     ? `${originOf(mcpServer)}${PRM_PATH}${MCP_PATH}`
     : undefined;
-  const state: UpstreamState = { counters: zeroCounters(), toolCalls: [], autoLogin };
+  const state: UpstreamState = { counters: zeroCounters(), toolCalls: [], autoLogin, authorizationServer: issuer };
   const store = new ModelStore();
   const { default: Provider, errors } = await loadOidcProvider();
   const provider = new Provider(
@@ -277,6 +283,9 @@ async function serveUpstream(
     },
     setAutoLogin(login) {
       state.autoLogin = login;
+    },
+    migrateTo(newIssuer) {
+      state.authorizationServer = newIssuer;
     },
     completeAuthorization(authorizationUrl, completion) {
       return followAuthorization(new URL(authorizationUrl), issuer, completion?.login);
@@ -412,6 +421,8 @@ interface UpstreamState {
   counters: FakeUpstreamCounters;
   toolCalls: FakeUpstreamToolCall[];
   autoLogin: string | undefined;
+  /** The authorization server the resource metadata names; this server's own unless migrated. */
+  authorizationServer: string;
 }
 
 const OIDC_PROVIDER_MODULE: string = 'oidc-provider';
@@ -812,10 +823,10 @@ function mcpRequestHandler(deps: McpHandlerDeps) {
 
 // RFC 9728 §2. Both well-known forms name the MCP URL, so a client falling back to the root form
 // still asks for the one resource tokens are issued for.
-function protectedResourceMetadata({ issuer, mcpUrl, settings }: McpHandlerDeps): Record<string, unknown> {
+function protectedResourceMetadata({ mcpUrl, settings, state }: McpHandlerDeps): Record<string, unknown> {
   return {
     resource: mcpUrl,
-    authorization_servers: [issuer],
+    authorization_servers: [state.authorizationServer],
     scopes_supported: settings.scopes,
     bearer_methods_supported: ['header'],
     resource_name: `Fake ${settings.preset} MCP server`,
@@ -829,7 +840,7 @@ interface BearerFailure {
 }
 
 async function authenticate(
-  { provider, mcpUrl }: McpHandlerDeps,
+  { provider, mcpUrl, issuer, state }: McpHandlerDeps,
   authorization: string | undefined,
 ): Promise<AuthInfo | BearerFailure> {
   if (authorization === undefined) {
@@ -837,6 +848,9 @@ async function authenticate(
   }
   const match = /^Bearer ([\x21-\x7e]+)$/i.exec(authorization);
   if (!match?.[1]) return { error: 'invalid_token', description: 'malformed Authorization header' };
+  if (state.authorizationServer !== issuer) {
+    return { error: 'invalid_token', description: 'this resource now trusts another authorization server' };
+  }
   const token = await provider.AccessToken.find(match[1]);
   if (!token || token.isExpired) {
     return { error: 'invalid_token', description: 'unknown, revoked or expired access token' };

@@ -53,7 +53,7 @@ const retryAfterFailureMs = 30_000;
 const maxHistoryEvents = 5_000;
 
 /** OAuth errors after which only the user can help: the grant is gone at the upstream. */
-const reconnectErrors = new Set(['invalid_grant', 'unauthorized_client', 'invalid_client']);
+const reconnectErrors = new Set(['invalid_grant', 'unauthorized_client', 'invalid_client', 'authorization_server_changed']);
 
 function describe(state: UpstreamGrantState): string {
   switch (state.status) {
