@@ -25,6 +25,9 @@ import { metricsRoutes } from './routes/metrics.js';
 import type { AuditRecorder } from './audit/audit-log.js';
 import { countTokenCheck, methodLabel, recordMcpRequest, statusOutcome } from './metrics.js';
 import { traceRequests } from './tracing.js';
+import { authorizationLimit, clientAddressOf, createGatewayLimits } from './limits/gateway-limits.js';
+import { temporalDeadline } from './middleware/temporal-deadline.js';
+import { idpCallbackPath } from './identity/oidc-login.js';
 
 /** The MCP endpoint as the app mounts it (behind the bearer check). */
 export interface McpMount {
@@ -64,19 +67,21 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
   // Outside the error handler, so a span ends with the status the client was sent.
   app.use(traceRequests({ mcpUpstreams: config.upstreams.map((upstream) => upstream.name) }));
   app.use(errorHandler(deps.log));
+  app.use(clientAddressOf(config.http.trustedProxyHops));
   app.use(securityHeaders());
   const routers = [healthRoutes(deps), homeRoutes(config, deps)];
   if (config.operations.metricsPort === undefined) routers.push(metricsRoutes(config.operations.adminToken));
   const gateway = deps.gateway;
   const requireBearer = gateway ? bearerAuth({ oauth: gateway.oauth, store: deps.store, upstreams: config.upstreams, log: deps.log }) : undefined;
-  if (gateway && requireBearer) {
+  const limits = gateway ? createGatewayLimits(config, deps.store) : undefined;
+  if (gateway && requireBearer && limits) {
     const binding = createBrowserBinding({ publicUrl: config.http.publicUrl, store: deps.store, cookieKeys: gateway.cookieKeys });
     routers.push(
       wellKnownRoutes(gateway.oauth, config.upstreams),
       assetRoutes(gateway.assetsDir),
       clientMetadataRoutes(config),
       connectRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, cipher: gateway.cipher, log: deps.log, binding }),
-      interactionRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, log: deps.log, binding, cipher: gateway.cipher, audit: gateway.audit }),
+      interactionRoutes({ config, oauth: gateway.oauth, temporal: gateway.temporal, store: deps.store, log: deps.log, binding, cipher: gateway.cipher, audit: gateway.audit, limits }),
       upstreamCallbackRoutes({ config, temporal: gateway.temporal, store: deps.store, log: deps.log, binding, cipher: gateway.cipher, mcp: gateway.mcp, audit: gateway.audit }),
       connectionsRoutes({ config, oauth: gateway.oauth, store: deps.store, log: deps.log, binding, forgetConsent: requireBearer.forgetConsent, temporal: gateway.temporal, audit: gateway.audit }),
       adminRoutes({
@@ -138,11 +143,20 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
     await next();
     if (ctx.status === 404 && ctx.body == null && ctx.respond !== false) throw new NotFoundError(`no such endpoint: ${ctx.method} ${ctx.path}`);
   });
+  if (gateway) {
+    // The consent and connect pages wait on Temporal in the request: bounded, and a 503 when it is down.
+    const bounded = temporalDeadline(gateway.temporal, config.temporal.requestTimeoutMs);
+    const waitsOnTemporal = (path: string) => path.startsWith('/interaction/') || path === '/connect' || path === '/oauth/upstream/callback' || path === idpCallbackPath;
+    app.use(async function boundFlowRequests(ctx, next) {
+      return waitsOnTemporal(ctx.path) ? bounded(ctx, next) : next();
+    });
+  }
   for (const router of routers) {
     app.use(router.routes());
     app.use(router.allowedMethods({ throw: false }));
   }
-  if (gateway && requireBearer) {
+  if (gateway && requireBearer && limits) {
+    app.use(authorizationLimit(limits));
     const oauthCallback = gateway.oauth.provider.callback();
     app.use(async function oauthServer(ctx) {
       // Browser-based MCP clients register from another origin; the provider adds no CORS there.

@@ -69,7 +69,14 @@ export interface GatewayConfig {
     allowedHosts: string[];
     /** `Origin` values allowed on the MCP endpoints when a request carries one (`http://localhost:*` allows any port). Default: the public URL's origin and loopback origins. */
     allowedOrigins: string[];
+    /**
+     * Reverse proxies in front of the gateway, each appending to `X-Forwarded-For`: the client
+     * address is the entry this many from the right. Default: 1 with an `https:` public URL, else 0.
+     */
+    trustedProxyHops: number;
   };
+  /** Abuse limits (README, "Limits"): per minute unless named otherwise. */
+  limits: LimitsConfig;
   store: StoreConfig;
   temporal: {
     /** True: run the embedded dev server from `temporal-dev.yml`. False: connect to `address`. */
@@ -79,6 +86,8 @@ export interface GatewayConfig {
     taskQueue: string;
     tls?: TemporalTlsConfig;
     apiKey?: string;
+    /** How long the Temporal calls of one web request may take in all before it answers 503. */
+    requestTimeoutMs: number;
     /** The worker's limits: tasks it runs at once, and how long a stopping worker lets activities finish. */
     worker: { maxConcurrentActivities: number; maxConcurrentWorkflowTasks: number; shutdownGraceMs: number };
     /** Explicit path of the `temporal` CLI (`$TEMPORAL_CLI`). */
@@ -130,6 +139,18 @@ export interface GatewayConfig {
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** The operator's side: the admin API, the audit trail's output and metrics. */
   operations: OperationsConfig;
+}
+
+/** Abuse limits of the authorization endpoint and the consent flows (README, "Limits"). */
+export interface LimitsConfig {
+  /** `/auth` requests per client address, and per client id, a minute. */
+  authorization: { perAddress: number; perClient: number };
+  /** Consent page loads per client address, and per client, a minute. */
+  consentPage: { perAddress: number; perClient: number };
+  /** Consent flows a client may have started within one flow lifetime (`flowTtl`). */
+  pendingFlowsPerClient: number;
+  /** Keys each in-memory limit table holds at most. */
+  trackedKeys: number;
 }
 
 /** Settings of the admin API, the audit trail and `/metrics` (README, "Operating"). */
@@ -193,6 +214,30 @@ function asCount(value: unknown, key: string): number | undefined {
   const n = typeof value === 'string' ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) throw new ConfigError(`${key} must be a whole number, at least 1`);
   return n;
+}
+
+function asHops(value: unknown, key: string): number | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  const n = typeof value === 'string' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 16) throw new ConfigError(`${key} must be a whole number from 0 to 16`);
+  return n;
+}
+
+function parseLimits(limits: Record<string, unknown>): LimitsConfig {
+  const authorization = asRecord(limits.authorization, 'limits.authorization');
+  const consentPage = asRecord(limits.consentPage, 'limits.consentPage');
+  return {
+    authorization: {
+      perAddress: asCount(authorization.perAddress, 'limits.authorization.perAddress') ?? 30,
+      perClient: asCount(authorization.perClient, 'limits.authorization.perClient') ?? 300,
+    },
+    consentPage: {
+      perAddress: asCount(consentPage.perAddress, 'limits.consentPage.perAddress') ?? 30,
+      perClient: asCount(consentPage.perClient, 'limits.consentPage.perClient') ?? 300,
+    },
+    pendingFlowsPerClient: asCount(limits.pendingFlowsPerClient, 'limits.pendingFlowsPerClient') ?? 200,
+    trackedKeys: asCount(limits.trackedKeys, 'limits.trackedKeys') ?? 10_000,
+  };
 }
 
 const keyBytes = (text: string) => Buffer.from(text.trim(), /[-_]/.test(text) ? 'base64url' : 'base64').length;
@@ -521,7 +566,15 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
   return {
     baseDir,
     dataDir,
-    http: { host, port, publicUrl: publicUrl.href.replace(/\/$/, ''), allowedHosts: [...new Set(allowedHosts)], allowedOrigins: [...new Set(allowedOrigins)] },
+    http: {
+      host,
+      port,
+      publicUrl: publicUrl.href.replace(/\/$/, ''),
+      allowedHosts: [...new Set(allowedHosts)],
+      allowedOrigins: [...new Set(allowedOrigins)],
+      trustedProxyHops: asHops(env.GATEWAY_TRUSTED_PROXY_HOPS ?? http.trustedProxyHops, 'http.trustedProxyHops') ?? (publicUrl.protocol === 'https:' ? 1 : 0),
+    },
+    limits: parseLimits(asRecord(raw.limits, 'limits')),
     store: parseStore(env, store, dataDir),
     temporal: {
       embedded: address === undefined,
@@ -530,6 +583,7 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
       taskQueue: asString(env.TEMPORAL_TASK_QUEUE, 'TEMPORAL_TASK_QUEUE') ?? asString(temporal.taskQueue, 'temporal.taskQueue') ?? 'consent-gateway',
       ...(Object.keys(tlsConfig).length > 0 || temporal.tls === true ? { tls: tlsConfig } : {}),
       ...(apiKey ? { apiKey } : {}),
+      requestTimeoutMs: asDurationMs(env.TEMPORAL_REQUEST_TIMEOUT ?? temporal.requestTimeout, 'temporal.requestTimeout') ?? 4_000,
       worker: {
         maxConcurrentActivities: asCount(env.TEMPORAL_WORKER_MAX_ACTIVITIES ?? worker.maxConcurrentActivities, 'temporal.worker.maxConcurrentActivities') ?? 100,
         maxConcurrentWorkflowTasks: asCount(env.TEMPORAL_WORKER_MAX_WORKFLOW_TASKS ?? worker.maxConcurrentWorkflowTasks, 'temporal.worker.maxConcurrentWorkflowTasks') ?? 40,

@@ -47,3 +47,19 @@ export function trustedProxies(entries: readonly string[]): TrustedProxies {
     }
   };
 }
+
+/**
+ * The client's address behind `hops` reverse proxies that each append the address they saw to
+ * `X-Forwarded-For`: the entry `hops` from the right. Entries further left were written by the
+ * client itself and prove nothing. With no hops, or fewer entries than hops, the TCP peer.
+ */
+export function clientAddress(peerAddress: string | undefined, forwardedFor: string | string[] | undefined, hops: number): string {
+  const peer = normalizeAddress(peerAddress ?? '');
+  if (hops <= 0 || forwardedFor === undefined) return peer;
+  const entries = (Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor)
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+  const chosen = entries[entries.length - hops];
+  return chosen === undefined ? peer : normalizeAddress(chosen);
+}

@@ -8,6 +8,7 @@ import { renderErrorPage } from './error-page.js';
 import { metadataFetch } from './metadata-fetch.js';
 import { validateRedirectUris } from './redirect-uris.js';
 import { registrationLimit } from './registration-limit.js';
+import { createGatewayLimits } from '../limits/gateway-limits.js';
 import { providerRequestGuards } from './request-guards.js';
 import type { ServerKeys } from './server-keys.js';
 
@@ -131,7 +132,7 @@ export function createOAuthServer(
   };
 
   provider.use(providerRequestGuards(config.http.allowedHosts));
-  provider.use(registrationLimit(deps.store, config.oauth.registrationsPerMinute));
+  provider.use(registrationLimit(createGatewayLimits(config, deps.store).registration, config.http.trustedProxyHops));
 
   provider.on('server_error', (_ctx: unknown, error: Error) => deps.log.error('oauth server error', { error: error.message }));
 

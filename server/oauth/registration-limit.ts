@@ -1,22 +1,16 @@
-import { createHash } from 'node:crypto';
 import type { ProviderContext } from 'oidc-provider';
-import type { RateLimitStore } from '../store/store.js';
-
-/**
- * A sliding one-minute window per key, kept in the store so that every process of a fleet counts
- * the same hits; keys are hashed, so client addresses are not stored as they are.
- */
-function rateLimiter(store: RateLimitStore, limit: number) {
-  return (key: string): Promise<boolean> => store.takeHit(`registration:${createHash('sha256').update(key).digest('base64url')}`, Date.now(), 60_000, limit);
-}
+import { clientAddress } from '../config/trusted-proxies.js';
+import { addressKey, type RateLimiter } from '../limits/rate-limit.js';
 
 /**
  * oidc-provider middleware in front of dynamic registration (RFC 7591 §3): a request must say how
- * large it is, at most 16 KiB, and each client address may register `perMinute` clients a minute.
+ * large it is, at most 16 KiB, and each client address gets what `perAddress` allows. The address
+ * is the one `trustedProxyHops` proxies from the right of `X-Forwarded-For`, never an entry the
+ * client could write itself; it also becomes the request's `ctx.ip` (the audit trail's source).
  */
-export function registrationLimit(store: RateLimitStore, perMinute: number) {
-  const allowRegistration = rateLimiter(store, perMinute);
+export function registrationLimit(perAddress: RateLimiter, trustedProxyHops: number) {
   return async function limitRegistration(ctx: ProviderContext, next: () => Promise<void>) {
+    ctx.request.ip = clientAddress(ctx.req.socket.remoteAddress, ctx.req.headers['x-forwarded-for'], trustedProxyHops);
     if (ctx.method === 'POST' && ctx.path === '/reg') {
       if (!ctx.get('content-length')) {
         ctx.status = 411;
@@ -28,10 +22,11 @@ export function registrationLimit(store: RateLimitStore, perMinute: number) {
         ctx.body = { error: 'invalid_client_metadata', error_description: 'registration requests are limited to 16 KiB' };
         return;
       }
-      if (!(await allowRegistration(ctx.ip))) {
+      const verdict = await perAddress(addressKey(ctx.ip));
+      if (!verdict.allowed) {
         ctx.status = 429;
-        ctx.set('Retry-After', '60');
-        ctx.body = { error: 'temporarily_unavailable', error_description: 'too many registrations from this address; retry in a minute' };
+        ctx.set('Retry-After', String(verdict.retryAfterSeconds));
+        ctx.body = { error: 'temporarily_unavailable', error_description: `too many registrations from this address; retry in ${verdict.retryAfterSeconds} s` };
         return;
       }
     }

@@ -22,6 +22,7 @@ import type { AuditRecorder } from '../audit/audit-log.js';
 import { countFlowStarted } from '../metrics.js';
 import type { BrowserBinding } from '../middleware/browser-binding.js';
 import { readJsonBody } from '../middleware/json-body.js';
+import { requireWithinLimits, TooManyRequestsError, type GatewayLimits } from '../limits/gateway-limits.js';
 
 /** What the interaction routes need. */
 export interface InteractionRouteDeps {
@@ -35,6 +36,8 @@ export interface InteractionRouteDeps {
   /** Ties each flow to the browser that opened it and checks the CSRF token of its POSTs. */
   binding: BrowserBinding;
   audit: AuditRecorder;
+  /** The consent page's limits per address and client, and the cap on flows a client has pending. */
+  limits: GatewayLimits;
 }
 
 const jsonBodyLimit = 16 * 1024;
@@ -162,9 +165,21 @@ export function interactionRoutes(deps: InteractionRouteDeps): Router {
     }
   }
 
+  /**
+   * Whether the request carries the OAuth server's interaction cookie of this flow: only the browser
+   * that sent the authorization request holds it, and only that browser can finish the flow, so a
+   * step from any other browser is refused before the workflow hears of it.
+   */
+  async function heldByThisBrowser(ctx: Context, uid: string): Promise<boolean> {
+    const held = await provider.interactionDetails(ctx.req, ctx.res).catch(() => undefined);
+    return held?.uid === uid;
+  }
+
   async function requireInteraction(ctx: Context): Promise<Interaction> {
-    const interaction = await loadInteraction(ctx.params.uid ?? '');
+    const uid = ctx.params.uid ?? '';
+    const interaction = await loadInteraction(uid);
     if (!interaction) throw new ExpiredError('this sign-in request has expired or does not exist');
+    if (!(await heldByThisBrowser(ctx, uid))) throw new OAuthError(403, 'access_denied', 'this sign-in request was started in another browser');
     return interaction;
   }
 
@@ -195,13 +210,22 @@ export function interactionRoutes(deps: InteractionRouteDeps): Router {
       ctx.body = renderErrorPage('expired', '', 'This sign-in request has expired');
       return;
     }
-    const binding = await browser.bind(ctx, uid, interaction.exp * 1000 - Date.now());
-    if (!binding) {
+    const refuseOtherBrowser = () => {
       ctx.status = 403;
       ctx.type = 'html';
       ctx.body = renderErrorPage('session_not_found', '', 'This sign-in request belongs to another browser');
-      return;
+    };
+    // No workflow starts for a request whose authorization this browser did not send.
+    if (!(await heldByThisBrowser(ctx, uid))) return refuseOtherBrowser();
+    const clientId = String(interaction.params.client_id ?? '');
+    await requireWithinLimits(deps.limits.consentPage, ctx.ip, clientId, 'consent page loads');
+    if ((await browser.check(ctx, uid)) === undefined) {
+      // A flow's first load starts its workflow: the client's pending flows are capped here.
+      const pending = await deps.limits.pendingFlows(clientId);
+      if (!pending.allowed) throw new TooManyRequestsError(`too many sign-in requests of this application are pending; retry in ${pending.retryAfterSeconds} s`, pending.retryAfterSeconds);
     }
+    const binding = await browser.bind(ctx, uid, interaction.exp * 1000 - Date.now());
+    if (!binding) return refuseOtherBrowser();
 
     const client = await provider.Client.find(String(interaction.params.client_id));
     if (!client) throw new InvalidClientError('the client of this request no longer exists');

@@ -167,6 +167,7 @@ interface UpstreamTokenRow {
   status: string;
   version: number;
   issuer: string | null;
+  required_scopes: string | null;
   connected_at: string;
   last_used_at: string | null;
   updated_at: string;
@@ -183,6 +184,7 @@ const toUpstreamTokens = (row: UpstreamTokenRow): UpstreamTokenRecord => ({
   status: row.status as UpstreamTokenStatus,
   version: row.version,
   ...(row.issuer ? { issuer: row.issuer } : {}),
+  ...(row.required_scopes ? { requiredScopes: JSON.parse(row.required_scopes) as string[] } : {}),
   connectedAt: row.connected_at,
   lastUsedAt: row.last_used_at,
   updatedAt: row.updated_at,
@@ -324,13 +326,13 @@ export class SqlStore implements GatewayStore {
     this.oauth = new SqlOAuthModels(db, dialect);
   }
 
-  async takeHit(key: string, now: number, windowMs: number, limit: number): Promise<boolean> {
-    const since = now - windowMs;
-    await this.db.run('DELETE FROM rate_limit_hits WHERE at <= ?', [since]);
-    const row = await this.db.get<{ hits: number }>('SELECT COUNT(*) AS hits FROM rate_limit_hits WHERE key = ? AND at > ?', [key, since]);
-    if (Number(row?.hits ?? 0) >= limit) return false;
-    await this.db.run('INSERT INTO rate_limit_hits (key, at) VALUES (?, ?)', [key, now]);
-    return true;
+  async takeHit(key: string, now: number, windowMs: number, limit: number): Promise<{ taken: boolean; retryAfterMs: number }> {
+    // `at` holds when a hit stops counting, so one purge serves every window length.
+    await this.db.run('DELETE FROM rate_limit_hits WHERE at <= ?', [now]);
+    const row = await this.db.get<{ hits: number | string; first: number | string | null }>('SELECT COUNT(*) AS hits, MIN(at) AS first FROM rate_limit_hits WHERE key = ? AND at > ?', [key, now]);
+    if (Number(row?.hits ?? 0) >= limit) return { taken: false, retryAfterMs: Math.max(0, Number(row?.first ?? now) - now) };
+    await this.db.run('INSERT INTO rate_limit_hits (key, at) VALUES (?, ?)', [key, now + windowMs]);
+    return { taken: true, retryAfterMs: 0 };
   }
 
   async listSealedValues(): Promise<SealedValue[]> {
@@ -456,14 +458,14 @@ export class SqlStore implements GatewayStore {
 
   async saveUpstreamTokens(tokens: UpstreamTokenRecord): Promise<void> {
     await this.db.run(
-      `INSERT INTO upstream_tokens (user_id, upstream, access_token, refresh_token, token_type, scopes, expires_at, status, version, issuer, connected_at, last_used_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO upstream_tokens (user_id, upstream, access_token, refresh_token, token_type, scopes, expires_at, status, version, issuer, required_scopes, connected_at, last_used_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (user_id, upstream) DO UPDATE SET access_token = excluded.access_token, refresh_token = excluded.refresh_token,
          token_type = excluded.token_type, scopes = excluded.scopes, expires_at = excluded.expires_at, status = excluded.status,
-         version = excluded.version, issuer = excluded.issuer, connected_at = excluded.connected_at, last_used_at = excluded.last_used_at, updated_at = excluded.updated_at`,
+         version = excluded.version, issuer = excluded.issuer, required_scopes = excluded.required_scopes, connected_at = excluded.connected_at, last_used_at = excluded.last_used_at, updated_at = excluded.updated_at`,
       [
         tokens.userId, tokens.upstream, tokens.accessToken, tokens.refreshToken, tokens.tokenType, JSON.stringify(tokens.scopes),
-        tokens.expiresAt, tokens.status, tokens.version, tokens.issuer ?? null, tokens.connectedAt, tokens.lastUsedAt, tokens.updatedAt,
+        tokens.expiresAt, tokens.status, tokens.version, tokens.issuer ?? null, tokens.requiredScopes?.length ? JSON.stringify(tokens.requiredScopes) : null, tokens.connectedAt, tokens.lastUsedAt, tokens.updatedAt,
       ],
     );
   }

@@ -239,11 +239,13 @@ export interface EventChannel {
 /** Sliding-window hit counts shared by every process (rate limits). */
 export interface RateLimitStore {
   /**
-   * Records a hit for `key` at `now` (epoch ms) unless `limit` hits were recorded in the `windowMs`
-   * before it; true when recorded. Requests racing through two processes may pass one or two over
-   * the limit: a limit here slows abuse down, it is not a quota.
+   * Records a hit for `key` at `now` (epoch ms), counting until `now + windowMs`, unless `limit` hits
+   * of `key` still count; `taken` when recorded, else `retryAfterMs` until the oldest stops counting.
+   * Each hit keeps its own expiry, so limits with different windows share the log. Requests racing
+   * through two processes may pass one or two over the limit: a limit here slows abuse down, it is
+   * not a quota.
    */
-  takeHit(key: string, now: number, windowMs: number, limit: number): Promise<boolean>;
+  takeHit(key: string, now: number, windowMs: number, limit: number): Promise<{ taken: boolean; retryAfterMs: number }>;
 }
 
 /** The fleet's key fingerprints (see `server/crypto/key-check.ts`): one row per key ring. */

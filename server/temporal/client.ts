@@ -147,3 +147,28 @@ export function temporalHealthCheck(client: Client, namespace: string, address: 
     }
   };
 }
+
+const grpcDeadlineExceeded = 4;
+const grpcUnavailable = 14;
+
+/**
+ * Whether a Temporal client call failed because Temporal did not answer in time or could not be
+ * reached (gRPC `DEADLINE_EXCEEDED` or `UNAVAILABLE` anywhere in its cause chain), as opposed to
+ * an answer that refused the call.
+ */
+export function isTemporalUnreachable(error: unknown): boolean {
+  for (let cause = error, depth = 0; cause && depth < 8; cause = (cause as { cause?: unknown }).cause, depth += 1) {
+    if ((cause as Error).name === 'WorkflowUpdateRPCTimeoutOrCancelledError') return true;
+    const code = (cause as { code?: unknown }).code;
+    if (code === grpcDeadlineExceeded || code === grpcUnavailable) return true;
+  }
+  return false;
+}
+
+/**
+ * Runs `call` with every Temporal call it makes bounded by one deadline `timeoutMs` away (the
+ * connection's per-call deadline, which also ends the client's retries of an unreachable server).
+ */
+export function withTemporalDeadline<T>(client: Client, timeoutMs: number, call: () => Promise<T>): Promise<T> {
+  return client.connection.withDeadline(Date.now() + timeoutMs, call);
+}

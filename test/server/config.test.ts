@@ -31,6 +31,7 @@ describe('loadConfig', () => {
       publicUrl: 'http://localhost:3000',
       allowedHosts: ['localhost:3000', '127.0.0.1:3000', '[::1]:3000'],
       allowedOrigins: ['http://localhost:3000', 'http://localhost:*', 'http://127.0.0.1:*', 'http://[::1]:*'],
+      trustedProxyHops: 0,
     });
     expect(config.mcp).toEqual({ toolSeparator: '__', maxBodyBytes: 4 * 1024 * 1024 });
     expect(config.store).toEqual({ backend: 'sqlite', path: projectPath('.data/gateway.sqlite'), url: `sqlite:${projectPath('.data/gateway.sqlite')}` });
@@ -46,6 +47,7 @@ describe('loadConfig', () => {
       publicUrl: 'https://gw.example.com',
       allowedHosts: ['gw.example.com', 'localhost:4100', '127.0.0.1:4100', '[::1]:4100'],
       allowedOrigins: ['https://gw.example.com', 'http://localhost:*', 'http://127.0.0.1:*', 'http://[::1]:*'],
+      trustedProxyHops: 1,
     });
     expect(config.temporal).toMatchObject({ embedded: false, address: 'temporal.internal:7233', namespace: 'staging' });
     expect(config.identity).toEqual({ mode: 'header', header: { name: 'x-forwarded-user', trustedProxies: ['10.0.0.5'] } });

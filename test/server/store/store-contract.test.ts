@@ -267,6 +267,27 @@ describe.each([sqlite, postgres])('the store contract on $name', (backend) => {
     });
   });
 
+  describe.skipIf(Boolean(backend.skip))('rate limit hits', () => {
+    it('refuses a key past its limit until its oldest hit stops counting', async () => {
+      const store = await freshStore();
+      const t0 = 1_800_000_000_000;
+      expect(await store.takeHit('k', t0, 60_000, 2)).toEqual({ taken: true, retryAfterMs: 0 });
+      expect(await store.takeHit('k', t0 + 10_000, 60_000, 2)).toEqual({ taken: true, retryAfterMs: 0 });
+      expect(await store.takeHit('k', t0 + 20_000, 60_000, 2)).toEqual({ taken: false, retryAfterMs: 40_000 });
+      expect(await store.takeHit('other', t0 + 20_000, 60_000, 2)).toEqual({ taken: true, retryAfterMs: 0 });
+      expect(await store.takeHit('k', t0 + 60_000, 60_000, 2)).toEqual({ taken: true, retryAfterMs: 0 });
+      expect(await store.takeHit('k', t0 + 60_001, 60_000, 2)).toEqual({ taken: false, retryAfterMs: 9_999 });
+    });
+
+    it('keeps a long window’s hits when a shorter window’s hit purges expired ones', async () => {
+      const store = await freshStore();
+      const t0 = 1_800_000_000_000;
+      expect((await store.takeHit('pending', t0, 900_000, 1)).taken).toBe(true);
+      expect((await store.takeHit('per-minute', t0 + 120_000, 60_000, 1)).taken).toBe(true);
+      expect(await store.takeHit('pending', t0 + 120_000, 900_000, 1)).toEqual({ taken: false, retryAfterMs: 780_000 });
+    });
+  });
+
   describe.skipIf(Boolean(backend.skip))('consents', () => {
     it('remembers, replaces, lists and forgets a consent', async () => {
       const store = await freshStore();
