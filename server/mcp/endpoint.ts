@@ -1,8 +1,9 @@
 import type { Context, Next } from 'koa';
-import { CLIENT_CAPABILITIES_META_KEY, createMcpHandler, isInitializeRequest, isLegacyRequest, Server, type ClientCapabilities } from '@modelcontextprotocol/server';
+import { classifyInboundRequest, CLIENT_CAPABILITIES_META_KEY, createMcpHandler, isInitializeRequest, Server, type ClientCapabilities } from '@modelcontextprotocol/server';
 
 import type { Logger } from '../log.js';
-import { createFastCall } from './aggregate/fast-call.js';
+import { createFastCall, type FastCallOptions } from './aggregate/fast-call.js';
+import { createLegacyFastCall } from './aggregate/legacy-fast-call.js';
 import { prefixedNaming, untouchedNaming } from './aggregate/naming.js';
 import { AGGREGATE_CAPABILITIES, aggregateCapabilities, registerAggregateHandlers, type AggregateHandlerOptions } from './aggregate/handlers.js';
 import { forCaller, type CallerUpstreamOptions } from './aggregate/caller-upstreams.js';
@@ -141,7 +142,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
   const modernConnections = (caller: McpCaller, capabilities: ClientCapabilities | undefined) =>
     new UpstreamConnections({ ...forCaller(callerUpstreams, () => caller), capabilities: () => relayableCapabilities(capabilities, { tasks: true }) });
 
-  const fastCall = createFastCall({
+  const fastCallOptions: FastCallOptions = {
     log,
     naming: handlers.naming,
     clientInfo: serverInfo,
@@ -149,7 +150,9 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
     headers,
     ...(options.upstreamUnauthorized ? { unauthorized: options.upstreamUnauthorized } : {}),
     timeoutMs: handlers.callTimeoutMs,
-  });
+  };
+  const fastCall = createFastCall(fastCallOptions);
+  const legacyFastCall = createLegacyFastCall(fastCallOptions);
 
   const modern = createMcpHandler(
     ({ authInfo }) => {
@@ -199,7 +202,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
     return true;
   }
 
-  async function serveLegacy(ctx: Context, session: LegacySession, request: Request, body: unknown): Promise<void> {
+  async function serveLegacy(ctx: Context, session: LegacySession, caller: McpCaller, request: () => Request, body: unknown): Promise<void> {
     lastUsed.set(session, Date.now());
     // JSON-RPC 2.0 §4: an id names one request. A second request with the id of one still in
     // flight in this session could never get its own answer; it is refused instead.
@@ -220,7 +223,8 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
     session.exchanges += 1;
     clearTimeout(session.idleTimer);
     try {
-      const response = await session.transport.handleRequest(request, ctx.method === 'POST' ? { parsedBody: body } : {});
+      if (ctx.method === 'POST' && (await legacyFastCall(ctx, session, caller, body))) return;
+      const response = await session.transport.handleRequest(request(), ctx.method === 'POST' ? { parsedBody: body } : {});
       for (const id of cancelled) session.requestIds.get(id)?.();
       await sendWebResponse(ctx, response);
     } catch (error) {
@@ -251,10 +255,10 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
     await probe.closeAll();
   }
 
-  async function serveListen(ctx: Context, caller: McpCaller, request: Request, body: Record<string, unknown>): Promise<void> {
+  async function serveListen(ctx: Context, caller: McpCaller, request: () => Request, body: Record<string, unknown>): Promise<void> {
     const stream = await listenStreams.open(caller, body);
     try {
-      await sendWebResponse(ctx, await stream.serve(request));
+      await sendWebResponse(ctx, await stream.serve(request()));
     } catch (error) {
       log.error('mcp listen stream failed', { userId: caller.userId, error: safeErrorText(error) });
       respondAfterFailure(ctx);
@@ -263,7 +267,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
     }
   }
 
-  async function serveModern(ctx: Context, caller: McpCaller, request: Request, body: unknown): Promise<void> {
+  async function serveModern(ctx: Context, caller: McpCaller, request: () => Request, body: unknown): Promise<void> {
     const message = (Array.isArray(body) ? undefined : body) as { method?: unknown; params?: { _meta?: Record<string, unknown> } } | null | undefined;
     if (message?.method === 'subscriptions/listen') return serveListen(ctx, caller, request, message as Record<string, unknown>);
     if (message?.method === 'server/discover') await learnEras(caller);
@@ -271,7 +275,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
     const meta = message?.params?._meta;
     const context: ModernRequestContext = { caller, capabilities: meta?.[CLIENT_CAPABILITIES_META_KEY] as ClientCapabilities | undefined };
     try {
-      const response = await modern.fetch(request, {
+      const response = await modern.fetch(request(), {
         parsedBody: body,
         authInfo: { token: '', clientId: caller.clientId, scopes: [], extra: context as unknown as Record<string, unknown> },
       });
@@ -310,10 +314,10 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
       }
       (ctx.state as { mcpMethod?: string | undefined }).mcpMethod = mcpMethodOf(body);
 
-      const { request } = toWebRequest(ctx, body);
-      if (ctx.method === 'POST' && !(await isLegacyRequest(request, body, { maxRequestBodySize: maxBodyBytes }))) {
-        return serveModern(ctx, caller, request, body);
-      }
+      // The web-standard request the SDK's entry points take is built only when one of them serves.
+      let built: Request | undefined;
+      const request = () => (built ??= toWebRequest(ctx, body).request);
+      if (ctx.method === 'POST' && !isLegacy(ctx, body)) return serveModern(ctx, caller, request, body);
 
       const sessionId = ctx.get('mcp-session-id');
       if (sessionId === '') {
@@ -326,7 +330,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
         const session = openSession(caller);
         await session.server.connect(session.transport);
         try {
-          await serveLegacy(ctx, session, request, body);
+          await serveLegacy(ctx, session, caller, request, body);
         } finally {
           // The transport refused the initialize (bad headers, batch): nothing else holds this session.
           if (session.id === undefined) await session.server.close();
@@ -340,7 +344,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
         return respondWithJsonRpcError(ctx, 404, JSON_RPC_ERRORS.sessionNotFound, 'Session not found', body);
       }
       session.refresh(caller);
-      await serveLegacy(ctx, session, request, body);
+      await serveLegacy(ctx, session, caller, request, body);
     },
 
     sessionCount: () => sessions.size,
@@ -383,6 +387,29 @@ function respondAfterFailure(ctx: Context): void {
   } else {
     ctx.res.end();
   }
+}
+
+/**
+ * Whether a POST with this parsed body is 2025-era traffic: the SDK's own classification
+ * (`isLegacyRequest`), read from the Node request's headers without building a web `Request`.
+ */
+function isLegacy(ctx: Context, body: unknown): boolean {
+  const header = (name: string) => {
+    const value = ctx.req.headers[name];
+    return Array.isArray(value) ? value.join(', ') : value;
+  };
+  const protocolVersionHeader = header('mcp-protocol-version');
+  const mcpMethodHeader = header('mcp-method');
+  const mcpNameHeader = header('mcp-name');
+  return (
+    classifyInboundRequest({
+      httpMethod: 'POST',
+      body,
+      ...(protocolVersionHeader !== undefined ? { protocolVersionHeader } : {}),
+      ...(mcpMethodHeader !== undefined ? { mcpMethodHeader } : {}),
+      ...(mcpNameHeader !== undefined ? { mcpNameHeader } : {}),
+    }).kind === 'legacy'
+  );
 }
 
 function isCaller(value: unknown): value is McpCaller {

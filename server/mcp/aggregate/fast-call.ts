@@ -6,6 +6,7 @@ import type { Context } from 'koa';
 import type { Logger } from '../../log.js';
 import { MODERN_PROTOCOL_VERSION } from '../http-headers.js';
 import type { McpCaller, McpUpstream } from '../types.js';
+import { describeUpstreamFailure, safeErrorText } from '../upstream-connections.js';
 import { lowerCased, sendUpstreamRequest } from '../upstream-request.js';
 import { relayableCapabilities } from './legacy-sessions.js';
 import type { UpstreamNaming } from './naming.js';
@@ -60,9 +61,6 @@ export function createFastCall(options: FastCallOptions) {
     return typeof params?.name === 'string' && params['task'] === undefined && params['requestState'] === undefined && params['inputResponses'] === undefined;
   }
 
-  const send = (upstream: McpUpstream, headers: Record<string, string>, body: Buffer, ctx: Context) =>
-    sendUpstreamRequest(ctx, upstream, { method: 'POST', headers, body, timeoutMs: options.timeoutMs });
-
   /** Rewrites a JSON-RPC response to this call when its result names the upstream's state or task. */
   function rewrite(text: string, id: string | number, upstream: McpUpstream): string {
     if (!rewritten.test(text)) return text;
@@ -105,6 +103,8 @@ export function createFastCall(options: FastCallOptions) {
     ctx.res.once('close', () => response.destroy());
   }
 
+  const sendCall = createUpstreamCall(options);
+
   /** Answers `body` if it is a call the fast path takes; false when the full endpoint must. */
   return async function fastCall(ctx: Context, caller: McpCaller, body: unknown): Promise<boolean> {
     if (!eligible(body)) return false;
@@ -127,7 +127,35 @@ export function createFastCall(options: FastCallOptions) {
         },
       },
     });
-    const payload = Buffer.from(outgoing);
+    const sent = await sendCall(ctx, caller, target, body.id, outgoing);
+    if (sent === undefined) return false;
+    if ('answer' in sent) ctx.body = sent.answer;
+    else relay(ctx, sent.response, body.id, upstream);
+    return true;
+  };
+}
+
+/** What {@link createUpstreamCall} needs: the endpoint's credentials and bounds. */
+export type UpstreamCallOptions = Pick<FastCallOptions, 'log' | 'headers' | 'unauthorized' | 'timeoutMs'>;
+
+/**
+ * Sends one 2026-07-28 `tools/call` (`payload`, already named for the upstream) to the upstream
+ * with the caller's credentials, once more after a 401 the endpoint could fix. Resolves with the
+ * upstream's 200 response (its body unread); with the `isError` answer to give when the upstream
+ * is unreachable or failed (5xx); or `undefined` when the full endpoint must answer instead (a
+ * connection to make first, a refusal before processing).
+ */
+export function createUpstreamCall(options: UpstreamCallOptions) {
+  const { log } = options;
+  return async function sendCall(
+    ctx: Context,
+    caller: McpCaller,
+    target: { upstream: McpUpstream; name: string },
+    id: string | number,
+    payload: string,
+  ): Promise<{ response: IncomingMessage } | { answer: object } | undefined> {
+    const { upstream } = target;
+    const body = Buffer.from(payload);
     const base = {
       'content-type': 'application/json',
       accept: 'application/json, text/event-stream',
@@ -136,37 +164,38 @@ export function createFastCall(options: FastCallOptions) {
       'mcp-name': target.name,
       'user-agent': 'consent-gateway',
     };
+    const unavailable = (reason: string) => ({ answer: unavailableAnswer(id, upstream, reason) });
     for (let retried = false; ; retried = true) {
       let credentials: Record<string, string>;
       try {
         credentials = await options.headers(caller, upstream);
       } catch {
         // A connection to make first: the full endpoint asks the user, as it always does.
-        return false;
+        return undefined;
       }
       let response: IncomingMessage;
       try {
-        response = await send(upstream, { ...base, ...lowerCased(credentials) }, payload, ctx);
+        response = await sendUpstreamRequest(ctx, upstream, { method: 'POST', headers: { ...base, ...lowerCased(credentials) }, body, timeoutMs: options.timeoutMs });
       } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
-        log.warn('upstream tools/call failed', { userId: caller.userId, upstream: upstream.name, reason });
-        ctx.body = { jsonrpc: '2.0', id: body.id, result: { isError: true, content: [{ type: 'text', text: `Upstream "${upstream.displayName}" (${upstream.name}) is unavailable: ${reason.slice(0, 200)}.` }] } };
-        return true;
+        const reason = describeUpstreamFailure(error);
+        log.warn('upstream tools/call failed', { userId: caller.userId, upstream: upstream.name, reason, error: safeErrorText(error) });
+        return unavailable(reason);
       }
       const status = response.statusCode ?? 502;
-      if (status === 200) {
-        relay(ctx, response, body.id, upstream);
-        return true;
-      }
+      if (status === 200) return { response };
       response.resume();
       if (status === 401 && !retried && options.unauthorized && (await options.unauthorized(caller, upstream, credentials, false).catch(() => false))) continue;
       if (status >= 500) {
         log.warn('upstream tools/call failed', { userId: caller.userId, upstream: upstream.name, reason: `HTTP ${status}` });
-        ctx.body = { jsonrpc: '2.0', id: body.id, result: { isError: true, content: [{ type: 'text', text: `Upstream "${upstream.displayName}" (${upstream.name}) is unavailable: it answered HTTP ${status}.` }] } };
-        return true;
+        return unavailable(`it answered HTTP ${status}`);
       }
       // Refused before processing (a stale era, a second 401): the full endpoint knows what to say.
-      return false;
+      return undefined;
     }
   };
+}
+
+/** The answer to call `id` when `upstream` could not give one: an `isError` result saying why (`reason`, safe to show). */
+export function unavailableAnswer(id: string | number, upstream: McpUpstream, reason: string): object {
+  return { jsonrpc: '2.0', id, result: { isError: true, content: [{ type: 'text', text: `Upstream "${upstream.displayName}" (${upstream.name}) is unavailable: ${reason}.` }] } };
 }

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { McpUpstream } from '../../../server/mcp/endpoint.js';
 import { startConformanceUpstream, type ConformanceUpstream } from '../../helpers/conformance-upstream.js';
-import { connectModern, MODERN_VERSION, startGateway } from './aggregate-harness.js';
+import { afterThisTest, connectLegacy, connectModern, MODERN_VERSION, startGateway } from './aggregate-harness.js';
 
 let conf: ConformanceUpstream;
 let upstreams: McpUpstream[];
@@ -92,5 +92,114 @@ describe('the 2026-07-28 tools/call fast path of /mcp', () => {
     const [answer] = await call(gateway.url, 35, 'doomed__test_simple_text');
     expect(answer).toMatchObject({ id: 35, result: { isError: true, content: [{ type: 'text', text: expect.stringContaining('Upstream "Doomed" (doomed) is unavailable') }] } });
     expect(fastPathTaken(gateway.logged)).toBe(1);
+  });
+});
+
+const LEGACY_VERSION = '2025-11-25';
+const legacyFastPathTaken = (logged: string[]) => logged.filter((line) => line.includes('tools/call on the legacy fast path')).length;
+
+/** A raw 2025-11-25 session on `url`: its id, and a sender of one POST in it that returns status, content type and JSON-RPC messages. */
+async function openRawSession(url: string, capabilities: object = {}) {
+  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+  const init = await fetch(url, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: LEGACY_VERSION, capabilities, clientInfo: { name: 'raw', version: '1' } } }),
+  });
+  const session = init.headers.get('mcp-session-id');
+  await init.text();
+  expect(session).toBeTruthy();
+  const post = async (body: object, extra: Record<string, string> = {}) => {
+    const response = await fetch(url, { method: 'POST', headers: { ...headers, 'mcp-session-id': session!, 'mcp-protocol-version': LEGACY_VERSION, ...extra }, body: JSON.stringify(body) });
+    const text = await response.text();
+    const type = response.headers.get('content-type') ?? '';
+    const messages = type.includes('text/event-stream')
+      ? text
+          .split('\n')
+          .filter((line) => line.startsWith('data:'))
+          .map((line) => JSON.parse(line.slice(5)) as Record<string, unknown>)
+      : text
+        ? [JSON.parse(text) as Record<string, unknown>]
+        : [];
+    return { status: response.status, type, session: response.headers.get('mcp-session-id'), messages };
+  };
+  await post({ jsonrpc: '2.0', method: 'notifications/initialized' });
+  // The first request to the upstream teaches the gateway its era; from then on calls may take the fast path.
+  await post({ jsonrpc: '2.0', id: 'warm', method: 'tools/list' });
+  return { session: session!, post };
+}
+
+const toolCall = (id: number | string, name: string, extra: Record<string, unknown> = {}) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {}, ...extra } });
+
+describe('the 2025-11-25 session tools/call fast path of /mcp', () => {
+  it('answers an SDK 1.x client in its session: name mapped back, result as the upstream gave it', async () => {
+    const gateway = await startGateway(() => upstreams);
+    const client = await connectLegacy(gateway.url);
+    await client.listTools();
+    const result = await client.callTool({ name: 'conf__test_simple_text', arguments: {} });
+    expect(result.content).toEqual([{ type: 'text', text: 'This is a simple text response for testing.' }]);
+    expect(result).not.toHaveProperty('resultType');
+    expect(legacyFastPathTaken(gateway.logged)).toBe(1);
+  });
+
+  it('gives the same answers as the session server does for a client that may be asked for input', async () => {
+    const gateway = await startGateway(() => upstreams);
+    const fast = await openRawSession(gateway.url);
+    // A client that declared elicitation: the upstream may ask it something, so its calls go through the session server.
+    const full = await openRawSession(gateway.url, { elicitation: { form: {} } });
+    const names = ['conf__test_simple_text', 'conf__test_image_content', 'conf__test_error_handling', 'conf__test_multiple_content_types', 'conf__no_such_tool'];
+    for (const [index, name] of names.entries()) {
+      const before = legacyFastPathTaken(gateway.logged);
+      const viaFast = await fast.post(toolCall(index + 1, name, { _meta: { 'example.com/trace': 'kept' } }));
+      expect(legacyFastPathTaken(gateway.logged)).toBe(before + 1);
+      const viaFull = await full.post(toolCall(index + 1, name, { _meta: { 'example.com/trace': 'kept' } }));
+      expect(legacyFastPathTaken(gateway.logged)).toBe(before + 1);
+      expect(viaFast.status).toBe(200);
+      expect(viaFast.session).toBe(fast.session);
+      expect(viaFast.messages).toEqual(viaFull.messages);
+    }
+  });
+
+  it('hands a call to the session server when the client sent a progress token, and relays the progress', async () => {
+    const gateway = await startGateway(() => upstreams);
+    const { post } = await openRawSession(gateway.url);
+    const answer = await post(toolCall(7, 'conf__test_tool_with_progress', { _meta: { progressToken: 'p-7' } }));
+    expect(legacyFastPathTaken(gateway.logged)).toBe(0);
+    expect(answer.messages.filter((message) => message['method'] === 'notifications/progress').length).toBeGreaterThan(0);
+    expect(answer.messages.at(-1)).toMatchObject({ id: 7, result: { content: expect.any(Array) } });
+  });
+
+  it('lets the session server answer an upstream that asks for input the 2025 client cannot give in the result', async () => {
+    const gateway = await startGateway(() => upstreams);
+    const fast = await openRawSession(gateway.url);
+    const viaFast = await fast.post(toolCall(8, 'conf__test_input_required_result_elicitation'));
+    // The fast path sent the call, saw input_required, and the session server answered in its own way.
+    expect(legacyFastPathTaken(gateway.logged)).toBe(1);
+    expect(JSON.stringify(viaFast.messages)).not.toContain('input_required');
+    expect(viaFast.messages.at(-1)).toMatchObject({ jsonrpc: '2.0', id: 8 });
+  });
+
+  it('refuses a call with an unsupported protocol version header as the session transport does', async () => {
+    const gateway = await startGateway(() => upstreams);
+    const { post } = await openRawSession(gateway.url);
+    const answer = await post(toolCall(9, 'conf__test_simple_text'), { 'mcp-protocol-version': '1999-01-01' });
+    expect(answer.status).toBe(400);
+    expect(legacyFastPathTaken(gateway.logged)).toBe(0);
+  });
+
+  it('answers an unreachable upstream with an isError result naming it, the session kept', async () => {
+    const doomed = await startConformanceUpstream({ name: 'doomed' });
+    let closed = false;
+    afterThisTest(async () => {
+      if (!closed) await doomed.close();
+    });
+    const gateway = await startGateway(() => [{ name: 'doomed', displayName: 'Doomed', url: doomed.url }]);
+    const { post } = await openRawSession(gateway.url);
+    await doomed.close();
+    closed = true;
+    const answer = await post(toolCall(10, 'doomed__test_simple_text'));
+    expect(answer.messages).toEqual([{ jsonrpc: '2.0', id: 10, result: { isError: true, content: [{ type: 'text', text: 'Upstream "Doomed" (doomed) is unavailable: it could not be reached.' }] } }]);
+    expect(legacyFastPathTaken(gateway.logged)).toBe(1);
+    expect(gateway.endpoint.sessionCount()).toBe(1);
   });
 });

@@ -1,0 +1,175 @@
+import type { IncomingMessage } from 'node:http';
+
+import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/server';
+import type { Context } from 'koa';
+
+import { MODERN_PROTOCOL_VERSION } from '../http-headers.js';
+import type { McpCaller } from '../types.js';
+import { createUpstreamCall, unavailableAnswer, type FastCallOptions } from './fast-call.js';
+import { relayableCapabilities, type LegacySession } from './legacy-sessions.js';
+
+/** A 2025-era `tools/call` as the legacy fast path accepts it. */
+interface LegacyCallMessage {
+  jsonrpc: '2.0';
+  id: string | number;
+  method: 'tools/call';
+  params: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> } & Record<string, unknown>;
+}
+
+/** Upstream notifications a call's stream may carry that the session's client is told of, as the full path does. */
+const RELAYED = new Set(['notifications/message', 'notifications/tools/list_changed', 'notifications/prompts/list_changed', 'notifications/resources/list_changed']);
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * The aggregate endpoint's fast path for a `tools/call` in a 2025-era session (MCP 2025-11-25)
+ * to an upstream known to speak 2026-07-28, whose client declared nothing an upstream could ask
+ * of it (no elicitation, sampling or roots) and sent no progress token: the call needs nothing of
+ * the session but its caller. The tool name is mapped back, the call sent as one 2026-07-28
+ * request with the caller's upstream credentials, and the upstream's answer handed to the client
+ * as the session's answer (JSON). No SDK server dispatch, client request or web `Request` is made
+ * for the call. Anything else — an unknown name, an upstream of unknown or 2025 era, headers the
+ * session transport would refuse, a connection to make first — returns false before the upstream
+ * is asked, and the session's SDK server answers instead. An upstream answer the fast path cannot
+ * give as it is (input required, a task) also returns false: the session asks again, as a
+ * 2026-07-28 client retrying a multi-round-trip request would.
+ */
+export function createLegacyFastCall(options: FastCallOptions) {
+  const { log, naming } = options;
+  const sendCall = createUpstreamCall(options);
+
+  function eligible(ctx: Context, session: LegacySession, body: unknown): body is LegacyCallMessage {
+    if (!isObject(body) || body['jsonrpc'] !== '2.0' || body['method'] !== 'tools/call') return false;
+    const id = body['id'];
+    if (typeof id !== 'string' && typeof id !== 'number') return false;
+    const params = body['params'];
+    if (!isObject(params) || typeof params['name'] !== 'string') return false;
+    if (params['task'] !== undefined || params['requestState'] !== undefined || params['inputResponses'] !== undefined) return false;
+    if (params['arguments'] !== undefined && !isObject(params['arguments'])) return false;
+    const meta = params['_meta'];
+    if (meta !== undefined && (!isObject(meta) || meta['progressToken'] !== undefined)) return false;
+    // What the session's transport checks before it dispatches: it answers a refusal itself.
+    const accept = ctx.get('accept');
+    if (!accept.includes('application/json') || !accept.includes('text/event-stream')) return false;
+    const version = ctx.get('mcp-protocol-version');
+    if (version !== '' && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) return false;
+    if (session.id === undefined || session.ended !== undefined) return false;
+    return Object.keys(relayableCapabilities(session.server.getClientCapabilities())).length === 0;
+  }
+
+  /**
+   * The upstream's answer to call `id`, read whole: the response message (a `result` without
+   * its 2026-07-28 `resultType`, or an `error`), or `undefined` when it is a result the 2025 era
+   * cannot carry. Notifications on the call's stream go to the session's client.
+   */
+  async function answerOf(response: IncomingMessage, id: string | number, session: LegacySession): Promise<object | undefined> {
+    const type = response.headers['content-type'] ?? '';
+    response.setEncoding('utf8');
+    let text = '';
+    let timer: NodeJS.Timeout | undefined;
+    let late = false;
+    try {
+      // The reasons are the gateway's own words: they are shown to the user.
+      await new Promise<void>((resolve, reject) => {
+        const failed = () => reject(new Error(late ? 'it did not answer in time' : 'the connection to it closed'));
+        timer = setTimeout(() => {
+          late = true;
+          response.destroy();
+        }, options.timeoutMs);
+        response.on('data', (chunk: string) => (text += chunk));
+        response.once('end', resolve);
+        response.once('error', failed);
+        response.once('close', () => (response.complete ? resolve() : failed()));
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+    const messages = type.includes('text/event-stream') ? eventData(text) : [text];
+    for (const data of messages) {
+      let message: Record<string, unknown>;
+      try {
+        const parsed = JSON.parse(data) as unknown;
+        if (!isObject(parsed)) continue;
+        message = parsed;
+      } catch {
+        continue;
+      }
+      if (typeof message['method'] === 'string' && message['id'] === undefined) {
+        if (RELAYED.has(message['method'])) {
+          const params = isObject(message['params']) ? { params: message['params'] } : {};
+          session.server.notification({ method: message['method'], ...params } as never).catch(() => undefined);
+        }
+        continue;
+      }
+      if (message['id'] !== id) continue;
+      if (isObject(message['error'])) return { jsonrpc: '2.0', id, error: message['error'] };
+      const result = message['result'];
+      if (!isObject(result) || (result['resultType'] !== undefined && result['resultType'] !== 'complete')) return undefined;
+      const { resultType: _complete, ...rest } = result;
+      return { result: rest, jsonrpc: '2.0', id };
+    }
+    throw new Error('it sent no answer to the call');
+  }
+
+  /** Answers `body` in `session` if it is a call the fast path takes; false when the session's server must. */
+  return async function legacyFastCall(ctx: Context, session: LegacySession, caller: McpCaller, body: unknown): Promise<boolean> {
+    if (!eligible(ctx, session, body)) return false;
+    const target = naming.resolveName(body.params.name, caller.upstreams);
+    if (!target || !options.speaksModern(target.upstream)) return false;
+    const { upstream } = target;
+    log.debug('tools/call on the legacy fast path', { upstream: upstream.name });
+    const { task: _task, _meta: meta, ...params } = body.params;
+    // As the full path: the client's own `_meta` goes on, the envelope is the gateway's.
+    const forwarded = Object.fromEntries(Object.entries(meta ?? {}).filter(([key]) => !key.startsWith('io.modelcontextprotocol/')));
+    const payload = JSON.stringify({
+      jsonrpc: '2.0',
+      id: body.id,
+      method: 'tools/call',
+      params: {
+        ...params,
+        name: target.name,
+        _meta: {
+          ...forwarded,
+          'io.modelcontextprotocol/protocolVersion': MODERN_PROTOCOL_VERSION,
+          'io.modelcontextprotocol/clientInfo': options.clientInfo,
+          'io.modelcontextprotocol/clientCapabilities': {},
+        },
+      },
+    });
+    const sent = await sendCall(ctx, caller, target, body.id, payload);
+    if (sent === undefined) return false;
+    let answer: object | undefined;
+    if ('answer' in sent) {
+      answer = sent.answer;
+    } else {
+      try {
+        answer = await answerOf(sent.response, body.id, session);
+      } catch (error) {
+        if (ctx.res.writableEnded || ctx.res.destroyed) return true;
+        const reason = error instanceof Error ? error.message : String(error);
+        log.warn('upstream tools/call failed', { userId: caller.userId, upstream: upstream.name, reason });
+        answer = unavailableAnswer(body.id, upstream, reason);
+      }
+      if (answer === undefined) return false;
+    }
+    // Ended meanwhile: the client went away, or cancelled the call (no answer follows a cancelled request).
+    if (ctx.res.writableEnded || ctx.res.destroyed) return true;
+    ctx.respond = false;
+    ctx.res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'mcp-session-id': session.id! });
+    ctx.res.end(JSON.stringify(answer));
+    return true;
+  };
+}
+
+/** The `data` of each event of a complete `text/event-stream` body (WHATWG HTML §9.2.6, without ids or retries). */
+function eventData(text: string): string[] {
+  const events: string[] = [];
+  for (const block of text.split(/\r?\n\r?\n/)) {
+    const data = block
+      .split(/\r?\n/)
+      .filter((line) => line.startsWith('data:'))
+      .map((line) => line.slice(line.startsWith('data: ') ? 6 : 5));
+    if (data.length > 0) events.push(data.join('\n'));
+  }
+  return events;
+}
