@@ -123,7 +123,8 @@ export function createOAuthServer(
       ctx.type = 'html';
       ctx.body = renderErrorPage(out.error, out.error_description ?? '');
     },
-    ...(config.oauth.dangerouslyResolveMetadataHosts ? { fetch: metadataFetch(config.oauth.dangerouslyResolveMetadataHosts) } : {}),
+    // Client ID metadata documents and any other URL a client names: public addresses only.
+    fetch: metadataFetch(config.oauth.dangerouslyResolveMetadataHosts),
   });
   provider.proxy = secure;
   // Registered clients' secrets are stored as hashes (adapter.ts).

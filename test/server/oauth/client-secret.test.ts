@@ -1,16 +1,6 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import type { Server } from 'node:http';
-import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig, type GatewayConfig } from '../../../server/config.js';
-import { createLogger } from '../../../server/log.js';
-import { createOAuthServer } from '../../../server/oauth/provider.js';
-import { loadServerKeys } from '../../../server/oauth/server-keys.js';
-import { openStore } from '../../../server/store/open-store.js';
-import type { GatewayStore } from '../../../server/store/store.js';
-import { freePort } from '../../helpers/free-port.js';
+import type { GatewayConfig } from '../../../server/config.js';
+import { startOAuthServer, type TestOAuthServer } from '../../helpers/oauth-server.js';
 import { createTestDatabase, postgresUnavailable } from '../../helpers/postgres.js';
 import { storedText } from '../../helpers/stored-text.js';
 
@@ -18,31 +8,18 @@ describe.each([
   { backend: 'sqlite', skip: false },
   { backend: 'postgres', skip: Boolean(postgresUnavailable) },
 ])('a confidential client registered dynamically ($backend)', ({ backend, skip }) => {
-  let dir: string;
+  let oauth: TestOAuthServer;
   let config: GatewayConfig;
-  let store: GatewayStore;
-  let server: Server;
   let issuer: string;
 
   beforeAll(async () => {
     if (skip) return;
-    dir = await mkdtemp(path.join(tmpdir(), 'cg-client-secret-'));
-    config = loadConfig({
-      env: { GATEWAY_DATA_DIR: dir, GATEWAY_PORT: String(await freePort()), ...(backend === 'postgres' ? { GATEWAY_STORE_URL: await createTestDatabase() } : {}) },
-    });
-    const log = createLogger('error');
-    store = await openStore(config.store);
-    const oauth = createOAuthServer(config, { store, log, keys: await loadServerKeys(config, log) });
-    issuer = oauth.issuer;
-    server = createServer(oauth.provider.callback());
-    await new Promise<void>((resolve) => server.listen(config.http.port, '127.0.0.1', resolve));
+    oauth = await startOAuthServer(backend === 'postgres' ? { storeUrl: await createTestDatabase() } : {});
+    ({ config, issuer } = oauth);
   });
 
   afterAll(async () => {
-    if (skip) return;
-    await new Promise((resolve) => server.close(resolve));
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
+    if (!skip) await oauth.close();
   });
 
   async function register(method: 'client_secret_basic' | 'client_secret_post'): Promise<{ client_id: string; client_secret: string }> {
