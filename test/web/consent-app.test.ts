@@ -9,6 +9,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { buildWeb } from '../../scripts/build-web.js';
 import type { FlowView } from '../../server/views/consent.js';
+import { consentStepTable } from '../../workflows/consent-flow/steps.js';
 import { chromiumAvailable, chromiumPath, launchBrowser, type TestBrowser } from '../helpers/browser.js';
 
 const inCi = process.env['CI'] === 'true';
@@ -176,12 +177,15 @@ describe.skipIf(skipBrowserTests)('<cg-consent-app>', () => {
     await open();
 
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await expect(page.title()).resolves.toBe('Sign in · Consent Gateway');
+    await expect(page.getByText('Step 1 of 3').isVisible()).resolves.toBe(true);
     await expect(page.getByText('Development sign-in: anyone can sign in as anyone. Not for production.').isVisible()).resolves.toBe(true);
     await expect(page.getByText('MCP Inspector wants to use your connected services').isVisible()).resolves.toBe(true);
     await page.getByLabel('User name').fill('alice');
     await page.getByRole('button', { name: 'Continue' }).click();
 
     await page.getByRole('heading', { name: 'Choose services' }).waitFor();
+    await expect(page.getByText('Step 2 of 3').isVisible()).resolves.toBe(true);
     await expect(page.getByText('Signed in as alice').isVisible()).resolves.toBe(true);
     await expect(page.getByRole('checkbox', { name: 'Demo tools' }).isChecked()).resolves.toBe(true);
     await expect(page.getByRole('checkbox', { name: 'Linear' }).isChecked()).resolves.toBe(true);
@@ -193,6 +197,7 @@ describe.skipIf(skipBrowserTests)('<cg-consent-app>', () => {
     await page.getByRole('button', { name: 'Continue' }).click();
 
     await page.getByRole('heading', { name: 'Approve access' }).waitFor();
+    await expect(page.getByText('Step 3 of 3').isVisible()).resolves.toBe(true);
     await expect(page.getByText('Allow MCP Inspector (localhost:6274) to use Demo tools as alice?').isVisible()).resolves.toBe(true);
     await expect(page.getByText('registered itself (dynamic registration)').isVisible()).resolves.toBe(true);
     await page.getByRole('button', { name: 'Approve' }).click();
@@ -204,6 +209,14 @@ describe.skipIf(skipBrowserTests)('<cg-consent-app>', () => {
       { path: `/interaction/${FLOW_ID}/decision`, csrf: CSRF, contentType: 'application/json', body: { decision: 'approve' } },
     ]);
     expect(gateway.calls[0]).toMatchObject({ method: 'GET', path: `/interaction/${FLOW_ID}/state`, csrf: undefined, body: undefined });
+  });
+
+  it('defines the screen element the step table names for every step', async () => {
+    gateway.handle = () => ok(view());
+    await open();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    const screens = consentStepTable.map((row) => row.screen);
+    await expect(page.evaluate((names) => names.filter((name) => customElements.get(name) === undefined), screens)).resolves.toEqual([]);
   });
 
   it('keeps "Continue" disabled until a user name is typed, then submits on Enter', async () => {

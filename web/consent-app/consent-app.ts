@@ -3,6 +3,7 @@ import { LitElement, css, html, nothing, type PropertyValues, type TemplateResul
 import { icon } from '../shared/icons.js';
 import { ApiError, INVALID_RESPONSE, NETWORK_ERROR } from '../shared/json-api.js';
 import { documentStyles, pageShellStyles, sharedStyles, themeStyles } from '../shared/styles.js';
+import { stepCounter, stepRow, type OpenStep } from '../../workflows/consent-flow/steps.js';
 import { ConsentApi, isRedirect, type Decision, type FlowView, type UpstreamView } from './api.js';
 import { clientLabel } from './approve-step.js';
 import { consentEvent, type ConsentEvent } from './events.js';
@@ -39,12 +40,14 @@ interface Leaving {
 /** What the card shows, and the document title that goes with it. */
 interface Screen {
   title: string;
+  /** "Step n of m", on the steps of the table. */
+  counter?: string;
   body: TemplateResult;
 }
 
 /**
- * The consent page: loads the flow from `{api-base}/state`, shows the step it is at (identity,
- * services, approve, done), sends the user's answers to the JSON API and follows the flow's
+ * The consent page: loads the flow from `{api-base}/state`, shows the step it is at (a step of
+ * the table in `workflows/consent-flow/steps.ts`, or done), sends the user's answers to the JSON API and follows the flow's
  * `redirectTo`. Pending requests disable the step's controls; failures are rendered, never thrown:
  * 409 re-reads the state, 410 shows the expired message, a network failure offers "Try again".
  *
@@ -60,7 +63,8 @@ interface Screen {
  * @csspart card - the centred card holding the current step
  * @csspart asking - the "<client> wants to use your connected services" line
  * @csspart error - the error notice shown above a step
- * @cssprop --cg-accent - and the other `--cg-*` tokens in styles.ts
+ * @csspart counter - "Step n of m" above a step's screen
+ * @cssprop --cg-accent - and the other `--cg-*` tokens in web/shared/styles.ts
  */
 export class ConsentApp extends LitElement {
   static override properties = {
@@ -81,6 +85,13 @@ export class ConsentApp extends LitElement {
     css`
       header {
         font-size: 1rem;
+      }
+
+      .counter {
+        margin: 0 0 0.25rem;
+        color: var(--cg-muted);
+        font-size: 0.8125rem;
+        letter-spacing: 0.02em;
       }
 
       .asking {
@@ -200,7 +211,8 @@ export class ConsentApp extends LitElement {
                 <strong>${clientLabel(this.view.client)}</strong> wants to use your connected services
               </p>`
             : nothing}
-          ${inline ? this.renderInlineFailure(inline) : nothing} ${screen.body}
+          ${inline ? this.renderInlineFailure(inline) : nothing}
+          ${screen.counter ? html`<p class="counter" part="counter">${screen.counter}</p>` : nothing} ${screen.body}
         </main>
       </div>
     `;
@@ -241,49 +253,41 @@ export class ConsentApp extends LitElement {
     if (view.status === 'expired') {
       return { title: 'Request expired', body: html`<cg-flow-message kind="expired"></cg-flow-message>` };
     }
-    switch (view.step) {
-      case 'identity':
-        return {
-          title: 'Sign in',
-          body: html`<cg-identity-step
-            mode=${view.identityMode}
-            ?pending=${this.pending}
-            @identity-submit=${this.onIdentitySubmit}
-          ></cg-identity-step>`,
-        };
-      case 'services':
-        return {
-          title: 'Choose services',
-          body: html`<cg-services-step
-            .upstreams=${view.upstreams}
-            user=${view.user?.id ?? ''}
-            ?pending=${this.pending}
-            @services-submit=${this.onServicesSubmit}
-            @connect-upstream=${this.onConnectUpstream}
-          ></cg-services-step>`,
-        };
-      case 'approve':
-        return {
-          title: 'Approve access',
-          body: html`<cg-approve-step
-            .client=${view.client}
-            .upstreams=${chosenUpstreams(view)}
-            .scopes=${view.scopes}
-            user=${view.user?.id ?? ''}
-            ?pending=${this.pending}
-            @consent-decision=${this.onDecision}
-          ></cg-approve-step>`,
-        };
-      case 'done':
-        if (view.status === 'denied') {
-          return this.message('Access denied', { kind: 'refused', message: 'You can close this window.' });
-        }
-        if (view.status === 'approved') {
-          return this.message('Access approved', { kind: 'done', message: 'You can close this window.' });
-        }
-        return this.message('Finishing', { kind: 'pending', message: 'Finishing your sign-in…' });
+    if (view.step !== 'done') {
+      return { title: stepRow(view.step).title, counter: stepCounter(view.step), body: this.stepScreens[view.step](view) };
     }
+    if (view.status === 'denied') {
+      return this.message('Access denied', { kind: 'refused', message: 'You can close this window.' });
+    }
+    if (view.status === 'approved') {
+      return this.message('Access approved', { kind: 'done', message: 'You can close this window.' });
+    }
+    return this.message('Finishing', { kind: 'pending', message: 'Finishing your sign-in…' });
   }
+
+  /**
+   * The screen of each step of the table (`workflows/consent-flow/steps.ts`), its element named
+   * there: a step added to the table without a screen here does not compile.
+   */
+  private readonly stepScreens: Record<OpenStep, (view: FlowView) => TemplateResult> = {
+    identity: (view) =>
+      html`<cg-identity-step mode=${view.identityMode} ?pending=${this.pending} @identity-submit=${this.onIdentitySubmit}></cg-identity-step>`,
+    services: (view) => html`<cg-services-step
+      .upstreams=${view.upstreams}
+      user=${view.user?.id ?? ''}
+      ?pending=${this.pending}
+      @services-submit=${this.onServicesSubmit}
+      @connect-upstream=${this.onConnectUpstream}
+    ></cg-services-step>`,
+    approve: (view) => html`<cg-approve-step
+      .client=${view.client}
+      .upstreams=${chosenUpstreams(view)}
+      .scopes=${view.scopes}
+      user=${view.user?.id ?? ''}
+      ?pending=${this.pending}
+      @consent-decision=${this.onDecision}
+    ></cg-approve-step>`,
+  };
 
   private message(
     heading: string,

@@ -26,6 +26,7 @@ import {
   type ConsentStatus,
   type ConsentStep,
 } from './messages.js';
+import { stepAfter, stepCounter, stepRow, type OpenStep } from './steps.js';
 
 const remoteStore = proxyActivities<Activities>({
   startToCloseTimeout: '10 seconds',
@@ -57,33 +58,18 @@ function covers(granted: { upstreams: string[]; scopes: string[] }, wanted: { up
 
 const maxUserIdLength = 256;
 
-const stepStatus: Record<Exclude<ConsentStep, 'done'>, ConsentStatus> = {
-  identity: 'identifying',
-  services: 'choosing_services',
-  approve: 'awaiting_approval',
-};
-
 function describe(state: ConsentFlowState): string {
   const client = state.client.clientName ?? state.client.clientId;
   const user = state.userId ?? 'not signed in yet';
   const lines = [`**Client:** ${client} (${state.client.registration}, redirects to ${state.client.redirectHost ?? 'n/a'})`, `**User:** ${user}`];
-  switch (state.step) {
-    case 'identity':
-      lines.unshift('**Step 1 of 3: identity.** Waiting for the user to sign in.');
-      break;
-    case 'services': {
-      lines.unshift(`**Step 2 of 3: services.** Waiting for the user to choose among: ${state.availableUpstreams.join(', ') || 'none'}.`);
-      const connections = Object.entries(state.connections).map(([name, connection]) => `${name}: ${connection.status}${connection.error ? ` (${connection.error})` : ''}`);
-      if (connections.length > 0) lines.push(`**Connections:** ${connections.join(', ')}`);
-      break;
-    }
-    case 'approve':
-      lines.unshift(`**Step 3 of 3: approve.** Waiting for the user to approve or deny access to: ${state.chosenUpstreams.join(', ') || 'no upstream'}.`);
-      break;
-    case 'done':
-      lines.unshift(`**Finished: ${state.status}.**`);
-      break;
+  if (state.step === 'done') {
+    lines.unshift(`**Finished: ${state.status}.**`);
+  } else {
+    const among = { identity: '', services: `: ${state.availableUpstreams.join(', ') || 'none'}`, approve: `: ${state.chosenUpstreams.join(', ') || 'no upstream'}` }[state.step];
+    lines.unshift(`**${stepCounter(state.step)}: ${state.step}.** Waiting for ${stepRow(state.step).waitingFor}${among}.`);
   }
+  const connections = Object.entries(state.connections).map(([name, connection]) => `${name}: ${connection.status}${connection.error ? ` (${connection.error})` : ''}`);
+  if (state.step === 'services' && connections.length > 0) lines.push(`**Connections:** ${connections.join(', ')}`);
   lines.push(`**Expires:** ${state.expiresAt}`);
   return lines.join('\n\n');
 }
@@ -116,6 +102,13 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
   // Store writes go out one at a time, in the order the flow moved, whatever the handlers' timing.
   let writes: Promise<unknown> = Promise.resolve();
 
+  /** Enters the step the table puts after `step`, with its status; the last step ends only by a decision or expiry. */
+  function advanceFrom(step: OpenStep): Promise<void> {
+    const next = stepAfter(step);
+    if (next === 'done') throw new Error(`${step} is the last step: a decision ends the flow`);
+    return moveTo(next, stepRow(next).status);
+  }
+
   /** Moves the flow synchronously (so a handler that runs next sees the new step), then records it. */
   function moveTo(step: ConsentStep, status: ConsentStatus): Promise<void> {
     state.step = step;
@@ -145,7 +138,7 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
 
   // Enter the first step before any handler exists: an update delivered with the start runs as
   // soon as its handler is registered and must find the flow at this step.
-  const entered = moveTo('identity', stepStatus.identity);
+  const entered = moveTo('identity', stepRow('identity').status);
 
   function requireStep(step: ConsentStep): void {
     if (state.step !== step) {
@@ -160,7 +153,7 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
     async ({ userId, source }) => {
       state.userId = userId;
       state.identitySource = source;
-      await moveTo('services', stepStatus.services);
+      await advanceFrom('identity');
       return state;
     },
     {
@@ -183,7 +176,7 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
     chooseServices,
     async ({ upstreams }) => {
       state.chosenUpstreams = [...new Set(upstreams)];
-      const entered = moveTo('approve', stepStatus.approve);
+      const entered = advanceFrom('services');
       if (patched(rememberConsentPatch) && state.userId) {
         const userId = state.userId;
         remembered = await findConsent.executeWithOptions(
