@@ -9,7 +9,7 @@ import { createBrowserBinding } from './middleware/browser-binding.js';
 import { errorHandler } from './middleware/errors.js';
 import { securityHeaders } from './middleware/security-headers.js';
 import type { PassthroughEndpoint } from './mcp/passthrough.js';
-import { mcpScope, type OAuthServer } from './oauth/provider.js';
+import { mcpScope, offlineAccessScope, type OAuthServer } from './oauth/provider.js';
 import type { TokenCipher } from './crypto/token-cipher.js';
 import { assetRoutes } from './routes/assets.js';
 import { connectionsRoutes } from './routes/connections.js';
@@ -172,6 +172,13 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
       if (ctx.path === '/auth' && ctx.method === 'GET' && !ctx.query['scope']) {
         const url = new URL(ctx.req.url ?? '/auth', 'http://gateway');
         url.searchParams.set('scope', mcpScope);
+        ctx.req.url = `${url.pathname}${url.search}`;
+      }
+      // SEP-2207: `offline_access` asks for a refresh token. Every authorization here runs the
+      // consent flow anyway; OpenID Connect keeps the scope only with prompt=consent, so it is implied.
+      if (ctx.path === '/auth' && ctx.method === 'GET' && String(ctx.query['scope'] ?? '').split(' ').includes(offlineAccessScope) && !ctx.query['prompt']) {
+        const url = new URL(ctx.req.url ?? '/auth', 'http://gateway');
+        url.searchParams.set('prompt', 'consent');
         ctx.req.url = `${url.pathname}${url.search}`;
       }
       ctx.respond = false;

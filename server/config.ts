@@ -4,6 +4,7 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { trustedProxies as parseTrustedProxies } from './config/trusted-proxies.js';
 import { parseUpstreamAuth, type ConfigReader, type UpstreamAuthConfig } from './config/upstream-auth/index.js';
+import { parseOAuthServerOptions, type OAuthServerOptions } from './config/oauth-server.js';
 import { projectDir, projectPath } from './paths.js';
 
 /** How the consent flow learns who the user is (DESIGN.md, decision 9). */
@@ -108,15 +109,13 @@ export interface GatewayConfig {
   /** True when no upstream is configured: `npm start` runs the bundled demo upstream. */
   demoUpstream: boolean;
   clients: StaticClientConfig[];
-  oauth: {
+  oauth: OAuthServerOptions & {
     accessTokenTtlSeconds: number;
     refreshTokenTtlSeconds: number;
     /** Keys that sign the OAuth server's cookies, the first signing, all verifying; generated into the data folder when absent. */
     cookieKeys?: string[];
     /** A JWKS file of private keys the OAuth server signs with (the first key of an algorithm signs); generated into the data folder when absent. */
     signingKeysFile?: string;
-    dynamicRegistration: boolean;
-    clientMetadataDocuments: boolean;
     /** Registrations accepted per client address per minute. */
     registrationsPerMinute: number;
     /**
@@ -607,8 +606,7 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
       refreshTokenTtlSeconds: Math.round((asDurationMs(oauth.refreshTokenTtl, 'oauth.refreshTokenTtl') ?? 30 * 86_400_000) / 1000),
       ...(cookieKeys ? { cookieKeys } : {}),
       ...(signingKeysFile ? { signingKeysFile: path.resolve(baseDir, signingKeysFile) } : {}),
-      dynamicRegistration: oauth.dynamicRegistration !== false,
-      clientMetadataDocuments: oauth.clientMetadataDocuments !== false,
+      ...parseOAuthServerOptions(oauth, configReader),
       registrationsPerMinute: typeof oauth.registrationsPerMinute === 'number' ? oauth.registrationsPerMinute : 20,
     },
     mcp: { toolSeparator: separator, maxBodyBytes },

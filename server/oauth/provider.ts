@@ -8,12 +8,15 @@ import { renderErrorPage } from './error-page.js';
 import { metadataFetch } from './metadata-fetch.js';
 import { validateRedirectUris } from './redirect-uris.js';
 import { registrationLimit } from './registration-limit.js';
-import { createGatewayLimits } from '../limits/gateway-limits.js';
 import { providerRequestGuards } from './request-guards.js';
+import { createGatewayLimits } from '../limits/gateway-limits.js';
 import type { ServerKeys } from './server-keys.js';
 
 /** The scope every MCP client gets for `/mcp`. */
 export const mcpScope = 'mcp:tools';
+
+/** The scope a client adds to ask for a refresh token (SEP-2207); a concern of the client and this server, never of a resource. */
+export const offlineAccessScope = 'offline_access';
 
 /** The gateway's OAuth server and the values the rest of the app derives from it. */
 export interface OAuthServer {
@@ -40,14 +43,18 @@ export function createOAuthServer(
   const issuer = config.http.publicUrl;
   const resources = mcpResources(issuer, config.upstreams.map((upstream) => upstream.name));
   const mcpResource = resources.aggregate;
-  const staticIds = new Set(config.clients.map((client) => client.clientId));
+  // Pre-registered clients first, then client ID metadata documents, then dynamic registration as
+  // the fallback (README, "Client registration"); each way can be switched off.
+  const { registration } = config.oauth;
+  const preRegistered = registration.preRegistered ? config.clients : [];
+  const staticIds = new Set(preRegistered.map((client) => client.clientId));
   const secure = issuer.startsWith('https:');
 
   const provider = new Provider(issuer, {
     adapter: createOidcAdapter(deps.store.oauth),
     jwks: deps.keys.jwks,
     enabledJWA: { idTokenSigningAlgValues: ['ES256'] },
-    clients: config.clients.map((client) => ({
+    clients: preRegistered.map((client) => ({
       client_id: client.clientId,
       client_name: client.clientName,
       redirect_uris: client.redirectUris,
@@ -67,7 +74,7 @@ export function createOAuthServer(
     responseTypes: ['code'],
     pkce: { required: () => true },
     extraClientMetadata: { properties: ['redirect_uris'], validator: validateRedirectUris },
-    scopes: [mcpScope],
+    scopes: [mcpScope, offlineAccessScope],
     claims: { openid: ['sub'] },
     findAccount: async (_ctx: unknown, sub: string) => ({ accountId: sub, claims: async () => ({ sub }) }),
     cookies: {
@@ -79,12 +86,12 @@ export function createOAuthServer(
     interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
     features: {
       devInteractions: { enabled: false },
-      registration: { enabled: config.oauth.dynamicRegistration },
+      registration: { enabled: registration.dynamic },
       revocation: { enabled: true },
       introspection: { enabled: false },
       userinfo: { enabled: false },
       rpInitiatedLogout: { enabled: false },
-      clientIdMetadataDocument: { enabled: config.oauth.clientMetadataDocuments, ack: 'draft-02' },
+      clientIdMetadataDocument: { enabled: registration.clientMetadataDocuments, ack: 'draft-02' },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => mcpResource,
@@ -107,7 +114,10 @@ export function createOAuthServer(
       const grantId = result?.consent?.grantId;
       return grantId ? provider.Grant.find(grantId) : undefined;
     },
-    issueRefreshToken: async (_ctx: unknown, client: ClientModel) => client.grantTypeAllowed('refresh_token'),
+    // SEP-2207: only to a client registered for the refresh_token grant; under the `offline_access`
+    // policy only when it also asked for that scope.
+    issueRefreshToken: async (_ctx: unknown, client: ClientModel, code: { scopes: Set<string> }) =>
+      client.grantTypeAllowed('refresh_token') && (config.oauth.refreshTokens === 'client' || code.scopes.has(offlineAccessScope)),
     rotateRefreshToken: true,
     expiresWithSession: () => false,
     ttl: {
@@ -134,6 +144,15 @@ export function createOAuthServer(
 
   provider.use(providerRequestGuards(config.http.allowedHosts));
   provider.use(registrationLimit(createGatewayLimits(config, deps.store).registration, config.http.trustedProxyHops));
+
+  // With dynamic registration off, clients it registered earlier are unknown too.
+  if (!registration.dynamic) {
+    const find = provider.Client.find.bind(provider.Client);
+    provider.Client.find = async (id: string) => {
+      const client = await find(id);
+      return client && (staticIds.has(client.clientId) || client.clientIdMetadataDocument) ? client : undefined;
+    };
+  }
 
   provider.on('server_error', (_ctx: unknown, error: Error) => deps.log.error('oauth server error', { error: error.message }));
 

@@ -12,7 +12,7 @@ import { createIdentityStep } from '../identity/identity-step.js';
 import { idpCallbackPath } from '../identity/oidc-login.js';
 import type { Logger } from '../log.js';
 import { renderErrorPage } from '../oauth/error-page.js';
-import { mcpScope, type OAuthServer } from '../oauth/provider.js';
+import { mcpScope, offlineAccessScope, type OAuthServer } from '../oauth/provider.js';
 import type { GatewayStore } from '../store/store.js';
 import { startConsentFlow } from '../temporal/client.js';
 import type { TokenCipher } from '../crypto/token-cipher.js';
@@ -128,6 +128,8 @@ export function interactionRoutes(deps: InteractionRouteDeps): Router {
       const grant = interaction.grantId ? ((await provider.Grant.find(interaction.grantId)) ?? undefined) : undefined;
       const target = grant ?? new provider.Grant({ accountId: outcome.userId, clientId: state.client.clientId });
       target.addOIDCScope(mcpScope);
+      // Asked for (and kept by the provider): the refresh token the client wants (SEP-2207).
+      if (String(interaction.params.scope ?? '').split(' ').includes(offlineAccessScope)) target.addOIDCScope(offlineAccessScope);
       target.addResourceScope(requestedResource(interaction), mcpScope);
       const grantId = await target.save();
       return provider.interactionResult(ctx.req, ctx.res, { login: { accountId: outcome.userId }, consent: { grantId } }, { mergeWithLastSubmission: false });
