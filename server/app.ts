@@ -144,9 +144,10 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
     if (ctx.status === 404 && ctx.body == null && ctx.respond !== false) throw new NotFoundError(`no such endpoint: ${ctx.method} ${ctx.path}`);
   });
   if (gateway) {
-    // The consent and connect pages wait on Temporal in the request: bounded, and a 503 when it is down.
+    // The consent, connect and My connections pages wait on Temporal in the request: bounded, and a 503 when it is down.
     const bounded = temporalDeadline(gateway.temporal, config.temporal.requestTimeoutMs);
-    const waitsOnTemporal = (path: string) => path.startsWith('/interaction/') || path === '/connect' || path === '/oauth/upstream/callback' || path === idpCallbackPath;
+    const waitsOnTemporal = (path: string) =>
+      path.startsWith('/interaction/') || path.startsWith('/connections/') || path === '/connect' || path === '/oauth/upstream/callback' || path === idpCallbackPath;
     app.use(async function boundFlowRequests(ctx, next) {
       return waitsOnTemporal(ctx.path) ? bounded(ctx, next) : next();
     });

@@ -121,7 +121,8 @@ export async function requestUpstreamRefresh(client: Client, taskQueue: string, 
 /**
  * Disconnects a user from an upstream through their `upstreamGrant` workflow (the one writer of
  * those tokens): it revokes them at the upstream (RFC 7009) when it can, deletes them, and ends.
- * Waits up to `waitMs` for that to finish; returns whether it did.
+ * Waits up to `waitMs` for that to finish, or until the request's Temporal deadline; returns
+ * whether it did.
  */
 export async function disconnectUpstreamGrant(client: Client, taskQueue: string, input: UpstreamGrantInput, waitMs = 15_000): Promise<boolean> {
   const handle = await client.workflow.signalWithStart('upstreamGrant', { ...grantStartOptions(taskQueue, input), signal: disconnect, signalArgs: [] });
@@ -130,7 +131,15 @@ export async function disconnectUpstreamGrant(client: Client, taskQueue: string,
     timer = setTimeout(() => resolve(false), waitMs);
   });
   try {
-    return await Promise.race([handle.result().then(() => true), timedOut]);
+    const finished = handle.result().then(
+      () => true,
+      (error: unknown) => {
+        // The signal got through; a result that is late for this request's deadline is still coming.
+        if (isTemporalUnreachable(error)) return false;
+        throw error;
+      },
+    );
+    return await Promise.race([finished, timedOut]);
   } finally {
     clearTimeout(timer);
   }
