@@ -166,6 +166,16 @@ export const malformedJsonFamily: Family = (fx) =>
         expect: 'jsonrpc',
         }),
     ),
+    // Bodies without Content-Length, sent chunked: their size is only known once read.
+    fc.tuple(fc.constantFrom(...pageApiTargets(fx)), fc.constantFrom('{"userId":', '[]', 'x'.repeat(40_000))).map(
+      ([target, body]): HostileCase => ({ family: 'malformed/oversized JSON', endpoint: target.endpoint, request: post(target.path, { ...jsonHeaders, ...target.headers }, body, { chunked: true }), expect: 'oauth-json' }),
+    ),
+    fc.constantFrom('{"client_name":"x","redirect_uris":["http://127.0.0.1:9/cb"]}', '{').map(
+      (body): HostileCase => ({ family: 'malformed/oversized JSON', endpoint: 'POST /reg', request: post('/reg', jsonHeaders, body, { chunked: true }), expect: 'oauth-json' }),
+    ),
+    fc.constantFrom('{', 'x'.repeat(5 * 1024 * 1024)).map(
+      (body): HostileCase => ({ family: 'malformed/oversized JSON', endpoint: 'POST /mcp', request: post('/mcp', mcpHeaders(fx.tokens.mcp), body, { chunked: true }), expect: 'jsonrpc' }),
+    ),
     fc.constantFrom(4 * 1024 * 1024 + 10, 5 * 1024 * 1024).map(
       (size): HostileCase => ({
         family: 'malformed/oversized JSON',
@@ -445,6 +455,11 @@ export const flowHijackFamily: Family = (fx) => {
       return { family: 'flow hijack', endpoint: 'GET /oauth/upstream/callback', request: get(path, { cookie: browser.cookies(path) }), expect: 'html' };
     }),
     fc.stringMatching(/^[A-Za-z0-9_-]{10,64}$/).map((uid): HostileCase => ({ family: 'flow hijack', endpoint: 'GET /interaction/:uid', request: get(`/interaction/${uid}`, { cookie: fx.flow.cookies(`/interaction/${uid}`) }), expect: 'html' })),
+    // The provider's resume of an interaction, from a browser that did not start it, or of one that does not exist.
+    fc.tuple(stranger, fc.oneof(fc.constant(fx.flow.uid), fc.stringMatching(/^[A-Za-z0-9_-]{21,43}$/))).map(([browser, uid]): HostileCase => {
+      const path = `/auth/${uid}`;
+      return { family: 'flow hijack', endpoint: 'GET /auth/:uid', request: get(path, { cookie: browser.cookies(path) }), expect: 'authorize', check: (response) => redirectProblem(fx, response.status, response.headers.location) };
+    }),
     fc.constantFrom('/connect', '/connect?elicitationId=').map((path): HostileCase => ({
       family: 'flow hijack',
       endpoint: 'GET /connect',
@@ -752,6 +767,13 @@ export const badBearerFamily: Family = (fx) => {
       family: 'bad bearer tokens',
       endpoint: `GET ${path}`,
       request: get(path, authorization ? { authorization } : {}),
+      expect: 'oauth-json',
+    })),
+    // The registration management endpoint (RFC 7592) with no or a wrong registration access token.
+    fc.tuple(fc.constantFrom('GET', 'PUT', 'DELETE'), fc.constantFrom(fx.client.id, 'no-such-client'), notAdmin).map(([method, clientId, authorization]): HostileCase => ({
+      family: 'bad bearer tokens',
+      endpoint: `${method} /reg/:clientId`,
+      request: { method, path: `/reg/${encodeURIComponent(clientId)}`, headers: { ...jsonHeaders, ...(authorization ? { authorization } : {}) }, ...(method === 'PUT' ? { body: JSON.stringify({ client_id: clientId, redirect_uris: ['https://attacker.example/cb'] }) } : {}) },
       expect: 'oauth-json',
     })),
     fc.tuple(fc.constantFrom('/admin/clients/x/revoke', '/admin/users/alice/revoke'), notAdmin).map(([path, authorization]): HostileCase => ({

@@ -18,7 +18,8 @@ export type RawResponse =
   | { kind: 'error'; message: string; ms: number };
 
 /**
- * Sends `req` to `base` (`http://host:port`) on a fresh connection and reads the whole answer.
+ * Sends `req` to `base` (`http://host:port`) on a connection of its own (no agent: a request the
+ * server answered before reading its whole body leaves nothing behind for the next) and reads the whole answer.
  * An answer not complete within `timeoutMs` is a `timeout`: the request is aborted by its signal.
  */
 export function sendRaw(base: string, req: RawRequest, timeoutMs: number): Promise<RawResponse> {
@@ -33,7 +34,7 @@ export function sendRaw(base: string, req: RawRequest, timeoutMs: number): Promi
     }
     let outgoing;
     try {
-      outgoing = request({ host: url.hostname, port: url.port, method: req.method, path: req.path, headers, signal, setHost: !Object.keys(headers).some((name) => name.toLowerCase() === 'host') }, (res) => {
+      outgoing = request({ host: url.hostname, port: url.port, method: req.method, path: req.path, headers, signal, agent: false, setHost: !Object.keys(headers).some((name) => name.toLowerCase() === 'host') }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('end', () => resolve({ kind: 'response', status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), ms: elapsed() }));
