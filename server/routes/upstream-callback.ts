@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import Router from '@koa/router';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { consentWorkflowId, upstreamCallback } from '../../workflows/consent-flow/messages.js';
-import { authorizationOwner, connectCallback, upstreamConnectWorkflowId } from '../../workflows/upstream-connect/messages.js';
+import { connectCallback, upstreamConnectWorkflowId } from '../../workflows/upstream-connect/messages.js';
 import type { AuditRecorder } from '../audit/audit-log.js';
+import { confirmedAuthorizationOwner } from '../authorization-owner.js';
 import type { GatewayConfig } from '../config.js';
 import type { TokenCipher } from '../crypto/token-cipher.js';
 import type { Logger } from '../log.js';
@@ -74,7 +75,8 @@ export function upstreamCallbackRoutes(deps: UpstreamCallbackDeps): Router {
     const pending = await store.getUpstreamAuthorization(stateHash);
     if (!pending) return fail(400, 'invalid_request', 'This connection attempt is unknown; start again from the consent screen.', null);
     // The attempt belongs to a consent flow, or to a connect started from a URL elicitation link.
-    const owner = authorizationOwner(pending.flowId);
+    const owner = await confirmedAuthorizationOwner(store, pending);
+    if (!owner) return fail(400, 'invalid_request', 'This connection attempt belongs to no sign-in; start again from the consent screen.', null);
     const connectId = owner.kind === 'connect' ? owner.connectId : null;
     const retryUrl = connectId ? `/connect?elicitationId=${encodeURIComponent(connectId)}` : `/interaction/${pending.flowId}`;
     const displayName = config.upstreams.find((upstream) => upstream.name === pending.upstream)?.displayName ?? pending.upstream;
