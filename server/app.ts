@@ -190,7 +190,7 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
 }
 
 /** Request headers a browser-based MCP client may send; `Mcp-Param-*` mirror tool arguments (SEP-2243). */
-const corsRequestHeaders = ['authorization', 'content-type', 'accept', 'mcp-session-id', 'mcp-protocol-version', 'mcp-method', 'mcp-name', 'last-event-id'];
+const corsRequestHeaders = ['authorization', 'dpop', 'content-type', 'accept', 'mcp-session-id', 'mcp-protocol-version', 'mcp-method', 'mcp-name', 'last-event-id'];
 
 function corsPreflight(ctx: Koa.Context): void {
   ctx.status = 204;

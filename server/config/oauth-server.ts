@@ -21,6 +21,11 @@ export type RefreshTokenPolicy = 'client' | 'offline_access';
 export interface OAuthServerOptions {
   registration: ClientRegistrationConfig;
   refreshTokens: RefreshTokenPolicy;
+  /**
+   * DPoP (RFC 9449): a client that sends a proof to the token endpoint gets a DPoP-bound token,
+   * which `/mcp` accepts only with a proof of the same key. `required`: bearer tokens are refused.
+   */
+  dpop: { required: boolean };
 }
 
 const flag = (value: unknown, key: string, read: ConfigReader): boolean | undefined => {
@@ -32,7 +37,7 @@ const flag = (value: unknown, key: string, read: ConfigReader): boolean | undefi
 /**
  * Reads `oauth.registration.{preRegistered, clientMetadataDocuments, dynamic}` (each on unless
  * false; the older `oauth.dynamicRegistration` and `oauth.clientMetadataDocuments` still count
- * where the new key is absent) and `oauth.refreshTokens`.
+ * where the new key is absent), `oauth.refreshTokens` and `oauth.dpop.required`.
  */
 export function parseOAuthServerOptions(oauth: Record<string, unknown>, read: ConfigReader): OAuthServerOptions {
   const registration = read.record(oauth.registration, 'oauth.registration');
@@ -43,6 +48,7 @@ export function parseOAuthServerOptions(oauth: Record<string, unknown>, read: Co
         flag(registration.clientMetadataDocuments, 'oauth.registration.clientMetadataDocuments', read) ?? flag(oauth.clientMetadataDocuments, 'oauth.clientMetadataDocuments', read) ?? true,
       dynamic: flag(registration.dynamic, 'oauth.registration.dynamic', read) ?? flag(oauth.dynamicRegistration, 'oauth.dynamicRegistration', read) ?? true,
     },
+    dpop: { required: flag(read.record(oauth.dpop, 'oauth.dpop').required, 'oauth.dpop.required', read) ?? false },
     refreshTokens: read.oneOf(read.string(oauth.refreshTokens, 'oauth.refreshTokens'), ['client', 'offline_access'] as const, 'oauth.refreshTokens') ?? 'client',
   };
 }

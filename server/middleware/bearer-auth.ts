@@ -3,6 +3,7 @@ import type { Context, Next } from 'koa';
 import type { UpstreamConfig } from '../config.js';
 import { InsufficientScopeError, InvalidTokenError, OAuthError } from '../errors.js';
 import type { McpResourceTarget } from '../mcp/resources.js';
+import { checkDpopProof, dpopAlgorithms, DpopProofError } from '../oauth/dpop-proof.js';
 import { mcpScope, type OAuthServer } from '../oauth/provider.js';
 import type { ConsentStore, StoreEvents } from '../store/store.js';
 import { inSpan } from '../tracing.js';
@@ -19,6 +20,8 @@ interface CachedCaller {
   /** The protected resource the token is bound to. */
   resource: string;
   grantId: string;
+  /** The DPoP key the token is bound to (RFC 9449 `cnf.jkt`), if it is. */
+  jkt: string | undefined;
   /** Epoch ms after which the token and consent are read again. */
   until: number;
   /** The event channel's generation when the entry was filled: a newer one means events may have been missed. */
@@ -52,6 +55,39 @@ export function bearerAuth(deps: { oauth: OAuthServer; store: ConsentStore & Sto
     new OAuthError(401, error ?? 'invalid_token', description, {
       'WWW-Authenticate': challenge(resource, error ? `, error="${error}", error_description="${description}"` : ''),
     });
+
+  // RFC 9449 §7.1: a refused DPoP request is challenged with the DPoP scheme.
+  const dpopRefusal = (resource: string, error: 'invalid_token' | 'invalid_dpop_proof', description: string) =>
+    new OAuthError(401, error, description, {
+      'WWW-Authenticate': `DPoP resource_metadata="${deps.oauth.resources.metadataUrl(resource)}", algs="${dpopAlgorithms.join(' ')}", error="${error}", error_description="${description}"`,
+    });
+
+  /**
+   * The token's sender constraint (RFC 9449 §7): a DPoP-bound token only under the DPoP scheme
+   * with a fresh proof of its key for this request, never as a bearer token; an unbound token only
+   * as a bearer token, and not at all when `oauth.dpop.required`.
+   */
+  async function checkBinding(ctx: Context, scheme: 'bearer' | 'dpop', token: string, jkt: string | undefined, resource: string): Promise<void> {
+    if (!jkt) {
+      if (scheme === 'dpop') throw unauthorized(resource, 'invalid_token', 'the access token is not bound to a DPoP key: send it as "Authorization: Bearer <token>"');
+      if (deps.oauth.dpopRequired) throw dpopRefusal(resource, 'invalid_token', 'this gateway accepts DPoP-bound access tokens only (RFC 9449)');
+      return;
+    }
+    if (scheme === 'bearer') throw dpopRefusal(resource, 'invalid_token', 'the access token is bound to a DPoP key: send it as "Authorization: DPoP <token>" with a DPoP proof');
+    const proof = ctx.get('dpop');
+    if (!proof || proof.includes(',')) throw dpopRefusal(resource, 'invalid_dpop_proof', 'one DPoP proof (the DPoP header) is required with a DPoP-bound access token');
+    try {
+      const checked = await checkDpopProof(proof, { method: ctx.method, url: resource, accessToken: token });
+      if (checked.jkt !== jkt) throw new DpopProofError('the DPoP proof is signed with another key than the access token is bound to');
+      // Each proof once, across the fleet: the provider's replay records live in the store.
+      if (!(await deps.oauth.provider.ReplayDetection.unique(`dpop-resource:${jkt}`, checked.jti, Math.floor(Date.now() / 1000) + 120))) {
+        throw new DpopProofError('the DPoP proof was used before');
+      }
+    } catch (error) {
+      if (error instanceof DpopProofError) throw dpopRefusal(resource, 'invalid_dpop_proof', error.message);
+      throw error;
+    }
+  }
 
   // The hot path: a warm token costs one Map lookup (DESIGN.md, decision 6).
   const cache = new Map<string, CachedCaller>();
@@ -92,28 +128,32 @@ export function bearerAuth(deps: { oauth: OAuthServer; store: ConsentStore & Sto
     const endpoint = (ctx.state as { mcpEndpoint?: McpEndpointTarget }).mcpEndpoint ?? { resource: deps.oauth.mcpResource, target: { kind: 'aggregate' } };
     const { resource, target } = endpoint;
     const header = ctx.get('authorization');
-    const match = /^Bearer\s+([A-Za-z0-9\-._~+/]+=*)$/i.exec(header);
-    if (!match?.[1]) {
+    const match = /^(Bearer|DPoP)\s+([A-Za-z0-9\-._~+/]+=*)$/i.exec(header);
+    const value = match?.[2];
+    if (!match?.[1] || !value) {
       // RFC 6750 §3.1: no error code when the request carried no credentials at all.
       if (!header) throw new InvalidTokenError('an access token is required', { headers: { 'WWW-Authenticate': challenge(resource) } });
-      throw unauthorized(resource, 'invalid_request', 'the Authorization header must be "Bearer <token>"');
+      throw unauthorized(resource, 'invalid_request', 'the Authorization header must be "Bearer <token>" or "DPoP <token>"');
     }
-    const cached = cache.get(match[1]);
+    const scheme = match[1].toLowerCase() === 'dpop' ? 'dpop' : 'bearer';
+    const cached = cache.get(value);
     if (cached && cached.until > Date.now() && cached.resource === resource && cached.generation === events.generation() && events.live()) {
       span.setAttribute('gateway.token_cached', true);
+      await checkBinding(ctx, scheme, value, cached.jkt, resource);
       return cached.caller;
     }
     span.setAttribute('gateway.token_cached', false);
     // Taken before the store reads: a revocation heard while they run may make them stale.
     const generation = events.generation();
     const revocationsBefore = revocations;
-    const token = await deps.oauth.provider.AccessToken.find(match[1]);
+    const token = await deps.oauth.provider.AccessToken.find(value);
     if (!token || token.isExpired) {
-      cache.delete(match[1]);
+      cache.delete(value);
       throw unauthorized(resource, 'invalid_token', 'the access token is unknown, revoked or expired');
     }
     const audiences = Array.isArray(token.aud) ? token.aud : token.aud ? [token.aud] : [];
     if (!audiences.includes(resource)) throw unauthorized(resource, 'invalid_token', `the access token was issued for another resource, not ${resource}`);
+    await checkBinding(ctx, scheme, value, token.jkt, resource);
     if (!(token.scope ?? '').split(' ').includes(mcpScope)) {
       throw new InsufficientScopeError(`the access token lacks the ${mcpScope} scope`, {
         headers: { 'WWW-Authenticate': challenge(resource, `, error="insufficient_scope", error_description="the access token lacks the ${mcpScope} scope"`) },
@@ -133,7 +173,7 @@ export function bearerAuth(deps: { oauth: OAuthServer; store: ConsentStore & Sto
         .map((upstream) => ({ name: upstream.name, displayName: upstream.displayName, url: upstream.mcpUrl })),
     };
     if (cache.size >= cacheLimit) cache.clear();
-    if (revocationsBefore === revocations) cache.set(match[1], { caller, resource, grantId: token.grantId, until: Math.min(Date.now() + cacheMs, token.exp * 1000), generation });
+    if (revocationsBefore === revocations) cache.set(value, { caller, resource, grantId: token.grantId, jkt: token.jkt, until: Math.min(Date.now() + cacheMs, token.exp * 1000), generation });
     return caller;
   }
 

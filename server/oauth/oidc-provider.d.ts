@@ -54,6 +54,8 @@ declare module 'oidc-provider' {
     aud?: string | string[];
     scope?: string;
     exp: number;
+    /** The thumbprint of the key a DPoP-bound token is bound to (RFC 9449 `cnf.jkt`). */
+    jkt?: string;
     readonly isExpired: boolean;
   }
 
@@ -89,6 +91,8 @@ declare module 'oidc-provider' {
     /** The browser's session from the `session` cookie; a new, unsaved one (no `accountId`) when there is none. */
     readonly Session: { get(ctx: Koa.Context): Promise<{ jti: string; accountId?: string }> };
     readonly AccessToken: TokenModel<AccessToken>;
+    /** One-time values in the provider's storage: `unique` is false for a value seen before. */
+    readonly ReplayDetection: { unique(iss: string, jti: string, exp: number): Promise<boolean> };
     readonly RefreshToken: TokenModel<unknown>;
     readonly AuthorizationCode: TokenModel<unknown>;
   }

@@ -28,6 +28,8 @@ export interface OAuthServer {
   resources: McpResources;
   /** How a client got its id, for the approve screen. */
   registrationOf(client: ClientModel): 'dcr' | 'cimd' | 'static';
+  /** `oauth.dpop.required`: the MCP endpoints refuse tokens not bound to a DPoP key. */
+  dpopRequired: boolean;
 }
 
 /**
@@ -88,6 +90,8 @@ export function createOAuthServer(
       devInteractions: { enabled: false },
       registration: { enabled: registration.dynamic },
       revocation: { enabled: true },
+      // A client that proves a key at the token endpoint gets a token bound to it (RFC 9449).
+      dPoP: { enabled: true },
       introspection: { enabled: false },
       userinfo: { enabled: false },
       rpInitiatedLogout: { enabled: false },
@@ -161,6 +165,7 @@ export function createOAuthServer(
     issuer,
     mcpResource,
     resources,
+    dpopRequired: config.oauth.dpop.required,
     registrationOf: (client) => (staticIds.has(client.clientId) ? 'static' : client.clientIdMetadataDocument ? 'cimd' : 'dcr'),
   };
 }
