@@ -59,6 +59,7 @@ export async function createGateway(
     log: deps.log,
     upstreamHeaders: tokens.headers,
     upstreamUnauthorized: tokens.unauthorized,
+    upstreamInsufficientScope: tokens.insufficientScope,
     awaitElicitation: async (elicitationId: string, signal: AbortSignal) => {
       // The callback route marks it complete in the store; the store is shared by every process.
       while (!signal.aborted) {
@@ -93,6 +94,7 @@ export async function createGateway(
     log: deps.log,
     upstreamHeaders: tokens.headers,
     upstreamUnauthorized: tokens.unauthorized,
+    upstreamInsufficientScope: tokens.insufficientScope,
     sessionKeys: deps.cipher.deriveKeys('mcp-session-id'),
     maxBodyBytes: config.mcp.maxBodyBytes,
     bridge,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
-import { markNeedsReconnect, type UpstreamGrantInput, upstreamGrantWorkflowId } from '../workflows/upstream-grant/messages.js';
+import { markNeedsReconnect, requireScopes, type UpstreamGrantInput, upstreamGrantWorkflowId } from '../workflows/upstream-grant/messages.js';
 import { needsUserConnection, type UpstreamConfig } from './config.js';
 import type { TokenCipher } from './crypto/token-cipher.js';
 import type { Logger } from './log.js';
@@ -80,7 +80,7 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
    * Refuses a call that needs a connection the user does not have (or must renew) with a URL
    * elicitation: a link to `/connect` that only this user's signed-in browser can use.
    */
-  async function notConnected(caller: McpCaller, upstream: McpUpstream, why: string): Promise<never> {
+  async function notConnected(caller: McpCaller, upstream: McpUpstream, why: string, access: 'connect' | 'more' = 'connect'): Promise<never> {
     if (!deps.publicUrl) throw new UpstreamNotConnectedError(why);
     const key = `${caller.userId}\n${caller.clientId}\n${upstream.name}`;
     const now = Math.floor(Date.now() / 1000);
@@ -91,13 +91,14 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
       if (openElicitations.size > 10_000) openElicitations.clear();
       openElicitations.set(key, open);
     }
-    throw new JsonRpcError(urlElicitationRequired, `Connect ${upstream.displayName} to use its tools.`, {
+    const ask = access === 'more' ? `Grant ${upstream.displayName} the access this tool needs.` : `Connect ${upstream.displayName} to use its tools.`;
+    throw new JsonRpcError(urlElicitationRequired, ask, {
       elicitations: [
         {
           mode: 'url',
           elicitationId: open.id,
           url: `${deps.publicUrl}/connect?elicitationId=${open.id}`,
-          message: `Connect your ${upstream.displayName} account to continue.`,
+          message: access === 'more' ? `Grant ${upstream.displayName} more access to continue.` : `Connect your ${upstream.displayName} account to continue.`,
         },
       ],
     });
@@ -172,6 +173,34 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
       });
       temporal.log.warn('upstream refuses the token; the user has to reconnect', { upstream: upstream.name });
       return false;
+    },
+
+    /**
+     * The upstream answered 403 `insufficient_scope` naming `challenged` to a request sent with
+     * `sent` (step-up, MCP 2026-07-28 Authorization §Scope Challenge Handling). The user's grant
+     * workflow records the accumulated scopes (those granted, configured and asked for: SEP-2350) and
+     * the call is answered with the connect link, whose authorization asks for all of them. True
+     * means "send it again" (a newer token is there already). Throws the URL elicitation, or a
+     * JSON-RPC error once the upstream was asked for the same scopes too often.
+     */
+    async insufficientScope(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, challenged: string[]): Promise<boolean> {
+      const temporal = deps.temporal;
+      const config = deps.upstreams.find((candidate) => candidate.name === upstream.name);
+      if (!temporal || !config || !needsUserConnection(config.auth)) return false;
+      const tokens = await deps.store.getUpstreamTokens(caller.userId, upstream.name);
+      if (!tokens || tokens.status !== 'connected') return false;
+      if (sent.Authorization !== `Bearer ${deps.cipher.open(tokens.accessToken, upstreamTokenLabel(caller.userId, upstream.name, 'access'))}`) return true;
+      const scopes = [...new Set([...tokens.scopes, ...config.scopes, ...challenged])];
+      await ensureUpstreamGrant(temporal.client, temporal.taskQueue, grantInput(tokens));
+      const answer = await temporal.client.workflow.getHandle(upstreamGrantWorkflowId(tokens.userId, tokens.upstream)).executeUpdate(requireScopes, {
+        args: [{ scopes, seenAccessTokenVersion: tokens.version }],
+      });
+      if (answer.outcome === 'retry') return true;
+      if (answer.outcome === 'refused') {
+        throw new JsonRpcError(-32603, `${upstream.displayName} still refuses: it asks for access (${answer.scopes.join(' ')}) that was not granted.`);
+      }
+      temporal.log.info('upstream asks for more scopes; the user authorizes them', { upstream: upstream.name });
+      return notConnected(caller, upstream, `${upstream.displayName} needs more access`, 'more');
     },
   };
 }

@@ -84,7 +84,10 @@ export function createGrants(deps: UpstreamOAuthDeps) {
         url.searchParams.set('code_challenge', await oauth.calculatePKCECodeChallenge(verifier));
         url.searchParams.set('code_challenge_method', 'S256');
         url.searchParams.set('state', state);
-        if (upstream.scopes.length > 0) url.searchParams.set('scope', upstream.scopes.join(' '));
+        // Scopes accumulate (MCP 2026-07-28, SEP-2350): the configured ones, those granted before, those a step-up asked for.
+        const existing = await deps.store.getUpstreamTokens(input.userId, upstream.name);
+        const scopes = [...new Set([...upstream.scopes, ...(existing?.scopes ?? []), ...(existing?.requiredScopes ?? [])])];
+        if (scopes.length > 0) url.searchParams.set('scope', scopes.join(' '));
         if (upstream.auth.resource) url.searchParams.set('resource', upstream.mcpUrl);
         const stateHash = sha256(state);
         await deps.store.createUpstreamAuthorization({

@@ -19,6 +19,18 @@ export function createUpstreamOAuth(deps: UpstreamOAuthDeps) {
       return { deleted: await deps.store.deleteUpstreamTokens(input.userId, input.upstream) };
     },
 
+    /**
+     * Records the scopes an upstream asked for (`insufficient_scope`, step-up) on the user's tokens,
+     * so the next authorization there asks for them as well (SEP-2350 scope accumulation).
+     */
+    async requireUpstreamScopes(input: { userId: string; upstream: string; scopes: string[] }): Promise<{ recorded: boolean }> {
+      const current = await deps.store.getUpstreamTokens(input.userId, input.upstream);
+      if (!current) return { recorded: false };
+      const requiredScopes = [...new Set([...(current.requiredScopes ?? []), ...input.scopes])];
+      await deps.store.saveUpstreamTokens({ ...current, requiredScopes, updatedAt: new Date().toISOString() });
+      return { recorded: true };
+    },
+
     /** Records where a user stands with an upstream (`needs_reconnect`, ...) in the read model. */
     async setUpstreamTokenStatus(input: { userId: string; upstream: string; status: UpstreamTokenStatus }): Promise<void> {
       await deps.store.setUpstreamTokenStatus(input.userId, input.upstream, input.status, new Date().toISOString());

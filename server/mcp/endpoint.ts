@@ -44,6 +44,8 @@ export interface McpEndpointOptions {
    * resolving true sends the request once more. `retried` is true when the refused one was the retry.
    */
   upstreamUnauthorized?: (caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean) => Promise<boolean>;
+  /** The upstream answered 403 `insufficient_scope` (step-up); see `UpstreamConnectionsOptions.insufficientScope`. */
+  upstreamInsufficientScope?: (caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, scopes: string[]) => Promise<boolean>;
   /** Largest accepted POST body. Default 4 MiB. */
   maxBodyBytes?: number;
   /** A 2025-era session with no request or stream open for this long is ended. Default 30 minutes; `0` never. */
@@ -137,7 +139,12 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
   const upstreamOptions = { clientInfo: serverInfo, log, eras, connectTimeoutMs: listTimeoutMs };
   const sessions = new Map<string, LegacySession>();
   let closed = false;
-  const callerUpstreams: CallerUpstreamOptions = { ...upstreamOptions, headers, ...(options.upstreamUnauthorized ? { unauthorized: options.upstreamUnauthorized } : {}) };
+  const callerUpstreams: CallerUpstreamOptions = {
+    ...upstreamOptions,
+    headers,
+    ...(options.upstreamUnauthorized ? { unauthorized: options.upstreamUnauthorized } : {}),
+    ...(options.upstreamInsufficientScope ? { insufficientScope: options.upstreamInsufficientScope } : {}),
+  };
   const listenStreams = new ListenStreams({ serverInfo, log, naming: handlers.naming, capabilities: AGGREGATE_CAPABILITIES, maxBodyBytes, upstreams: callerUpstreams });
   const modernConnections = (caller: McpCaller, capabilities: ClientCapabilities | undefined) =>
     new UpstreamConnections({ ...forCaller(callerUpstreams, () => caller), capabilities: () => relayableCapabilities(capabilities, { tasks: true }) });

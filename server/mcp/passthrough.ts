@@ -9,6 +9,7 @@ import { JSON_RPC_ERRORS, JsonRpcError, readJsonBody, respondWithJsonRpcError } 
 import type { McpCaller, McpUpstream } from './types.js';
 import { mcpMethodOf } from '../metrics.js';
 import { lowerCased, sendUpstreamRequest } from './upstream-request.js';
+import { insufficientScopeOf } from './bearer-challenge.js';
 
 /** Options of {@link createPassthroughEndpoint}. */
 export interface PassthroughOptions {
@@ -17,6 +18,11 @@ export interface PassthroughOptions {
   upstreamHeaders(caller: McpCaller, upstream: McpUpstream): Promise<Record<string, string>>;
   /** The upstream answered 401 to a request sent with `sent`; resolving true sends it once more. */
   upstreamUnauthorized?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean): Promise<boolean>;
+  /**
+   * The upstream answered 403 `insufficient_scope` naming `scopes` (step-up); resolving true sends
+   * the request once more, throwing a {@link JsonRpcError} (a URL elicitation) answers with it.
+   */
+  upstreamInsufficientScope?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, scopes: string[]): Promise<boolean>;
   /**
    * Key the HMACs that bind a session id (and the gateway's own request state) to its user, client
    * and upstream: the first signs, every one verifies, so a key rotation ends no session.
@@ -254,6 +260,13 @@ export function createPassthroughEndpoint(options: PassthroughOptions): Passthro
         for (;;) {
           const credentials = await options.upstreamHeaders(caller, upstream);
           response = await send(ctx, upstream, { ...headers, ...lowerCased(credentials) }, body);
+          const stepUp = response.statusCode === 403 ? insufficientScopeOf(response.headers['www-authenticate']) : undefined;
+          if (stepUp && options.upstreamInsufficientScope && !retried) {
+            response.resume();
+            if (!(await options.upstreamInsufficientScope(caller, upstream, credentials, stepUp))) break;
+            retried = true;
+            continue;
+          }
           if (response.statusCode !== 401 || !options.upstreamUnauthorized) break;
           response.resume();
           const again = await options.upstreamUnauthorized(caller, upstream, credentials, retried);

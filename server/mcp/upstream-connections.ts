@@ -15,6 +15,7 @@ import {
 } from '@modelcontextprotocol/client';
 
 import type { Logger } from '../log.js';
+import { insufficientScopeOf } from './bearer-challenge.js';
 import { JsonRpcError } from './json-rpc.js';
 import type { McpUpstream } from './types.js';
 import { recordUpstreamRequest } from '../metrics.js';
@@ -40,6 +41,12 @@ export interface UpstreamConnectionsOptions {
    * it was already the retry. Resolving true sends the request once more with fresh headers.
    */
   unauthorized?(upstream: McpUpstream, sent: Record<string, string>, retried: boolean): Promise<boolean>;
+  /**
+   * The upstream answered HTTP 403 `insufficient_scope` naming `scopes` (step-up) to a request sent
+   * with `sent`. Resolving true sends the request once more; what it throws (a URL elicitation)
+   * reaches the owner as the cause of an {@link UpstreamCredentialsError}.
+   */
+  insufficientScope?(upstream: McpUpstream, sent: Record<string, string>, scopes: string[]): Promise<boolean>;
   /**
    * The capabilities the gateway declares to upstreams: those of the MCP client it serves, so an
    * upstream asks only for what that client can answer.
@@ -317,6 +324,19 @@ export class UpstreamConnections {
       }
     };
     const first = await send();
+    const stepUp = first.response.status === 403 ? insufficientScopeOf(first.response.headers.get('www-authenticate') ?? undefined) : undefined;
+    if (stepUp && this.#options.insufficientScope) {
+      let again: boolean;
+      try {
+        again = await this.#options.insufficientScope(upstream, first.sent, stepUp);
+      } catch (error) {
+        await first.response.body?.cancel().catch(() => undefined);
+        throw new UpstreamCredentialsError(error);
+      }
+      if (!again) return first.response;
+      await first.response.body?.cancel().catch(() => undefined);
+      return (await send()).response;
+    }
     // The SDK sends JSON bodies as strings, so the request can be sent again as it was.
     if (first.response.status !== 401 || !(await unauthorized(first.sent, false))) return first.response;
     await first.response.body?.cancel().catch(() => undefined);

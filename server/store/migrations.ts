@@ -193,4 +193,11 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE upstream_tokens ADD COLUMN issuer TEXT;
     `,
   },
+  {
+    version: 10,
+    name: 'upstream step-up scopes',
+    sql: `
+      ALTER TABLE upstream_tokens ADD COLUMN required_scopes TEXT;
+    `,
+  },
 ];

@@ -169,4 +169,11 @@ export const postgresMigrations: readonly Migration[] = [
       ALTER TABLE upstream_tokens ADD COLUMN issuer TEXT;
     `,
   },
+  {
+    version: 5,
+    name: 'upstream step-up scopes',
+    sql: `
+      ALTER TABLE upstream_tokens ADD COLUMN required_scopes TEXT;
+    `,
+  },
 ];

@@ -112,6 +112,8 @@ export interface UpstreamTokenRecord {
    * it and never sent to another (MCP 2026-07-28, SEP-2352). Absent for tokens stored before it was recorded.
    */
   issuer?: string;
+  /** Scopes the upstream asked for beyond those granted (`insufficient_scope`), for the next authorization there (SEP-2350). */
+  requiredScopes?: string[];
   connectedAt: string;
   lastUsedAt: string | null;
   updatedAt: string;

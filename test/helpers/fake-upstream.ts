@@ -62,6 +62,11 @@ export interface FakeUpstreamOptions {
    * the client with `code` or `error`, RFC 6749 §4.1.2), e.g. to drop or change `iss` (RFC 9207).
    */
   rewriteAuthorizationResponse?(parameters: URLSearchParams): void;
+  /**
+   * Scopes a tool needs beyond the token's (by tool name): a call without them is refused with 403
+   * `insufficient_scope` naming them (RFC 6750 §3.1, MCP step-up). Each must be in `scopes`.
+   */
+  toolScopes?: Record<string, string[]>;
 }
 
 /** Live counters of a fake upstream; see {@link FakeUpstream.counters}. */
@@ -82,6 +87,8 @@ export interface FakeUpstreamCounters {
   rejectedMcpRequests: number;
   /** Of those, the POSTs (messages); a client's GET stream may be refused as well. */
   rejectedMcpPosts: number;
+  /** Tool calls refused with 403 `insufficient_scope` (see `toolScopes`). */
+  insufficientScopeRefusals: number;
 }
 
 /** One tool call that reached the MCP server, with the account its access token belongs to. */
@@ -168,6 +175,7 @@ const DEFAULT_REFRESH_TOKEN_TTL_SECONDS = 14 * 24 * 60 * 60;
 const AUTHORIZATION_CODE_TTL_SECONDS = 60;
 const INTERACTION_TTL_SECONDS = 10 * 60;
 const MAX_FORM_BYTES = 16 * 1024;
+const MAX_MCP_BODY_BYTES = 1024 * 1024;
 const MAX_AUTHORIZATION_HOPS = 10;
 const PRM_PATH = '/.well-known/oauth-protected-resource';
 const ROUTES = {
@@ -211,6 +219,7 @@ function resolveSettings(options: FakeUpstreamOptions): UpstreamSettings {
     metadataFetch: options.clientMetadataDocuments?.fetch,
     rewriteMetadata: options.rewriteMetadata,
     rewriteAuthorizationResponse: options.rewriteAuthorizationResponse,
+    toolScopes: options.toolScopes ?? {},
   };
 }
 
@@ -378,6 +387,7 @@ interface UpstreamSettings {
   metadataFetch: ((url: string, init: RequestInit) => Promise<Response>) | undefined;
   rewriteMetadata: FakeUpstreamOptions['rewriteMetadata'];
   rewriteAuthorizationResponse: FakeUpstreamOptions['rewriteAuthorizationResponse'];
+  toolScopes: Record<string, string[]>;
 }
 
 const METADATA_PATHS = new Set(['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']);
@@ -812,7 +822,16 @@ function mcpRequestHandler(deps: McpHandlerDeps) {
         sendJson(res, 405, { error: 'method_not_allowed' });
         return;
       }
-      await serveMcp(req, res, auth, settings.preset, state.toolCalls);
+      const body = JSON.parse((await readBody(req, MAX_MCP_BODY_BYTES)).toString('utf8') || 'null') as unknown;
+      const tool = (body as { method?: unknown; params?: { name?: unknown } } | null)?.method === 'tools/call' ? (body as { params?: { name?: unknown } }).params?.name : undefined;
+      const needed = typeof tool === 'string' ? (settings.toolScopes[tool] ?? []) : [];
+      if (needed.some((scope) => !auth.scopes.includes(scope))) {
+        state.counters.insufficientScopeRefusals += 1;
+        res.setHeader('WWW-Authenticate', `Bearer error="insufficient_scope", scope="${needed.join(' ')}", error_description="${tool} needs more scopes"`);
+        sendJson(res, 403, { error: 'insufficient_scope' });
+        return;
+      }
+      await serveMcp(req, res, auth, settings.preset, state.toolCalls, body);
     } catch (error) {
       console.error('fake upstream MCP server failed', error);
       if (!res.headersSent) sendJson(res, 500, { error: 'server_error' });
@@ -884,6 +903,7 @@ async function serveMcp(
   auth: AuthInfo,
   preset: FakeUpstreamPreset,
   toolCalls: FakeUpstreamToolCall[],
+  body: unknown,
 ): Promise<void> {
   // Stateless: a fresh server and transport per request, as the SDK's stateless examples do.
   const server = buildMcpServer(preset, toolCalls);
@@ -896,7 +916,7 @@ async function serveMcp(
     void server.close();
   });
   await server.connect(transport);
-  await transport.handleRequest(Object.assign(req, { auth }), res);
+  await transport.handleRequest(Object.assign(req, { auth }), res, body);
 }
 
 function buildMcpServer(preset: FakeUpstreamPreset, toolCalls: FakeUpstreamToolCall[]): McpServer {
@@ -977,14 +997,18 @@ function storeCookies(cookies: Map<string, string>, setCookies: string[]): void 
 }
 
 async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
+  return new URLSearchParams((await readBody(req, MAX_FORM_BYTES)).toString('utf8'));
+}
+
+async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   let size = 0;
   const chunks: Buffer[] = [];
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_FORM_BYTES) throw httpError(413, 'form too large');
+    if (size > maxBytes) throw httpError(413, 'body too large');
     chunks.push(chunk);
   }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+  return Buffer.concat(chunks);
 }
 
 function httpError(status: number, message: string): Error {
@@ -1017,6 +1041,7 @@ function zeroCounters(): FakeUpstreamCounters {
     mcpRequests: 0,
     rejectedMcpRequests: 0,
     rejectedMcpPosts: 0,
+    insufficientScopeRefusals: 0,
   };
 }
 

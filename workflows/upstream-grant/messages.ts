@@ -65,6 +65,22 @@ export interface MarkNeedsReconnectInput {
   seenAccessTokenVersion: number;
 }
 
+/** `requireScopes` argument: the upstream answered `insufficient_scope` to the token of this version, naming `scopes` (SEP-2350: already accumulated). */
+export interface RequireScopesInput {
+  scopes: string[];
+  seenAccessTokenVersion: number;
+}
+
+/**
+ * `requireScopes` answer: `authorize` (the scopes are recorded; the user authorizes them through the
+ * connect link), `retry` (a newer token is there already), or `refused` (the upstream was asked for
+ * these scopes too often and still does not grant them).
+ */
+export interface RequireScopesResult {
+  outcome: 'authorize' | 'retry' | 'refused';
+  scopes: string[];
+}
+
 /** How a grant workflow ended. */
 export interface UpstreamGrantOutcome {
   status: 'disconnected';
@@ -76,6 +92,9 @@ export const refreshNow = defineUpdate<RefreshNowResult, [RefreshNowInput]>('ref
 
 /** The upstream keeps refusing the token of the given version: the user has to reconnect. */
 export const markNeedsReconnect = defineUpdate<UpstreamGrantState, [MarkNeedsReconnectInput]>('markNeedsReconnect');
+
+/** The upstream wants more scopes (step-up, `insufficient_scope`): records them for the next authorization, with a limit on repeats. */
+export const requireScopes = defineUpdate<RequireScopesResult, [RequireScopesInput]>('requireScopes');
 
 /** A new connection stored new tokens (metadata only); also the signal of signal-with-start. */
 export const upstreamConnected = defineSignal<[UpstreamTokenInfo]>('upstreamConnected');

@@ -18,6 +18,7 @@ import {
   grantState,
   markNeedsReconnect,
   refreshNow,
+  requireScopes,
   upstreamConnected,
   type UpstreamGrantInput,
   type UpstreamGrantOutcome,
@@ -36,7 +37,7 @@ const { revokeUpstreamTokens } = proxyActivities<Activities>({
   retry: { initialInterval: '500 milliseconds', maximumInterval: '5 seconds', maximumAttempts: 3 },
 });
 
-const { deleteUpstreamTokens, setUpstreamTokenStatus } = proxyActivities<Activities>({
+const { deleteUpstreamTokens, setUpstreamTokenStatus, requireUpstreamScopes } = proxyActivities<Activities>({
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '200 milliseconds', maximumInterval: '10 seconds' },
 });
@@ -51,6 +52,9 @@ const minRefreshMarginMs = 5_000;
 const retryAfterFailureMs = 30_000;
 /** Continue-as-new at this many events even if the server does not suggest it yet. */
 const maxHistoryEvents = 5_000;
+
+/** Incremental authorizations of one scope set before the gateway stops asking the user for it (SEP-2350 step-up). */
+const maxStepUps = 2;
 
 /** OAuth errors after which only the user can help: the grant is gone at the upstream. */
 const reconnectErrors = new Set(['invalid_grant', 'unauthorized_client', 'invalid_client', 'authorization_server_changed']);
@@ -207,6 +211,37 @@ export async function upstreamGrant(input: UpstreamGrantInput): Promise<Upstream
       validator: ({ reason, seenAccessTokenVersion }) => {
         if (!Number.isInteger(seenAccessTokenVersion)) throw ApplicationFailure.nonRetryable('seenAccessTokenVersion must be an integer', 'invalid_request');
         if (typeof reason !== 'string' || reason.length > 200) throw ApplicationFailure.nonRetryable('reason must be a short text', 'invalid_request');
+      },
+    },
+  );
+
+  /** Step-ups asked per accumulated scope set, and the token version each was last asked for. */
+  const stepUps = new Map<string, { count: number; version: number }>();
+
+  setHandler(
+    requireScopes,
+    async ({ scopes, seenAccessTokenVersion }) =>
+      exclusive(async () => {
+        const wanted = [...new Set(scopes)].sort();
+        if (state.version > seenAccessTokenVersion) return { outcome: 'retry' as const, scopes: wanted };
+        const key = wanted.join(' ');
+        const asked = stepUps.get(key) ?? { count: 0, version: -1 };
+        // Repeated calls on one token share one step-up; each new token that still lacks the scopes counts once.
+        if (asked.version !== state.version) {
+          if (asked.count >= maxStepUps) return { outcome: 'refused' as const, scopes: wanted };
+          stepUps.set(key, { count: asked.count + 1, version: state.version });
+          await requireUpstreamScopes.executeWithOptions({ startToCloseTimeout: '10 seconds', summary: `Record the scopes ${state.upstream} asks for` }, [
+            { userId: state.userId, upstream: state.upstream, scopes: wanted },
+          ]);
+        }
+        return { outcome: 'authorize' as const, scopes: wanted };
+      }),
+    {
+      validator: ({ scopes, seenAccessTokenVersion }) => {
+        if (!Number.isInteger(seenAccessTokenVersion)) throw ApplicationFailure.nonRetryable('seenAccessTokenVersion must be an integer', 'invalid_request');
+        if (!Array.isArray(scopes) || scopes.length === 0 || scopes.length > 50 || scopes.some((scope) => typeof scope !== 'string' || !/^[\x21\x23-\x5b\x5d-\x7e]{1,200}$/.test(scope))) {
+          throw ApplicationFailure.nonRetryable('scopes must be 1 to 50 scope tokens (RFC 6749 §3.3)', 'invalid_request');
+        }
       },
     },
   );

@@ -2,17 +2,19 @@ import type { McpCaller, McpUpstream } from '../types.js';
 import type { UpstreamConnectionsOptions } from '../upstream-connections.js';
 
 /** Upstream connection settings of the endpoint, with credentials that depend on the caller. */
-export type CallerUpstreamOptions = Omit<UpstreamConnectionsOptions, 'capabilities' | 'onNotification' | 'onRequest' | 'headers' | 'unauthorized'> & {
+export type CallerUpstreamOptions = Omit<UpstreamConnectionsOptions, 'capabilities' | 'onNotification' | 'onRequest' | 'headers' | 'unauthorized' | 'insufficientScope'> & {
   headers(caller: McpCaller, upstream: McpUpstream): Promise<Record<string, string>>;
   unauthorized?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean): Promise<boolean>;
+  insufficientScope?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, scopes: string[]): Promise<boolean>;
 };
 
 /** The settings of {@link CallerUpstreamOptions} bound to the caller `caller()` names at each request. */
 export function forCaller(options: CallerUpstreamOptions, caller: () => McpCaller): Omit<UpstreamConnectionsOptions, 'capabilities' | 'onNotification' | 'onRequest'> {
-  const { headers, unauthorized, ...settings } = options;
+  const { headers, unauthorized, insufficientScope, ...settings } = options;
   return {
     ...settings,
     headers: (upstream) => headers(caller(), upstream),
     ...(unauthorized ? { unauthorized: (upstream: McpUpstream, sent: Record<string, string>, retried: boolean) => unauthorized(caller(), upstream, sent, retried) } : {}),
+    ...(insufficientScope ? { insufficientScope: (upstream: McpUpstream, sent: Record<string, string>, scopes: string[]) => insufficientScope(caller(), upstream, sent, scopes) } : {}),
   };
 }
