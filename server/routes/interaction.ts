@@ -181,7 +181,7 @@ export function interactionRoutes(deps: InteractionRouteDeps): Router {
     const uid = ctx.params.uid ?? '';
     const interaction = await loadInteraction(uid);
     if (!interaction) throw new ExpiredError('this sign-in request has expired or does not exist');
-    if (!(await heldByThisBrowser(ctx, uid))) throw new OAuthError(403, 'access_denied', 'this sign-in request was started in another browser');
+    if (!(await heldByThisBrowser(ctx, uid))) throw new OAuthError(403, 'access_denied', 'this sign-in request can only be finished in the browser that started it; start again from your application');
     return interaction;
   }
 

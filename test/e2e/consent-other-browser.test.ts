@@ -83,7 +83,7 @@ describe.skipIf(skip)('a consent flow opened in another browser', () => {
 
     const decided = await driver.post(uid, 'decision', { decision: 'approve' });
     expect(decided.status).toBe(403);
-    expect(decided.body).toEqual({ error: 'access_denied', error_description: 'this sign-in request was started in another browser' });
+    expect(decided.body).toEqual({ error: 'access_denied', error_description: 'this sign-in request can only be finished in the browser that started it; start again from your application' });
     expect(await flow(uid)).toMatchObject({ step: 'approve', status: 'awaiting_approval', outcome: null });
     expect(await gateway.store.getConsent(user, clientId)).toBeUndefined();
     expect(await nextFlowStep(user)).toBe('approve');
