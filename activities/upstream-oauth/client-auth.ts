@@ -2,7 +2,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import * as oauth from 'oauth4webapi';
 import type { UpstreamAuthorizationStore } from '../../server/store/store.js';
 import { activityLog } from '../log.js';
-import { httpOptions, type OAuthUpstream } from './discovery.js';
+import { endpointOptions, type OAuthUpstream } from './discovery.js';
 
 /** How the gateway is a client at an upstream's authorization server, as configured. */
 export type UpstreamClientSettings =
@@ -69,7 +69,7 @@ export function createClientAuth(deps: ClientAuthDeps): (upstream: OAuthUpstream
         response_types: ['code'],
         token_endpoint_auth_method: 'none',
       },
-      httpOptions(as.registration_endpoint),
+      endpointOptions(as, as.registration_endpoint),
     );
     const registered = await oauth.processDynamicClientRegistrationResponse(response);
     const secret = typeof registered.client_secret === 'string' ? registered.client_secret : undefined;

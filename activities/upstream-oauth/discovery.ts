@@ -29,9 +29,20 @@ export interface UpstreamSettings {
 /** An upstream that needs each user's OAuth authorization. */
 export type OAuthUpstream = UpstreamSettings & { auth: UpstreamOAuthSettings };
 
+/** A fetch as oauth4webapi calls it. */
+export type UpstreamFetch = (url: string, init: RequestInit) => Promise<Response>;
+
+/**
+ * The fetch for URLs that documents reached from `configuredUrl` (an operator-configured URL) name:
+ * the worker's address guard, which refuses non-public addresses unless the configured URL is on
+ * one itself. Absent (tests of other things): such URLs are fetched like configured ones.
+ */
+export type DiscoveredUrlFetch = (configuredUrl: string) => UpstreamFetch;
+
+/** Localhost, or an IPv4 literal in 127.0.0.0/8, or ::1; not a DNS name that starts with `127.`. */
 function isLoopbackUrl(url: string): boolean {
-  const { hostname } = new URL(url);
-  return hostname === 'localhost' || hostname === '[::1]' || /^127\./.test(hostname);
+  const hostname = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  return hostname === 'localhost' || hostname === '::1' || /^127(\.\d{1,3}){3}$/.test(hostname);
 }
 
 /** The oauth4webapi request options for a call to `url`: a 10 s timeout; plain http only for loopback. */
@@ -40,12 +51,24 @@ export function httpOptions(url: string) {
   return isLoopbackUrl(url) ? { [oauth.allowInsecureRequests]: true, signal: AbortSignal.timeout(10_000) } : { signal: AbortSignal.timeout(10_000) };
 }
 
+/** The fetch for each discovered authorization server's endpoints (token, registration, revocation). */
+const endpointFetch = new WeakMap<oauth.AuthorizationServer, UpstreamFetch>();
+
+/**
+ * {@link httpOptions} for a call to an endpoint `as` names: through the address guard when `as`
+ * came from discovery, since its metadata document, not the operator, named the endpoint.
+ */
+export function endpointOptions(as: oauth.AuthorizationServer, url: string) {
+  const fetch = endpointFetch.get(as);
+  return { ...httpOptions(url), ...(fetch ? { [oauth.customFetch]: fetch } : {}) };
+}
+
 /** Authorization server metadata of `issuer` (RFC 8414, then OpenID Connect Discovery). */
-async function discover(issuer: string): Promise<oauth.AuthorizationServer> {
+async function discover(issuer: string, fetch: UpstreamFetch | undefined): Promise<oauth.AuthorizationServer> {
   const url = new URL(issuer);
   for (const algorithm of ['oauth2', 'oidc'] as const) {
     try {
-      const response = await oauth.discoveryRequest(url, { algorithm, ...httpOptions(issuer) });
+      const response = await oauth.discoveryRequest(url, { algorithm, ...httpOptions(issuer), ...(fetch ? { [oauth.customFetch]: fetch } : {}) });
       return await oauth.processDiscoveryResponse(url, response);
     } catch (error) {
       if (algorithm === 'oidc') throw error;
@@ -71,7 +94,7 @@ async function namedIssuer(upstream: OAuthUpstream): Promise<string> {
  * so a move to another authorization server (MCP 2026-07-28, SEP-2352) is seen before any token
  * is sent. A failed discovery is forgotten, so the next attempt tries again.
  */
-export function createDiscovery(): (upstream: OAuthUpstream, options?: { fresh?: boolean }) => Promise<oauth.AuthorizationServer> {
+export function createDiscovery(discoveredFetch?: DiscoveredUrlFetch): (upstream: OAuthUpstream, options?: { fresh?: boolean }) => Promise<oauth.AuthorizationServer> {
   const servers = new Map<string, Promise<oauth.AuthorizationServer>>();
 
   async function find(upstream: OAuthUpstream, named?: string): Promise<oauth.AuthorizationServer> {
@@ -85,7 +108,13 @@ export function createDiscovery(): (upstream: OAuthUpstream, options?: { fresh?:
         code_challenge_methods_supported: ['S256'],
       };
     }
-    return discover(auth.issuer ?? named ?? (await namedIssuer(upstream)));
+    // The operator named the issuer or the MCP URL; an issuer named by the MCP URL's metadata, and
+    // the endpoints any metadata names, are fetched through the address guard.
+    const issuer = auth.issuer ?? named ?? (await namedIssuer(upstream));
+    const as = await discover(issuer, auth.issuer ? undefined : discoveredFetch?.(upstream.mcpUrl));
+    const fetch = discoveredFetch?.(auth.issuer ?? upstream.mcpUrl);
+    if (fetch) endpointFetch.set(as, fetch);
+    return as;
   }
 
   function remember(upstream: OAuthUpstream, named?: string): Promise<oauth.AuthorizationServer> {

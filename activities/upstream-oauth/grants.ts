@@ -4,7 +4,7 @@ import * as oauth from 'oauth4webapi';
 import { upstreamTokenLabel } from '../../server/store/sealed-labels.js';
 import type { UpstreamAuthorizationStore, UpstreamTokenRecord, UpstreamTokenStatus, UpstreamTokenStore } from '../../server/store/store.js';
 import { createClientAuth, type ClientAuthDeps } from './client-auth.js';
-import { createDiscovery, httpOptions, type OAuthUpstream, type UpstreamSettings } from './discovery.js';
+import { createDiscovery, endpointOptions, type DiscoveredUrlFetch, type OAuthUpstream, type UpstreamSettings } from './discovery.js';
 import { withUpstreamErrors } from './errors.js';
 
 /** What the upstream OAuth activities need. */
@@ -13,6 +13,8 @@ export interface UpstreamOAuthDeps extends ClientAuthDeps {
   upstreams: UpstreamSettings[];
   /** Test seams at the points where a crash matters most. */
   hooks?: { afterCodeExchange?(): Promise<void> | void };
+  /** The address guard for URLs that upstreams' metadata documents name (the worker passes it). */
+  discoveredFetch?: DiscoveredUrlFetch;
 }
 
 /** Connection result as the workflow may see it: metadata only, never a token. */
@@ -53,7 +55,7 @@ function resourceParameter(upstream: OAuthUpstream) {
 
 /** The upstream OAuth grants: authorization code with PKCE (RFC 6749 §4.1, RFC 7636), refresh (§6), revocation (RFC 7009). */
 export function createGrants(deps: UpstreamOAuthDeps) {
-  const authorizationServer = createDiscovery();
+  const authorizationServer = createDiscovery(deps.discoveredFetch);
   const upstreamClient = createClientAuth(deps);
 
   function upstreamConfig(name: string): OAuthUpstream {
@@ -131,7 +133,7 @@ export function createGrants(deps: UpstreamOAuthDeps) {
         const parameters = oauth.validateAuthResponse(as, oauthClient, callback, oauth.skipStateCheck);
         const verifier = deps.cipher.open(pending.codeVerifier, `upstream_authorizations:${input.stateHash}`);
         const response = await oauth.authorizationCodeGrantRequest(as, oauthClient, auth, parameters, pending.redirectUri, verifier, {
-          ...httpOptions(as.token_endpoint ?? upstream.mcpUrl),
+          ...endpointOptions(as, as.token_endpoint ?? upstream.mcpUrl),
           ...resourceParameter(upstream),
         });
         const answer = { ...(await oauth.processAuthorizationCodeResponse(as, oauthClient, response)), issuer: as.issuer };
@@ -187,7 +189,7 @@ export function createGrants(deps: UpstreamOAuthDeps) {
         issuer = as.issuer;
         const { client: oauthClient, auth } = await upstreamClient(upstream, as);
         const response = await oauth.refreshTokenGrantRequest(as, oauthClient, auth, deps.cipher.open(current.refreshToken, refresh), {
-          ...httpOptions(as.token_endpoint ?? upstream.mcpUrl),
+          ...endpointOptions(as, as.token_endpoint ?? upstream.mcpUrl),
           ...resourceParameter(upstream),
         });
         const answer = await oauth.processRefreshTokenResponse(as, oauthClient, response);
@@ -229,7 +231,7 @@ export function createGrants(deps: UpstreamOAuthDeps) {
           ? deps.cipher.open(current.refreshToken, upstreamTokenLabel(input.userId, upstream.name, 'refresh'))
           : deps.cipher.open(current.accessToken, upstreamTokenLabel(input.userId, upstream.name, 'access'));
         const response = await oauth.revocationRequest(as, oauthClient, auth, token, {
-          ...httpOptions(as.revocation_endpoint),
+          ...endpointOptions(as, as.revocation_endpoint),
           additionalParameters: { token_type_hint: current.refreshToken ? 'refresh_token' : 'access_token' },
         });
         await oauth.processRevocationResponse(response);

@@ -4,6 +4,7 @@ import { createActivities, type ActivityDeps } from '../../activities/index.js';
 import type { GatewayConfig } from '../config.js';
 import { temporalConnectionOptions } from './client.js';
 import { upstreamRedirectUri } from '../upstream-config.js';
+import { discoveredUrlFetch } from '../net/address-guard.js';
 import { ensureWorkflowBundle } from './workflow-bundle.js';
 import { createAuditLog, stdoutLine } from '../audit/audit-log.js';
 import { createLogger } from '../log.js';
@@ -66,6 +67,7 @@ export async function createWorker(
         ...deps,
         upstreams: config.upstreams,
         redirectUri: upstreamRedirectUri(config),
+        discoveredFetch: discoveredUrlFetch(),
         observers: {
           audit: createAuditLog({ store: deps.store, log: createLogger(config.logLevel), stdout: config.operations.auditStdout ? stdoutLine : undefined }),
           refreshed: countRefresh,
