@@ -227,12 +227,12 @@ function parseLimits(limits: Record<string, unknown>): LimitsConfig {
   const consentPage = asRecord(limits.consentPage, 'limits.consentPage');
   return {
     authorization: {
-      perAddress: asCount(authorization.perAddress, 'limits.authorization.perAddress') ?? 30,
-      perClient: asCount(authorization.perClient, 'limits.authorization.perClient') ?? 300,
+      perAddress: asCount(authorization.perAddress, 'limits.authorization.perAddress') ?? 60,
+      perClient: asCount(authorization.perClient, 'limits.authorization.perClient') ?? 600,
     },
     consentPage: {
-      perAddress: asCount(consentPage.perAddress, 'limits.consentPage.perAddress') ?? 30,
-      perClient: asCount(consentPage.perClient, 'limits.consentPage.perClient') ?? 300,
+      perAddress: asCount(consentPage.perAddress, 'limits.consentPage.perAddress') ?? 60,
+      perClient: asCount(consentPage.perClient, 'limits.consentPage.perClient') ?? 600,
     },
     pendingFlowsPerClient: asCount(limits.pendingFlowsPerClient, 'limits.pendingFlowsPerClient') ?? 200,
     trackedKeys: asCount(limits.trackedKeys, 'limits.trackedKeys') ?? 10_000,
