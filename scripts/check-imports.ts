@@ -130,8 +130,8 @@ function checkFile(rel: string, text: string): Violation[] {
       case 'server': {
         if (relative && targetTop === 'workflows' && !ref.typeOnly) {
           // Each workflow's messages (and the consent flow's step table) sit beside its body, which stays out.
-          if (!/^workflows\/[^/]+\/(messages|steps)(\.js|\.ts)?$/.test(target ?? '')) {
-            fail(ref.line, `server may import only a workflow's messages (workflows/<workflow>/messages.ts, steps.ts), not ${ref.specifier}`);
+          if (!/^workflows\/([^/]+\/(messages|steps)|markdown)(\.js|\.ts)?$/.test(target ?? '')) {
+            fail(ref.line, `server may import only a workflow's messages (workflows/<workflow>/messages.ts, steps.ts) and workflows/markdown.ts, not ${ref.specifier}`);
           }
         }
         if (relative && targetTop === 'activities' && !ref.typeOnly && rel !== 'server/temporal/worker.ts') {

@@ -9,6 +9,7 @@ import { sameText, type BrowserBinding } from '../middleware/browser-binding.js'
 import { renderMessage } from '../message-page.js';
 import type { OAuthServer } from '../oauth/provider.js';
 import type { GatewayStore } from '../store/store.js';
+import { markdownText } from '../../workflows/markdown.js';
 
 /** What the connect link needs. */
 export interface ConnectRouteDeps {
@@ -67,7 +68,7 @@ export function connectRoutes(deps: ConnectRouteDeps): Router {
       taskQueue: config.temporal.taskQueue,
       args: [{ connectId: id, userId: elicitation.userId, upstream: upstream.name, ttlMs: (elicitation.expiresAt - now) * 1000 }],
       workflowIdConflictPolicy: 'USE_EXISTING',
-      staticSummary: `Connect ${upstream.displayName} for ${elicitation.userId}`,
+      staticSummary: `Connect ${markdownText(upstream.displayName)} for ${markdownText(elicitation.userId)}`,
     });
     const state = await deps.temporal.workflow.executeUpdateWithStart(beginConnect, { startWorkflowOperation }).catch((error: unknown) => {
       log.warn('connect could not begin', { upstream: upstream.name, error: String(error) });

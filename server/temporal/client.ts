@@ -4,6 +4,7 @@ import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors
 import type { GatewayConfig } from '../config.js';
 import { type ConsentFlowInput, consentWorkflowId, searchAttributes } from '../../workflows/consent-flow/messages.js';
 import { disconnect, grantSearchAttributes, refreshNow, type RefreshNowInput, type RefreshNowResult, upstreamConnected, type UpstreamGrantInput, upstreamGrantWorkflowId } from '../../workflows/upstream-grant/messages.js';
+import { markdownText } from '../../workflows/markdown.js';
 
 /** Options shared by the client's and the worker's connection. */
 export interface TemporalConnectionOptions {
@@ -52,7 +53,7 @@ export async function connectClient(temporal: GatewayConfig['temporal']): Promis
 
 /** Starts the `consentFlow` workflow for one authorization request (workflow id `consent:<flowId>`). */
 export async function startConsentFlow(client: Client, taskQueue: string, input: ConsentFlowInput) {
-  const clientLabel = input.client.clientName ?? input.client.clientId;
+  const clientLabel = markdownText(input.client.clientName ?? input.client.clientId);
   return client.workflow.start('consentFlow', {
     taskQueue,
     workflowId: consentWorkflowId(input.flowId),
@@ -66,10 +67,10 @@ export async function startConsentFlow(client: Client, taskQueue: string, input:
     ],
     staticSummary: `Consent for ${clientLabel}`,
     staticDetails: [
-      `**Client:** ${clientLabel} (\`${input.client.clientId}\`, registered by ${input.client.registration})`,
-      `**Redirects to:** ${input.client.redirectHost ?? 'n/a'}`,
-      `**Upstreams offered:** ${input.upstreams.join(', ') || 'none'}`,
-      `**Scopes:** ${input.scopes.join(' ') || 'none'}`,
+      `**Client:** ${clientLabel} (${markdownText(input.client.clientId)}, registered by ${input.client.registration})`,
+      `**Redirects to:** ${input.client.redirectHost ? markdownText(input.client.redirectHost) : 'n/a'}`,
+      `**Upstreams offered:** ${markdownText(input.upstreams.join(', ')) || 'none'}`,
+      `**Scopes:** ${markdownText(input.scopes.join(' ')) || 'none'}`,
     ].join('\n\n'),
   });
 }
@@ -84,8 +85,8 @@ function grantStartOptions(taskQueue: string, input: UpstreamGrantInput) {
       { key: grantSearchAttributes.upstreams, value: [input.upstream] },
       { key: grantSearchAttributes.status, value: input.status ?? 'connected' },
     ],
-    staticSummary: `Grant of ${input.userId} at ${input.upstream}`,
-    staticDetails: `**User:** ${input.userId}\n\n**Upstream:** ${input.upstream}`,
+    staticSummary: `Grant of ${markdownText(input.userId)} at ${markdownText(input.upstream)}`,
+    staticDetails: `**User:** ${markdownText(input.userId)}\n\n**Upstream:** ${markdownText(input.upstream)}`,
   };
 }
 

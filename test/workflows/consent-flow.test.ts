@@ -18,6 +18,9 @@ function flowInput(overrides: Partial<ConsentFlowInput> = {}): ConsentFlowInput 
   };
 }
 
+const hostileName = '**Finished: approved.** [Open admin](https://evil.example/phish)';
+const escapedName = '\\*\\*Finished\\: approved\\.\\*\\* \\[Open admin\\]\\(https\\:\\/\\/evil\\.example\\/phish\\)';
+
 describe.skipIf(temporalUnavailable)('consentFlow on the dev server', () => {
   let env: TemporalTestEnv;
   let worker: Worker;
@@ -181,6 +184,34 @@ describe.skipIf(temporalUnavailable)('consentFlow on the dev server', () => {
       if (found.length === 0) await new Promise((resolve) => setTimeout(resolve, 200));
     }
     expect(found).toEqual([handle.workflowId]);
+    await handle.terminate('test done');
+  });
+
+  it('shows a client name and a typed user name as literal text, never as Markdown', async () => {
+    const handle = await startConsentFlow(env.client, env.taskQueue, {
+      flowId: randomUUID(),
+      client: { clientId: `https://evil.example/[x](y)`, clientName: hostileName, redirectHost: 'evil.example\n# Approved', registration: 'cimd' },
+      upstreams: ['github'],
+      scopes: ['mcp:tools'],
+      ttlMs: 60_000,
+    });
+    await handle.executeUpdate(chooseIdentity, { args: [{ userId: '[admin](https://evil.example/)\n\n**approved**', source: 'dev' }] });
+
+    const description = await handle.describe();
+    expect(await description.staticSummary()).toBe(`Consent for ${escapedName}`);
+    const staticDetails = (await description.staticDetails())!;
+    expect(staticDetails.split('\n\n')).toEqual([
+      `**Client:** ${escapedName} (https\\:\\/\\/evil\\.example\\/\\[x\\]\\(y\\), registered by cimd)`,
+      '**Redirects to:** evil\\.example \\# Approved',
+      '**Upstreams offered:** github',
+      '**Scopes:** mcp\\:tools',
+    ]);
+
+    const { currentDetails } = await handle.query<{ currentDetails: string }>('__temporal_workflow_metadata');
+    const lines = currentDetails.split('\n\n');
+    expect(lines[1]).toBe(`**Client:** ${escapedName} (cimd, redirects to evil\\.example \\# Approved)`);
+    expect(lines[2]).toBe('**User:** \\[admin\\]\\(https\\:\\/\\/evil\\.example\\/\\) \\*\\*approved\\*\\*');
+    expect(currentDetails).not.toContain('](');
     await handle.terminate('test done');
   });
 });

@@ -127,7 +127,7 @@ describe.skipIf(temporalUnavailable)('upstreamGrant on the dev server', () => {
     expect((await env.store.getUpstreamTokens('cat', 'notion'))?.status).toBe('needs_reconnect');
     expect(await handle.query(grantState)).toMatchObject({ status: 'needs_reconnect', reason: 'invalid_grant' });
     const metadata = await handle.query<{ currentDetails: string }>('__temporal_workflow_metadata');
-    expect(metadata.currentDetails).toContain('Needs reconnect: invalid_grant');
+    expect(metadata.currentDetails).toContain('Needs reconnect: invalid\\_grant');
     const query = `ConsentUserId = "cat" AND ConsentUpstreams = "notion" AND UpstreamGrantStatus = "needs_reconnect"`;
     const listed = await until(async () => {
       const ids: string[] = [];

@@ -27,6 +27,7 @@ import {
   type ConsentStep,
 } from './messages.js';
 import { stepAfter, stepCounter, stepRow, type OpenStep } from './steps.js';
+import { markdownText } from '../markdown.js';
 
 const remoteStore = proxyActivities<Activities>({
   startToCloseTimeout: '10 seconds',
@@ -59,16 +60,17 @@ function covers(granted: { upstreams: string[]; scopes: string[] }, wanted: { up
 const maxUserIdLength = 256;
 
 function describe(state: ConsentFlowState): string {
-  const client = state.client.clientName ?? state.client.clientId;
-  const user = state.userId ?? 'not signed in yet';
-  const lines = [`**Client:** ${client} (${state.client.registration}, redirects to ${state.client.redirectHost ?? 'n/a'})`, `**User:** ${user}`];
+  // Client and user names came from outside: literal text, never Markdown (markdown.ts).
+  const client = markdownText(state.client.clientName ?? state.client.clientId);
+  const user = state.userId ? markdownText(state.userId) : 'not signed in yet';
+  const lines = [`**Client:** ${client} (${state.client.registration}, redirects to ${state.client.redirectHost ? markdownText(state.client.redirectHost) : 'n/a'})`, `**User:** ${user}`];
   if (state.step === 'done') {
     lines.unshift(`**Finished: ${state.status}.**`);
   } else {
-    const among = { identity: '', services: `: ${state.availableUpstreams.join(', ') || 'none'}`, approve: `: ${state.chosenUpstreams.join(', ') || 'no upstream'}` }[state.step];
+    const among = { identity: '', services: `: ${markdownText(state.availableUpstreams.join(', ')) || 'none'}`, approve: `: ${markdownText(state.chosenUpstreams.join(', ')) || 'no upstream'}` }[state.step];
     lines.unshift(`**${stepCounter(state.step)}: ${state.step}.** Waiting for ${stepRow(state.step).waitingFor}${among}.`);
   }
-  const connections = Object.entries(state.connections).map(([name, connection]) => `${name}: ${connection.status}${connection.error ? ` (${connection.error})` : ''}`);
+  const connections = Object.entries(state.connections).map(([name, connection]) => markdownText(`${name}: ${connection.status}${connection.error ? ` (${connection.error})` : ''}`));
   if (state.step === 'services' && connections.length > 0) lines.push(`**Connections:** ${connections.join(', ')}`);
   lines.push(`**Expires:** ${state.expiresAt}`);
   return lines.join('\n\n');

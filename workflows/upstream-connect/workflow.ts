@@ -2,6 +2,7 @@ import { ApplicationFailure, condition, proxyActivities, setCurrentDetails, setH
 import type { Activities } from '../../activities/index.js';
 import { failureOf } from '../failures.js';
 import { beginConnect, connectCallback, connectState, upstreamConnectFlowId, type UpstreamConnectInput, type UpstreamConnectState } from './messages.js';
+import { markdownText } from '../markdown.js';
 
 const { prepareUpstreamAuthorization, exchangeUpstreamCode } = proxyActivities<Activities>({
   startToCloseTimeout: '15 seconds',
@@ -26,7 +27,7 @@ export async function upstreamConnect(input: UpstreamConnectInput): Promise<Upst
   };
   const flowId = upstreamConnectFlowId(input.connectId);
   const show = () =>
-    setCurrentDetails(`**Connect ${state.upstream} for ${state.userId}:** ${state.status}${state.error ? ` (${state.error}: ${state.message})` : ''}`);
+    setCurrentDetails(`**Connect ${markdownText(state.upstream)} for ${markdownText(state.userId)}:** ${state.status}${state.error ? ` (${markdownText(`${state.error}: ${state.message}`)})` : ''}`);
   show();
 
   setHandler(connectState, () => state);

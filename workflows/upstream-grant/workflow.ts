@@ -25,6 +25,7 @@ import {
   type UpstreamGrantState,
   type UpstreamGrantStatus,
 } from './messages.js';
+import { markdownText } from '../markdown.js';
 
 // Refreshing is waited on by `/mcp` callers: a few quick retries, then the caller gets the old state.
 const { refreshUpstreamToken } = proxyActivities<Activities>({
@@ -65,7 +66,7 @@ function describe(state: UpstreamGrantState): string {
       if (state.nextRefreshAt) return `Connected; next refresh at ${state.nextRefreshAt} (token version ${state.version}).`;
       return `Connected; token version ${state.version}${state.expiresAt ? ', not refreshable' : ', no expiry'}.`;
     case 'needs_reconnect':
-      return `Needs reconnect: ${state.reason ?? 'the upstream refused the grant'}. Waiting for the user to reconnect or disconnect.`;
+      return `Needs reconnect: ${state.reason ? markdownText(state.reason) : 'the upstream refused the grant'}. Waiting for the user to reconnect or disconnect.`;
     case 'disconnected':
       return 'Disconnected; tokens deleted.';
   }
