@@ -72,7 +72,7 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
   const routers = [healthRoutes(deps), homeRoutes(config, deps)];
   if (config.operations.metricsPort === undefined) routers.push(metricsRoutes(config.operations.adminToken));
   const gateway = deps.gateway;
-  const requireBearer = gateway ? bearerAuth({ oauth: gateway.oauth, store: deps.store, upstreams: config.upstreams, log: deps.log }) : undefined;
+  const requireBearer = gateway ? bearerAuth({ oauth: gateway.oauth, store: deps.store, upstreams: config.upstreams, toolSeparator: config.mcp.toolSeparator, log: deps.log }) : undefined;
   const limits = gateway ? createGatewayLimits(config, deps.store) : undefined;
   if (gateway && requireBearer && limits) {
     const binding = createBrowserBinding({ publicUrl: config.http.publicUrl, store: deps.store, cookieKeys: gateway.cookieKeys });

@@ -1,3 +1,19 @@
+/** What scopes that grant a client one upstream begin with: `mcp:upstream:<name>` (SEP-2350 step-up). */
+const upstreamScopePrefix = 'mcp:upstream:';
+
+/** The scope that grants a client `upstream` through `/mcp` and `/mcp/<upstream>`. */
+export function upstreamScope(upstream: string): string {
+  return `${upstreamScopePrefix}${upstream}`;
+}
+
+/** The upstreams the upstream scopes in a space-separated scope string name, in order. */
+export function upstreamsOfScope(scope: string | undefined): string[] {
+  return (scope ?? '')
+    .split(' ')
+    .filter((entry) => entry.startsWith(upstreamScopePrefix) && entry.length > upstreamScopePrefix.length)
+    .map((entry) => entry.slice(upstreamScopePrefix.length));
+}
+
 /** Which MCP endpoint a protected resource names: the aggregate `/mcp`, or one upstream's `/mcp/<name>`. */
 export type McpResourceTarget = { kind: 'aggregate' } | { kind: 'upstream'; upstream: string };
 
@@ -15,6 +31,8 @@ export interface McpResources {
   parse(resource: string): McpResourceTarget | undefined;
   /** The resource of a request path (`/mcp` or `/mcp/<upstream>`), or `undefined`. */
   ofPath(path: string): { resource: string; target: McpResourceTarget } | undefined;
+  /** The upstream scopes a token for `resource` may carry: every upstream's for `/mcp`, its own for `/mcp/<upstream>`. */
+  upstreamScopesOf(resource: string): string[];
   /** RFC 9728 §3.1: the metadata URL with `/.well-known/oauth-protected-resource` inserted before the path. */
   metadataUrl(resource: string): string;
 }
@@ -41,6 +59,11 @@ export function mcpResources(base: string, upstreamNames: readonly string[]): Mc
       const target = parsePath(path);
       if (!target) return undefined;
       return { resource: target.kind === 'aggregate' ? aggregate : `${aggregate}/${target.upstream}`, target };
+    },
+    upstreamScopesOf(resource) {
+      const target = this.parse(resource);
+      if (!target) return [];
+      return (target.kind === 'aggregate' ? [...names] : [target.upstream]).map(upstreamScope);
     },
     metadataUrl(resource) {
       const path = new URL(resource).pathname.slice(basePath.length);

@@ -2,7 +2,8 @@ import type { Span } from '@opentelemetry/api';
 import type { Context, Next } from 'koa';
 import type { UpstreamConfig } from '../config.js';
 import { InsufficientScopeError, InvalidTokenError, OAuthError } from '../errors.js';
-import type { McpResourceTarget } from '../mcp/resources.js';
+import { upstreamScope, upstreamsOfScope, type McpResourceTarget } from '../mcp/resources.js';
+import { DEFAULT_TOOL_NAME_SEPARATOR, resolveToolName } from '../mcp/tool-names.js';
 import { checkDpopProof, dpopAlgorithms, DpopProofError } from '../oauth/dpop-proof.js';
 import { mcpScope, type OAuthServer } from '../oauth/provider.js';
 import type { ConsentStore, StoreEvents } from '../store/store.js';
@@ -49,12 +50,30 @@ export interface McpEndpointTarget {
  * Failures answer 401/403 with a `WWW-Authenticate` challenge that names the endpoint's protected
  * resource metadata (RFC 9728 §5.1), so clients can start authorization.
  */
-export function bearerAuth(deps: { oauth: OAuthServer; store: ConsentStore & StoreEvents; upstreams: UpstreamConfig[]; log?: { warn(message: string, fields?: Record<string, unknown>): void } }) {
+export function bearerAuth(deps: {
+  oauth: OAuthServer;
+  store: ConsentStore & StoreEvents;
+  upstreams: UpstreamConfig[];
+  /** `mcp.toolSeparator`: tells which upstream a tool called on `/mcp` belongs to. */
+  toolSeparator?: string;
+  log?: { warn(message: string, fields?: Record<string, unknown>): void };
+}) {
   const challenge = (resource: string, extra = '') => `Bearer resource_metadata="${deps.oauth.resources.metadataUrl(resource)}", scope="${mcpScope}"${extra}`;
   const unauthorized = (resource: string, error: string | undefined, description: string) =>
     new OAuthError(401, error ?? 'invalid_token', description, {
       'WWW-Authenticate': challenge(resource, error ? `, error="${error}", error_description="${description}"` : ''),
     });
+
+  /**
+   * SEP-2350 step-up: 403 `insufficient_scope` naming the whole set the client should ask for next,
+   * what its grant reaches plus what the request needs, so a new authorization keeps the old grant.
+   */
+  const stepUp = (resource: string, upstreams: readonly string[], description: string) => {
+    const scope = [mcpScope, ...[...new Set(upstreams)].map(upstreamScope)].join(' ');
+    return new InsufficientScopeError(description, {
+      headers: { 'WWW-Authenticate': `Bearer resource_metadata="${deps.oauth.resources.metadataUrl(resource)}", scope="${scope}", error="insufficient_scope", error_description="${description}"` },
+    });
+  };
 
   // RFC 9449 §7.1: a refused DPoP request is challenged with the DPoP scheme.
   const dpopRefusal = (resource: string, error: 'invalid_token' | 'invalid_dpop_proof', description: string) =>
@@ -161,9 +180,13 @@ export function bearerAuth(deps: { oauth: OAuthServer; store: ConsentStore & Sto
     }
     const consent = await deps.store.getConsent(token.accountId, token.clientId);
     if (!consent) throw unauthorized(resource, 'invalid_token', 'the user no longer consents to this client');
-    const wanted = target.kind === 'upstream' ? [target.upstream] : consent.upstreams;
-    if (target.kind === 'upstream' && !consent.upstreams.includes(target.upstream)) {
-      throw unauthorized(resource, 'invalid_token', `the user no longer consents to this client using ${target.upstream}`);
+    // What the token reaches: the upstreams its upstream scopes name that the user still consents
+    // to; a token without upstream scopes reaches every consented upstream.
+    const tokenUpstreams = upstreamsOfScope(token.scope);
+    const granted = consent.upstreams.filter((name) => tokenUpstreams.length === 0 || tokenUpstreams.includes(name));
+    const wanted = target.kind === 'upstream' ? [target.upstream] : granted;
+    if (target.kind === 'upstream' && !granted.includes(target.upstream)) {
+      throw stepUp(resource, [target.upstream], `the user has not granted this client ${target.upstream}`);
     }
     const caller: McpCallerIdentity = {
       userId: token.accountId,
@@ -177,10 +200,24 @@ export function bearerAuth(deps: { oauth: OAuthServer; store: ConsentStore & Sto
     return caller;
   }
 
+  /**
+   * A `tools/call` on `/mcp` of a tool whose upstream the token does not reach is a step-up (SEP-2350),
+   * told by the request's `Mcp-Method` and `Mcp-Name` headers (MCP 2026-07-28); answered before
+   * anything is forwarded. Without the headers the call goes on and finds no such tool.
+   */
+  function checkToolCall(ctx: Context, caller: McpCallerIdentity): void {
+    const endpoint = (ctx.state as { mcpEndpoint?: McpEndpointTarget }).mcpEndpoint;
+    if (endpoint?.target.kind !== 'aggregate' || ctx.method !== 'POST' || ctx.get('mcp-method') !== 'tools/call') return;
+    const tool = resolveToolName(ctx.get('mcp-name'), deps.upstreams, deps.toolSeparator ?? DEFAULT_TOOL_NAME_SEPARATOR);
+    if (!tool || caller.upstreams.some((upstream) => upstream.name === tool.upstream.name)) return;
+    throw stepUp(endpoint.resource, [...caller.upstreams.map((upstream) => upstream.name), tool.upstream.name], `the user has not granted this client ${tool.upstream.name}`);
+  }
+
   const middleware = async function requireBearer(ctx: Context, next: Next): Promise<void> {
     // The span ends before the forward: its time is the check's alone.
     ctx.state.caller = await inSpan('gateway.bearer_check', {}, async (span) => {
       const caller = await check(ctx, span);
+      checkToolCall(ctx, caller);
       span.setAttributes({ 'enduser.id': caller.userId, 'gateway.client_id': caller.clientId });
       return caller;
     });

@@ -103,7 +103,8 @@ export function createOAuthServer(
         getResourceServerInfo: (_ctx: unknown, resource: string) => {
           if (!resources.parse(resource)) throw new errors.InvalidTarget(`the resources here are ${mcpResource} and ${mcpResource}/<upstream> for a configured upstream`);
           return {
-            scope: mcpScope,
+            // Besides the MCP scope, the upstream scopes a step-up asks for (SEP-2350).
+            scope: [mcpScope, ...resources.upstreamScopesOf(resource)].join(' '),
             audience: resource,
             accessTokenTTL: config.oauth.accessTokenTtlSeconds,
             accessTokenFormat: 'opaque',

@@ -13,6 +13,7 @@ import { idpCallbackPath } from '../identity/oidc-login.js';
 import type { Logger } from '../log.js';
 import { renderErrorPage } from '../oauth/error-page.js';
 import { mcpScope, offlineAccessScope, type OAuthServer } from '../oauth/provider.js';
+import { upstreamScope, upstreamsOfScope } from '../mcp/resources.js';
 import type { GatewayStore } from '../store/store.js';
 import { startConsentFlow } from '../temporal/client.js';
 import type { TokenCipher } from '../crypto/token-cipher.js';
@@ -107,10 +108,28 @@ export function interactionRoutes(deps: InteractionRouteDeps): Router {
     return typeof first === 'string' && oauth.resources.parse(first) ? first : oauth.mcpResource;
   }
 
-  /** The upstreams a flow offers: all of them for `/mcp`, exactly one for `/mcp/<upstream>`. */
-  function offeredUpstreams(interaction: Interaction): string[] {
+  /** The upstreams the request's upstream scopes name (SEP-2350) that its resource allows; `undefined` when it names none. */
+  function requestedUpstreams(interaction: Interaction): string[] | undefined {
+    const allowed = new Set(oauth.resources.upstreamScopesOf(requestedResource(interaction)));
+    const named = [...new Set(upstreamsOfScope(String(interaction.params.scope ?? '')))].filter((name) => allowed.has(upstreamScope(name)));
+    return named.length > 0 ? named : undefined;
+  }
+
+  /**
+   * The upstreams a flow offers: exactly one for `/mcp/<upstream>`; for `/mcp`, those the request's
+   * upstream scopes name, else all of them. A step-up (a request naming upstream scopes from a
+   * browser already signed in) asks only about the upstreams this user has not yet granted the
+   * client; the consent to the others stays, so the new grant is the union.
+   */
+  async function offeredUpstreams(interaction: Interaction): Promise<string[]> {
     const target = oauth.resources.parse(requestedResource(interaction));
-    return target?.kind === 'upstream' ? [target.upstream] : config.upstreams.map((upstream) => upstream.name);
+    if (target?.kind === 'upstream') return [target.upstream];
+    const requested = requestedUpstreams(interaction);
+    if (!requested) return config.upstreams.map((upstream) => upstream.name);
+    const userId = interaction.session?.accountId;
+    const granted = userId ? ((await store.getConsent(userId, String(interaction.params.client_id)))?.upstreams ?? []) : [];
+    const fresh = requested.filter((name) => !granted.includes(name));
+    return fresh.length > 0 ? fresh : requested;
   }
 
   /** Ends the OAuth interaction for a finished flow; returns where the browser goes next. */
@@ -130,7 +149,8 @@ export function interactionRoutes(deps: InteractionRouteDeps): Router {
       target.addOIDCScope(mcpScope);
       // Asked for (and kept by the provider): the refresh token the client wants (SEP-2207).
       if (String(interaction.params.scope ?? '').split(' ').includes(offlineAccessScope)) target.addOIDCScope(offlineAccessScope);
-      target.addResourceScope(requestedResource(interaction), mcpScope);
+      // The upstream scopes asked for ride along: the consent record decides what they reach.
+      target.addResourceScope(requestedResource(interaction), [mcpScope, ...(requestedUpstreams(interaction) ?? []).map(upstreamScope)].join(' '));
       const grantId = await target.save();
       return provider.interactionResult(ctx.req, ctx.res, { login: { accountId: outcome.userId }, consent: { grantId } }, { mergeWithLastSubmission: false });
     }
@@ -242,7 +262,7 @@ export function interactionRoutes(deps: InteractionRouteDeps): Router {
     await startConsentFlow(temporal, config.temporal.taskQueue, {
       flowId: uid,
       client: { clientId: client.clientId, clientName: client.clientName ?? null, redirectHost, registration: oauth.registrationOf(client) },
-      upstreams: offeredUpstreams(interaction),
+      upstreams: await offeredUpstreams(interaction),
       scopes: [mcpScope],
       ttlMs,
     }).then(countFlowStarted, (error: unknown) => {

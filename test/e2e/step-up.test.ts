@@ -1,0 +1,134 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDemoUpstream, type DemoUpstream } from '../../server/demo/demo-upstream.js';
+import { authorizationUrl, ConsentDriver, createPkce, postForm, registerClient } from '../helpers/consent-driver.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { temporalUnavailable } from '../helpers/temporal.js';
+
+const modern = '2026-07-28';
+const redirectUri = 'http://127.0.0.1:9/callback';
+
+/** A 2026-07-28 `tools/call` on `path` with its Mcp-Method and Mcp-Name headers. */
+async function callTool(gatewayUrl: string, path: string, accessToken: string, tool: string) {
+  const response = await fetch(`${gatewayUrl}${path}`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${accessToken}`,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': modern,
+      'mcp-method': 'tools/call',
+      'mcp-name': tool,
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: {
+        name: tool,
+        arguments: { text: 'hello' },
+        _meta: { 'io.modelcontextprotocol/protocolVersion': modern, 'io.modelcontextprotocol/clientInfo': { name: 'step-up-test', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} },
+      },
+    }),
+  });
+  const body = await response.text();
+  return { status: response.status, challenge: response.headers.get('www-authenticate') ?? '', body };
+}
+
+/**
+ * One authorization in `driver`'s browser: signs in as `user` unless the browser already is,
+ * chooses every offered upstream (or `choose`), approves, and exchanges the code. Returns the
+ * upstreams the flow offered and those its approve screen listed, and the token.
+ */
+async function authorize(driver: ConsentDriver, gatewayUrl: string, options: { clientId: string; scope: string; user: string; resource?: string; choose?: string[] }) {
+  const pkce = createPkce();
+  const resource = options.resource ?? `${gatewayUrl}/mcp`;
+  const { uid } = await driver.start(authorizationUrl(gatewayUrl, { clientId: options.clientId, redirectUri, pkce, scope: options.scope, resource }));
+  let state = await driver.state(uid);
+  if (state.body.step === 'identity') state = await driver.post(uid, 'identity', { userId: options.user });
+  expect(state.status, JSON.stringify(state.body)).toBe(200);
+  const offered = state.body.upstreams.map((upstream) => upstream.name);
+  const services = await driver.post(uid, 'services', { upstreams: options.choose ?? offered });
+  expect(services.status, JSON.stringify(services.body)).toBe(200);
+  let approveScreen: string[] | null = null;
+  let redirectTo = services.body.redirectTo;
+  if (!redirectTo) {
+    approveScreen = services.body.upstreams.filter((upstream) => services.body.chosenUpstreams.includes(upstream.name)).map((upstream) => upstream.name);
+    const decided = await driver.post(uid, 'decision', { decision: 'approve' });
+    expect(decided.status, JSON.stringify(decided.body)).toBe(200);
+    redirectTo = decided.body.redirectTo;
+  }
+  const back = await driver.followToClient(redirectTo!);
+  const code = back.searchParams.get('code');
+  expect(code, back.href).toBeTruthy();
+  const token = await postForm(gatewayUrl, '/token', { grant_type: 'authorization_code', code: code!, code_verifier: pkce.verifier, redirect_uri: redirectUri, client_id: options.clientId, resource });
+  expect(token.status, JSON.stringify(token.body)).toBe(200);
+  return { offered, approveScreen, accessToken: token.body.access_token!, scope: token.body.scope };
+}
+
+describe.skipIf(Boolean(temporalUnavailable))('step-up with scope accumulation (SEP-2350)', () => {
+  let alpha: DemoUpstream;
+  let beta: DemoUpstream;
+  let gateway: TestGateway;
+
+  beforeAll(async () => {
+    alpha = await startDemoUpstream({ host: '127.0.0.1', port: 0 });
+    beta = await startDemoUpstream({ host: '127.0.0.1', port: 0 });
+    gateway = await startTestGateway((config) => {
+      config.upstreams = [
+        { name: 'alpha', displayName: 'Alpha', mcpUrl: alpha.url, auth: { type: 'none' }, scopes: [] },
+        { name: 'beta', displayName: 'Beta', mcpUrl: beta.url, auth: { type: 'none' }, scopes: [] },
+      ];
+    });
+  });
+
+  afterAll(async () => {
+    await gateway?.close();
+    await alpha?.close();
+    await beta?.close();
+  });
+
+  it("a tool of an upstream outside the token's grant gets 403 naming the accumulated set; re-authorizing with it asks only about the new upstream, and the new token carries the union", async () => {
+    const clientId = await registerClient(gateway.url, [redirectUri], 'Step-up client');
+    const driver = new ConsentDriver(gateway.url);
+    const first = await authorize(driver, gateway.url, { clientId, scope: 'mcp:tools mcp:upstream:alpha', user: 'stepper' });
+    expect(first.offered).toEqual(['alpha']);
+    expect(first.scope?.split(' ').sort()).toEqual(['mcp:tools', 'mcp:upstream:alpha']);
+    expect((await callTool(gateway.url, '/mcp', first.accessToken, 'alpha__echo')).status).toBe(200);
+
+    const refused = await callTool(gateway.url, '/mcp', first.accessToken, 'beta__echo');
+    expect(refused.status).toBe(403);
+    expect(refused.challenge).toContain('error="insufficient_scope"');
+    const challenged = /scope="([^"]*)"/.exec(refused.challenge)?.[1];
+    expect(challenged).toBe('mcp:tools mcp:upstream:alpha mcp:upstream:beta');
+
+    // The same browser asks again with the challenged set: only beta is new, so only beta is asked about.
+    const second = await authorize(driver, gateway.url, { clientId, scope: challenged!, user: 'stepper' });
+    expect(second.offered).toEqual(['beta']);
+    expect(second.approveScreen).toEqual(['beta']);
+    expect(second.scope?.split(' ').sort()).toEqual(['mcp:tools', 'mcp:upstream:alpha', 'mcp:upstream:beta']);
+    expect((await gateway.store.getConsent('stepper', clientId))?.upstreams.sort()).toEqual(['alpha', 'beta']);
+
+    const called = await callTool(gateway.url, '/mcp', second.accessToken, 'beta__echo');
+    expect(called.status, called.body).toBe(200);
+    expect(called.body).toContain('hello');
+    expect((await callTool(gateway.url, '/mcp', second.accessToken, 'alpha__echo')).status).toBe(200);
+    // The first token still reaches what it was granted, no more.
+    expect((await callTool(gateway.url, '/mcp', first.accessToken, 'beta__echo')).status).toBe(403);
+  });
+
+  it('a token for /mcp/<upstream> the user did not grant the client gets 403 insufficient_scope naming that upstream', async () => {
+    const clientId = await registerClient(gateway.url, [redirectUri], 'Declining client');
+    const driver = new ConsentDriver(gateway.url);
+    const resource = `${gateway.url}/mcp/beta`;
+    const declined = await authorize(driver, gateway.url, { clientId, scope: 'mcp:tools', user: 'decliner', resource, choose: [] });
+    const refused = await callTool(gateway.url, '/mcp/beta', declined.accessToken, 'echo');
+    expect(refused.status).toBe(403);
+    expect(refused.challenge).toContain('error="insufficient_scope"');
+    expect(refused.challenge).toContain('scope="mcp:tools mcp:upstream:beta"');
+    expect(refused.challenge).toContain(`resource_metadata="${gateway.url}/.well-known/oauth-protected-resource/mcp/beta"`);
+
+    const granted = await authorize(driver, gateway.url, { clientId, scope: 'mcp:tools mcp:upstream:beta', user: 'decliner', resource });
+    expect(granted.offered).toEqual(['beta']);
+    expect((await callTool(gateway.url, '/mcp/beta', granted.accessToken, 'echo')).status).toBe(200);
+  });
+});
