@@ -3,9 +3,10 @@
  * under test/histories/, where the replay test checks that today's workflow code still replays
  * them. Run after a deliberate, versioned change, with a suffix that keeps the older captures:
  * `node --import tsx scripts/capture-histories.ts v3`. `--only=grant` (or `--only=consent`)
- * captures one workflow type only.
+ * captures one workflow type only; `--only=connect` the consent flow that connects an upstream
+ * through a child `upstreamConnect`.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -21,7 +22,7 @@ import { ensureProjectTemporalCli } from '../server/temporal/cli.js';
 import { loadTemporalDevSettings, startDevServer } from '../server/temporal/dev-server.js';
 import { signalUpstreamConnected, startConsentFlow } from '../server/temporal/client.js';
 import { ensureWorkflowBundle } from '../server/temporal/workflow-bundle.js';
-import { chooseIdentity, chooseServices, type ConsentFlowInput, decide } from '../workflows/consent-flow/messages.js';
+import { chooseIdentity, chooseServices, connectUpstream, type ConsentFlowInput, decide, upstreamCallback } from '../workflows/consent-flow/messages.js';
 import { disconnect, grantState, refreshNow, upstreamConnected } from '../workflows/upstream-grant/messages.js';
 
 const settings = await loadTemporalDevSettings();
@@ -34,6 +35,7 @@ const connection = await Connection.connect({ address: server.address });
 const client = new Client({ connection, namespace: server.namespace });
 const nativeConnection = await NativeConnection.connect({ address: server.address });
 const taskQueue = 'capture';
+const cipher = new TokenCipher(randomBytes(32));
 const worker = await Worker.create({
   connection: nativeConnection,
   namespace: server.namespace,
@@ -41,7 +43,7 @@ const worker = await Worker.create({
   workflowBundle: { codePath: (await ensureWorkflowBundle()).codePath },
   activities: createActivities({
     store,
-    cipher: new TokenCipher(randomBytes(32)),
+    cipher,
     // Explicit endpoints, never called: the grant captured below has no tokens, so its refresh is refused locally.
     upstreams: [
       {
@@ -75,7 +77,7 @@ async function save(base: string, workflowId: string): Promise<void> {
 }
 
 await worker.runUntil(async () => {
-  if (only !== 'consent') {
+  if (only !== 'consent' && only !== 'connect') {
     // A grant whose refresh is refused (needs reconnect), reconnected by a signal, then disconnected.
     const grantInput = { userId: 'alice', upstream: 'notion', version: 1, expiresAt: Math.floor(Date.now() / 1000) + 3600, refreshable: true };
     const grant = await signalUpstreamConnected(client, taskQueue, grantInput);
@@ -87,6 +89,25 @@ await worker.runUntil(async () => {
     await save('upstream-grant-reconnect-disconnect', grant.workflowId);
   }
   if (only === 'grant') return;
+  if (only !== 'connect') await captureConsentFlows();
+  if (only === 'consent') return;
+
+  // A connect at the services step through a child upstreamConnect, refused at the upstream; then
+  // another service is chosen and approved. Carol has no remembered consent from the flows above.
+  const connecting = await startConsentFlow(client, taskQueue, input(600_000));
+  await connecting.executeUpdate(chooseIdentity, { args: [{ userId: 'carol', source: 'dev' }] });
+  const prepared = await connecting.executeUpdate(connectUpstream, { args: [{ upstream: 'notion' }] });
+  const authorizationRef = prepared.authorizationRef ?? '';
+  const url = new URL(cipher.open((await store.getExchangeResult(authorizationRef)) ?? '', authorizationRef));
+  const stateHash = createHash('sha256').update(url.searchParams.get('state') ?? '').digest('base64url');
+  await connecting.executeUpdate(upstreamCallback, { args: [{ upstream: 'notion', stateHash, error: 'access_denied' }] });
+  await connecting.executeUpdate(chooseServices, { args: [{ upstreams: ['github'] }] });
+  await connecting.executeUpdate(decide, { args: [{ decision: 'approve' }] });
+  await connecting.result();
+  await save('consent-flow-connect-child', connecting.workflowId);
+});
+
+async function captureConsentFlows(): Promise<void> {
   const approved = await startConsentFlow(client, taskQueue, input(600_000));
   await approved.executeUpdate(chooseIdentity, { args: [{ userId: 'alice', source: 'dev' }] });
   await approved.executeUpdate(chooseServices, { args: [{ upstreams: ['github', 'notion'] }] });
@@ -113,7 +134,7 @@ await worker.runUntil(async () => {
   await again.executeUpdate(chooseServices, { args: [{ upstreams: ['github'] }] });
   await again.result();
   await save('consent-flow-remembered', again.workflowId);
-});
+}
 
 await nativeConnection.close();
 await connection.close();

@@ -14,6 +14,8 @@ describe('replay of captured histories', () => {
       'consent-flow-approved-v2.json',
       'consent-flow-approved-v3.json',
       'consent-flow-approved.json',
+      'consent-flow-connect-activities.json',
+      'consent-flow-connect-child.json',
       'consent-flow-remembered-v2.json',
       'consent-flow-remembered-v3.json',
       'consent-flow-update-with-start-expired-v2.json',

@@ -3,8 +3,8 @@
  * updates and query, search attributes and workflow id. Callers import these, never the body.
  */
 import { defineSearchAttributeKey } from '@temporalio/common';
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { UpstreamCallbackInput } from '../upstream-connect/messages.js';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { UpstreamCallbackInput, UpstreamConnectState } from '../upstream-connect/messages.js';
 import type { ClientRegistration, ConsentStep, ConsentStatus, Decision, IdentitySource } from './steps.js';
 
 export type { ClientRegistration, ConsentStatus, ConsentStep, Decision, IdentitySource } from './steps.js';
@@ -113,6 +113,9 @@ export const upstreamCallback = defineUpdate<ConsentFlowState, [UpstreamCallback
 
 /** Approve step: the user's decision. Valid only at `approve`. */
 export const decide = defineUpdate<ConsentFlowState, [DecideInput]>('decide');
+
+/** A child connect (`upstreamConnect` started by the services step) tells the flow where it stands. */
+export const connectChanged = defineSignal<[UpstreamConnectState]>('connectChanged');
 
 /** The flow's current state; answers at any time, also after the flow ended. */
 export const flowState = defineQuery<ConsentFlowState>('flowState');

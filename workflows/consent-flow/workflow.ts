@@ -7,14 +7,19 @@ import {
   proxyLocalActivities,
   setCurrentDetails,
   setHandler,
+  startChild,
   upsertSearchAttributes,
   workflowInfo,
+  type ChildWorkflowHandle,
 } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
 import { failureOf } from '../failures.js';
+import { relayCallback, upstreamConnectWorkflowId, type UpstreamConnectState } from '../upstream-connect/messages.js';
+import type { upstreamConnect } from '../upstream-connect/workflow.js';
 import {
   chooseIdentity,
   chooseServices,
+  connectChanged,
   connectUpstream,
   decide,
   flowState,
@@ -25,6 +30,7 @@ import {
   type ConsentOutcome,
   type ConsentStatus,
   type ConsentStep,
+  type FlowConnection,
 } from './messages.js';
 import { stepAfter, stepCounter, stepRow, type OpenStep } from './steps.js';
 import { markdownText } from '../markdown.js';
@@ -52,6 +58,19 @@ const { prepareUpstreamAuthorization, exchangeUpstreamCode } = proxyActivities<A
 
 /** Flows started before consent was remembered replay without these activities. */
 const rememberConsentPatch = 'remember-consent';
+
+/** Flows that began a connect before connects became child `upstreamConnect` workflows replay with their own activities. */
+const connectAsChildPatch = 'connect-as-child';
+
+/** How long a connect waits for its child's answer before the user is told to try again. */
+const childAnswerTimeout = '2 minutes';
+
+/** An upstream's connection in this flow, as its child connect reports it. */
+function connectionOf(child: UpstreamConnectState): FlowConnection {
+  const status = child.status === 'connected' ? 'connected' : child.status === 'failed' || child.status === 'expired' ? 'failed' : 'pending';
+  const message = child.message ?? (child.status === 'expired' ? 'the connection attempt expired' : null);
+  return { status, error: child.error ?? (child.status === 'expired' ? 'expired' : null), message, scopes: child.scopes };
+}
 
 function covers(granted: { upstreams: string[]; scopes: string[] }, wanted: { upstreams: string[]; scopes: string[] }): boolean {
   return wanted.upstreams.every((name) => granted.upstreams.includes(name)) && wanted.scopes.every((scope) => granted.scopes.includes(scope));
@@ -150,6 +169,42 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
 
   setHandler(flowState, () => state);
 
+  // Each connect at the services step is a child `upstreamConnect`; the latest attempt at an
+  // upstream (named before its child starts, so its first report is never missed) decides there.
+  const latestConnect = new Map<string, string>();
+  const childConnects = new Map<string, ChildWorkflowHandle<typeof upstreamConnect>>();
+  let connectAttempts = 0;
+
+  setHandler(connectChanged, (child) => {
+    if (latestConnect.get(child.upstream) !== child.connectId) return;
+    state.connections[child.upstream] = connectionOf(child);
+    state.authorizationRef = child.status === 'authorizing' ? child.authorizationRef : null;
+    setCurrentDetails(describe(state));
+  });
+
+  /** Waits until the upstream's connection is no longer pending, or `ready` holds; a child that never answers is a failure. */
+  async function childAnswer(upstream: string, ready: () => boolean = () => false): Promise<void> {
+    if (await condition(() => ready() || state.connections[upstream]?.status !== 'pending', childAnswerTimeout)) return;
+    state.connections[upstream] = { status: 'failed', error: 'temporarily_unavailable', message: 'the connection did not answer; try again', scopes: [] };
+    state.authorizationRef = null;
+  }
+
+  /** Starts a child connect for the upstream and waits until it prepared the authorization, or failed. */
+  async function connectThroughChild(upstream: string): Promise<void> {
+    connectAttempts += 1;
+    const connectId = `${state.flowId}.${connectAttempts}`;
+    latestConnect.set(upstream, connectId);
+    state.authorizationRef = null;
+    const ttlMs = Math.max(1_000, Date.parse(state.expiresAt) - Date.now());
+    const child = await startChild<typeof upstreamConnect>('upstreamConnect', {
+      workflowId: upstreamConnectWorkflowId(connectId),
+      args: [{ connectId, userId: state.userId ?? '', upstream, ttlMs, consentFlowId: state.flowId }],
+      staticSummary: `Connect ${upstream} in a consent flow`,
+    });
+    childConnects.set(connectId, child);
+    await childAnswer(upstream, () => state.authorizationRef !== null);
+  }
+
   setHandler(
     chooseIdentity,
     async ({ userId, source }) => {
@@ -212,6 +267,11 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
     async ({ upstream }) => {
       state.connections[upstream] = { status: 'pending', error: null, message: null, scopes: [] };
       setCurrentDetails(describe(state));
+      if (patched(connectAsChildPatch)) {
+        await connectThroughChild(upstream);
+        setCurrentDetails(describe(state));
+        return state;
+      }
       try {
         const { authorizationRef } = await prepareUpstreamAuthorization.executeWithOptions(
           { startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 4 }, summary: `Prepare authorization at ${upstream}` },
@@ -237,6 +297,18 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
   setHandler(
     upstreamCallback,
     async ({ upstream, stateHash, error }) => {
+      const child = childConnects.get(latestConnect.get(upstream) ?? '');
+      if (child) {
+        // A child that ended meanwhile (expired) cannot take it: the attempt failed.
+        const relayed = await child.signal(relayCallback, { upstream, stateHash, ...(error ? { error } : {}) }).then(
+          () => true,
+          () => false,
+        );
+        if (relayed) await childAnswer(upstream);
+        else state.connections[upstream] = { status: 'failed', error: 'expired', message: 'the connection attempt expired', scopes: [] };
+        setCurrentDetails(describe(state));
+        return state;
+      }
       if (error) {
         state.connections[upstream] = { status: 'failed', error, message: `the upstream answered ${error}`, scopes: [] };
       } else {

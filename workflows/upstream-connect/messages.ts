@@ -2,14 +2,20 @@
  * Messages of `upstreamConnect` (one user connecting one upstream outside a consent flow): its
  * arguments, state, updates and query, and its workflow id. Callers import these, never the body.
  */
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 
-/** Arguments of `upstreamConnect`: one user connecting one upstream outside a consent flow (a URL elicitation). */
+/** Arguments of `upstreamConnect`: one user connecting one upstream, from a URL elicitation or for a consent flow. */
 export interface UpstreamConnectInput {
   connectId: string;
   userId: string;
   upstream: string;
   ttlMs: number;
+  /**
+   * Set when a consent flow starts the connect as its child: the attempt begins at once, its pending
+   * authorization belongs to that flow, the flow relays the callback (`relayCallback`) and hears of
+   * every change (`connectChanged`); one attempt, ended connected, failed or expired.
+   */
+  consentFlowId?: string;
 }
 
 /** What `connectState` returns and the connect updates answer with. Metadata only. */
@@ -42,6 +48,9 @@ export const connectCallback = defineUpdate<UpstreamConnectState, [UpstreamCallb
 
 /** Where such a connect stands. */
 export const connectState = defineQuery<UpstreamConnectState>('connectState');
+
+/** A consent flow relays the upstream's callback to its child connect (a workflow cannot send another an update). */
+export const relayCallback = defineSignal<[UpstreamCallbackInput]>('relayCallback');
 
 /** Workflow id of the connect started by a URL elicitation. */
 export function upstreamConnectWorkflowId(connectId: string): string {
