@@ -6,7 +6,7 @@ import { mcpResources, type McpResources } from '../mcp/resources.js';
 import { compareStoredClientSecret, createOidcAdapter } from './adapter.js';
 import { renderErrorPage } from './error-page.js';
 import { metadataFetch } from './metadata-fetch.js';
-import { validateRedirectUris } from './redirect-uris.js';
+import { checkedClientMetadata, validateClientMetadata } from './client-metadata-rules.js';
 import { registrationLimit } from './registration-limit.js';
 import { providerRequestGuards } from './request-guards.js';
 import { createGatewayLimits } from '../limits/gateway-limits.js';
@@ -75,7 +75,7 @@ export function createOAuthServer(
     },
     responseTypes: ['code'],
     pkce: { required: () => true },
-    extraClientMetadata: { properties: ['redirect_uris'], validator: validateRedirectUris },
+    extraClientMetadata: { properties: checkedClientMetadata, validator: validateClientMetadata },
     scopes: [mcpScope, offlineAccessScope],
     claims: { openid: ['sub'] },
     findAccount: async (_ctx: unknown, sub: string) => ({ accountId: sub, claims: async () => ({ sub }) }),

@@ -314,6 +314,7 @@ describe.skipIf(skip)('hostile corpus against a running gateway', () => {
         line('endpoint', [...classes, 'total']),
         ...[...rows].sort(([a], [b]) => a.localeCompare(b)).map(([endpoint, row]) => line(endpoint, [...classes.map((c) => row[c] ?? 0), classes.reduce((sum, c) => sum + (row[c] ?? 0), 0)])),
         `store: ${outcomes.filter((o) => !o.storeChange).length} cases left it as it was; changes allowed and seen: ${JSON.stringify(Object.fromEntries(tally(outcomes.filter((o) => o.storeChange).map((o) => `${o.kase.family} (${o.storeChange!.split(':')[0]})`))))}`,
+        ...outcomes.filter((o) => o.storeChange?.startsWith('accepted')).map((o) => `  accepted: ${o.kase.family} | ${o.kase.request.method} ${decodeURIComponent(o.kase.request.path.replace(/%(?![0-9a-fA-F]{2})/g, '%25')).slice(0, 200)}`),
         `store rows after the corpus: ${JSON.stringify(counts)}`,
       ].join('\n'),
     );

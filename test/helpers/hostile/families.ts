@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import type { HostileCase } from './oracle.js';
+import type { HostileCase, StorePolicy } from './oracle.js';
 import type { RawRequest } from './raw-http.js';
 
 /** A browser as the corpus uses it: the `Cookie` header it sends to a path. */
@@ -254,8 +254,10 @@ export const jsonRpcGarbageFamily: Family = (fx) => {
       family: 'JSON-RPC garbage',
       endpoint: target.endpoint,
       request: post(target.path, { ...mcpHeaders(target.token), ...(session && target.path === '/mcp' ? { 'mcp-session-id': fx.mcpSession } : {}) }, JSON.stringify(body)),
-      // A batch has no one id; any error or accepted batch answer without a 5xx will do.
+      // A batch has no one id; any error or accepted batch answer without a 5xx will do. A served
+      // batch is an accepted request: its `tools/list` may open the link to connect an upstream.
       expect: 'harmless',
+      store: (response) => (response.status === 200 ? 'accepted' : 'unchanged'),
     })),
     // Well-formed requests with a readable id whose method or params are wrong: the error carries that id.
     fc
@@ -329,10 +331,18 @@ export const openRedirectFamily: Family = (fx) => {
       endpoint: 'GET /auth',
       request: get(`/auth?${query}`),
       expect: 'authorize',
+      // An empty redirect_uri counts as none, and a client with one registered URI gets that one (OAuth 2.1 §4.1.1).
+      store: opensFlow(fx),
       check: (response) => redirectProblem(fx, response.status, response.headers.location),
     };
   });
 };
+
+/** An authorization request the provider accepted opens a flow (its interaction is stored); any other answer changes nothing. */
+const opensFlow =
+  (fx: Fixtures) =>
+  (response: { status: number; headers: Record<string, string | string[] | undefined> }): StorePolicy =>
+    response.status >= 300 && response.status < 400 && /^\/interaction\//.test(new URL(String(response.headers.location), fx.base).pathname) ? 'accepted' : 'unchanged';
 
 /** A redirect may stay on the gateway or return to a registered redirect URI, nowhere else. */
 function redirectProblem(fx: Fixtures, status: number, location: string | string[] | undefined): string | undefined {
@@ -602,7 +612,8 @@ export const hugeHeadersFamily: Family = (fx) => {
   const paths = fc.constantFrom(
     { path: '/auth', endpoint: 'GET /auth', expect: 'authorize' as const },
     { path: '/healthz', endpoint: 'GET /healthz', expect: 'harmless' as const },
-    { path: `/interaction/${fx.flow.uid}/state`, endpoint: 'GET /interaction/:uid/state', expect: 'oauth-json' as const },
+    // The browser the flow belongs to: a long query it does not read changes nothing.
+    { path: `/interaction/${fx.flow.uid}/state`, endpoint: 'GET /interaction/:uid/state', expect: 'harmless' as const },
     { path: '/admin/audit', endpoint: 'GET /admin/audit', expect: 'oauth-json' as const },
     { path: '/connect', endpoint: 'GET /connect', expect: 'html' as const },
     { path: '/oauth/upstream/callback', endpoint: 'GET /oauth/upstream/callback', expect: 'html' as const },
@@ -642,7 +653,7 @@ export const unicodeFamily: Family = (fx) =>
         request: get(`/auth?${Object.entries(query).map(([k, v]) => `${k}=${v}`).join('&')}`),
         expect: 'authorize',
         // A value the provider takes as it is (an odd `state`) is an accepted request: it opens a flow.
-        store: (response) => (response.status >= 300 && response.status < 400 && /^\/interaction\//.test(new URL(String(response.headers.location), fx.base).pathname) ? 'accepted' : 'unchanged'),
+        store: opensFlow(fx),
         check: (response) => redirectProblem(fx, response.status, response.headers.location),
       };
     }),
@@ -674,13 +685,13 @@ export const unicodeFamily: Family = (fx) =>
       expect: 'jsonrpc',
       rpcId: text,
     })),
-    nastyText.map((name): HostileCase => ({
-      family: 'unicode/NUL',
-      endpoint: 'POST /reg',
-      request: post('/reg', jsonHeaders, JSON.stringify({ client_name: name, redirect_uris: [`http://127.0.0.1:9/${encodeURIComponent(name)}`], token_endpoint_auth_method: 'none' })),
-      expect: 'harmless',
-      store: (response) => (response.status === 201 ? 'accepted' : 'unchanged'),
-    })),
+    // A name with control or bidirectional formatting characters is refused; other odd text is a name like any.
+    fc.oneof(nastyText, fc.constantFrom('\u202eevil.exe', 'Official\u2066 App\u2069', '\u061cname', 'ok\u0085', 'x\u200fy')).map((name): HostileCase => {
+      const request = post('/reg', jsonHeaders, JSON.stringify({ client_name: name, redirect_uris: [`http://127.0.0.1:9/${encodeURIComponent(name)}`], token_endpoint_auth_method: 'none' }));
+      return /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/.test(name)
+        ? { family: 'unicode/NUL', endpoint: 'POST /reg', request, expect: 'oauth-json' }
+        : { family: 'unicode/NUL', endpoint: 'POST /reg', request, expect: 'harmless', store: (response) => (response.status === 201 ? 'accepted' : 'unchanged') };
+    }),
   );
 
 /**
@@ -788,8 +799,9 @@ export const badBearerFamily: Family = (fx) => {
 /**
  * Cases that once found a fault, run on every seed: a body nested thousands of levels deep on
  * `/mcp` (500 from a stack overflow), a path under the OAuth server with no route (a bare text
- * 404), a `Host` carrying `@` (echoed into the discovery document's endpoint URLs), and a request
- * needing a session (its error without the request's id).
+ * 404), a `Host` carrying `@` (echoed into the discovery document's endpoint URLs), client names
+ * with control or bidirectional formatting characters (registered), and a request needing a
+ * session (its error without the request's id).
  */
 export const pinnedCases = (fx: Fixtures): HostileCase[] => [
   {
@@ -818,6 +830,13 @@ export const pinnedCases = (fx: Fixtures): HostileCase[] => [
     request: post('/reg', { ...jsonHeaders, host: 'attacker.example' }, JSON.stringify({ client_name: 'x', redirect_uris: ['http://127.0.0.1:9/cb'], token_endpoint_auth_method: 'none' })),
     expect: 'oauth-json',
   },
+  // Client names that would print as another (bidirectional override) or drive a terminal (escapes, NUL) were registered.
+  ...['\u202eexe.drowssap', 'Admin\u001b[2J\u001b[HConsole', 'nul\u0000name'].map((name): HostileCase => ({
+    family: 'unicode/NUL',
+    endpoint: 'POST /reg',
+    request: post('/reg', jsonHeaders, JSON.stringify({ client_name: name, redirect_uris: ['http://127.0.0.1:9/callback'], token_endpoint_auth_method: 'none' })),
+    expect: 'oauth-json',
+  })),
   {
     family: 'JSON-RPC garbage',
     endpoint: 'POST /mcp',
