@@ -9,7 +9,9 @@ import { BlockList, isIP } from 'node:net';
  * ULA (fd00:ec2::254), multicast, documentation and other special-use ranges (RFC 6890 and the
  * IANA special-purpose registries), and IPv6 forms that embed an IPv4 address.
  */
-const nonPublic = new BlockList();
+const nonPublicV4 = new BlockList();
+// A list of its own: a BlockList also matches IPv4 addresses against IPv4-mapped IPv6 rules.
+const nonPublicV6 = new BlockList();
 for (const [network, bits] of [
   ['0.0.0.0', 8],
   ['10.0.0.0', 8],
@@ -27,7 +29,7 @@ for (const [network, bits] of [
   ['224.0.0.0', 4],
   ['240.0.0.0', 4],
 ] as const) {
-  nonPublic.addSubnet(network, bits, 'ipv4');
+  nonPublicV4.addSubnet(network, bits, 'ipv4');
 }
 for (const [network, bits] of [
   ['::', 127],
@@ -43,7 +45,7 @@ for (const [network, bits] of [
   ['fec0::', 10],
   ['ff00::', 8],
 ] as const) {
-  nonPublic.addSubnet(network, bits, 'ipv6');
+  nonPublicV6.addSubnet(network, bits, 'ipv6');
 }
 
 /** Whether an IP address is a public unicast address, one a URL from outside may lead to. */
@@ -52,7 +54,7 @@ export function isPublicAddress(address: string): boolean {
   const family = isIP(bare);
   // A zone index (fe80::1%eth0) names an interface of this host.
   if (family === 0 || bare.includes('%')) return false;
-  return !nonPublic.check(bare, family === 4 ? 'ipv4' : 'ipv6');
+  return family === 4 ? !nonPublicV4.check(bare, 'ipv4') : !nonPublicV6.check(bare, 'ipv6');
 }
 
 /** Error code of a request refused before any connection was opened. */
@@ -138,7 +140,14 @@ function guardedFetchWith(options: AddressGuardOptions, allowed: (address: strin
     const url = new URL(input);
     if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new AddressRefusedError(`${url.protocol} URLs are not fetched`);
     const host = url.hostname.replace(/^\[|\]$/g, '');
-    const target = await resolveTarget(host, options, allowed);
+    const deadline = Date.now() + timeoutMs;
+    let expired: NodeJS.Timeout | undefined;
+    const target = await Promise.race([
+      resolveTarget(host, options, allowed),
+      new Promise<never>((_, reject) => {
+        expired = setTimeout(() => reject(new Error(`${host} did not resolve within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]).finally(() => clearTimeout(expired));
     const body = requestBody(init.body);
     const headers = Object.fromEntries(new Headers(init.headers).entries());
     if (body) headers['content-length'] = String(body.length);
@@ -179,7 +188,7 @@ function guardedFetchWith(options: AddressGuardOptions, allowed: (address: strin
           response.on('error', fail);
         },
       );
-      const timer = setTimeout(() => request.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(() => request.destroy(new Error(`no answer within ${timeoutMs} ms`)), Math.max(0, deadline - Date.now()));
       function fail(error: Error) {
         clearTimeout(timer);
         reject(error);
