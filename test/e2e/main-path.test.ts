@@ -230,7 +230,7 @@ describe.skipIf(skip)('main path: MCP client → gateway OAuth → consent flow 
 
     const hijack = await post(erin, { jsonrpc: '2.0', id: 2, method: 'tools/list' }, sessionId);
     expect(hijack.status).toBe(404);
-    expect(await hijack.json()).toEqual({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null });
+    expect(await hijack.json()).toEqual({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: 2 });
 
     const own = await post(dave, { jsonrpc: '2.0', id: 3, method: 'tools/list' }, sessionId);
     expect(own.status).toBe(200);

@@ -17,6 +17,7 @@ import { CONNECT_URL, startNotesUpstream, type NotesUpstream } from './notes-ups
 
 const GATEWAY_TOKEN = 'Bearer gateway-token-must-stay-here';
 const MAX_BODY_BYTES = 64 * 1024;
+/** A request's session is unknown: the error carries the id of a POSTed request, null for a GET or DELETE. */
 const SESSION_NOT_FOUND = { jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null };
 
 let demo: DemoUpstream;
@@ -337,7 +338,7 @@ describe('sessions', () => {
     const { client, transport } = await connect(gateway, 'alice');
     const response = await rawPost(gateway, ping, { 'X-Test-User': 'mallory', 'Mcp-Session-Id': transport.sessionId!, 'Mcp-Protocol-Version': LATEST_PROTOCOL_VERSION });
     expect(response.status).toBe(404);
-    expect(await response.json()).toEqual(SESSION_NOT_FOUND);
+    expect(await response.json()).toEqual({ ...SESSION_NOT_FOUND, id: 7 });
     expect(gateway.logged.some((line) => line.includes('WARN  mcp session presented by another identity') && line.includes('userId=mallory'))).toBe(true);
     expect(await client.ping()).toEqual({});
   });
@@ -347,7 +348,7 @@ describe('sessions', () => {
     const { transport } = await connect(gateway, 'alice', 'client-a');
     const response = await rawPost(gateway, ping, { 'X-Test-Client': 'client-b', 'Mcp-Session-Id': transport.sessionId! });
     expect(response.status).toBe(404);
-    expect(await response.json()).toEqual(SESSION_NOT_FOUND);
+    expect(await response.json()).toEqual({ ...SESSION_NOT_FOUND, id: 7 });
   });
 
   it('refuses GET and DELETE with another user\'s session id with 404, and the session survives', async () => {
@@ -366,14 +367,14 @@ describe('sessions', () => {
     const gateway = await startGateway();
     const response = await rawPost(gateway, ping, { 'Mcp-Session-Id': '9b1c8f5e-0000-4000-8000-000000000000' });
     expect(response.status).toBe(404);
-    expect(await response.json()).toEqual(SESSION_NOT_FOUND);
+    expect(await response.json()).toEqual({ ...SESSION_NOT_FOUND, id: 7 });
   });
 
   it('answers a request without session id that is not initialize with 400', async () => {
     const gateway = await startGateway();
     const response = await rawPost(gateway, ping);
     expect(response.status).toBe(400);
-    expect(await response.json()).toEqual({ jsonrpc: '2.0', error: { code: -32000, message: 'Bad Request: Mcp-Session-Id header is required' }, id: null });
+    expect(await response.json()).toEqual({ jsonrpc: '2.0', error: { code: -32000, message: 'Bad Request: Mcp-Session-Id header is required' }, id: 7 });
     expect(gateway.endpoint.sessionCount()).toBe(0);
   });
 
