@@ -17,6 +17,14 @@ export interface ClientRegistrationConfig {
  */
 export type RefreshTokenPolicy = 'client' | 'offline_access';
 
+/** An enterprise IdP whose ID-JAGs the token endpoint accepts (Enterprise-Managed Authorization). */
+export interface EnterpriseIdpConfig {
+  /** The IdP's issuer, exactly as its ID-JAGs' `iss`. */
+  issuer: string;
+  /** Where its signing keys are (a JWKS); https unless on loopback. */
+  jwksUrl: string;
+}
+
 /** The gateway's OAuth server settings under `oauth:` beyond token lifetimes and keys. */
 export interface OAuthServerOptions {
   registration: ClientRegistrationConfig;
@@ -26,6 +34,8 @@ export interface OAuthServerOptions {
    * which `/mcp` accepts only with a proof of the same key. `required`: bearer tokens are refused.
    */
   dpop: { required: boolean };
+  /** `oauth.enterprise.idps`: the IdPs trusted for the JWT bearer grant with an ID-JAG; none by default. */
+  enterpriseIdps: EnterpriseIdpConfig[];
 }
 
 const flag = (value: unknown, key: string, read: ConfigReader): boolean | undefined => {
@@ -37,7 +47,7 @@ const flag = (value: unknown, key: string, read: ConfigReader): boolean | undefi
 /**
  * Reads `oauth.registration.{preRegistered, clientMetadataDocuments, dynamic}` (each on unless
  * false; the older `oauth.dynamicRegistration` and `oauth.clientMetadataDocuments` still count
- * where the new key is absent), `oauth.refreshTokens` and `oauth.dpop.required`.
+ * where the new key is absent), `oauth.refreshTokens`, `oauth.dpop.required` and `oauth.enterprise.idps`.
  */
 export function parseOAuthServerOptions(oauth: Record<string, unknown>, read: ConfigReader): OAuthServerOptions {
   const registration = read.record(oauth.registration, 'oauth.registration');
@@ -48,7 +58,22 @@ export function parseOAuthServerOptions(oauth: Record<string, unknown>, read: Co
         flag(registration.clientMetadataDocuments, 'oauth.registration.clientMetadataDocuments', read) ?? flag(oauth.clientMetadataDocuments, 'oauth.clientMetadataDocuments', read) ?? true,
       dynamic: flag(registration.dynamic, 'oauth.registration.dynamic', read) ?? flag(oauth.dynamicRegistration, 'oauth.dynamicRegistration', read) ?? true,
     },
+    enterpriseIdps: parseEnterpriseIdps(read.record(oauth.enterprise, 'oauth.enterprise').idps, read),
     dpop: { required: flag(read.record(oauth.dpop, 'oauth.dpop').required, 'oauth.dpop.required', read) ?? false },
     refreshTokens: read.oneOf(read.string(oauth.refreshTokens, 'oauth.refreshTokens'), ['client', 'offline_access'] as const, 'oauth.refreshTokens') ?? 'client',
   };
+}
+
+function parseEnterpriseIdps(value: unknown, read: ConfigReader): EnterpriseIdpConfig[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw read.error('oauth.enterprise.idps must be a list of { issuer, jwksUrl }');
+  return value.map((item, i) => {
+    const key = `oauth.enterprise.idps[${i}]`;
+    const entry = read.record(item, key);
+    const issuer = read.url(read.string(entry.issuer, `${key}.issuer`), `${key}.issuer`);
+    const jwksUrl = read.url(read.string(entry.jwksUrl, `${key}.jwksUrl`), `${key}.jwksUrl`);
+    const jwks = new URL(jwksUrl);
+    if (jwks.protocol !== 'https:' && !['127.0.0.1', 'localhost', '[::1]'].includes(jwks.hostname)) throw read.error(`${key}.jwksUrl must use https unless it is a loopback address`);
+    return { issuer: read.string(entry.issuer, `${key}.issuer`) ?? issuer, jwksUrl };
+  });
 }

@@ -100,6 +100,7 @@ declare module 'oidc-provider' {
   export const errors: {
     InvalidTarget: new (description?: string) => Error;
     InvalidRequest: new (description?: string) => Error;
+    InvalidGrant: new (detail?: string) => Error & { error_description?: string };
     AccessDenied: new (description?: string) => Error;
     InvalidClientMetadata: new (description?: string) => Error;
     InvalidRedirectUri: new (description?: string) => Error;

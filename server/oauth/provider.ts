@@ -11,6 +11,8 @@ import { registrationLimit } from './registration-limit.js';
 import { providerRequestGuards } from './request-guards.js';
 import { createGatewayLimits } from '../limits/gateway-limits.js';
 import type { ServerKeys } from './server-keys.js';
+import { jwtBearerGrantType, registerEnterpriseGrant } from './enterprise-grant.js';
+import { createAuditLog, stdoutLine } from '../audit/audit-log.js';
 
 /** The scope every MCP client gets for `/mcp`. */
 export const mcpScope = 'mcp:tools';
@@ -60,7 +62,7 @@ export function createOAuthServer(
       client_id: client.clientId,
       client_name: client.clientName,
       redirect_uris: client.redirectUris,
-      grant_types: ['authorization_code', 'refresh_token'],
+      grant_types: ['authorization_code', 'refresh_token', ...(config.oauth.enterpriseIdps.length > 0 ? [jwtBearerGrantType] : [])],
       response_types: ['code'],
       id_token_signed_response_alg: 'ES256',
       ...(client.clientSecret
@@ -149,6 +151,20 @@ export function createOAuthServer(
 
   provider.use(providerRequestGuards(config.http.allowedHosts));
   provider.use(registrationLimit(createGatewayLimits(config, deps.store).registration, config.http.trustedProxyHops));
+
+  if (config.oauth.enterpriseIdps.length > 0) {
+    registerEnterpriseGrant({
+      provider,
+      issuer,
+      idps: config.oauth.enterpriseIdps,
+      resources,
+      upstreams: config.upstreams.map((upstream) => upstream.name),
+      mcpScope,
+      accessTokenTtlSeconds: config.oauth.accessTokenTtlSeconds,
+      store: deps.store,
+      audit: createAuditLog({ store: deps.store, log: deps.log, stdout: config.operations.auditStdout ? stdoutLine : undefined }),
+    });
+  }
 
   // With dynamic registration off, clients it registered earlier are unknown too.
   if (!registration.dynamic) {
