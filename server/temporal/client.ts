@@ -3,6 +3,7 @@ import { Client, Connection, WithStartWorkflowOperation, type ClientInterceptors
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import type { GatewayConfig } from '../config.js';
 import { type ConsentFlowInput, consentWorkflowId, searchAttributes } from '../../workflows/consent-flow/messages.js';
+import { firstStep } from '../../workflows/consent-flow/steps.js';
 import { disconnect, grantSearchAttributes, refreshNow, type RefreshNowInput, type RefreshNowResult, upstreamConnected, type UpstreamGrantInput, upstreamGrantWorkflowId } from '../../workflows/upstream-grant/messages.js';
 import { markdownText } from '../../workflows/markdown.js';
 
@@ -62,7 +63,7 @@ export async function startConsentFlow(client: Client, taskQueue: string, input:
     workflowExecutionTimeout: input.ttlMs + 24 * 3_600_000,
     typedSearchAttributes: [
       { key: searchAttributes.clientId, value: input.client.clientId },
-      { key: searchAttributes.status, value: 'identifying' },
+      { key: searchAttributes.status, value: firstStep.status },
       { key: searchAttributes.upstreams, value: input.upstreams },
     ],
     staticSummary: `Consent for ${clientLabel}`,

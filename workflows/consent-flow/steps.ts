@@ -17,6 +17,9 @@ export const consentStepTable = [
 /** One row of {@link consentStepTable}. */
 export type ConsentStepRow = (typeof consentStepTable)[number];
 
+/** Where every flow starts, and the status it is started with. */
+export const firstStep: ConsentStepRow = consentStepTable[0];
+
 /** A step the flow waits at for the user. */
 export type OpenStep = ConsentStepRow['step'];
 

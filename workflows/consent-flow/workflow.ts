@@ -32,7 +32,7 @@ import {
   type ConsentStep,
   type FlowConnection,
 } from './messages.js';
-import { stepAfter, stepCounter, stepRow, type OpenStep } from './steps.js';
+import { firstStep, stepAfter, stepCounter, stepRow, type OpenStep } from './steps.js';
 import { markdownText } from '../markdown.js';
 
 const remoteStore = proxyActivities<Activities>({
@@ -159,7 +159,7 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
 
   // Enter the first step before any handler exists: an update delivered with the start runs as
   // soon as its handler is registered and must find the flow at this step.
-  const entered = moveTo('identity', stepRow('identity').status);
+  const entered = moveTo(firstStep.step, firstStep.status);
 
   function requireStep(step: ConsentStep): void {
     if (state.step !== step) {
