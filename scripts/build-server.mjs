@@ -7,11 +7,14 @@ import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 
 const projectDir = fileURLToPath(new URL('..', import.meta.url));
+// `--outdir DIR` builds into another folder (a copy that later edits of the sources leave alone).
+const outdirFlag = process.argv.indexOf('--outdir');
+const outdir = outdirFlag === -1 ? '.build/server' : process.argv[outdirFlag + 1];
 
 await build({
   absWorkingDir: projectDir,
   entryPoints: { main: 'server/main.ts', 'web-main': 'server/web-main.ts', 'worker-main': 'server/worker-main.ts', 'reseal-main': 'server/reseal-main.ts' },
-  outdir: '.build/server',
+  outdir,
   bundle: true,
   platform: 'node',
   format: 'esm',

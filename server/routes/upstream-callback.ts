@@ -9,7 +9,7 @@ import type { GatewayConfig } from '../config.js';
 import type { TokenCipher } from '../crypto/token-cipher.js';
 import type { Logger } from '../log.js';
 import { renderMessage } from '../message-page.js';
-import type { BrowserBinding } from '../middleware/browser-binding.js';
+import { sameText, type BrowserBinding } from '../middleware/browser-binding.js';
 import type { GatewayStore } from '../store/store.js';
 import { signalUpstreamConnected } from '../temporal/client.js';
 import { MY_CONNECTIONS_CLIENT_ID } from './connections.js';
@@ -61,6 +61,13 @@ export function upstreamCallbackRoutes(deps: UpstreamCallbackDeps): Router {
     }
   }
 
+  /** Whether the authorization was completed before, within its lifetime, with this same code. */
+  async function sameCompletedCallback(stateHash: string, code: string, now: number): Promise<boolean> {
+    const earlier = await store.getUpstreamAuthorization(stateHash);
+    if (!earlier?.code || earlier.usedAt === null || earlier.expiresAt <= now) return false;
+    return sameText(deps.cipher.open(earlier.code, `upstream_authorizations:${stateHash}:code`), code);
+  }
+
   /** The redirect URI at every upstream: finishes one connect attempt, then back to the flow. */
   router.get('/oauth/upstream/callback', async function upstreamCallbackRoute(ctx) {
     ctx.set('Cache-Control', 'no-store');
@@ -85,12 +92,15 @@ export function upstreamCallbackRoutes(deps: UpstreamCallbackDeps): Router {
     }
     const params = new URLSearchParams(ctx.querystring);
     const callbackInput = (error?: string) => ({ upstream: pending.upstream, stateHash, ...(error ? { error } : {}) });
+    // One update id per authorization: a reload of this callback reaches the update its first
+    // request sent (running or finished) instead of starting a second one.
+    const updateId = `callback:${stateHash}`;
     /** Sends the callback to the owning workflow; answers how the connection stands. */
     const deliver = async (error?: string): Promise<{ status: string; error: string | null; message: string | null } | undefined> => {
       if (connectId) {
-        return temporal.workflow.getHandle(upstreamConnectWorkflowId(connectId)).executeUpdate(connectCallback, { args: [callbackInput(error)] });
+        return temporal.workflow.getHandle(upstreamConnectWorkflowId(connectId)).executeUpdate(connectCallback, { args: [callbackInput(error)], updateId });
       }
-      const state = await temporal.workflow.getHandle(consentWorkflowId(pending.flowId)).executeUpdate(upstreamCallback, { args: [callbackInput(error)] });
+      const state = await temporal.workflow.getHandle(consentWorkflowId(pending.flowId)).executeUpdate(upstreamCallback, { args: [callbackInput(error)], updateId });
       return state.connections[pending.upstream];
     };
     const upstreamError = params.get('error');
@@ -99,31 +109,38 @@ export function upstreamCallbackRoutes(deps: UpstreamCallbackDeps): Router {
         await deliver(upstreamError.slice(0, 64));
         return fail(400, upstreamError, `${displayName} did not grant access (${upstreamError}).`, retryUrl);
       }
-      if (!params.get('code')) return fail(400, 'invalid_request', `${displayName} sent no authorization code.`, retryUrl);
+      const code = params.get('code');
+      if (!code) return fail(400, 'invalid_request', `${displayName} sent no authorization code.`, retryUrl);
+      const now = Math.floor(Date.now() / 1000);
       const completed = await store.completeUpstreamAuthorization(
         stateHash,
         {
-          code: deps.cipher.seal(params.get('code') ?? '', `upstream_authorizations:${stateHash}:code`),
+          code: deps.cipher.seal(code, `upstream_authorizations:${stateHash}:code`),
           callback: deps.cipher.seal(params.toString(), `upstream_authorizations:${stateHash}:callback`),
         },
-        Math.floor(Date.now() / 1000),
+        now,
       );
-      if (!completed) return fail(400, 'invalid_request', 'This connection attempt was already used or has expired.', retryUrl);
-      const before = await store.getUpstreamTokens(pending.userId, pending.upstream);
+      // The same browser loading this same callback again (its first request was cut off: a dropped
+      // connection, a web process that died) goes on with the update the first one sent.
+      if (!completed && !(await sameCompletedCallback(stateHash, code, now))) {
+        return fail(400, 'invalid_request', 'This connection attempt was already used or has expired.', retryUrl);
+      }
       const connection = await deliver();
       if (connection?.status !== 'connected') {
         log.warn('upstream connect failed', { flowId: pending.flowId, upstream: pending.upstream, error: connection?.error });
         return fail(502, connection?.error ?? 'server_error', `Connecting ${displayName} failed: ${connection?.message ?? 'unknown error'}.`, retryUrl);
       }
       log.info('upstream connected', { flowId: pending.flowId, upstream: pending.upstream, user: pending.userId });
+      // The exchange moved the version on from the tokens it replaced: above 1, there were some.
+      const connected = await store.getUpstreamTokens(pending.userId, pending.upstream);
       await deps.audit.record({
-        kind: before ? 'upstream.reconnected' : 'upstream.connected',
+        kind: connected && connected.version > 1 ? 'upstream.reconnected' : 'upstream.connected',
         userId: pending.userId,
         clientId: connectId ? ((await store.getElicitation(connectId))?.clientId ?? null) : ((await store.getFlow(pending.flowId))?.clientId ?? null),
         upstream: pending.upstream,
         flowId: connectId ? upstreamConnectWorkflowId(connectId) : consentWorkflowId(pending.flowId),
         sourceIp: ctx.ip || null,
-      });
+      }, `upstream-callback:${stateHash}`);
       await startGrant(pending.userId, pending.upstream);
       if (!connectId) return ctx.redirect(retryUrl);
       await store.completeElicitation(connectId, Math.floor(Date.now() / 1000));
