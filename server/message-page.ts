@@ -12,7 +12,7 @@ export interface MessagePage {
   link?: { href: string; text: string };
 }
 
-// The look of the Lit screens (web/consent-app/styles.ts), in plain CSS: these pages load no script.
+// The look of the Lit screens (web/shared/styles.ts), in plain CSS: these pages load no script.
 const styles = `
 :root{color-scheme:light dark;--page:#f3f4f7;--surface:#fff;--text:#1d2330;--muted:#5b6475;--border:#d7dbe3;--accent:#2456d3;--on-accent:#fff;--shadow:0 1px 2px rgb(16 24 40/6%),0 8px 24px rgb(16 24 40/8%)}
 @media (prefers-color-scheme:dark){:root{--page:#12151b;--surface:#1b1f27;--text:#e8ebf1;--muted:#a3abba;--border:#343b48;--accent:#5b8cff;--on-accent:#0b1020;--shadow:0 1px 2px rgb(0 0 0/30%),0 8px 24px rgb(0 0 0/35%)}}
