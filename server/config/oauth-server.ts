@@ -32,8 +32,9 @@ export interface OAuthServerOptions {
   /**
    * DPoP (RFC 9449): a client that sends a proof to the token endpoint gets a DPoP-bound token,
    * which `/mcp` accepts only with a proof of the same key. `required`: bearer tokens are refused.
+   * `requireNonce`: the token endpoint takes only proofs carrying a nonce it issued (RFC 9449 §8).
    */
-  dpop: { required: boolean };
+  dpop: { required: boolean; requireNonce: boolean };
   /** `oauth.enterprise.idps`: the IdPs trusted for the JWT bearer grant with an ID-JAG; none by default. */
   enterpriseIdps: EnterpriseIdpConfig[];
 }
@@ -47,7 +48,7 @@ const flag = (value: unknown, key: string, read: ConfigReader): boolean | undefi
 /**
  * Reads `oauth.registration.{preRegistered, clientMetadataDocuments, dynamic}` (each on unless
  * false; the older `oauth.dynamicRegistration` and `oauth.clientMetadataDocuments` still count
- * where the new key is absent), `oauth.refreshTokens`, `oauth.dpop.required` and `oauth.enterprise.idps`.
+ * where the new key is absent), `oauth.refreshTokens`, `oauth.dpop.{required, requireNonce}` and `oauth.enterprise.idps`.
  */
 export function parseOAuthServerOptions(oauth: Record<string, unknown>, read: ConfigReader): OAuthServerOptions {
   const registration = read.record(oauth.registration, 'oauth.registration');
@@ -59,7 +60,10 @@ export function parseOAuthServerOptions(oauth: Record<string, unknown>, read: Co
       dynamic: flag(registration.dynamic, 'oauth.registration.dynamic', read) ?? flag(oauth.dynamicRegistration, 'oauth.dynamicRegistration', read) ?? true,
     },
     enterpriseIdps: parseEnterpriseIdps(read.record(oauth.enterprise, 'oauth.enterprise').idps, read),
-    dpop: { required: flag(read.record(oauth.dpop, 'oauth.dpop').required, 'oauth.dpop.required', read) ?? false },
+    dpop: {
+      required: flag(read.record(oauth.dpop, 'oauth.dpop').required, 'oauth.dpop.required', read) ?? false,
+      requireNonce: flag(read.record(oauth.dpop, 'oauth.dpop').requireNonce, 'oauth.dpop.requireNonce', read) ?? false,
+    },
     refreshTokens: read.oneOf(read.string(oauth.refreshTokens, 'oauth.refreshTokens'), ['client', 'offline_access'] as const, 'oauth.refreshTokens') ?? 'client',
   };
 }

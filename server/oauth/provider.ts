@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import Provider, { errors, type ClientModel, type ProviderContext } from 'oidc-provider';
 import type { GatewayConfig } from '../config.js';
 import type { Logger } from '../log.js';
@@ -92,8 +93,14 @@ export function createOAuthServer(
       devInteractions: { enabled: false },
       registration: { enabled: registration.dynamic },
       revocation: { enabled: true },
-      // A client that proves a key at the token endpoint gets a token bound to it (RFC 9449).
-      dPoP: { enabled: true },
+      // A client that proves a key at the token endpoint gets a token bound to it (RFC 9449). Its
+      // nonces (§8) are keyed from the first cookie key, so every process of a fleet issues and
+      // accepts the same ones.
+      dPoP: {
+        enabled: true,
+        nonceSecret: createHash('sha256').update(`dpop-nonce\0${deps.keys.cookieKeys[0] ?? ''}`).digest(),
+        requireNonce: () => config.oauth.dpop.requireNonce,
+      },
       introspection: { enabled: false },
       userinfo: { enabled: false },
       rpInitiatedLogout: { enabled: false },

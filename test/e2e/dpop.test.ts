@@ -7,7 +7,7 @@ import { temporalUnavailable } from '../helpers/temporal.js';
 
 /** A DPoP key pair of a client (RFC 9449) and the proofs it signs. */
 interface DpopKey {
-  proof(htm: string, htu: string, options?: { accessToken?: string; iat?: number }): Promise<string>;
+  proof(htm: string, htu: string, options?: { accessToken?: string; iat?: number; nonce?: string }): Promise<string>;
 }
 
 async function dpopKey(): Promise<DpopKey> {
@@ -15,7 +15,7 @@ async function dpopKey(): Promise<DpopKey> {
   const jwk: JWK = await exportJWK(publicKey);
   return {
     proof: (htm, htu, options = {}) =>
-      new SignJWT({ htm, htu, jti: randomUUID(), ...(options.accessToken ? { ath: createHash('sha256').update(options.accessToken).digest('base64url') } : {}) })
+      new SignJWT({ htm, htu, jti: randomUUID(), ...(options.nonce ? { nonce: options.nonce } : {}), ...(options.accessToken ? { ath: createHash('sha256').update(options.accessToken).digest('base64url') } : {}) })
         .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk })
         .setIssuedAt(options.iat ?? Math.floor(Date.now() / 1000))
         .sign(privateKey),
@@ -25,18 +25,25 @@ async function dpopKey(): Promise<DpopKey> {
 const upstreams = [{ name: 'alpha', displayName: 'Alpha', mcpUrl: 'http://127.0.0.1:9/mcp', auth: { type: 'none' as const }, scopes: [] }];
 
 /** Runs the consent flow and the code exchange, with a DPoP proof at the token endpoint when `key` is given. */
-async function token(gatewayUrl: string, key?: DpopKey): Promise<{ accessToken: string; tokenType: string }> {
+/** With `key`, a proof the server refuses with `use_dpop_nonce` is sent again once with the nonce it named (RFC 9449 §8); `nonceAsked` says whether it did. */
+async function token(gatewayUrl: string, key?: DpopKey): Promise<{ accessToken: string; tokenType: string; nonceAsked: boolean }> {
   const redirectUri = 'http://127.0.0.1:9/callback';
   const clientId = await registerClient(gatewayUrl, [redirectUri], 'DPoP test client');
   const pkce = createPkce();
   const back = await new ConsentDriver(gatewayUrl).consent(authorizationUrl(gatewayUrl, { clientId, redirectUri, pkce }), { user: 'dpop-user' });
   const form = new URLSearchParams({ grant_type: 'authorization_code', code: back.searchParams.get('code') ?? '', code_verifier: pkce.verifier, redirect_uri: redirectUri, client_id: clientId, resource: `${gatewayUrl}/mcp` });
-  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
-  if (key) headers.dpop = await key.proof('POST', `${gatewayUrl}/token`);
-  const response = await fetch(`${gatewayUrl}/token`, { method: 'POST', headers, body: form });
-  const body = (await response.json()) as { access_token: string; token_type: string };
-  expect(response.status, JSON.stringify(body)).toBe(200);
-  return { accessToken: body.access_token, tokenType: body.token_type };
+  const send = async (nonce?: string) => {
+    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+    if (key) headers.dpop = await key.proof('POST', `${gatewayUrl}/token`, nonce ? { nonce } : {});
+    const response = await fetch(`${gatewayUrl}/token`, { method: 'POST', headers, body: form });
+    return { response, body: (await response.json()) as { access_token: string; token_type: string; error?: string } };
+  };
+  let answer = await send();
+  const nonce = answer.response.headers.get('dpop-nonce');
+  const nonceAsked = answer.response.status === 400 && answer.body.error === 'use_dpop_nonce';
+  if (nonceAsked && nonce) answer = await send(nonce);
+  expect(answer.response.status, JSON.stringify(answer.body)).toBe(200);
+  return { accessToken: answer.body.access_token, tokenType: answer.body.token_type, nonceAsked };
 }
 
 /** `POST /mcp` (initialize) with an Authorization header and, when given, a DPoP proof. */
@@ -72,8 +79,9 @@ describe.skipIf(Boolean(temporalUnavailable))('DPoP (RFC 9449) for gateway token
 
   it('refuses a DPoP-bound token without a proof, as a bearer token, or with a wrong, foreign or replayed proof; accepts it with a fresh proof of its key', async () => {
     const key = await dpopKey();
-    const { accessToken, tokenType } = await token(gateway.url, key);
+    const { accessToken, tokenType, nonceAsked } = await token(gateway.url, key);
     expect(tokenType).toBe('DPoP');
+    expect(nonceAsked).toBe(false);
     const mcp = `${gateway.url}/mcp`;
 
     const asBearer = await callMcp(gateway.url, `Bearer ${accessToken}`);
@@ -119,10 +127,10 @@ describe.skipIf(Boolean(temporalUnavailable))('DPoP (RFC 9449) for gateway token
     expect(asDpop.challenge).toContain('error="invalid_token"');
   });
 
-  it('with oauth.dpop.required, refuses a bearer token with a DPoP challenge and accepts a DPoP-bound one', async () => {
+  it('with oauth.dpop.required and requireNonce, refuses a bearer token with a DPoP challenge, a proof without the nonce with use_dpop_nonce, and accepts a DPoP-bound one', async () => {
     const strict = await startTestGateway((config) => {
       config.upstreams = upstreams;
-      config.oauth.dpop = { required: true };
+      config.oauth.dpop = { required: true, requireNonce: true };
     });
     try {
       const bearer = await token(strict.url);
@@ -131,6 +139,8 @@ describe.skipIf(Boolean(temporalUnavailable))('DPoP (RFC 9449) for gateway token
       expect(refused.challenge).toMatch(/^DPoP .*algs="ES256/);
       const key = await dpopKey();
       const bound = await token(strict.url, key);
+      // The first proof, without a nonce, got use_dpop_nonce and the nonce to use (RFC 9449 §8).
+      expect(bound.nonceAsked).toBe(true);
       expect((await callMcp(strict.url, `DPoP ${bound.accessToken}`, await key.proof('POST', `${strict.url}/mcp`, { accessToken: bound.accessToken }))).status).toBe(200);
     } finally {
       await strict.close();
