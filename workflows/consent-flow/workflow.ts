@@ -272,6 +272,8 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
         setCurrentDetails(describe(state));
         return state;
       }
+      // Before the patch: the flow ran the connect's activities itself. Kept while such flows can
+      // still be running (test/histories/consent-flow-connect-activities.json), then deprecatePatch().
       try {
         const { authorizationRef } = await prepareUpstreamAuthorization.executeWithOptions(
           { startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 4 }, summary: `Prepare authorization at ${upstream}` },
@@ -309,6 +311,7 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
         setCurrentDetails(describe(state));
         return state;
       }
+      // A connect begun before the patch: the flow exchanges the code itself.
       if (error) {
         state.connections[upstream] = { status: 'failed', error, message: `the upstream answered ${error}`, scopes: [] };
       } else {
