@@ -33,7 +33,7 @@ import { chooseIdentity, chooseServices, type ConsentFlowInput, decide } from '.
 import { bareChooseIdentity, bareChooseServices, bareDecide, bareFlow } from './bare-workflow.js';
 import { cpuSecondsOf, fmt, freePort, machineBusySeconds, percentile } from './support.js';
 
-const budget = { flowsPerSecond: 20, ratioPercent: 70 } as const;
+const budget = { flowsPerSecond: 25, ratioPercent: 80 } as const;
 const stepNames = ['start', 'chooseIdentity', 'chooseServices', 'decide', 'result'] as const;
 const flowTtlMs = 10 * 60_000;
 /** Share of one core that other processes may use during a batch before the figures are flagged. */

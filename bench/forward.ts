@@ -6,7 +6,7 @@
  * processes of their own; this process only sends requests.
  * Budget (DESIGN.md): ≤ 0.5 ms added at p50 and ≤ 3 ms at p99 at concurrency 1; ≥ 60 % of
  * direct throughput at concurrency 16.
- * Run: `node --import tsx bench/forward.ts [--requests 2000] [--quick]`.
+ * Run: `node --import tsx bench/forward.ts [--requests 2000] [--quick] [--no-peer]` (`--no-peer`: without FastMCP's proxy).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -14,9 +14,10 @@ import { promisify } from 'node:util';
 import http from 'node:http';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { fmt, freePort, percentile } from './support.js';
+import { cpuSecondsOf, fmt, freePort, percentile } from './support.js';
 
 const quick = process.argv.includes('--quick');
+const withPeer = !process.argv.includes('--no-peer');
 const requests = Number(process.argv[process.argv.indexOf('--requests') + 1]) || (quick ? 200 : 2_000);
 const children: ChildProcess[] = [];
 
@@ -38,17 +39,17 @@ async function startFastMcpProxy(upstream: string): Promise<{ url: string } | { 
 }
 
 /** Starts `forward-server.ts` with `args`; resolves with the JSON line it prints when ready. */
-function startServer<T>(args: string[]): Promise<T> {
+function startServer<T>(args: string[]): Promise<T & { pid: number }> {
   return startProcess<T>(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./forward-server.ts', import.meta.url)), ...args], process.env);
 }
 
-/** Starts a server process; resolves with the first JSON line it prints. Ended when this run ends. */
-async function startProcess<T>(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<T> {
+/** Starts a server process; resolves with the first JSON line it prints and its pid. Ended when this run ends. */
+async function startProcess<T>(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<T & { pid: number }> {
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'], env });
   children.push(child);
   const lines = createInterface({ input: child.stdout! });
   for await (const line of lines) {
-    if (line.startsWith('{')) return JSON.parse(line) as T;
+    if (line.startsWith('{')) return { ...(JSON.parse(line) as T), pid: child.pid! };
   }
   throw new Error(`${command} ${args[0]} ended before it was ready`);
 }
@@ -125,10 +126,11 @@ async function call(target: Target): Promise<number> {
   return performance.now() - started;
 }
 
-/** `total` calls with `concurrency` in flight; latencies and calls per second. */
-async function load(target: Target, total: number, concurrency: number): Promise<{ latencies: number[]; perSecond: number }> {
+/** `total` calls with `concurrency` in flight; latencies, calls per second, and CPU µs per call of the process `pid`. */
+async function load(target: Target, total: number, concurrency: number, pid?: number): Promise<{ latencies: number[]; perSecond: number; cpuMicros: number }> {
   const latencies: number[] = [];
   let next = 0;
+  const cpuBefore = pid === undefined ? undefined : await cpuSecondsOf(pid);
   const started = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -138,7 +140,9 @@ async function load(target: Target, total: number, concurrency: number): Promise
       }
     }),
   );
-  return { latencies, perSecond: (total / (performance.now() - started)) * 1000 };
+  const perSecond = (total / (performance.now() - started)) * 1000;
+  const cpuAfter = pid === undefined ? undefined : await cpuSecondsOf(pid);
+  return { latencies, perSecond, cpuMicros: cpuBefore === undefined || cpuAfter === undefined ? Number.NaN : ((cpuAfter - cpuBefore) / total) * 1e6 };
 }
 
 const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
@@ -146,8 +150,10 @@ const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0)
 try {
   const fixture = await startServer<{ url: string }>(['fixture']);
   const gateway = await startServer<{ url: string; token: string; aggregateUrl: string; aggregateToken: string }>(['gateway', fixture.url]);
-  const peer = await startFastMcpProxy(fixture.url);
+  const peer = withPeer ? await startFastMcpProxy(fixture.url) : { skipped: '--no-peer' };
   if ('skipped' in peer) console.log(`forward through FastMCP's proxy: skipped (${peer.skipped})`);
+  /** Direct 2026-07-28 calls per second at c16: the era `/mcp` speaks to the fixture, whatever its client's era. */
+  let directModernRate = Number.NaN;
   for (const era of ['modern', 'legacy'] as const) {
     const sides = {
       direct: { url: fixture.url, token: undefined, tool: 'test_simple_text', era } as Target,
@@ -160,27 +166,48 @@ try {
 
     // Alternating rounds, so drift on the machine falls on all sides alike.
     const rounds = quick ? 1 : 4;
-    const results = Object.fromEntries(Object.keys(sides).map((name) => [name, { c1: [] as number[], rate16: [] as number[] }])) as Record<string, { c1: number[]; rate16: number[] }>;
+    const results = Object.fromEntries(Object.keys(sides).map((name) => [name, { c1: [] as number[], rate16: [] as number[], cpu: [] as number[] }])) as Record<
+      string,
+      { c1: number[]; rate16: number[]; cpu: number[] }
+    >;
     for (let round = 0; round < rounds; round += 1) {
       for (const [name, target] of Object.entries(sides) as [keyof typeof sides, Target][]) {
         // The peer is an order of magnitude slower: a tenth of the calls gives its figures in the same run.
         const share = name === "FastMCP's proxy" ? 0.1 : 1;
         results[name]!.c1.push(...(await load(target, Math.ceil((requests * share) / rounds), 1)).latencies);
-        results[name]!.rate16.push((await load(target, Math.ceil((requests * 2 * share) / rounds), 16)).perSecond);
+        // The gateway's own CPU per call: a figure the other processes on the machine barely move.
+        const c16 = await load(target, Math.ceil((requests * 2 * share) / rounds), 16, name.startsWith('/mcp') ? gateway.pid : undefined);
+        results[name]!.rate16.push(c16.perSecond);
+        results[name]!.cpu.push(c16.cpuMicros);
       }
     }
     const direct = results['direct']!;
+    if (era === 'modern') directModernRate = mean(direct.rate16);
     for (const name of Object.keys(sides).filter((side) => side !== 'direct') as (keyof typeof sides)[]) {
       const side = results[name]!;
       // The budgets are the gateway's own (DESIGN.md); the peer is measured beside it, not held to them.
       const budget = (text: string) => (name.startsWith('/mcp') ? ` (budget ${text})` : '');
       const calls = name.startsWith('/mcp') ? `N=${requests}+${requests * 2}` : `N=${Math.ceil(requests / 10)}+${Math.ceil(requests / 5)}`;
       console.log(
-        `forward ${era === 'modern' ? '2026-07-28' : '2025-11-25'} tools/call through ${name} vs direct: added p50 ${fmt(percentile(side.c1, 50) - percentile(direct.c1, 50), 3)} ms${budget('≤ 0.5')}, added p99 ${fmt(percentile(side.c1, 99) - percentile(direct.c1, 99), 3)} ms${budget('≤ 3')} at c1; throughput ${fmt((mean(side.rate16) / mean(direct.rate16)) * 100, 0)} % of direct at c16${budget('≥ 60 %')}; direct p50 ${fmt(percentile(direct.c1, 50), 3)} ms, ${fmt(mean(direct.rate16), 0)} calls/s at c16; ${calls}`,
+        `forward ${era === 'modern' ? '2026-07-28' : '2025-11-25'} tools/call through ${name} vs direct: added p50 ${fmt(percentile(side.c1, 50) - percentile(direct.c1, 50), 3)} ms${budget('≤ 0.5')}, added p99 ${fmt(percentile(side.c1, 99) - percentile(direct.c1, 99), 3)} ms${budget('≤ 3')} at c1; throughput ${fmt((mean(side.rate16) / mean(direct.rate16)) * 100, 0)} % of direct at c16${budget('≥ 60 %')}${era === 'legacy' && name === '/mcp' ? ` (${fmt((mean(side.rate16) / directModernRate) * 100, 0)} % of direct 2026-07-28, the era /mcp speaks to this fixture)` : ''}${name.startsWith('/mcp') ? `, gateway CPU ${fmt(mean(side.cpu), 0)} µs/call` : ''}; direct p50 ${fmt(percentile(direct.c1, 50), 3)} ms, ${fmt(mean(direct.rate16), 0)} calls/s at c16; ${calls}`,
       );
     }
   }
 } finally {
+  // The Node servers end when their stdin closes; the peer does not watch it, so what is left is stopped.
   for (const child of children) child.stdin?.end();
+  await Promise.all(
+    children.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          const timer = setTimeout(() => child.kill('SIGTERM'), 3_000);
+          child.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        }),
+    ),
+  );
   agent.destroy();
 }

@@ -1,28 +1,42 @@
 /**
  * Runs every benchmark in sequence, each in its own process so none inherits another's warm
- * caches or memory, passes their output through, and ends with their summary lines together.
+ * caches or memory, passes their output through, and ends with their figure lines together: one
+ * line per figure, each a side-by-side comparison (or a budget) measured in that same run.
  *
- * Run: `npm run bench` (all) or `npm run bench -- startup` (only the named ones).
+ * Run: `npm run bench` (all), `npm run bench -- startup memory` (only the named ones),
+ * `npm run bench -- --quick` (each one briefly: to see that it runs, not for its figures).
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-/** The benchmarks, in the order they run: a name, its script `bench/<script>.ts` and its arguments; each ends with one summary line. */
-const runs = {
-  'hot-path': { script: 'hot-path', args: [] },
-  forward: { script: 'forward', args: [] },
-  'consent-flows': { script: 'consent-flows', args: [] },
-  // A fleet's shape: two workers on one task queue, the store on PostgreSQL.
-  'consent-flows-fleet': { script: 'consent-flows', args: ['--workers', '2', '--postgres'] },
-  startup: { script: 'startup', args: [] },
-} as const satisfies Record<string, { script: string; args: readonly string[] }>;
-const benchmarks = Object.keys(runs) as (keyof typeof runs)[];
+/** A benchmark: its script `bench/<script>.ts`, its arguments in a full run and in a quick one. */
+interface Benchmark {
+  script: string;
+  args: readonly string[];
+  quickArgs: readonly string[];
+}
 
-/** Runs one benchmark, echoing its output; resolves with its last stdout line and exit code. */
-function runBenchmark(name: keyof typeof runs): Promise<{ summary: string | undefined; code: number | null }> {
-  const { script, args } = runs[name];
+const consentQuick = ['--flows', '10', '--concurrency', '5', '--warmup', '2'];
+
+/** The benchmarks, in the order they run; each prints figure lines that start with its script's name. */
+const runs = {
+  'hot-path': { script: 'hot-path', args: [], quickArgs: ['--requests', '2000'] },
+  forward: { script: 'forward', args: [], quickArgs: ['--quick', '--no-peer'] },
+  'consent-flows': { script: 'consent-flows', args: [], quickArgs: consentQuick },
+  // A fleet's shape: two workers on one task queue, the store on PostgreSQL.
+  'consent-flows-fleet': { script: 'consent-flows', args: ['--workers', '2', '--postgres'], quickArgs: ['--workers', '2', '--postgres', ...consentQuick] },
+  startup: { script: 'startup', args: [], quickArgs: ['--quick'] },
+  memory: { script: 'memory', args: [], quickArgs: ['--quick'] },
+  load: { script: 'load', args: [], quickArgs: ['--quick'] },
+} as const satisfies Record<string, Benchmark>;
+type Name = keyof typeof runs;
+const benchmarks = Object.keys(runs) as Name[];
+
+/** Runs one benchmark, echoing its output; resolves with its figure lines and exit code. */
+function runBenchmark(name: Name, quick: boolean): Promise<{ figures: string[]; code: number | null }> {
+  const { script, args, quickArgs } = runs[name];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(`./${script}.ts`, import.meta.url)), ...args], {
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(`./${script}.ts`, import.meta.url)), ...(quick ? quickArgs : args)], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let stdout = '';
@@ -32,31 +46,36 @@ function runBenchmark(name: keyof typeof runs): Promise<{ summary: string | unde
     });
     child.once('error', reject);
     child.once('close', (code) => {
-      const lines = stdout.split('\n').map((line) => line.trim()).filter(Boolean);
-      resolve({ summary: lines.at(-1), code });
+      const figures = stdout
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line.startsWith(`${script} `) || line.startsWith(`${script}:`));
+      resolve({ figures, code });
     });
   });
 }
 
 async function main(): Promise<void> {
-  const wanted = process.argv.slice(2);
+  const argv = process.argv.slice(2);
+  const quick = argv.includes('--quick');
+  const wanted = argv.filter((arg) => arg !== '--quick');
   const unknown = wanted.filter((name) => !(benchmarks as readonly string[]).includes(name));
-  if (unknown.length > 0) throw new Error(`unknown benchmark(s): ${unknown.join(', ')}; known: ${benchmarks.join(', ')}`);
+  if (unknown.length > 0) throw new Error(`unknown benchmark(s): ${unknown.join(', ')}; known: ${benchmarks.join(', ')}; option: --quick`);
   const selected = wanted.length > 0 ? benchmarks.filter((name) => wanted.includes(name)) : [...benchmarks];
 
-  const summaries: string[] = [];
+  const figures: string[] = [];
   let failed = false;
   for (const name of selected) {
-    console.log(`\n=== ${name} ===`);
-    const { summary, code } = await runBenchmark(name);
-    if (code === 0 && summary) {
-      summaries.push(summary);
+    console.log(`\n=== ${name}${quick ? ' (quick)' : ''} ===`);
+    const result = await runBenchmark(name, quick);
+    if (result.code === 0 && result.figures.length > 0) {
+      figures.push(...result.figures);
     } else {
       failed = true;
-      summaries.push(`${name}: FAILED (exit code ${code})`);
+      figures.push(`${name}: FAILED (exit code ${result.code}${result.figures.length === 0 ? ', no figure printed' : ''})`);
     }
   }
-  console.log(`\n=== summary ===\n${summaries.join('\n')}`);
+  console.log(`\n=== figures${quick ? ' (quick: short runs, not for comparison)' : ''} ===\n${figures.join('\n')}`);
   if (failed) process.exitCode = 1;
 }
 
