@@ -87,8 +87,10 @@ async function settle(request: Promise<HttpResult>): Promise<HttpResult | Error>
   return request.catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
 }
 
-/** Requests answered 503 and sent again, by step: how often a user had to try again. */
+/** Requests answered 503 and sent again (`<case>: <step>`): where a user had to try again. */
 const repeated: string[] = [];
+/** The case under way, for {@link repeated}. */
+let currentCase = '';
 
 /**
  * Sends a request again while the gateway answers 503 `temporarily_unavailable` (the worker or
@@ -100,7 +102,7 @@ async function patiently<T extends { status: number; headers: Headers }>(step: s
   for (;;) {
     const result = await send();
     if (result.status !== 503 || Date.now() > deadline) return result;
-    repeated.push(step);
+    repeated.push(`${currentCase}: ${step}`);
     await new Promise((resolve) => setTimeout(resolve, Number(result.headers.get('retry-after') ?? '1') * 1000));
   }
 }
@@ -138,7 +140,8 @@ describe.skipIf(skip)('crash matrix: worker, web server and Temporal killed at f
   }, 180_000);
 
   afterAll(async () => {
-    console.log(`crash matrix: ${survived.length}/${cases.length} survived (${Math.round((Date.now() - startedAt) / 1000)} s; steps the user had to repeat after a 503: ${repeated.join(', ') || 'none'})`);
+    console.log(`crash matrix: ${survived.length}/${cases.length} survived in ${Math.round((Date.now() - startedAt) / 1000)} s`);
+    console.log(`  requests a user sent again after a 503: ${repeated.join(', ') || 'none'}`);
     for (const failure of failed) console.log(`  failed: ${failure}`);
     await gateway?.close();
     await store?.close();
@@ -310,6 +313,7 @@ describe.skipIf(skip)('crash matrix: worker, web server and Temporal killed at f
   for (const [index, { point, victim }] of cases.entries()) {
     it(`kill the ${victim} ${pointNames[point]}`, async () => {
       const started = Date.now();
+      currentCase = `${victim} ${point}`;
       const steps: string[] = [];
       const trace = (step: string) => steps.push(`+${Date.now() - started} ms ${step}`);
       let timer: NodeJS.Timeout | undefined;
