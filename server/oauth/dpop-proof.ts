@@ -19,13 +19,13 @@ export interface CheckedDpopProof {
 }
 
 /**
- * Checks a DPoP proof presented with an access token at a protected resource (RFC 9449 §4.3,
- * §7.1): signed by the JWK in its header with an asymmetric algorithm, `typ` `dpop+jwt`, `htm` the
- * request method, `htu` the resource URL (query and fragment ignored), `iat` within a minute,
- * a `jti`, and `ath` the hash of the access token. Replay and the token's `cnf.jkt` are the
+ * Checks a DPoP proof (RFC 9449 §4.3): signed by the JWK in its header with an asymmetric
+ * algorithm, `typ` `dpop+jwt`, `htm` the request method, `htu` the request URL (query and
+ * fragment ignored), `iat` within a minute, a `jti`, and, presented with an access token at a
+ * protected resource (§7.1), `ath` the hash of that token. Replay and a token's `cnf.jkt` are the
  * caller's checks. Throws {@link DpopProofError}.
  */
-export async function checkDpopProof(proof: string, request: { method: string; url: string; accessToken: string }): Promise<CheckedDpopProof> {
+export async function checkDpopProof(proof: string, request: { method: string; url: string; accessToken?: string }): Promise<CheckedDpopProof> {
   let verified;
   try {
     verified = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: dpopAlgorithms });
@@ -45,7 +45,7 @@ export async function checkDpopProof(proof: string, request: { method: string; u
     htu = null;
   }
   if (!htu || htu.href !== new URL(request.url).href) throw new DpopProofError('the DPoP proof htu is not the request URL');
-  if (payload['ath'] !== createHash('sha256').update(request.accessToken).digest('base64url')) throw new DpopProofError('the DPoP proof ath is not the hash of the access token');
+  if (request.accessToken !== undefined && payload['ath'] !== createHash('sha256').update(request.accessToken).digest('base64url')) throw new DpopProofError('the DPoP proof ath is not the hash of the access token');
   if (!protectedHeader.jwk) throw new DpopProofError('the DPoP proof names no key');
   return { jkt: await calculateJwkThumbprint(protectedHeader.jwk), jti: payload.jti };
 }

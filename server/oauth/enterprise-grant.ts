@@ -8,6 +8,7 @@ import type { EnterpriseIdpConfig } from '../config/oauth-server.js';
 import { validUserId } from '../identity/user-id.js';
 import { upstreamScope, upstreamsOfScope, type McpResources } from '../mcp/resources.js';
 import type { ConsentStore } from '../store/store.js';
+import { checkDpopProof, DpopProofError } from './dpop-proof.js';
 
 /** The JWT bearer grant (RFC 7523 §2.1) that carries an ID-JAG. */
 export const jwtBearerGrantType = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
@@ -55,7 +56,7 @@ export function registerEnterpriseGrant(deps: EnterpriseGrantDeps): void {
   const keySets = new Map(deps.idps.map((idp) => [idp.issuer, createRemoteJWKSet(new URL(idp.jwksUrl))]));
   const models = provider as unknown as {
     Grant: new (init: { accountId: string; clientId: string }) => { addOIDCScope(scope: string): void; addResourceScope(resource: string, scope: string): void; save(): Promise<string> };
-    AccessToken: new (init: Record<string, unknown>) => { save(): Promise<string>; expiration: number };
+    AccessToken: new (init: Record<string, unknown>) => { save(): Promise<string>; expiration: number; tokenType: string };
     ReplayDetection: { unique(iss: string, jti: string, exp: number): Promise<boolean> };
   };
 
@@ -91,6 +92,7 @@ export function registerEnterpriseGrant(deps: EnterpriseGrantDeps): void {
     const assertion = oidc.params?.['assertion'];
     if (!client) throw invalidGrant('no client');
     if (typeof assertion !== 'string' || !assertion) throw new errors.InvalidRequest('assertion is required');
+    const jkt = await dpopKeyOf(ctx);
     const claims = await verify(assertion);
     if (claims['client_id'] !== client.clientId) throw invalidGrant('the ID-JAG was issued to another client');
     const resource = claims['resource'];
@@ -137,9 +139,27 @@ export function registerEnterpriseGrant(deps: EnterpriseGrantDeps): void {
       aud: resource,
       expiresIn: deps.accessTokenTtlSeconds,
       resourceServer: { audience: resource, scope, accessTokenFormat: 'opaque' },
+      ...(jkt ? { jkt } : {}),
     });
     const value = await token.save();
-    ctx.body = { access_token: value, token_type: 'Bearer', expires_in: token.expiration, scope };
+    ctx.body = { access_token: value, token_type: token.tokenType, expires_in: token.expiration, scope };
+  }
+
+  /**
+   * The key a DPoP proof sent with the request binds the token to (RFC 9449 §5), as for the other
+   * grants: `htm` POST, `htu` the token endpoint, each proof once. `undefined` without a proof.
+   */
+  async function dpopKeyOf(ctx: ProviderContext): Promise<string | undefined> {
+    const proof = ctx.get('dpop');
+    if (!proof) return undefined;
+    try {
+      const checked = await checkDpopProof(proof, { method: ctx.method, url: `${deps.issuer}${ctx.path}` });
+      if (!(await models.ReplayDetection.unique(`dpop-token:${checked.jkt}`, checked.jti, Math.floor(Date.now() / 1000) + 120))) throw new DpopProofError('the DPoP proof was used before');
+      return checked.jkt;
+    } catch (error) {
+      if (error instanceof DpopProofError) throw new errors.InvalidDpopProof(error.message);
+      throw error;
+    }
   }
 
   (provider as unknown as { registerGrantType(name: string, handler: (ctx: ProviderContext) => Promise<void>, params: string[]): void }).registerGrantType(

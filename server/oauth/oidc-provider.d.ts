@@ -101,6 +101,7 @@ declare module 'oidc-provider' {
     InvalidTarget: new (description?: string) => Error;
     InvalidRequest: new (description?: string) => Error;
     InvalidGrant: new (detail?: string) => Error & { error_description?: string };
+    InvalidDpopProof: new (description?: string) => Error;
     AccessDenied: new (description?: string) => Error;
     InvalidClientMetadata: new (description?: string) => Error;
     InvalidRedirectUri: new (description?: string) => Error;

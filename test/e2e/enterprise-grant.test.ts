@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
@@ -67,10 +68,14 @@ describe.skipIf(Boolean(temporalUnavailable))('Enterprise-Managed Authorization:
     await idp?.close();
   });
 
-  const exchange = async (assertion: string, extra: Record<string, string> = {}) => {
+  const exchange = async (assertion: string, extra: Record<string, string> = {}, dpop?: string) => {
     const response = await fetch(`${gateway.url}/token`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}` },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}`,
+        ...(dpop ? { dpop } : {}),
+      },
       body: new URLSearchParams({ grant_type: jwtBearer, assertion, ...extra }),
     });
     return { status: response.status, cacheControl: response.headers.get('cache-control'), body: (await response.json()) as Record<string, unknown> };
@@ -124,6 +129,32 @@ describe.skipIf(Boolean(temporalUnavailable))('Enterprise-Managed Authorization:
       expect(answer.body.error).toBe('invalid_grant');
     }
     expect((await exchange(await idp.sign(claims({ resource: `${gateway.url}/mcp/demo` })), { resource: `${gateway.url}/mcp` })).body.error).toBe('invalid_grant');
+  });
+
+  it('binds the token to the DPoP key of a proof sent with the grant', async () => {
+    const { privateKey, publicKey } = (await generateKeyPair('ES256')) as { privateKey: CryptoKey; publicKey: CryptoKey };
+    const jwk = await exportJWK(publicKey);
+    const proof = (htu: string, ath?: string) =>
+      new SignJWT({ htm: 'POST', htu, jti: randomUUID(), ...(ath ? { ath } : {}) }).setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk }).setIssuedAt().sign(privateKey);
+    const minted = await exchange(await idp.sign(claims({ sub: 'employee-3' })), {}, await proof(`${gateway.url}/token`));
+    expect(minted.status, JSON.stringify(minted.body)).toBe(200);
+    expect(minted.body.token_type).toBe('DPoP');
+    const accessToken = String(minted.body.access_token);
+    expect((await initialize('/mcp', accessToken)).status).toBe(401);
+    const bound = await fetch(`${gateway.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        authorization: `DPoP ${accessToken}`,
+        dpop: await proof(`${gateway.url}/mcp`, createHash('sha256').update(accessToken).digest('base64url')),
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'ema-test', version: '1' } } }),
+    });
+    expect(bound.status).toBe(200);
+    const badProof = await exchange(await idp.sign(claims({ sub: 'employee-3' })), {}, await proof(`${gateway.url}/elsewhere`));
+    expect(badProof.status).toBe(400);
+    expect(badProof.body.error).toBe('invalid_dpop_proof');
   });
 
   it('a token for an upstream the user has not connected still gets a connect link on first use', async () => {
