@@ -11,6 +11,8 @@ import type { TemporalHealth } from './routes/health.js';
 import type { GatewayStore } from './store/store.js';
 import type { TokenCipher } from './crypto/token-cipher.js';
 import { upstreamTokens } from './upstream-tokens.js';
+import { brokeredTokens } from './upstream-brokered/index.js';
+import { IdpTokens } from './identity/idp-tokens.js';
 import { ensureWebBundle } from './web-bundle.js';
 import { createAuditLog, stdoutLine } from './audit/audit-log.js';
 import { startMetricsServer } from './routes/metrics.js';
@@ -52,6 +54,11 @@ export async function createGateway(
     upstreams: config.upstreams,
     temporal: { client: deps.temporal, taskQueue: config.temporal.taskQueue, log: deps.log },
     publicUrl: config.http.publicUrl,
+    brokered: brokeredTokens({
+      upstreams: config.upstreams,
+      idpTokens: config.identity.mode === 'oidc' ? new IdpTokens(deps.store.oauth, deps.cipher) : undefined,
+      log: deps.log,
+    }),
   });
   const endpointOptions = {
     separator: config.mcp.toolSeparator,

@@ -10,6 +10,7 @@ import { upstreamTokenLabel } from './store/sealed-labels.js';
 import type { ElicitationStore, UpstreamTokenRecord, UpstreamTokenStore } from './store/store.js';
 import { ensureUpstreamGrant, requestUpstreamRefresh } from './temporal/client.js';
 import { inSpan } from './tracing.js';
+import type { brokeredTokens } from './upstream-brokered/index.js';
 
 /** Raised when the caller has no usable connection to an upstream that needs one. */
 export class UpstreamNotConnectedError extends Error {
@@ -24,6 +25,8 @@ export interface UpstreamTokenDeps {
   temporal?: { client: Client; taskQueue: string; log: Logger };
   /** The gateway's public URL: with it, a missing connection answers with a URL elicitation link. */
   publicUrl?: string;
+  /** Upstreams reached with the user's IdP sign-in instead of a connection of their own (token exchange, ID-JAG). */
+  brokered?: ReturnType<typeof brokeredTokens>;
 }
 
 /** JSON-RPC error code of a URL elicitation the client must complete first (MCP 2025-11-25, SEP-1036). */
@@ -134,6 +137,7 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
 
   return {
     async headers(caller: McpCaller, upstream: McpUpstream): Promise<Record<string, string>> {
+      if (deps.brokered?.handles(upstream)) return deps.brokered.headers(caller, upstream);
       if (!needsToken(upstream)) return {};
       return inSpan('gateway.upstream_token', { 'gateway.upstream': upstream.name }, async (span) => {
         let tokens = await connectedTokens(caller, upstream);
@@ -157,6 +161,7 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
      * failed: the grant is marked as needing a reconnect.
      */
     async unauthorized(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean): Promise<boolean> {
+      if (deps.brokered?.handles(upstream)) return deps.brokered.unauthorized(caller, upstream, sent, retried);
       const temporal = deps.temporal;
       if (!temporal || !needsToken(upstream)) return false;
       const tokens = await deps.store.getUpstreamTokens(caller.userId, upstream.name);

@@ -23,7 +23,7 @@ export interface UpstreamSettings {
   mcpUrl: string;
   scopes: string[];
   /** How the gateway authenticates there; only `oauth` has activities (the rest need no per-user grant). */
-  auth: { type: 'none' } | UpstreamOAuthSettings;
+  auth: { type: 'none' | 'token-exchange' | 'enterprise' } | UpstreamOAuthSettings;
 }
 
 /** An upstream that needs each user's OAuth authorization. */

@@ -1,10 +1,12 @@
 import type { Context } from 'koa';
 import type { ChooseIdentityInput, ConsentFlowState } from '../../workflows/consent-flow/messages.js';
 import type { GatewayConfig } from '../config.js';
+import type { TokenCipher } from '../crypto/token-cipher.js';
 import { ExpiredError, InvalidRequestError, InvalidTransitionError, OAuthError, TemporarilyUnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { OAuthModels } from '../store/store.js';
 import { headerIdentity, type ProxyIdentity } from './header-identity.js';
+import { IdpTokens } from './idp-tokens.js';
 import { renderLoginErrorPage } from './login-error-page.js';
 import { IDP_REFUSED, INVALID_AUTHORIZATION_RESPONSE, IdentityLoginError, OidcLogin, idpCallbackPath, type StartedLogin } from './oidc-login.js';
 import { PendingLogins } from './pending-logins.js';
@@ -22,6 +24,8 @@ export interface IdentityStepDeps {
   /** The `chooseIdentity` update (idempotent per flow), its refusals mapped onto {@link OAuthError}s. */
   chooseIdentity(flowId: string, input: ChooseIdentityInput): Promise<ConsentFlowState>;
   currentState(flowId: string): Promise<ConsentFlowState>;
+  /** Seals the IdP's tokens kept at each sign-in (`oidc` mode); without it they are not kept. */
+  cipher?: TokenCipher;
 }
 
 /** The answer to `POST /interaction/:uid/identity`: the flow moved on (dev), or the browser goes to the IdP (oidc). */
@@ -55,7 +59,7 @@ export function createIdentityStep(deps: IdentityStepDeps): IdentityStep {
   const readProxyIdentity: ((req: Context['req']) => ProxyIdentity) | undefined = header ? headerIdentity(header) : undefined;
   const oidcSettings = mode === 'oidc' ? config.identity.oidc : undefined;
   const oidc = oidcSettings
-    ? new OidcLogin({ ...oidcSettings, redirectUri: `${config.http.publicUrl}${idpCallbackPath}`, pending: new PendingLogins(deps.store.oauth) })
+    ? new OidcLogin({ ...oidcSettings, redirectUri: `${config.http.publicUrl}${idpCallbackPath}`, pending: new PendingLogins(deps.store.oauth), tokens: deps.cipher ? new IdpTokens(deps.store.oauth, deps.cipher) : undefined })
     : undefined;
 
   async function submit(flowId: string, body: Record<string, unknown>): Promise<IdentitySubmission> {

@@ -1,4 +1,5 @@
 import * as oauth from 'oauth4webapi';
+import type { IdpTokens } from './idp-tokens.js';
 import type { PendingLogin, PendingLogins } from './pending-logins.js';
 import { validUserId } from './user-id.js';
 
@@ -62,6 +63,8 @@ export interface OidcLoginOptions {
   pending: PendingLogins;
   /** Per request to the IdP. Default 10 s. */
   timeoutMs?: number;
+  /** Keeps the IdP's tokens of each finished sign-in (sealed), for exchanges on the user's behalf later. */
+  tokens?: IdpTokens | undefined;
 }
 
 const metadataMaxAgeMs = 60 * 60_000;
@@ -174,12 +177,44 @@ export class OidcLogin {
     } catch (error) {
       throw new IdentityLoginError(INVALID_TOKEN_RESPONSE, `The identity provider's ID token signature was not accepted: ${(error as Error).message}.`, { cause: error });
     }
-    const subject = oauth.getValidatedIdTokenClaims(tokens)?.sub;
+    const claims = oauth.getValidatedIdTokenClaims(tokens);
+    const subject = claims?.sub;
     const userId = validUserId(subject);
     if (userId === undefined || userId !== subject) {
       throw new IdentityLoginError(INVALID_TOKEN_RESPONSE, 'The identity provider sent a user identifier the gateway cannot use.');
     }
+    if (this.#options.tokens && tokens.id_token && claims) {
+      await this.#options.tokens.save(userId, { idToken: tokens.id_token, ...(tokens.access_token ? { accessToken: tokens.access_token } : {}), expiresAt: claims.exp });
+    }
     return userId;
+  }
+
+  /**
+   * A token exchange at the IdP's token endpoint (RFC 8693 §2.1) as the gateway's client there,
+   * e.g. for an ID-JAG. Resolves with the issued token and its lifetime; rejects with an
+   * {@link IdentityLoginError}: {@link TOKEN_REQUEST_FAILED} when the IdP refuses (its `error` in
+   * `idpError`), {@link IDP_UNAVAILABLE} when it cannot be reached.
+   */
+  async exchange(parameters: URLSearchParams): Promise<{ token: string; issuedTokenType: string | undefined; expiresIn: number | undefined }> {
+    const as = await this.#discover();
+    let response: Response;
+    try {
+      response = await oauth.genericTokenEndpointRequest(as, this.#client, this.#auth, 'urn:ietf:params:oauth:grant-type:token-exchange', parameters, this.#http());
+    } catch (error) {
+      throw new IdentityLoginError(IDP_UNAVAILABLE, "The identity provider's token endpoint could not be reached.", { cause: error });
+    }
+    try {
+      // RFC 8693 §2.2.1: a token that is not an access token comes with token_type N_A.
+      const answer = await oauth.processGenericTokenEndpointResponse(as, this.#client, response, { recognizedTokenTypes: { n_a: () => undefined } });
+      const issued = answer.issued_token_type;
+      return { token: answer.access_token, issuedTokenType: typeof issued === 'string' ? issued : undefined, expiresIn: answer.expires_in };
+    } catch (error) {
+      if (error instanceof oauth.ResponseBodyError) {
+        const idpError = safeErrorCode(error.error);
+        throw new IdentityLoginError(TOKEN_REQUEST_FAILED, `The identity provider refused the token exchange (${idpError}).`, { cause: error, idpError });
+      }
+      throw new IdentityLoginError(INVALID_TOKEN_RESPONSE, `The identity provider's token exchange response was not accepted: ${(error as Error).message}.`, { cause: error });
+    }
   }
 
   async #discover(): Promise<oauth.AuthorizationServer> {

@@ -214,6 +214,7 @@ export function interactionRoutes(deps: InteractionRouteDeps): Router {
     interactionAlive: async (uid) => (await loadInteraction(uid)) !== undefined,
     chooseIdentity: (uid, input) => step(uid, (handle) => handle.executeUpdate(chooseIdentity, { args: [input], updateId: `${uid}:identity` })),
     currentState,
+    cipher: deps.cipher,
   });
   if (identity.idpCallback) root.get(idpCallbackPath, identity.idpCallback);
 

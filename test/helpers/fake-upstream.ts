@@ -9,6 +9,8 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import Koa, { type Context, type Next } from 'koa';
 import * as z from 'zod';
 
+import { identityGrants, type IdentityGrantCounters, type TrustedIdp } from './identity-grants.js';
+
 /** The two upstream shapes the gateway must handle. */
 export const FAKE_UPSTREAM_PRESETS = ['github', 'notion'] as const;
 
@@ -67,10 +69,16 @@ export interface FakeUpstreamOptions {
    * `insufficient_scope` naming them (RFC 6750 §3.1, MCP step-up). Each must be in `scopes`.
    */
   toolScopes?: Record<string, string[]>;
+  /**
+   * Trust this IdP directly (`github` only, for its static client): the token endpoint also takes
+   * RFC 8693 token exchanges of the IdP's ID tokens and RFC 7523 JWT bearer grants of its ID-JAGs
+   * (see `identity-grants.ts`). Default: neither grant.
+   */
+  trustedIdp?: TrustedIdp;
 }
 
 /** Live counters of a fake upstream; see {@link FakeUpstream.counters}. */
-export interface FakeUpstreamCounters {
+export interface FakeUpstreamCounters extends IdentityGrantCounters {
   /** Successful `authorization_code` grants at the token endpoint. */
   codeExchanges: number;
   /** Successful `refresh_token` grants at the token endpoint. */
@@ -220,6 +228,7 @@ function resolveSettings(options: FakeUpstreamOptions): UpstreamSettings {
     rewriteMetadata: options.rewriteMetadata,
     rewriteAuthorizationResponse: options.rewriteAuthorizationResponse,
     toolScopes: options.toolScopes ?? {},
+    trustedIdp: options.trustedIdp,
   };
 }
 
@@ -263,8 +272,19 @@ async function serveUpstream(
   );
   provider.use(countEndpointOutcomes(state.counters));
   const serveAuthorizationServer = authorizationServerApp(provider, mcpUrl, state).callback();
-  asServer.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  const identityGrant = settings.trustedIdp && staticClient
+    ? identityGrants(settings.trustedIdp, {
+        issuer,
+        mcpUrl,
+        scopes: settings.scopes,
+        client: staticClient,
+        counters: state.counters,
+        issueAccessToken: (accountId, scope) => issueAccessToken(provider, staticClient.clientId, accountId, scope, mcpUrl, settings.accessTokenTtlSeconds),
+      })
+    : undefined;
+  asServer.on('request', async (req: IncomingMessage, res: ServerResponse) => {
     misbehave(req, res, issuer, settings);
+    if (identityGrant && (await identityGrant(req, res))) return;
     return serveAuthorizationServer(req, res);
   });
   mcpServer.on(
@@ -328,7 +348,8 @@ interface OidcProvider {
     options: { mergeWithLastSubmission: boolean },
   ): Promise<void>;
   readonly Grant: GrantModel;
-  readonly AccessToken: TokenModel<AccessToken>;
+  readonly AccessToken: TokenModel<AccessToken> & (new (init: Record<string, unknown>) => { save(): Promise<string> });
+  readonly Client: { find(id: string): Promise<unknown> };
   readonly RefreshToken: TokenModel<unknown>;
   readonly AuthorizationCode: TokenModel<unknown>;
 }
@@ -388,6 +409,7 @@ interface UpstreamSettings {
   rewriteMetadata: FakeUpstreamOptions['rewriteMetadata'];
   rewriteAuthorizationResponse: FakeUpstreamOptions['rewriteAuthorizationResponse'];
   toolScopes: Record<string, string[]>;
+  trustedIdp: TrustedIdp | undefined;
 }
 
 const METADATA_PATHS = new Set(['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']);
@@ -539,6 +561,13 @@ function providerConfiguration({
     },
     renderError: renderErrorPage,
   };
+}
+
+// An access token of the static client for the MCP URL, as a grant of the provider's own would issue.
+async function issueAccessToken(provider: OidcProvider, clientId: string, accountId: string, scope: string, mcpUrl: string, ttl: number): Promise<{ token: string; expiresIn: number }> {
+  const client = await provider.Client.find(clientId);
+  const token = new provider.AccessToken({ client, accountId, aud: mcpUrl, scope, gty: 'identity', expiresIn: ttl });
+  return { token: await token.save(), expiresIn: ttl };
 }
 
 function signingKey(): Record<string, unknown> {
@@ -1042,6 +1071,9 @@ function zeroCounters(): FakeUpstreamCounters {
     rejectedMcpRequests: 0,
     rejectedMcpPosts: 0,
     insufficientScopeRefusals: 0,
+    tokenExchanges: 0,
+    jwtBearerGrants: 0,
+    refusedIdentityGrants: 0,
   };
 }
 

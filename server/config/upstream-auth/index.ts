@@ -1,18 +1,22 @@
 import type { ConfigReader, UpstreamAuthKind } from './kind.js';
 import { noAuth, type UpstreamNoAuthConfig } from './none.js';
 import { oauthAuth, type UpstreamOAuthConfig } from './oauth.js';
+import { tokenExchangeAuth, type UpstreamTokenExchangeConfig } from './token-exchange.js';
 
 export type { ConfigReader, UpstreamAuthKind } from './kind.js';
 export type { UpstreamNoAuthConfig } from './none.js';
 export type { UpstreamClientConfig, UpstreamOAuthConfig } from './oauth.js';
+export type { UpstreamClientCredentials } from './client-credentials.js';
+export type { UpstreamTokenExchangeConfig } from './token-exchange.js';
 
 /** How the gateway authenticates at an upstream: one member per kind, told apart by `type`. */
-export type UpstreamAuthConfig = UpstreamNoAuthConfig | UpstreamOAuthConfig;
+export type UpstreamAuthConfig = UpstreamNoAuthConfig | UpstreamOAuthConfig | UpstreamTokenExchangeConfig;
 
 /** Every kind, by its `type`. A new kind is a module beside these and one entry here. */
 const kinds: { [Type in UpstreamAuthConfig['type']]: UpstreamAuthKind<Extract<UpstreamAuthConfig, { type: Type }>> } = {
   none: noAuth,
   oauth: oauthAuth,
+  'token-exchange': tokenExchangeAuth,
 };
 
 const kindNames = Object.keys(kinds) as UpstreamAuthConfig['type'][];
