@@ -132,6 +132,20 @@ export function interactionRoutes(deps: InteractionRouteDeps): Router {
     return fresh.length > 0 ? fresh : requested;
   }
 
+  /** Saves the user's consent to this client: the flow decides only the upstreams it offered, consent to the others stays. */
+  async function rememberConsent(state: ConsentFlowState, userId: string): Promise<void> {
+    const earlier = await store.getConsent(userId, state.client.clientId);
+    const kept = (earlier?.upstreams ?? []).filter((name) => !state.availableUpstreams.includes(name));
+    await store.saveConsent({
+      userId,
+      clientId: state.client.clientId,
+      upstreams: [...kept, ...state.chosenUpstreams],
+      scopes: state.scopes,
+      flowId: state.flowId,
+      grantedAt: new Date().toISOString(),
+    });
+  }
+
   /** Ends the OAuth interaction for a finished flow; returns where the browser goes next. */
   async function finish(ctx: Context, interaction: Interaction, state: ConsentFlowState): Promise<string> {
     const outcome = state.outcome;
@@ -152,7 +166,11 @@ export function interactionRoutes(deps: InteractionRouteDeps): Router {
       // The upstream scopes asked for ride along: the consent record decides what they reach.
       target.addResourceScope(requestedResource(interaction), [mcpScope, ...(requestedUpstreams(interaction) ?? []).map(upstreamScope)].join(' '));
       const grantId = await target.save();
-      return provider.interactionResult(ctx.req, ctx.res, { login: { accountId: outcome.userId }, consent: { grantId } }, { mergeWithLastSubmission: false });
+      const redirectTo = await provider.interactionResult(ctx.req, ctx.res, { login: { accountId: outcome.userId }, consent: { grantId } }, { mergeWithLastSubmission: false });
+      // Remembered only now that the authorization result is stored: a decision whose authorization
+      // fails (another browser, an expired interaction) pre-approves nothing for later flows.
+      if (!outcome.remembered) await rememberConsent(state, outcome.userId);
+      return redirectTo;
     }
     const description = outcome?.kind === 'expired' ? 'the consent request expired' : 'the user denied access';
     return provider.interactionResult(ctx.req, ctx.res, { error: 'access_denied', error_description: description }, { mergeWithLastSubmission: false });

@@ -87,7 +87,10 @@ describe.skipIf(temporalUnavailable)('consentFlow on the dev server', () => {
     await first.executeUpdate(chooseIdentity, { args: [{ userId: 'judy', source: 'dev' }] });
     await first.executeUpdate(chooseServices, { args: [{ upstreams: ['github'] }] });
     await first.executeUpdate(decide, { args: [{ decision: 'approve' }] });
-    expect(await env.store.getConsent('judy', clientId)).toMatchObject({ upstreams: ['github'], scopes: ['mcp:tools'] });
+    // The decision alone remembers nothing: the consent route saves the consent once the
+    // authorization result is stored (a decision whose authorization fails pre-approves nothing).
+    expect(await env.store.getConsent('judy', clientId)).toBeUndefined();
+    await env.store.saveConsent({ userId: 'judy', clientId, upstreams: ['github'], scopes: ['mcp:tools'], flowId: 'route', grantedAt: new Date().toISOString() });
 
     const second = await startConsentFlow(env.client, env.taskQueue, flowInput({ client }));
     await second.executeUpdate(chooseIdentity, { args: [{ userId: 'judy', source: 'dev' }] });

@@ -59,6 +59,12 @@ const { prepareUpstreamAuthorization, exchangeUpstreamCode } = proxyActivities<A
 /** Flows started before consent was remembered replay without these activities. */
 const rememberConsentPatch = 'remember-consent';
 
+/**
+ * Flows decided before the consent was saved by the consent route, once the authorization result is
+ * stored (so a decision whose authorization fails pre-approves nothing), replay saving it here.
+ */
+const consentSavedByRoutePatch = 'consent-saved-after-authorization';
+
 /** Flows that began a connect before connects became child `upstreamConnect` workflows replay with their own activities. */
 const connectAsChildPatch = 'connect-as-child';
 
@@ -348,7 +354,7 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
           ? { kind: 'approved', userId: state.userId ?? '', upstreams: state.chosenUpstreams, scopes: state.scopes }
           : { kind: 'denied', userId: state.userId };
       const moved = moveTo('done', decision === 'approve' ? 'approved' : 'denied');
-      if (decision === 'approve' && state.userId && patched(rememberConsentPatch)) {
+      if (decision === 'approve' && state.userId && patched(rememberConsentPatch) && !patched(consentSavedByRoutePatch)) {
         await saveConsent.executeWithOptions({ startToCloseTimeout: '10 seconds', summary: 'Remember the consent' }, [
           {
             userId: state.userId,
