@@ -9,6 +9,7 @@ import type { AuditRecorder } from '../audit/audit-log.js';
 import type { GatewayConfig } from '../config.js';
 import { AccessDeniedError, InvalidRequestError, InvalidTokenError } from '../errors.js';
 import { disconnectUserUpstream, revokeClientOfUser, type RevocationActor, type RevocationDeps } from '../revocation.js';
+import { plainText } from './request-text.js';
 import { auditKinds, type AdminDirectory, type AuditKind, type AuditQuery, type AuditTrail, type GatewayStore } from '../store/store.js';
 
 /** What the admin API needs. */
@@ -46,7 +47,7 @@ function queryText(ctx: Context, name: string, max = 512): string | undefined {
   const value = ctx.query[name];
   if (value === undefined) return undefined;
   if (typeof value !== 'string' || value.length === 0 || value.length > max) throw new InvalidRequestError(`${name} must be one non-empty value of at most ${max} characters`);
-  return value;
+  return plainText(name, value);
 }
 
 function queryTime(ctx: Context, name: string): string | undefined {
@@ -139,7 +140,7 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
   });
 
   router.get('/users/:user', async function getUser(ctx) {
-    const userId = ctx.params.user ?? '';
+    const userId = plainText('user', ctx.params.user ?? '');
     const [consents, connections] = await Promise.all([store.listConsents(userId), directory.listUpstreamConnections(listLimit, userId)]);
     ctx.body = { userId, consents: consents.map(consentView), connections: connections.map(connectionView) };
   });
@@ -188,7 +189,7 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
   });
 
   router.post('/clients/:client/revoke', async function postRevokeClient(ctx) {
-    const clientId = ctx.params.client ?? '';
+    const clientId = plainText('client', ctx.params.client ?? '');
     const users = new Set(await directory.listGrantUsers(clientId, Math.floor(Date.now() / 1000)));
     for (const consent of await directory.listAllConsents(listLimit)) if (consent.clientId === clientId) users.add(consent.userId);
     const revoked: string[] = [];
@@ -198,7 +199,7 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
   });
 
   router.post('/users/:user/revoke', async function postRevokeUser(ctx) {
-    const userId = ctx.params.user ?? '';
+    const userId = plainText('user', ctx.params.user ?? '');
     const clients = new Set(await directory.listGrantClients(userId, Math.floor(Date.now() / 1000)));
     for (const consent of await store.listConsents(userId)) clients.add(consent.clientId);
     const revokedClients: string[] = [];

@@ -15,6 +15,7 @@ import { upstreamConnectionStatus } from '../upstream-status.js';
 import { escapeHtml } from '../html.js';
 import type { BrowserBinding } from '../middleware/browser-binding.js';
 import { readJsonBody } from '../middleware/json-body.js';
+import { plainText } from './request-text.js';
 
 /**
  * The client id recorded on a connect link that "My connections" made for itself: the page the
@@ -155,7 +156,7 @@ export function connectionsRoutes(deps: ConnectionsRouteDeps): Router {
 
   router.post('/api/clients/:clientId/revoke', json, async function postRevoke(ctx) {
     const user = await acceptPost(ctx);
-    const clientId = ctx.params.clientId ?? '';
+    const clientId = plainText('client id', ctx.params.clientId ?? '');
     const name = (await clientName(clientId)) ?? clientId;
     if (!(await revokeClientOfUser(revocation, user.userId, clientId, byUser(ctx)))) throw new NotFoundError('you have not approved this application');
     log.info('client revoked by user', { user: user.userId, client: clientId });

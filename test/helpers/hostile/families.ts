@@ -800,8 +800,8 @@ export const badBearerFamily: Family = (fx) => {
  * Cases that once found a fault, run on every seed: a body nested thousands of levels deep on
  * `/mcp` (500 from a stack overflow), a path under the OAuth server with no route (a bare text
  * 404), a `Host` carrying `@` (echoed into the discovery document's endpoint URLs), client names
- * with control or bidirectional formatting characters (registered), and a request needing a
- * session (its error without the request's id).
+ * with control or bidirectional formatting characters (registered), a NUL in admin filters and
+ * ids (a 500 on PostgreSQL), and a request needing a session (its error without the request's id).
  */
 export const pinnedCases = (fx: Fixtures): HostileCase[] => [
   {
@@ -837,6 +837,25 @@ export const pinnedCases = (fx: Fixtures): HostileCase[] => [
     request: post('/reg', jsonHeaders, JSON.stringify({ client_name: name, redirect_uris: ['http://127.0.0.1:9/callback'], token_endpoint_auth_method: 'none' })),
     expect: 'oauth-json',
   })),
+  // A NUL in an admin filter or a user or client id reached PostgreSQL, which cannot hold one (a 500 there).
+  ...['/admin/audit?user=a%00b', '/admin/audit?client=%00', '/admin/users/a%00b'].map((path): HostileCase => ({
+    family: 'unicode/NUL',
+    endpoint: `GET ${path.replace(/\?.*$/, '').replace('/a%00b', '/:user')}`,
+    request: get(path, { authorization: `Bearer ${fx.adminToken}` }),
+    expect: 'oauth-json',
+  })),
+  {
+    family: 'unicode/NUL',
+    endpoint: 'POST /admin/clients/:id/revoke',
+    request: post('/admin/clients/a%00b/revoke', { ...jsonHeaders, authorization: `Bearer ${fx.adminToken}` }, '{}'),
+    expect: 'oauth-json',
+  },
+  {
+    family: 'unicode/NUL',
+    endpoint: 'POST /connections/api/clients/:id/revoke',
+    request: post('/connections/api/clients/a%00b/revoke', { ...jsonHeaders, cookie: fx.session.cookies('/connections/api/clients/a%00b/revoke'), 'x-csrf-token': fx.session.csrf }, '{}'),
+    expect: 'oauth-json',
+  },
   {
     family: 'JSON-RPC garbage',
     endpoint: 'POST /mcp',
