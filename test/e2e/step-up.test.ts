@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDemoUpstream, type DemoUpstream } from '../../server/demo/demo-upstream.js';
 import { authorizationUrl, ConsentDriver, createPkce, postForm, registerClient } from '../helpers/consent-driver.js';
+import { chromiumAvailable, launchBrowser } from '../helpers/browser.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startCallbackServer } from '../helpers/mcp-client.js';
 import { temporalUnavailable } from '../helpers/temporal.js';
 
 const modern = '2026-07-28';
@@ -114,6 +116,60 @@ describe.skipIf(Boolean(temporalUnavailable))('step-up with scope accumulation (
     expect((await callTool(gateway.url, '/mcp', second.accessToken, 'alpha__echo')).status).toBe(200);
     // The first token still reaches what it was granted, no more.
     expect((await callTool(gateway.url, '/mcp', first.accessToken, 'beta__echo')).status).toBe(403);
+  });
+
+  it.skipIf(!chromiumAvailable() && process.env.CI !== 'true')('in the browser: the approve screen of the step-up shows only the new upstream', async () => {
+    const browser = await launchBrowser();
+    const callback = await startCallbackServer();
+    try {
+      const clientId = await registerClient(gateway.url, [callback.url], 'Browser step-up client');
+      const page = await (await browser.newContext()).newPage();
+      const signIn = async (scope: string) => {
+        const pkce = createPkce();
+        await page.goto(authorizationUrl(gateway.url, { clientId, redirectUri: callback.url, pkce, scope }).href);
+        return pkce;
+      };
+      const exchange = async (pkce: { verifier: string }) => {
+        await page.waitForURL((url) => url.href.startsWith(callback.url));
+        const result = await callback.next();
+        expect(result.error).toBeNull();
+        const token = await postForm(gateway.url, '/token', { grant_type: 'authorization_code', code: result.code!, code_verifier: pkce.verifier, redirect_uri: callback.url, client_id: clientId, resource: `${gateway.url}/mcp` });
+        return token.body.access_token!;
+      };
+
+      const firstPkce = await signIn('mcp:tools mcp:upstream:alpha');
+      await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+      await page.getByLabel('User name').fill('browser-stepper');
+      await page.getByRole('button', { name: 'Continue' }).click();
+      await page.getByRole('heading', { name: 'Choose services' }).waitFor();
+      await page.getByRole('button', { name: 'Continue' }).click();
+      await page.getByRole('heading', { name: 'Approve access' }).waitFor();
+      // Text inside the components' shadow roots: getByText pierces them.
+      expect(await page.getByText('Alpha scopes').count()).toBe(1);
+      expect(await page.getByText('Beta scopes').count()).toBe(0);
+      await page.getByRole('button', { name: 'Approve' }).click();
+      const first = await exchange(firstPkce);
+
+      const refused = await callTool(gateway.url, '/mcp', first, 'beta__echo');
+      expect(refused.status).toBe(403);
+      const challenged = /scope="([^"]*)"/.exec(refused.challenge)?.[1];
+      expect(challenged).toBe('mcp:tools mcp:upstream:alpha mcp:upstream:beta');
+
+      // The same browser, already signed in, asks for the challenged set.
+      const secondPkce = await signIn(challenged!);
+      await page.getByRole('heading', { name: 'Choose services' }).waitFor();
+      await page.getByRole('button', { name: 'Continue' }).click();
+      await page.getByRole('heading', { name: 'Approve access' }).waitFor();
+      expect(await page.getByText('Beta scopes').count()).toBe(1);
+      expect(await page.getByText('Alpha scopes').count()).toBe(0);
+      await page.getByRole('button', { name: 'Approve' }).click();
+      const second = await exchange(secondPkce);
+      expect((await callTool(gateway.url, '/mcp', second, 'beta__echo')).status).toBe(200);
+      expect((await callTool(gateway.url, '/mcp', second, 'alpha__echo')).status).toBe(200);
+    } finally {
+      await callback.close();
+      await browser.close();
+    }
   });
 
   it('a token for /mcp/<upstream> the user did not grant the client gets 403 insufficient_scope naming that upstream', async () => {
