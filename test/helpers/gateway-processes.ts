@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { inject } from 'vitest';
 import { stringify } from 'yaml';
 import { projectDir } from '../../server/paths.js';
-import { loadTemporalDevSettings, startDevServer, type DevServer } from '../../server/temporal/dev-server.js';
+import { loadTemporalDevSettings, startDevServer } from '../../server/temporal/dev-server.js';
 import type { FakeUpstream } from './fake-upstream.js';
 import { freePort } from './free-port.js';
 
@@ -28,9 +28,9 @@ export interface RestartableProcess {
 
 /**
  * A Temporal dev server, a web process (`server/web-main.ts`) and a worker process
- * (`server/worker-main.ts`), each a process of its own (compiled as `npm run web` does), sharing one PostgreSQL database. The dev
- * server keeps its history in a file, so it comes back where it was when started again on the same
- * port.
+ * (`server/worker-main.ts`), each a process of its own (compiled as `npm run web` does), sharing
+ * one PostgreSQL database. The dev server keeps its history in a file, so it comes back where it
+ * was when started again on the same port.
  */
 export interface GatewayProcesses {
   url: string;
@@ -148,11 +148,10 @@ export async function startGatewayProcesses(options: GatewayProcessesOptions): P
   const temporalPort = await freePort();
   const webPort = await freePort();
   const temporalLog = path.join(dir, 'temporal.log');
-  let devServer: DevServer | undefined;
   const temporal = restartable(
     'Temporal dev server',
     async () => {
-      devServer = await startDevServer({
+      const devServer = await startDevServer({
         cliPath: inject('temporalCliPath'),
         settings,
         overrides: { port: temporalPort, dbFile: path.join(dir, 'temporal.db'), headless: true },
