@@ -78,7 +78,8 @@ export function bearerAuth(deps: {
   // RFC 9449 §7.1: a refused DPoP request is challenged with the DPoP scheme.
   const dpopRefusal = (resource: string, error: 'invalid_token' | 'invalid_dpop_proof', description: string) =>
     new OAuthError(401, error, description, {
-      'WWW-Authenticate': `DPoP resource_metadata="${deps.oauth.resources.metadataUrl(resource)}", algs="${dpopAlgorithms.join(' ')}", error="${error}", error_description="${description}"`,
+      // A quoted-string (RFC 9110 §5.6.4): the proof checker's messages may quote a claim name.
+      'WWW-Authenticate': `DPoP resource_metadata="${deps.oauth.resources.metadataUrl(resource)}", algs="${dpopAlgorithms.join(' ')}", error="${error}", error_description="${description.replace(/["\\]/g, "'")}"`,
     });
 
   /**

@@ -7,7 +7,7 @@ import { temporalUnavailable } from '../helpers/temporal.js';
 
 /** A DPoP key pair of a client (RFC 9449) and the proofs it signs. */
 interface DpopKey {
-  proof(htm: string, htu: string, options?: { accessToken?: string; iat?: number; nonce?: string }): Promise<string>;
+  proof(htm: string, htu: string, options?: { accessToken?: string; iat?: number; nonce?: string; typ?: string }): Promise<string>;
 }
 
 async function dpopKey(): Promise<DpopKey> {
@@ -16,7 +16,7 @@ async function dpopKey(): Promise<DpopKey> {
   return {
     proof: (htm, htu, options = {}) =>
       new SignJWT({ htm, htu, jti: randomUUID(), ...(options.nonce ? { nonce: options.nonce } : {}), ...(options.accessToken ? { ath: createHash('sha256').update(options.accessToken).digest('base64url') } : {}) })
-        .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk })
+        .setProtectedHeader({ alg: 'ES256', typ: options.typ ?? 'dpop+jwt', jwk })
         .setIssuedAt(options.iat ?? Math.floor(Date.now() / 1000))
         .sign(privateKey),
   };
@@ -100,10 +100,13 @@ describe.skipIf(Boolean(temporalUnavailable))('DPoP (RFC 9449) for gateway token
       await key.proof('POST', mcp, { accessToken: 'another token' }),
       await key.proof('POST', mcp),
       await key.proof('POST', mcp, { accessToken, iat: Math.floor(Date.now() / 1000) - 3600 }),
+      await key.proof('POST', mcp, { accessToken, typ: 'JWT' }),
     ]) {
       const refused = await callMcp(gateway.url, `DPoP ${accessToken}`, proof);
       expect(refused.status).toBe(401);
       expect(refused.challenge).toContain('error="invalid_dpop_proof"');
+      // Every parameter a well-formed quoted-string, whatever the checker said.
+      expect(refused.challenge).toMatch(/^DPoP (\w+="[^"\\]*"(, |$))+$/);
     }
 
     const proof = await key.proof('POST', mcp, { accessToken });
