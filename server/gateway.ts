@@ -13,6 +13,8 @@ import type { TokenCipher } from './crypto/token-cipher.js';
 import { upstreamTokens } from './upstream-tokens.js';
 import { brokeredTokens } from './upstream-brokered/index.js';
 import { IdpTokens } from './identity/idp-tokens.js';
+import { idpCallbackPath, OidcLogin } from './identity/oidc-login.js';
+import { PendingLogins } from './identity/pending-logins.js';
 import { ensureWebBundle } from './web-bundle.js';
 import { createAuditLog, stdoutLine } from './audit/audit-log.js';
 import { startMetricsServer } from './routes/metrics.js';
@@ -57,6 +59,7 @@ export async function createGateway(
     brokered: brokeredTokens({
       upstreams: config.upstreams,
       idpTokens: config.identity.mode === 'oidc' ? new IdpTokens(deps.store.oauth, deps.cipher) : undefined,
+      idp: config.identity.mode === 'oidc' && config.identity.oidc ? new OidcLogin({ ...config.identity.oidc, redirectUri: `${config.http.publicUrl}${idpCallbackPath}`, pending: new PendingLogins(deps.store.oauth) }) : undefined,
       log: deps.log,
     }),
   });

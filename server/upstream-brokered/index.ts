@@ -1,9 +1,11 @@
 import type { UpstreamConfig } from '../config.js';
-import type { UpstreamTokenExchangeConfig } from '../config/upstream-auth/index.js';
+import type { UpstreamEnterpriseConfig, UpstreamTokenExchangeConfig } from '../config/upstream-auth/index.js';
 import type { IdpTokens, IdpTokenSet } from '../identity/idp-tokens.js';
+import type { OidcLogin } from '../identity/oidc-login.js';
 import type { Logger } from '../log.js';
 import { JsonRpcError } from '../mcp/json-rpc.js';
 import type { McpCaller, McpUpstream } from '../mcp/types.js';
+import { enterpriseToken } from './enterprise.js';
 import { exchangeIdpToken } from './token-exchange.js';
 import { BrokeredTokenError, type BrokeredToken } from './token-request.js';
 import type { BrokeredUpstream } from './types.js';
@@ -18,6 +20,8 @@ export interface BrokeredTokenDeps {
   upstreams: UpstreamConfig[];
   /** The IdP tokens kept at sign-in (`oidc` identity mode); absent in other modes. */
   idpTokens: IdpTokens | undefined;
+  /** The gateway's client at the IdP (`oidc` identity mode), which asks for ID-JAGs. */
+  idp: OidcLogin | undefined;
   log: Logger;
 }
 
@@ -26,10 +30,10 @@ const expirySkewSeconds = 30;
 /** Tokens held per process at most; the oldest go first. */
 const maxCached = 10_000;
 
-type Brokered = BrokeredUpstream<UpstreamTokenExchangeConfig>;
+type Brokered = BrokeredUpstream<UpstreamTokenExchangeConfig> | BrokeredUpstream<UpstreamEnterpriseConfig>;
 
 function isBrokered(upstream: UpstreamConfig): upstream is Brokered {
-  return upstream.auth.type === 'token-exchange';
+  return upstream.auth.type === 'token-exchange' || upstream.auth.type === 'enterprise';
 }
 
 /**
@@ -53,7 +57,9 @@ export function brokeredTokens(deps: BrokeredTokenDeps) {
 
   async function obtain(caller: McpCaller, upstream: Brokered): Promise<BrokeredToken> {
     const idp = await idpTokensOf(caller, upstream);
-    return exchangeIdpToken(upstream, idp);
+    if (upstream.auth.type === 'token-exchange') return exchangeIdpToken({ ...upstream, auth: upstream.auth }, idp);
+    if (!deps.idp) throw new BrokeredTokenError(`${upstream.displayName} needs users signed in at the identity provider (identity mode oidc).`);
+    return enterpriseToken({ ...upstream, auth: upstream.auth }, idp, deps.idp);
   }
 
   async function token(caller: McpCaller, upstream: Brokered): Promise<BrokeredToken> {

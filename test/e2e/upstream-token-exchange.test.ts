@@ -1,10 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeIdp, type FakeIdp } from '../helpers/fake-idp.js';
-import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
-import { freePort } from '../helpers/free-port.js';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { callUpstreamTool, signInThroughIdp } from '../helpers/oidc-sign-in.js';
+import type { FakeIdp } from '../helpers/fake-idp.js';
+import type { FakeUpstream } from '../helpers/fake-upstream.js';
+import type { TestGateway } from '../helpers/gateway.js';
+import { callUpstreamTool, signInThroughIdp, startIdentityBroker, type IdentityBrokerSetup } from '../helpers/oidc-sign-in.js';
 import { temporalUnavailable } from '../helpers/temporal.js';
 import { upstreamGrantWorkflowId } from '../../workflows/upstream-grant/messages.js';
 
@@ -15,36 +13,26 @@ describe.skipIf(skip)('auth type token-exchange: the IdP sign-in is exchanged fo
   let upstream: FakeUpstream;
   let gateway: TestGateway;
 
+  let setup: IdentityBrokerSetup;
+
   beforeAll(async () => {
-    const idpPort = await freePort();
-    const idpSecret = randomBytes(24).toString('base64url');
-    upstream = await startFakeUpstream({ preset: 'github', trustedIdp: { issuer: `http://127.0.0.1:${idpPort}`, idTokenAudience: 'consent-gateway', refusedSubjects: ['emp-0000'] } });
-    gateway = await startTestGateway((config) => {
-      config.upstreams = [
-        {
-          name: 'github',
-          displayName: 'GitHub',
-          mcpUrl: upstream.mcpUrl,
-          auth: {
-            type: 'token-exchange',
-            tokenEndpoint: upstream.tokenEndpoint,
-            issuer: upstream.issuer,
-            resource: true,
-            subjectToken: 'id_token',
-            client: { clientId: upstream.clientId!, clientSecret: upstream.clientSecret!, authMethod: 'client_secret_post' },
-          },
-          scopes: ['repo'],
-        },
-      ];
-      config.identity = { mode: 'oidc', oidc: { issuer: `http://127.0.0.1:${idpPort}`, clientId: 'consent-gateway', clientSecret: idpSecret, scopes: ['openid'] } };
+    setup = await startIdentityBroker({
+      autoLogin: 'emp-4711',
+      trustedIdp: { idTokenAudience: 'consent-gateway', refusedSubjects: ['emp-0000'] },
+      auth: (github) => ({
+        type: 'token-exchange',
+        tokenEndpoint: github.tokenEndpoint,
+        issuer: github.issuer,
+        resource: true,
+        subjectToken: 'id_token',
+        client: { clientId: github.clientId!, clientSecret: github.clientSecret!, authMethod: 'client_secret_post' },
+      }),
     });
-    idp = await startFakeIdp({ port: idpPort, redirectUris: [`${gateway.url}/oauth/idp/callback`], clientSecret: idpSecret, autoLogin: 'emp-4711' });
+    ({ idp, upstream, gateway } = setup);
   });
 
   afterAll(async () => {
-    await gateway?.close();
-    await idp?.close();
-    await upstream?.close();
+    await setup?.close();
   });
 
   it('calls the upstream as the signed-in user with no connect step; one exchange serves later calls', async () => {

@@ -1,8 +1,9 @@
-import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import Router from '@koa/router';
+import { jwtVerify, SignJWT } from 'jose';
 import Koa, { type Context, type Next } from 'koa';
 import Provider, { type Interaction, type ProviderContext } from 'oidc-provider';
 
@@ -21,6 +22,12 @@ export interface FakeIdpOptions {
   clientSecret?: string | null;
   /** Finish every authorization at once, without a page, as this user. */
   autoLogin?: string;
+  /**
+   * Issue ID-JAGs (Identity Assertion JWT Authorization Grants) to the client: RFC 8693 token
+   * exchanges of its ID tokens with `requested_token_type=urn:ietf:params:oauth:token-type:id-jag`,
+   * for the authorization servers named here (`audience` issuer → the client's id there). Default: none.
+   */
+  idJag?: { clients: Record<string, string>; lifetimeSeconds?: number };
 }
 
 /** Live counters of a fake IdP. */
@@ -31,6 +38,10 @@ export interface FakeIdpCounters {
   codeExchanges: number;
   /** Token endpoint requests answered with an error. */
   failedTokenRequests: number;
+  /** ID-JAGs issued. */
+  idJags: number;
+  /** ID-JAG requests refused. */
+  refusedIdJags: number;
 }
 
 /** A running OpenID Provider on loopback. */
@@ -42,6 +53,10 @@ export interface FakeIdp {
   readonly counters: Readonly<FakeIdpCounters>;
   /** Change how authorizations end; `undefined` shows a sign-in form instead. */
   answerWith(answer: FakeIdpAnswer | undefined): void;
+  /** Refuse ID-JAG requests for these users with this error (policy); `undefined` refuses none. */
+  refuseIdJags(refusal: { subjects: string[]; error: string } | undefined): void;
+  /** The claims of the last ID-JAG issued. */
+  readonly lastIdJag: Record<string, unknown> | undefined;
   /**
    * Follow an authorization request (OpenID Connect Core 1.0 §3.1.2.1) through the IdP without a
    * browser, keeping its cookies, and return the URL it finally redirects to: the client's
@@ -70,10 +85,13 @@ export async function startFakeIdp(options: FakeIdpOptions): Promise<FakeIdp> {
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const clientId = options.clientId ?? 'consent-gateway';
   const clientSecret = options.clientSecret === null ? undefined : (options.clientSecret ?? randomBytes(24).toString('base64url'));
-  const counters: FakeIdpCounters = { authorizations: 0, codeExchanges: 0, failedTokenRequests: 0 };
+  const counters: FakeIdpCounters = { authorizations: 0, codeExchanges: 0, failedTokenRequests: 0, idJags: 0, refusedIdJags: 0 };
+  let idJagRefusal: { subjects: string[]; error: string } | undefined;
+  let lastIdJag: Record<string, unknown> | undefined;
   let answer: FakeIdpAnswer | undefined = options.autoLogin === undefined ? undefined : { login: options.autoLogin };
 
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const kid = randomUUID();
   // Cookies ignore ports: a prefix per port keeps this IdP's cookies apart from other loopback servers'.
   const cookiePrefix = `fake_idp_${new URL(issuer).port}`;
   const provider = new Provider(issuer, {
@@ -88,7 +106,7 @@ export async function startFakeIdp(options: FakeIdpOptions): Promise<FakeIdp> {
       },
     ],
     adapter: memoryAdapter(),
-    jwks: { keys: [{ ...privateKey.export({ format: 'jwk' }), alg: 'ES256', use: 'sig', kid: randomUUID() }] },
+    jwks: { keys: [{ ...privateKey.export({ format: 'jwk' }), alg: 'ES256', use: 'sig', kid }] },
     enabledJWA: { idTokenSigningAlgValues: ['ES256'] },
     cookies: {
       keys: [randomBytes(32).toString('base64url')],
@@ -154,8 +172,58 @@ export async function startFakeIdp(options: FakeIdpOptions): Promise<FakeIdp> {
     ctx.respond = false;
   }
 
+  // RFC 8693 token exchange for an ID-JAG; every other token request goes on to the provider.
+  async function idJagExchange(ctx: Context, next: Next): Promise<void> {
+    if (!options.idJag || ctx.method !== 'POST' || ctx.path !== '/token') return next();
+    const raw = await readBody(ctx);
+    const form = new URLSearchParams(raw);
+    if (form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:token-exchange') {
+      // oidc-provider reads an already-read body from req.body.
+      (ctx.req as typeof ctx.req & { body?: string }).body = raw;
+      return next();
+    }
+    const refuse = (status: number, error: string, description: string) => {
+      counters.refusedIdJags += 1;
+      ctx.status = status;
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = { error, error_description: description };
+    };
+    const basic = /^Basic ([A-Za-z0-9+/=]+)$/.exec(ctx.get('authorization'));
+    const [id, secret] = basic?.[1] ? Buffer.from(basic[1], 'base64').toString('utf8').split(':').map((part) => decodeURIComponent(part)) : [form.get('client_id'), form.get('client_secret')];
+    if (id !== clientId || (clientSecret !== undefined && secret !== clientSecret)) return refuse(401, 'invalid_client', 'client authentication failed');
+    if (form.get('requested_token_type') !== 'urn:ietf:params:oauth:token-type:id-jag') return refuse(400, 'invalid_request', 'only ID-JAGs are issued here');
+    if (form.get('subject_token_type') !== 'urn:ietf:params:oauth:token-type:id_token') return refuse(400, 'invalid_request', 'the subject token must be an ID token');
+    let sub: string | undefined;
+    try {
+      const verified = await jwtVerify(form.get('subject_token') ?? '', createPublicKey(privateKey), { issuer, audience: clientId });
+      sub = verified.payload.sub;
+    } catch {
+      sub = undefined;
+    }
+    if (!sub) return refuse(400, 'invalid_grant', 'the subject token is not a valid ID token of this IdP for this client');
+    const audience = form.get('audience') ?? '';
+    const clientAtAudience = options.idJag.clients[audience];
+    if (!clientAtAudience) return refuse(400, 'invalid_target', 'no ID-JAGs for that audience');
+    if (idJagRefusal?.subjects.includes(sub)) return refuse(400, idJagRefusal.error, 'the policy does not grant this user access');
+    const lifetime = options.idJag.lifetimeSeconds ?? 300;
+    const claims: Record<string, unknown> = { client_id: clientAtAudience, jti: randomUUID(), ...(form.get('resource') ? { resource: form.get('resource') } : {}), ...(form.get('scope') ? { scope: form.get('scope') } : {}) };
+    const jwt = await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'ES256', typ: 'oauth-id-jag+jwt', kid })
+      .setIssuer(issuer)
+      .setSubject(sub)
+      .setAudience(audience)
+      .setIssuedAt()
+      .setExpirationTime(`${lifetime}s`)
+      .sign(privateKey);
+    counters.idJags += 1;
+    lastIdJag = { ...claims, iss: issuer, sub, aud: audience };
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { access_token: jwt, issued_token_type: 'urn:ietf:params:oauth:token-type:id-jag', token_type: 'N_A', expires_in: lifetime, ...(form.get('scope') ? { scope: form.get('scope') } : {}) };
+  }
+
   const handOver = provider.callback();
   const app = new Koa();
+  app.use(idJagExchange);
   app.use(router.routes());
   app.use(function handOverToProvider(ctx: Context, _next: Next) {
     ctx.respond = false;
@@ -170,6 +238,12 @@ export async function startFakeIdp(options: FakeIdpOptions): Promise<FakeIdp> {
     counters,
     answerWith(next) {
       answer = next;
+    },
+    refuseIdJags(refusal) {
+      idJagRefusal = refusal;
+    },
+    get lastIdJag() {
+      return lastIdJag;
     },
     async completeAuthorization(authorizationUrl) {
       const cookies = new Map<string, string>();

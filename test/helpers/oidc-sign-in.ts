@@ -1,5 +1,11 @@
+import { randomBytes } from 'node:crypto';
+import type { UpstreamConfig } from '../../server/config.js';
 import { authorizationUrl, ConsentDriver, createPkce, postForm, registerClient } from './consent-driver.js';
-import type { FakeIdp } from './fake-idp.js';
+import { startFakeIdp, type FakeIdp } from './fake-idp.js';
+import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
+import { freePort } from './free-port.js';
+import { startTestGateway, type TestGateway } from './gateway.js';
+import type { TrustedIdp } from './identity-grants.js';
 
 /**
  * Gets a gateway access token for a user who signs in at the fake IdP (`oidc` identity mode),
@@ -39,4 +45,50 @@ export async function callUpstreamTool(gatewayUrl: string, upstream: string, tok
   const text = await response.text();
   const json = text.startsWith('{') ? text : (/^data: (.*)$/m.exec(text)?.[1] ?? '{}');
   return { status: response.status, body: JSON.parse(json) as never };
+}
+
+/** A fake IdP, a fake upstream (github) that trusts it, and a gateway signing users in at the IdP. */
+export interface IdentityBrokerSetup {
+  idp: FakeIdp;
+  upstream: FakeUpstream;
+  gateway: TestGateway;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the three parts in the order each needs the others' addresses: the IdP's port first, the
+ * upstream trusting that issuer, the gateway (upstream `github` with the `auth` that `auth` makes
+ * of the upstream, `oidc` identity mode), then the IdP with the gateway's callback.
+ */
+export async function startIdentityBroker(options: {
+  auth(upstream: FakeUpstream): UpstreamConfig['auth'];
+  trustedIdp?: Omit<TrustedIdp, 'issuer'>;
+  idJag?: boolean;
+  autoLogin: string;
+}): Promise<IdentityBrokerSetup> {
+  const idpPort = await freePort();
+  const idpIssuer = `http://127.0.0.1:${idpPort}`;
+  const idpSecret = randomBytes(24).toString('base64url');
+  const upstream = await startFakeUpstream({ preset: 'github', trustedIdp: { issuer: idpIssuer, ...options.trustedIdp } });
+  const gateway = await startTestGateway((config) => {
+    config.upstreams = [{ name: 'github', displayName: 'GitHub', mcpUrl: upstream.mcpUrl, auth: options.auth(upstream), scopes: ['repo'] }];
+    config.identity = { mode: 'oidc', oidc: { issuer: idpIssuer, clientId: 'consent-gateway', clientSecret: idpSecret, scopes: ['openid'] } };
+  });
+  const idp = await startFakeIdp({
+    port: idpPort,
+    redirectUris: [`${gateway.url}/oauth/idp/callback`],
+    clientSecret: idpSecret,
+    autoLogin: options.autoLogin,
+    ...(options.idJag ? { idJag: { clients: { [upstream.issuer]: upstream.clientId! } } } : {}),
+  });
+  return {
+    idp,
+    upstream,
+    gateway,
+    async close() {
+      await gateway.close();
+      await idp.close();
+      await upstream.close();
+    },
+  };
 }

@@ -1,4 +1,5 @@
 import type { ConfigReader, UpstreamAuthKind } from './kind.js';
+import { enterpriseAuth, type UpstreamEnterpriseConfig } from './enterprise.js';
 import { noAuth, type UpstreamNoAuthConfig } from './none.js';
 import { oauthAuth, type UpstreamOAuthConfig } from './oauth.js';
 import { tokenExchangeAuth, type UpstreamTokenExchangeConfig } from './token-exchange.js';
@@ -8,15 +9,17 @@ export type { UpstreamNoAuthConfig } from './none.js';
 export type { UpstreamClientConfig, UpstreamOAuthConfig } from './oauth.js';
 export type { UpstreamClientCredentials } from './client-credentials.js';
 export type { UpstreamTokenExchangeConfig } from './token-exchange.js';
+export type { UpstreamEnterpriseConfig } from './enterprise.js';
 
 /** How the gateway authenticates at an upstream: one member per kind, told apart by `type`. */
-export type UpstreamAuthConfig = UpstreamNoAuthConfig | UpstreamOAuthConfig | UpstreamTokenExchangeConfig;
+export type UpstreamAuthConfig = UpstreamNoAuthConfig | UpstreamOAuthConfig | UpstreamTokenExchangeConfig | UpstreamEnterpriseConfig;
 
 /** Every kind, by its `type`. A new kind is a module beside these and one entry here. */
 const kinds: { [Type in UpstreamAuthConfig['type']]: UpstreamAuthKind<Extract<UpstreamAuthConfig, { type: Type }>> } = {
   none: noAuth,
   oauth: oauthAuth,
   'token-exchange': tokenExchangeAuth,
+  enterprise: enterpriseAuth,
 };
 
 const kindNames = Object.keys(kinds) as UpstreamAuthConfig['type'][];
