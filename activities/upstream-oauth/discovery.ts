@@ -77,14 +77,80 @@ async function discover(issuer: string, fetch: UpstreamFetch | undefined): Promi
   throw new Error('unreachable');
 }
 
-/** The issuer the MCP URL's protected resource metadata names first (RFC 9728 §3). */
-async function namedIssuer(upstream: OAuthUpstream): Promise<string> {
+/** What the MCP URL's `WWW-Authenticate` challenge to a request without a token says (RFC 9728 §5.1, RFC 6750 §3). */
+interface ResourceChallenge {
+  resourceMetadata?: string;
+  scopes?: string[];
+}
+
+function challengeParameter(header: string, name: string): string | undefined {
+  const match = new RegExp(`(?:^|[\\s,])${name}\\s*=\\s*(?:"((?:[^"\\\\]|\\\\.)*)"|([^\\s,"]+))`, 'i').exec(header);
+  return match ? (match[1] ?? match[2]) : undefined;
+}
+
+/** Asks the MCP URL without a token, as an MCP client's first request does, and reads its 401 challenge. */
+async function challengeOf(upstream: OAuthUpstream): Promise<ResourceChallenge> {
+  const response = await fetch(upstream.mcpUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'consent-gateway', version: '0.1.0' } } }),
+    signal: AbortSignal.timeout(10_000),
+  }).catch(() => undefined);
+  await response?.body?.cancel().catch(() => undefined);
+  const header = response?.status === 401 ? response.headers.get('www-authenticate') : null;
+  if (!header || !/^\s*Bearer\b/i.test(header)) return {};
+  const resourceMetadata = challengeParameter(header, 'resource_metadata');
+  const scope = challengeParameter(header, 'scope');
+  return { ...(resourceMetadata ? { resourceMetadata } : {}), ...(scope ? { scopes: scope.split(' ').filter(Boolean) } : {}) };
+}
+
+/** What the MCP URL's protected resource metadata says: the first authorization server it names (RFC 9728 §3), and the scopes to ask for. */
+interface ResourceFindings {
+  issuer: string;
+  /** The `resource` as the document publishes it, to be sent exactly so (RFC 8707). */
+  resource: string;
+  /** The challenge's `scope`, else the metadata's `scopes_supported` (MCP Authorization §Scope Selection Strategy). */
+  scopes: string[] | undefined;
+}
+
+/**
+ * Reads the MCP URL's protected resource metadata (RFC 9728): from the URL its 401 challenge names
+ * (`resource_metadata`, §5.1), else the path-inserted well-known URL, else the root one (§3.1).
+ * The document must name the MCP URL as its resource (§3.3) wherever it came from.
+ */
+async function resourceFindings(upstream: OAuthUpstream, challenge: ResourceChallenge, fetchNamed: UpstreamFetch | undefined): Promise<ResourceFindings> {
   const resource = new URL(upstream.mcpUrl);
-  const response = await oauth.resourceDiscoveryRequest(resource, httpOptions(upstream.mcpUrl));
-  const metadata = await oauth.processResourceDiscoveryResponse(resource, response);
-  const issuer = metadata.authorization_servers?.[0];
-  if (!issuer) throw ApplicationFailure.nonRetryable(`${upstream.name} names no authorization server`, 'invalid_response');
-  return issuer;
+  // Each place the document may be, with the resource identifier it must name there.
+  const candidates: { fetch: () => Promise<Response>; names: URL }[] = [];
+  const named = challenge.resourceMetadata;
+  if (named && URL.canParse(named)) {
+    candidates.push({ fetch: () => (fetchNamed ?? fetch)(named, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(10_000) }), names: resource });
+  }
+  candidates.push({ fetch: () => oauth.resourceDiscoveryRequest(resource, httpOptions(upstream.mcpUrl)), names: resource });
+  if (resource.pathname !== '/') {
+    // The root form describes the origin as a whole (RFC 9728 §3.1, §3.3).
+    const root = new URL(resource.origin);
+    candidates.push({ fetch: () => fetch(new URL('/.well-known/oauth-protected-resource', root), { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(10_000) }), names: root });
+  }
+  let failure: unknown;
+  for (const candidate of candidates) {
+    try {
+      const response = await candidate.fetch();
+      if (response.status !== 200) {
+        await response.body?.cancel().catch(() => undefined);
+        throw new Error(`HTTP ${response.status}`);
+      }
+      const metadata = await oauth.processResourceDiscoveryResponse(candidate.names, response);
+      const issuer = metadata.authorization_servers?.[0];
+      if (!issuer) throw ApplicationFailure.nonRetryable(`${upstream.name} names no authorization server`, 'invalid_response');
+      const supported = Array.isArray(metadata.scopes_supported) ? metadata.scopes_supported.filter((scope): scope is string => typeof scope === 'string') : undefined;
+      return { issuer, resource: metadata.resource, scopes: challenge.scopes ?? (supported && supported.length > 0 ? supported : undefined) };
+    } catch (error) {
+      if (error instanceof ApplicationFailure || error instanceof oauth.OperationProcessingError) throw error;
+      failure = error;
+    }
+  }
+  throw failure;
 }
 
 /**
@@ -94,8 +160,27 @@ async function namedIssuer(upstream: OAuthUpstream): Promise<string> {
  * so a move to another authorization server (MCP 2026-07-28, SEP-2352) is seen before any token
  * is sent. A failed discovery is forgotten, so the next attempt tries again.
  */
-export function createDiscovery(discoveredFetch?: DiscoveredUrlFetch): (upstream: OAuthUpstream, options?: { fresh?: boolean }) => Promise<oauth.AuthorizationServer> {
+export function createDiscovery(discoveredFetch?: DiscoveredUrlFetch): UpstreamDiscovery {
   const servers = new Map<string, Promise<oauth.AuthorizationServer>>();
+  /** Each upstream's challenge to a request without a token, asked once per process. */
+  const challenges = new Map<string, Promise<ResourceChallenge>>();
+  /** The scopes each upstream's resource metadata (or challenge) suggests, once read. */
+  const suggested = new Map<string, string[]>();
+  /** Each upstream's resource identifier as its metadata publishes it. */
+  const published = new Map<string, string>();
+
+  async function namedIssuer(upstream: OAuthUpstream): Promise<string> {
+    let challenge = challenges.get(upstream.name);
+    if (!challenge) {
+      challenge = challengeOf(upstream);
+      challenges.set(upstream.name, challenge);
+    }
+    const findings = await resourceFindings(upstream, await challenge, discoveredFetch?.(upstream.mcpUrl));
+    published.set(upstream.name, findings.resource);
+    if (findings.scopes) suggested.set(upstream.name, findings.scopes);
+    else suggested.delete(upstream.name);
+    return findings.issuer;
+  }
 
   async function find(upstream: OAuthUpstream, named?: string): Promise<oauth.AuthorizationServer> {
     const { auth } = upstream;
@@ -126,11 +211,29 @@ export function createDiscovery(discoveredFetch?: DiscoveredUrlFetch): (upstream
     return server;
   }
 
-  return async function authorizationServer(upstream, options) {
+  async function authorizationServer(upstream: OAuthUpstream, options?: { fresh?: boolean }): Promise<oauth.AuthorizationServer> {
     const known = servers.get(upstream.name);
     if (!options?.fresh || upstream.auth.endpoints || upstream.auth.issuer) return known ?? remember(upstream);
     const named = await namedIssuer(upstream);
     const current = await known?.catch(() => undefined);
     return current?.issuer === named ? current : remember(upstream, named);
-  };
+  }
+
+  return Object.assign(authorizationServer, {
+    suggestedScopes: (upstream: OAuthUpstream) => suggested.get(upstream.name) ?? [],
+    publishedResource: (upstream: OAuthUpstream) => published.get(upstream.name),
+  });
+}
+
+/** {@link createDiscovery}'s answer: each upstream's authorization server, and the scopes its resource suggests. */
+export interface UpstreamDiscovery {
+  (upstream: OAuthUpstream, options?: { fresh?: boolean }): Promise<oauth.AuthorizationServer>;
+  /**
+   * Scopes to ask for when none are configured (MCP Authorization §Scope Selection Strategy): the
+   * `scope` of the upstream's 401 challenge, else its metadata's `scopes_supported`; empty when
+   * neither was given or the authorization server came from the config.
+   */
+  suggestedScopes(upstream: OAuthUpstream): string[];
+  /** The resource identifier as the upstream's protected resource metadata publishes it, once read. */
+  publishedResource(upstream: OAuthUpstream): string | undefined;
 }

@@ -49,14 +49,19 @@ function assertBoundTo(as: oauth.AuthorizationServer, tokens: UpstreamTokenRecor
 }
 
 /** The RFC 8707 `resource` of token requests, for upstreams configured to send it. */
-function resourceParameter(upstream: OAuthUpstream) {
-  return upstream.auth.resource ? { additionalParameters: { resource: upstream.mcpUrl } } : {};
+function resourceParameter(resource: string | undefined) {
+  return resource ? { additionalParameters: { resource } } : {};
 }
 
 /** The upstream OAuth grants: authorization code with PKCE (RFC 6749 §4.1, RFC 7636), refresh (§6), revocation (RFC 7009). */
 export function createGrants(deps: UpstreamOAuthDeps) {
   const authorizationServer = createDiscovery(deps.discoveredFetch);
   const upstreamClient = createClientAuth(deps);
+
+  /** The RFC 8707 `resource` to send, for upstreams configured to: as the resource metadata publishes it, else the MCP URL. */
+  function resourceOf(upstream: OAuthUpstream): string | undefined {
+    return upstream.auth.resource ? (authorizationServer.publishedResource(upstream) ?? upstream.mcpUrl) : undefined;
+  }
 
   function upstreamConfig(name: string): OAuthUpstream {
     const upstream = deps.upstreams.find((candidate) => candidate.name === name);
@@ -88,9 +93,11 @@ export function createGrants(deps: UpstreamOAuthDeps) {
         url.searchParams.set('state', state);
         // Scopes accumulate (MCP 2026-07-28, SEP-2350): the configured ones, those granted before, those a step-up asked for.
         const existing = await deps.store.getUpstreamTokens(input.userId, upstream.name);
-        const scopes = [...new Set([...upstream.scopes, ...(existing?.scopes ?? []), ...(existing?.requiredScopes ?? [])])];
+        const configured = upstream.scopes.length > 0 ? upstream.scopes : authorizationServer.suggestedScopes(upstream);
+        const scopes = [...new Set([...configured, ...(existing?.scopes ?? []), ...(existing?.requiredScopes ?? [])])];
         if (scopes.length > 0) url.searchParams.set('scope', scopes.join(' '));
-        if (upstream.auth.resource) url.searchParams.set('resource', upstream.mcpUrl);
+        const resource = resourceOf(upstream);
+        if (resource) url.searchParams.set('resource', resource);
         const stateHash = sha256(state);
         await deps.store.createUpstreamAuthorization({
           stateHash,
@@ -134,7 +141,7 @@ export function createGrants(deps: UpstreamOAuthDeps) {
         const verifier = deps.cipher.open(pending.codeVerifier, `upstream_authorizations:${input.stateHash}`);
         const response = await oauth.authorizationCodeGrantRequest(as, oauthClient, auth, parameters, pending.redirectUri, verifier, {
           ...endpointOptions(as, as.token_endpoint ?? upstream.mcpUrl),
-          ...resourceParameter(upstream),
+          ...resourceParameter(resourceOf(upstream)),
         });
         const answer = { ...(await oauth.processAuthorizationCodeResponse(as, oauthClient, response)), issuer: as.issuer };
         await deps.store.putExchangeResult(key, deps.cipher.seal(JSON.stringify(answer), key), new Date().toISOString());
@@ -190,7 +197,7 @@ export function createGrants(deps: UpstreamOAuthDeps) {
         const { client: oauthClient, auth } = await upstreamClient(upstream, as);
         const response = await oauth.refreshTokenGrantRequest(as, oauthClient, auth, deps.cipher.open(current.refreshToken, refresh), {
           ...endpointOptions(as, as.token_endpoint ?? upstream.mcpUrl),
-          ...resourceParameter(upstream),
+          ...resourceParameter(resourceOf(upstream)),
         });
         const answer = await oauth.processRefreshTokenResponse(as, oauthClient, response);
         await deps.store.putExchangeResult(input.key, deps.cipher.seal(JSON.stringify(answer), input.key), new Date().toISOString());
