@@ -19,6 +19,8 @@ const postgresEndToEnd = [
   'test/e2e/identity-*.test.ts',
   'test/e2e/sdk-clients-both-eras.test.ts',
   'test/e2e/admin.test.ts',
+  // Hostile input reaches the store's queries: PostgreSQL refuses some text SQLite takes (a NUL).
+  'test/e2e/hostile-corpus.test.ts',
 ];
 
 // Without PostgreSQL on this machine the second round is left out (the global setup says so

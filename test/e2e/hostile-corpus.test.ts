@@ -8,7 +8,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { corpus, injectionNames, pinnedCases, type Fixtures, type IssuedCode } from '../helpers/hostile/families.js';
 import { judge, statusClass, storePolicyOf, type HostileCase, type StorePolicy } from '../helpers/hostile/oracle.js';
 import { sendRaw, type RawResponse } from '../helpers/hostile/raw-http.js';
-import { diffSnapshots, openStoreReader, rowCounts, type StoreDiff, type StoreReader } from '../helpers/hostile/store-snapshot.js';
+import { diffSnapshots, openStoreReader, rowCounts, type StoreDiff, type StoreReader, type StoreSnapshot } from '../helpers/hostile/store-snapshot.js';
 import { temporalUnavailable } from '../helpers/temporal.js';
 
 const skip = Boolean(temporalUnavailable);
@@ -64,16 +64,19 @@ describe.skipIf(skip)('hostile corpus against a running gateway', () => {
 
   const cookiesOf = (driver: ConsentDriver) => (path: string) => driver.jar.header(new URL(path, gateway.url));
 
-  /** Waits until the store stays the same for a second (the setup's workflows have finished writing). */
-  async function settle(): Promise<void> {
+  /**
+   * Waits until the store stays the same for `quietMs` (what a request or the setup started has
+   * finished writing: audit entries and workflow activities land after the answer); returns it.
+   */
+  async function settle(quietMs: number, maxMs: number): Promise<StoreSnapshot> {
     let last = await reader.snapshot();
-    for (let i = 0; i < 30; i += 1) {
-      await new Promise((resolve) => setTimeout(resolve, 500));
+    for (let waited = 0; waited < maxMs; waited += quietMs) {
+      await new Promise((resolve) => setTimeout(resolve, quietMs));
       const now = await reader.snapshot();
-      if (emptyDiff(diffSnapshots(last, now))) return;
+      if (emptyDiff(diffSnapshots(last, now))) return now;
       last = now;
     }
-    throw new Error('the store kept changing after the setup');
+    throw new Error(`the store kept changing for ${maxMs} ms`);
   }
 
   beforeAll(async () => {
@@ -90,7 +93,12 @@ describe.skipIf(skip)('hostile corpus against a running gateway', () => {
           scopes: [...github.scopes],
         },
       ];
+      // The corpus sends hundreds of sign-in requests a minute from one address: the abuse limits
+      // (tested on their own) would answer many of them 429 and hide how the rest is handled.
       config.oauth.registrationsPerMinute = 100_000;
+      config.limits.authorization = { perAddress: 100_000, perClient: 100_000 };
+      config.limits.consentPage = { perAddress: 100_000, perClient: 100_000 };
+      config.limits.pendingFlowsPerClient = 100_000;
       config.operations.adminToken = adminToken;
     });
     reader = await openStoreReader(gateway.config.store);
@@ -166,7 +174,7 @@ describe.skipIf(skip)('hostile corpus against a running gateway', () => {
       mcpSession,
       foreignElicitation,
     };
-    await settle();
+    await settle(1_000, 15_000);
   }, 180_000);
 
   afterAll(async () => {
@@ -236,7 +244,8 @@ describe.skipIf(skip)('hostile corpus against a running gateway', () => {
     for (const kase of alone) {
       const before = await reader.snapshot();
       const response = await sendRaw(fx.base, kase.request, timeoutMs);
-      const diff = diffSnapshots(before, await reader.snapshot());
+      // These cases may be accepted: what they write after their answer is counted as theirs.
+      const diff = diffSnapshots(before, await settle(100, 5_000));
       const problems = [judge(kase, response, timeoutMs), storeProblem(storePolicyOf(kase, response), diff)].filter((p): p is string => p !== undefined);
       outcomes.push({ kase, response, problems, ...(emptyDiff(diff) ? {} : { storeChange: `${storePolicyOf(kase, response)}: ${describeDiff(diff)}` }) });
     }
@@ -257,29 +266,25 @@ describe.skipIf(skip)('hostile corpus against a running gateway', () => {
       const name = registered.client_name ?? '';
       const query = (redirect: string) => new URLSearchParams({ response_type: 'code', client_id: registered.client_id, redirect_uri: redirect, scope: 'mcp:tools', code_challenge: createPkce().challenge, code_challenge_method: 'S256' });
       const refused: HostileCase = { family: 'Markdown/HTML injection', endpoint: 'GET /auth', request: { method: 'GET', path: `/auth?${query('https://attacker.example/cb')}` }, expect: 'authorize', check: (r) => raw(name, r.body) };
-      const page: HostileCase = {
-        family: 'Markdown/HTML injection',
-        endpoint: 'GET /auth',
-        request: { method: 'GET', path: `/auth?${query('http://127.0.0.1:9/callback')}` },
-        expect: 'harmless',
-        store: 'accepted',
-        check: (r) => raw(name, r.body),
-      };
-      outcomes.push(...(await runCases([refused, page])));
-      const started = outcomes.at(-1)!.response;
-      if (started.kind !== 'response' || !started.headers.location) continue;
-      // The consent page itself, and the JSON its element renders from.
+      outcomes.push(...(await runCases([refused])));
+      // The consent page, opened by the browser that sent the authorization request, and the JSON its element renders from.
       const driver = new ConsentDriver(fx.base);
-      const consent = await driver.follow(new URL(String(started.headers.location), fx.base));
-      if ('left' in consent) continue;
-      const uid = consent.stoppedAt.pathname.split('/')[2] ?? '';
-      const pageProblem = raw(name, consent.response.body);
-      const state = await driver.state(uid);
-      const stateProblem = state.body.client?.clientName === name && state.headers.get('content-type')?.startsWith('application/json') ? undefined : `the consent JSON names the client ${JSON.stringify(state.body.client?.clientName)}`;
+      const authorization = `/auth?${query('http://127.0.0.1:9/callback')}`;
+      const consent = await driver.follow(authorization);
+      const problems: string[] = [];
+      if ('left' in consent) {
+        problems.push(`the authorization request left the gateway for ${consent.left.href}`);
+      } else {
+        const page = consent.response;
+        const pageProblem = raw(name, page.body) ?? (page.status === 200 ? undefined : `consent page ${page.status}: ${page.body.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').slice(0, 200)}`);
+        if (pageProblem) problems.push(pageProblem);
+        const state = await driver.state(consent.stoppedAt.pathname.split('/')[2] ?? '');
+        if (state.body.client?.clientName !== name || !state.headers.get('content-type')?.startsWith('application/json')) problems.push(`the consent JSON names the client ${JSON.stringify(state.body.client?.clientName)}`);
+      }
       outcomes.push({
-        kase: { family: 'Markdown/HTML injection', endpoint: 'GET /interaction/:uid', request: { method: 'GET', path: `/interaction/${uid}` }, expect: 'harmless' },
-        response: { kind: 'response', status: consent.response.status, headers: {}, body: consent.response.body, ms: 0 },
-        problems: [pageProblem, stateProblem, consent.response.status === 200 ? undefined : `consent page ${consent.response.status}`].filter((p): p is string => p !== undefined),
+        kase: { family: 'Markdown/HTML injection', endpoint: 'GET /interaction/:uid', request: { method: 'GET', path: authorization }, expect: 'harmless' },
+        response: 'left' in consent ? { kind: 'response', status: 303, headers: {}, body: '', ms: 0 } : { kind: 'response', status: consent.response.status, headers: {}, body: consent.response.body, ms: 0 },
+        problems,
       });
     }
     if (accepted.length === 0) outcomes.push({ kase: { family: 'Markdown/HTML injection', endpoint: 'POST /reg', request: { method: 'POST', path: '/reg' }, expect: 'harmless' }, response: { kind: 'error', message: 'no hostile name was accepted', ms: 0 }, problems: [`no registration with a hostile name (e.g. ${fc.sample(injectionNames, { seed, numRuns: 1 })[0]}) was accepted, so none was shown`] });
