@@ -280,7 +280,7 @@ describe('github-like fake upstream', () => {
     expect(response.status).toBe(401);
     expect(response.headers.get('www-authenticate')).toBe('Bearer scope="repo read:user"');
     expect(await response.json()).toEqual({ error: 'invalid_token', error_description: 'an access token is required' });
-    expect(github.counters).toMatchObject({ mcpRequests: 1, rejectedMcpRequests: 1 });
+    expect(github.counters).toMatchObject({ mcpRequests: 1, unauthenticatedMcpRequests: 1, rejectedMcpRequests: 0 });
   });
 
   it('does not serve protected resource metadata', async () => {

@@ -91,8 +91,10 @@ export interface FakeUpstreamCounters extends IdentityGrantCounters {
   revocations: number;
   /** Every HTTP request to the MCP endpoint, authorized or not. */
   mcpRequests: number;
-  /** MCP endpoint requests refused with 401. */
+  /** MCP endpoint requests refused with 401 for the token they presented. */
   rejectedMcpRequests: number;
+  /** MCP endpoint requests without a token, answered 401 with the challenge (an MCP client's discovery starts so). */
+  unauthenticatedMcpRequests: number;
   /** Of those, the POSTs (messages); a client's GET stream may be refused as well. */
   rejectedMcpPosts: number;
   /** Tool calls refused with 403 `insufficient_scope` (see `toolScopes`). */
@@ -839,9 +841,13 @@ function mcpRequestHandler(deps: McpHandlerDeps) {
       }
       state.counters.mcpRequests += 1;
       const auth = await authenticate(deps, req.headers.authorization);
-      if ('error' in auth) {
+      if ('error' in auth && req.headers.authorization === undefined) {
+        state.counters.unauthenticatedMcpRequests += 1;
+      } else if ('error' in auth) {
         state.counters.rejectedMcpRequests += 1;
         if (req.method === 'POST') state.counters.rejectedMcpPosts += 1;
+      }
+      if ('error' in auth) {
         res.setHeader('WWW-Authenticate', bearerChallenge(deps, auth));
         sendJson(res, 401, { error: auth.error ?? 'invalid_token', error_description: auth.description });
         return;
@@ -1070,6 +1076,7 @@ function zeroCounters(): FakeUpstreamCounters {
     mcpRequests: 0,
     rejectedMcpRequests: 0,
     rejectedMcpPosts: 0,
+    unauthenticatedMcpRequests: 0,
     insufficientScopeRefusals: 0,
     tokenExchanges: 0,
     jwtBearerGrants: 0,
