@@ -10,7 +10,7 @@ import { upstreamTokenLabel } from './store/sealed-labels.js';
 import type { ElicitationStore, UpstreamTokenRecord, UpstreamTokenStore } from './store/store.js';
 import { ensureUpstreamGrant, requestUpstreamRefresh } from './temporal/client.js';
 import { inSpan } from './tracing.js';
-import type { brokeredTokens } from './upstream-brokered/index.js';
+import type { brokeredTokens, UpstreamRequest } from './upstream-brokered/index.js';
 
 /** Raised when the caller has no usable connection to an upstream that needs one. */
 export class UpstreamNotConnectedError extends Error {
@@ -136,8 +136,8 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
   }
 
   return {
-    async headers(caller: McpCaller, upstream: McpUpstream): Promise<Record<string, string>> {
-      if (deps.brokered?.handles(upstream)) return deps.brokered.headers(caller, upstream);
+    async headers(caller: McpCaller, upstream: McpUpstream, request?: UpstreamRequest): Promise<Record<string, string>> {
+      if (deps.brokered?.handles(upstream)) return deps.brokered.headers(caller, upstream, request);
       if (!needsToken(upstream)) return {};
       return inSpan('gateway.upstream_token', { 'gateway.upstream': upstream.name }, async (span) => {
         let tokens = await connectedTokens(caller, upstream);

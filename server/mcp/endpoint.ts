@@ -38,7 +38,7 @@ export interface McpEndpointOptions {
    * JSON-RPC error (an MCP 2026-07-28 client gets an input-required URL elicitation instead);
    * anything else leaves the upstream out of lists and makes a call to it an `isError` result.
    */
-  upstreamHeaders?: (caller: McpCaller, upstream: McpUpstream) => Promise<Record<string, string>> | Record<string, string>;
+  upstreamHeaders?: (caller: McpCaller, upstream: McpUpstream, request?: { method: string; url: string }) => Promise<Record<string, string>> | Record<string, string>;
   /**
    * An upstream answered HTTP 401 to a request sent with `sent` headers (see `upstreamHeaders`);
    * resolving true sends the request once more. `retried` is true when the refused one was the retry.
@@ -135,7 +135,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
     ...(options.awaitElicitation ? { awaitElicitation: options.awaitElicitation } : {}),
   };
   const eras = new UpstreamEras();
-  const headers = async (caller: McpCaller, upstream: McpUpstream) => (options.upstreamHeaders ? await options.upstreamHeaders(caller, upstream) : {});
+  const headers = async (caller: McpCaller, upstream: McpUpstream, request?: { method: string; url: string }) => (options.upstreamHeaders ? await options.upstreamHeaders(caller, upstream, request) : {});
   const upstreamOptions = { clientInfo: serverInfo, log, eras, connectTimeoutMs: listTimeoutMs };
   const sessions = new Map<string, LegacySession>();
   let closed = false;

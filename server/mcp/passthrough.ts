@@ -15,7 +15,7 @@ import { insufficientScopeOf } from './bearer-challenge.js';
 export interface PassthroughOptions {
   log: Logger;
   /** The caller's credentials at the upstream; throwing a {@link JsonRpcError} (a URL elicitation, -32042) answers with it. */
-  upstreamHeaders(caller: McpCaller, upstream: McpUpstream): Promise<Record<string, string>>;
+  upstreamHeaders(caller: McpCaller, upstream: McpUpstream, request?: { method: string; url: string }): Promise<Record<string, string>>;
   /** The upstream answered 401 to a request sent with `sent`; resolving true sends it once more. */
   upstreamUnauthorized?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean): Promise<boolean>;
   /**
@@ -258,7 +258,7 @@ export function createPassthroughEndpoint(options: PassthroughOptions): Passthro
       try {
         let retried = false;
         for (;;) {
-          const credentials = await options.upstreamHeaders(caller, upstream);
+          const credentials = await options.upstreamHeaders(caller, upstream, { method: ctx.method, url: upstream.url });
           response = await send(ctx, upstream, { ...headers, ...lowerCased(credentials) }, body);
           const stepUp = response.statusCode === 403 ? insufficientScopeOf(response.headers['www-authenticate']) : undefined;
           if (stepUp && options.upstreamInsufficientScope && !retried) {

@@ -35,7 +35,7 @@ export interface UpstreamConnectionsOptions {
   /** Each upstream's era, learnt once and shared by every owner. */
   eras: UpstreamEras;
   /** Extra headers for one HTTP request to `upstream`; called for every request. */
-  headers(upstream: McpUpstream): Promise<Record<string, string>>;
+  headers(upstream: McpUpstream, request?: { method: string; url: string }): Promise<Record<string, string>>;
   /**
    * The upstream answered HTTP 401 to a request sent with `sent` headers; `retried` tells whether
    * it was already the retry. Resolving true sends the request once more with fresh headers.
@@ -295,13 +295,13 @@ export class UpstreamConnections {
   async #fetch(upstream: McpUpstream, url: string | URL, init: RequestInit | undefined): Promise<Response> {
     const send = async () => {
       let extra: Record<string, string>;
+      const method = init?.method ?? 'GET';
       try {
-        extra = await this.#options.headers(upstream);
+        extra = await this.#options.headers(upstream, { method, url: String(url) });
       } catch (error) {
         throw new UpstreamCredentialsError(error);
       }
       const traceHeaders: Record<string, string> = {};
-      const method = init?.method ?? 'GET';
       const response = await traceUpstreamRequest(upstream, method, traceHeaders, async () => {
         const headers = new Headers(init?.headers);
         for (const [name, value] of Object.entries({ ...extra, ...traceHeaders })) headers.set(name, value);

@@ -5,6 +5,7 @@ import type { OidcLogin } from '../identity/oidc-login.js';
 import type { Logger } from '../log.js';
 import { JsonRpcError } from '../mcp/json-rpc.js';
 import type { McpCaller, McpUpstream } from '../mcp/types.js';
+import { advertisedDpopAlgorithms, dpopAlgorithm, dpopProof, newDpopKey, type DpopKey } from './dpop.js';
 import { enterpriseToken } from './enterprise.js';
 import { exchangeIdpToken } from './token-exchange.js';
 import { BrokeredTokenError, type BrokeredToken } from './token-request.js';
@@ -29,6 +30,17 @@ export interface BrokeredTokenDeps {
 const expirySkewSeconds = 30;
 /** Tokens held per process at most; the oldest go first. */
 const maxCached = 10_000;
+/** How long an authorization server's DPoP algorithms are remembered (a failed look-up: a minute). */
+const metadataTtlMs = 60 * 60_000;
+
+/** A token held for a user at an upstream, with the DPoP key it is bound to, if any. */
+type Held = BrokeredToken & { dpop?: DpopKey | undefined };
+
+/** One request the credentials are for: a DPoP proof names its method and URL. Default: POST to the MCP URL. */
+export interface UpstreamRequest {
+  method: string;
+  url: string;
+}
 
 type Brokered = BrokeredUpstream<UpstreamTokenExchangeConfig> | BrokeredUpstream<UpstreamEnterpriseConfig>;
 
@@ -44,8 +56,26 @@ function isBrokered(upstream: UpstreamConfig): upstream is Brokered {
  */
 export function brokeredTokens(deps: BrokeredTokenDeps) {
   const byName = new Map(deps.upstreams.filter(isBrokered).map((upstream) => [upstream.name, upstream]));
-  const cache = new Map<string, BrokeredToken>();
-  const pending = new Map<string, Promise<BrokeredToken>>();
+  const cache = new Map<string, Held>();
+  const pending = new Map<string, Promise<Held>>();
+  const dpopAlgs = new Map<string, { at: number; ttl: number; algs: Promise<string[] | undefined> }>();
+
+  /** The DPoP algorithm for an upstream's authorization server, when it advertises one the gateway signs with. */
+  async function dpopAlgOf(upstream: Brokered): Promise<string | undefined> {
+    const issuer = upstream.auth.issuer;
+    if (!issuer) return undefined;
+    let known = dpopAlgs.get(issuer);
+    if (!known || Date.now() - known.at > known.ttl) {
+      const algs = advertisedDpopAlgorithms(issuer);
+      known = { at: Date.now(), ttl: metadataTtlMs, algs };
+      dpopAlgs.set(issuer, known);
+      const entry = known;
+      void algs.then((found) => {
+        if (!found) entry.ttl = 60_000;
+      });
+    }
+    return dpopAlgorithm(await known.algs);
+  }
 
   async function idpTokensOf(caller: McpCaller, upstream: Brokered): Promise<IdpTokenSet> {
     const tokens = await deps.idpTokens?.find(caller.userId);
@@ -55,14 +85,22 @@ export function brokeredTokens(deps: BrokeredTokenDeps) {
     return tokens;
   }
 
-  async function obtain(caller: McpCaller, upstream: Brokered): Promise<BrokeredToken> {
+  async function obtain(caller: McpCaller, upstream: Brokered): Promise<Held> {
     const idp = await idpTokensOf(caller, upstream);
-    if (upstream.auth.type === 'token-exchange') return exchangeIdpToken({ ...upstream, auth: upstream.auth }, idp);
-    if (!deps.idp) throw new BrokeredTokenError(`${upstream.displayName} needs users signed in at the identity provider (identity mode oidc).`);
-    return enterpriseToken({ ...upstream, auth: upstream.auth }, idp, deps.idp);
+    // A key per grant: the token this grant yields is bound to it (RFC 9449), and it never leaves the process.
+    const alg = await dpopAlgOf(upstream);
+    const dpop = alg ? await newDpopKey(alg) : undefined;
+    let token: BrokeredToken;
+    if (upstream.auth.type === 'token-exchange') {
+      token = await exchangeIdpToken({ ...upstream, auth: upstream.auth }, idp, dpop?.handle);
+    } else {
+      if (!deps.idp) throw new BrokeredTokenError(`${upstream.displayName} needs users signed in at the identity provider (identity mode oidc).`);
+      token = await enterpriseToken({ ...upstream, auth: upstream.auth }, idp, deps.idp, dpop?.handle);
+    }
+    return token.tokenType === 'dpop' ? { ...token, dpop } : token;
   }
 
-  async function token(caller: McpCaller, upstream: Brokered): Promise<BrokeredToken> {
+  async function token(caller: McpCaller, upstream: Brokered): Promise<Held> {
     const key = `${caller.userId}\n${upstream.name}`;
     const held = cache.get(key);
     if (held && (held.expiresAt === null || held.expiresAt - Date.now() / 1000 > expirySkewSeconds)) return held;
@@ -84,13 +122,18 @@ export function brokeredTokens(deps: BrokeredTokenDeps) {
       return byName.has(upstream.name);
     },
 
-    /** The `Authorization` header for one request; a JSON-RPC error when no token can be had. */
-    async headers(caller: McpCaller, upstream: McpUpstream): Promise<Record<string, string>> {
+    /**
+     * The `Authorization` header for one request (`DPoP` with a proof of the grant's key for
+     * `request` when the token is bound to one); a JSON-RPC error when no token can be had.
+     */
+    async headers(caller: McpCaller, upstream: McpUpstream, request?: UpstreamRequest): Promise<Record<string, string>> {
       const config = byName.get(upstream.name);
       if (!config) return {};
       try {
         const held = await token(caller, config);
-        return { Authorization: `Bearer ${held.accessToken}` };
+        if (!held.dpop) return { Authorization: `Bearer ${held.accessToken}` };
+        const proof = await dpopProof(held.dpop, request?.method ?? 'POST', request?.url ?? config.mcpUrl, held.accessToken);
+        return { Authorization: `DPoP ${held.accessToken}`, DPoP: proof };
       } catch (error) {
         if (!(error instanceof BrokeredTokenError)) throw error;
         deps.log.warn('no upstream token for the user', { upstream: upstream.name, user: caller.userId, reason: error.message });

@@ -87,7 +87,8 @@ export async function requestToken(request: TokenRequest): Promise<BrokeredToken
   };
 }
 
-function isLoopbackHttp(url: string): boolean {
+/** Plain http is allowed only for a loopback URL (a development or test server). */
+export function isLoopbackHttp(url: string): boolean {
   const { protocol, hostname } = new URL(url);
   return protocol === 'http:' && (hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname));
 }

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { FakeIdp } from '../helpers/fake-idp.js';
 import type { FakeUpstream } from '../helpers/fake-upstream.js';
 import type { TestGateway } from '../helpers/gateway.js';
-import { callUpstreamTool, signInThroughIdp, startIdentityBroker, type IdentityBrokerSetup } from '../helpers/oidc-sign-in.js';
+import { callUpstreamTool, enterpriseAuthAt, signInThroughIdp, startIdentityBroker, type IdentityBrokerSetup } from '../helpers/oidc-sign-in.js';
 import { temporalUnavailable } from '../helpers/temporal.js';
 
 const skip = Boolean(temporalUnavailable);
@@ -20,13 +20,7 @@ describe.skipIf(skip)('auth type enterprise: an ID-JAG from the IdP is traded at
       autoLogin: 'emp-1001',
       idJag: true,
       trustedIdp: { refusedSubjects: ['emp-4004'] },
-      auth: (github) => ({
-        type: 'enterprise',
-        issuer: github.issuer,
-        tokenEndpoint: github.tokenEndpoint,
-        resource: true,
-        client: { clientId: github.clientId!, clientSecret: github.clientSecret!, authMethod: 'client_secret_post' },
-      }),
+      auth: enterpriseAuthAt,
     });
     ({ idp, upstream, gateway } = setup);
   });

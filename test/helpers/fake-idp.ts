@@ -55,8 +55,8 @@ export interface FakeIdp {
   answerWith(answer: FakeIdpAnswer | undefined): void;
   /** Refuse ID-JAG requests for these users with this error (policy); `undefined` refuses none. */
   refuseIdJags(refusal: { subjects: string[]; error: string } | undefined): void;
-  /** The claims of the last ID-JAG issued. */
-  readonly lastIdJag: Record<string, unknown> | undefined;
+  /** The claims of the last ID-JAG issued, and the ID-JAG itself (`jwt`). */
+  readonly lastIdJag: (Record<string, unknown> & { jwt: string }) | undefined;
   /**
    * Follow an authorization request (OpenID Connect Core 1.0 §3.1.2.1) through the IdP without a
    * browser, keeping its cookies, and return the URL it finally redirects to: the client's
@@ -87,7 +87,7 @@ export async function startFakeIdp(options: FakeIdpOptions): Promise<FakeIdp> {
   const clientSecret = options.clientSecret === null ? undefined : (options.clientSecret ?? randomBytes(24).toString('base64url'));
   const counters: FakeIdpCounters = { authorizations: 0, codeExchanges: 0, failedTokenRequests: 0, idJags: 0, refusedIdJags: 0 };
   let idJagRefusal: { subjects: string[]; error: string } | undefined;
-  let lastIdJag: Record<string, unknown> | undefined;
+  let lastIdJag: (Record<string, unknown> & { jwt: string }) | undefined;
   let answer: FakeIdpAnswer | undefined = options.autoLogin === undefined ? undefined : { login: options.autoLogin };
 
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -216,7 +216,7 @@ export async function startFakeIdp(options: FakeIdpOptions): Promise<FakeIdp> {
       .setExpirationTime(`${lifetime}s`)
       .sign(privateKey);
     counters.idJags += 1;
-    lastIdJag = { ...claims, iss: issuer, sub, aud: audience };
+    lastIdJag = { ...claims, iss: issuer, sub, aud: audience, jwt };
     ctx.set('Cache-Control', 'no-store');
     ctx.body = { access_token: jwt, issued_token_type: 'urn:ietf:params:oauth:token-type:id-jag', token_type: 'N_A', expires_in: lifetime, ...(form.get('scope') ? { scope: form.get('scope') } : {}) };
   }

@@ -9,7 +9,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import Koa, { type Context, type Next } from 'koa';
 import * as z from 'zod';
 
-import { identityGrants, type IdentityGrantCounters, type TrustedIdp } from './identity-grants.js';
+import { identityGrants, verifyDpopProof, type IdentityGrantCounters, type TrustedIdp } from './identity-grants.js';
 
 /** The two upstream shapes the gateway must handle. */
 export const FAKE_UPSTREAM_PRESETS = ['github', 'notion'] as const;
@@ -75,6 +75,12 @@ export interface FakeUpstreamOptions {
    * (see `identity-grants.ts`). Default: neither grant.
    */
   trustedIdp?: TrustedIdp;
+  /**
+   * With `trustedIdp`: take its grants only with a DPoP proof (RFC 9449) and bind the tokens to the
+   * proof's key; the MCP endpoint takes a bound token only as `Authorization: DPoP` with a proof of
+   * that key for the request. Default off.
+   */
+  requireDpop?: boolean;
 }
 
 /** Live counters of a fake upstream; see {@link FakeUpstream.counters}. */
@@ -231,6 +237,7 @@ function resolveSettings(options: FakeUpstreamOptions): UpstreamSettings {
     rewriteAuthorizationResponse: options.rewriteAuthorizationResponse,
     toolScopes: options.toolScopes ?? {},
     trustedIdp: options.trustedIdp,
+    requireDpop: options.requireDpop ?? false,
   };
 }
 
@@ -281,7 +288,8 @@ async function serveUpstream(
         scopes: settings.scopes,
         client: staticClient,
         counters: state.counters,
-        issueAccessToken: (accountId, scope) => issueAccessToken(provider, staticClient.clientId, accountId, scope, mcpUrl, settings.accessTokenTtlSeconds),
+        requireDpop: settings.requireDpop,
+        issueAccessToken: (accountId, scope, jkt) => issueAccessToken(provider, staticClient.clientId, accountId, scope, jkt, mcpUrl, settings.accessTokenTtlSeconds),
       })
     : undefined;
   asServer.on('request', async (req: IncomingMessage, res: ServerResponse) => {
@@ -393,6 +401,8 @@ interface AccessToken {
   readonly scope?: string;
   readonly exp: number;
   readonly isExpired: boolean;
+  /** The thumbprint of the DPoP key the token is bound to. */
+  readonly jkt?: string;
 }
 
 interface ProviderClient {
@@ -412,6 +422,7 @@ interface UpstreamSettings {
   rewriteAuthorizationResponse: FakeUpstreamOptions['rewriteAuthorizationResponse'];
   toolScopes: Record<string, string[]>;
   trustedIdp: TrustedIdp | undefined;
+  requireDpop: boolean;
 }
 
 const METADATA_PATHS = new Set(['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']);
@@ -566,9 +577,9 @@ function providerConfiguration({
 }
 
 // An access token of the static client for the MCP URL, as a grant of the provider's own would issue.
-async function issueAccessToken(provider: OidcProvider, clientId: string, accountId: string, scope: string, mcpUrl: string, ttl: number): Promise<{ token: string; expiresIn: number }> {
+async function issueAccessToken(provider: OidcProvider, clientId: string, accountId: string, scope: string, jkt: string | undefined, mcpUrl: string, ttl: number): Promise<{ token: string; expiresIn: number }> {
   const client = await provider.Client.find(clientId);
-  const token = new provider.AccessToken({ client, accountId, aud: mcpUrl, scope, gty: 'identity', expiresIn: ttl });
+  const token = new provider.AccessToken({ client, accountId, aud: mcpUrl, scope, gty: 'identity', expiresIn: ttl, ...(jkt ? { jkt } : {}) });
   return { token: await token.save(), expiresIn: ttl };
 }
 
@@ -840,7 +851,7 @@ function mcpRequestHandler(deps: McpHandlerDeps) {
         return;
       }
       state.counters.mcpRequests += 1;
-      const auth = await authenticate(deps, req.headers.authorization);
+      const auth = await authenticate(deps, req.headers.authorization, req);
       if ('error' in auth && req.headers.authorization === undefined) {
         state.counters.unauthenticatedMcpRequests += 1;
       } else if ('error' in auth) {
@@ -896,25 +907,33 @@ interface BearerFailure {
 async function authenticate(
   { provider, mcpUrl, issuer, state }: McpHandlerDeps,
   authorization: string | undefined,
+  req: IncomingMessage,
 ): Promise<AuthInfo | BearerFailure> {
   if (authorization === undefined) {
     return { error: undefined, description: 'an access token is required' };
   }
-  const match = /^Bearer ([\x21-\x7e]+)$/i.exec(authorization);
-  if (!match?.[1]) return { error: 'invalid_token', description: 'malformed Authorization header' };
+  const match = /^(?:Bearer|(DPoP)) ([\x21-\x7e]+)$/i.exec(authorization);
+  if (!match?.[2]) return { error: 'invalid_token', description: 'malformed Authorization header' };
+  const dpopScheme = match[1] !== undefined;
+  const accessToken = match[2];
   if (state.authorizationServer !== issuer) {
     return { error: 'invalid_token', description: 'this resource now trusts another authorization server' };
   }
-  const token = await provider.AccessToken.find(match[1]);
+  const token = await provider.AccessToken.find(accessToken);
   if (!token || token.isExpired) {
     return { error: 'invalid_token', description: 'unknown, revoked or expired access token' };
+  }
+  // RFC 9449 §7.1: a bound token only under the DPoP scheme, with a proof of its key for this request.
+  if (token.jkt || dpopScheme) {
+    const proven = dpopScheme ? await verifyDpopProof(req.headers.dpop, { htm: req.method ?? '', htu: mcpUrl, accessToken }) : undefined;
+    if (!token.jkt || proven !== token.jkt) return { error: 'invalid_token', description: 'the token is DPoP-bound: a DPoP proof of its key is required' };
   }
   const audiences = Array.isArray(token.aud) ? token.aud : [token.aud];
   if (!audiences.includes(mcpUrl)) {
     return { error: 'invalid_token', description: 'access token is not meant for this resource' };
   }
   return {
-    token: match[1],
+    token: accessToken,
     clientId: token.clientId,
     scopes: token.scope ? token.scope.split(' ') : [],
     expiresAt: token.exp,

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
+import { createHash } from 'node:crypto';
+import { calculateJwkThumbprint, createRemoteJWKSet, EmbeddedJWK, jwtVerify, type JWTPayload } from 'jose';
 
 /**
  * An IdP an upstream's authorization server trusts directly: ID tokens it issued (for
@@ -33,8 +34,27 @@ export interface IdentityGrantHost {
   scopes: string[];
   client: { clientId: string; clientSecret: string };
   counters: IdentityGrantCounters;
-  /** Issues an access token for `accountId` to the static client, for the MCP URL. */
-  issueAccessToken(accountId: string, scope: string): Promise<{ token: string; expiresIn: number }>;
+  /** Take identity grants only with a DPoP proof (RFC 9449) and bind the tokens to its key. */
+  requireDpop: boolean;
+  /** Issues an access token for `accountId` to the static client, for the MCP URL, bound to the key `jkt` when given. */
+  issueAccessToken(accountId: string, scope: string, jkt: string | undefined): Promise<{ token: string; expiresIn: number }>;
+}
+
+/**
+ * Checks a DPoP proof (RFC 9449 §4.3): a `dpop+jwt` signed by the key in its header, for `htm` and
+ * `htu`, issued within the last minute, with a `jti`, and `ath` the token's hash when a token goes
+ * with it. Returns the key's thumbprint (RFC 7638), or undefined when the proof fails.
+ */
+export async function verifyDpopProof(proof: string | string[] | undefined, expected: { htm: string; htu: string; accessToken?: string }): Promise<string | undefined> {
+  if (typeof proof !== 'string') return undefined;
+  try {
+    const { payload, protectedHeader } = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', maxTokenAge: 60 });
+    if (payload.htm !== expected.htm || payload.htu !== expected.htu || typeof payload.jti !== 'string') return undefined;
+    if (expected.accessToken !== undefined && payload.ath !== createHash('sha256').update(expected.accessToken).digest('base64url')) return undefined;
+    return await calculateJwkThumbprint(protectedHeader.jwk!);
+  } catch {
+    return undefined;
+  }
 }
 
 const tokenExchange = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -77,9 +97,9 @@ export function identityGrants(idp: TrustedIdp, host: IdentityGrantHost) {
     }
   }
 
-  async function answer(res: ServerResponse, accountId: string, scope: string, extra: Record<string, string> = {}): Promise<void> {
-    const { token, expiresIn } = await host.issueAccessToken(accountId, scope);
-    send(res, 200, { access_token: token, token_type: 'Bearer', expires_in: expiresIn, scope, ...extra });
+  async function answer(res: ServerResponse, accountId: string, scope: string, jkt: string | undefined, extra: Record<string, string> = {}): Promise<void> {
+    const { token, expiresIn } = await host.issueAccessToken(accountId, scope, jkt);
+    send(res, 200, { access_token: token, token_type: jkt ? 'DPoP' : 'Bearer', expires_in: expiresIn, scope, ...extra });
   }
 
   return async function handleIdentityGrant(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
@@ -96,6 +116,8 @@ export function identityGrants(idp: TrustedIdp, host: IdentityGrantHost) {
       refuse(res, 'invalid_client', 'client authentication failed');
       return true;
     }
+    const jkt = host.requireDpop ? await verifyDpopProof(req.headers.dpop, { htm: 'POST', htu: `${host.issuer}/token` }) : undefined;
+    if (host.requireDpop && !jkt) return (refuse(res, 'invalid_dpop_proof', 'a valid DPoP proof is required'), true);
     if (grantType === tokenExchange) {
       if (form.get('subject_token_type') !== idTokenType) return (refuse(res, 'invalid_request', 'subject_token_type must be an ID token'), true);
       const resource = form.get('resource');
@@ -106,7 +128,7 @@ export function identityGrants(idp: TrustedIdp, host: IdentityGrantHost) {
       if (!claims?.sub) return (refuse(res, 'invalid_grant', 'the subject token is not a valid ID token of the trusted IdP'), true);
       if (idp.refusedSubjects?.includes(claims.sub)) return (refuse(res, 'invalid_grant', 'this user has no access here'), true);
       host.counters.tokenExchanges += 1;
-      await answer(res, claims.sub, grantedScope(form), { issued_token_type: 'urn:ietf:params:oauth:token-type:access_token' });
+      await answer(res, claims.sub, grantedScope(form), jkt, { issued_token_type: 'urn:ietf:params:oauth:token-type:access_token' });
       return true;
     }
     const claims = await verified(form.get('assertion') ?? '', { audience: host.issuer, typ: 'oauth-id-jag+jwt' });
@@ -115,7 +137,7 @@ export function identityGrants(idp: TrustedIdp, host: IdentityGrantHost) {
     if (claims.client_id !== host.client.clientId) return (refuse(res, 'invalid_grant', 'the ID-JAG was issued for another client'), true);
     if (claims.resource !== undefined && claims.resource !== host.mcpUrl) return (refuse(res, 'invalid_grant', 'the ID-JAG is for another resource'), true);
     host.counters.jwtBearerGrants += 1;
-    await answer(res, claims.sub, grantedScope(form, claims.scope));
+    await answer(res, claims.sub, grantedScope(form, claims.scope), jkt);
     return true;
   };
 }

@@ -64,12 +64,13 @@ export async function startIdentityBroker(options: {
   auth(upstream: FakeUpstream): UpstreamConfig['auth'];
   trustedIdp?: Omit<TrustedIdp, 'issuer'>;
   idJag?: boolean;
+  requireDpop?: boolean;
   autoLogin: string;
 }): Promise<IdentityBrokerSetup> {
   const idpPort = await freePort();
   const idpIssuer = `http://127.0.0.1:${idpPort}`;
   const idpSecret = randomBytes(24).toString('base64url');
-  const upstream = await startFakeUpstream({ preset: 'github', trustedIdp: { issuer: idpIssuer, ...options.trustedIdp } });
+  const upstream = await startFakeUpstream({ preset: 'github', trustedIdp: { issuer: idpIssuer, ...options.trustedIdp }, ...(options.requireDpop ? { requireDpop: true } : {}) });
   const gateway = await startTestGateway((config) => {
     config.upstreams = [{ name: 'github', displayName: 'GitHub', mcpUrl: upstream.mcpUrl, auth: options.auth(upstream), scopes: ['repo'] }];
     config.identity = { mode: 'oidc', oidc: { issuer: idpIssuer, clientId: 'consent-gateway', clientSecret: idpSecret, scopes: ['openid'] } };
@@ -90,5 +91,16 @@ export async function startIdentityBroker(options: {
       await idp.close();
       await upstream.close();
     },
+  };
+}
+
+/** `auth: { type: enterprise }` at the fake upstream `github`, as its static client (`client_secret_post`). */
+export function enterpriseAuthAt(github: FakeUpstream): UpstreamConfig['auth'] {
+  return {
+    type: 'enterprise',
+    issuer: github.issuer,
+    tokenEndpoint: github.tokenEndpoint,
+    resource: true,
+    client: { clientId: github.clientId!, clientSecret: github.clientSecret!, authMethod: 'client_secret_post' },
   };
 }

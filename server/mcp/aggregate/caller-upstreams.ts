@@ -3,7 +3,7 @@ import type { UpstreamConnectionsOptions } from '../upstream-connections.js';
 
 /** Upstream connection settings of the endpoint, with credentials that depend on the caller. */
 export type CallerUpstreamOptions = Omit<UpstreamConnectionsOptions, 'capabilities' | 'onNotification' | 'onRequest' | 'headers' | 'unauthorized' | 'insufficientScope'> & {
-  headers(caller: McpCaller, upstream: McpUpstream): Promise<Record<string, string>>;
+  headers(caller: McpCaller, upstream: McpUpstream, request?: { method: string; url: string }): Promise<Record<string, string>>;
   unauthorized?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean): Promise<boolean>;
   insufficientScope?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, scopes: string[]): Promise<boolean>;
 };
@@ -13,7 +13,7 @@ export function forCaller(options: CallerUpstreamOptions, caller: () => McpCalle
   const { headers, unauthorized, insufficientScope, ...settings } = options;
   return {
     ...settings,
-    headers: (upstream) => headers(caller(), upstream),
+    headers: (upstream, request) => headers(caller(), upstream, request),
     ...(unauthorized ? { unauthorized: (upstream: McpUpstream, sent: Record<string, string>, retried: boolean) => unauthorized(caller(), upstream, sent, retried) } : {}),
     ...(insufficientScope ? { insufficientScope: (upstream: McpUpstream, sent: Record<string, string>, scopes: string[]) => insufficientScope(caller(), upstream, sent, scopes) } : {}),
   };

@@ -1,0 +1,58 @@
+import { randomBytes } from 'node:crypto';
+import { exportJWK, SignJWT, type JWK } from 'jose';
+import * as oauth from 'oauth4webapi';
+import { isLoopbackHttp } from './token-request.js';
+
+/** The key a grant's access token is bound to (DPoP, RFC 9449), and the handle its token requests sign with. */
+export interface DpopKey {
+  alg: string;
+  privateKey: CryptoKey;
+  publicJwk: JWK;
+  /** For oauth4webapi's token requests (keeps the authorization server's nonces). */
+  handle: oauth.DPoPHandle;
+}
+
+/** Algorithms the gateway signs proofs with, in order of preference. */
+const preferred = ['ES256', 'EdDSA', 'PS256', 'RS256'];
+
+/** The algorithm to use with an authorization server advertising `supported`, if any is shared. */
+export function dpopAlgorithm(supported: readonly string[] | undefined): string | undefined {
+  return preferred.find((alg) => supported?.includes(alg));
+}
+
+/** A fresh key pair for one grant; the private key cannot be exported. */
+export async function newDpopKey(alg: string): Promise<DpopKey> {
+  const keyPair = await oauth.generateKeyPair(alg);
+  const { kty, crv, x, y, n, e } = await exportJWK(keyPair.publicKey);
+  const publicJwk = Object.fromEntries(Object.entries({ kty, crv, x, y, n, e }).filter(([, value]) => value !== undefined)) as JWK;
+  return { alg, privateKey: keyPair.privateKey, publicJwk, handle: oauth.DPoP({}, keyPair) };
+}
+
+/**
+ * A DPoP proof (RFC 9449 §4.2) of `key` for one request to a protected resource: `htm`, `htu`
+ * (without query and fragment), `iat`, a fresh `jti` and `ath`, the access token's SHA-256.
+ */
+export async function dpopProof(key: DpopKey, method: string, url: string, accessToken: string): Promise<string> {
+  const target = new URL(url);
+  const ath = Buffer.from(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(accessToken))).toString('base64url');
+  return new SignJWT({ htm: method.toUpperCase(), htu: `${target.origin}${target.pathname}`, jti: randomBytes(16).toString('base64url'), ath })
+    .setProtectedHeader({ alg: key.alg, typ: 'dpop+jwt', jwk: key.publicJwk })
+    .setIssuedAt()
+    .sign(key.privateKey);
+}
+
+/**
+ * The DPoP algorithms the authorization server `issuer` advertises (`dpop_signing_alg_values_supported`,
+ * RFC 9449 §5.1) in its RFC 8414 metadata; undefined when it advertises none or has no metadata.
+ */
+export async function advertisedDpopAlgorithms(issuer: string, timeoutMs = 10_000): Promise<string[] | undefined> {
+  const url = new URL(issuer);
+  const options = { algorithm: 'oauth2' as const, signal: AbortSignal.timeout(timeoutMs), [oauth.allowInsecureRequests]: isLoopbackHttp(issuer) };
+  try {
+    const as = await oauth.processDiscoveryResponse(url, await oauth.discoveryRequest(url, options));
+    const algs = as.dpop_signing_alg_values_supported;
+    return Array.isArray(algs) && algs.length > 0 ? algs : undefined;
+  } catch {
+    return undefined;
+  }
+}
