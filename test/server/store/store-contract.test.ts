@@ -370,6 +370,16 @@ describe.each([sqlite, postgres])('the store contract on $name', (backend) => {
       expect(await store.getUpstreamTokens('alice', 'notion')).toBeUndefined();
       expect(await store.getUpstreamTokens('bob', 'notion')).toEqual(tokens({ userId: 'bob' }));
     });
+
+    it('keeps the issuer the tokens are bound to and the scopes a step-up asked for, and forgets them when a record without them replaces it', async () => {
+      const store = await freshStore();
+      await store.saveUpstreamTokens(tokens({ issuer: 'https://as.example/tenant', requiredScopes: ['read', 'admin'] }));
+      expect(await store.getUpstreamTokens('alice', 'notion')).toEqual(tokens({ issuer: 'https://as.example/tenant', requiredScopes: ['read', 'admin'] }));
+      await store.saveUpstreamTokens(tokens({ issuer: 'https://as.example/tenant', version: 2 }));
+      expect(await store.getUpstreamTokens('alice', 'notion')).toEqual(tokens({ issuer: 'https://as.example/tenant', version: 2 }));
+      await store.saveUpstreamTokens(tokens({ version: 3 }));
+      expect(await store.getUpstreamTokens('alice', 'notion')).toEqual(tokens({ version: 3 }));
+    });
   });
 
   describe.skipIf(Boolean(backend.skip))('elicitations', () => {
