@@ -544,6 +544,11 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
     if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name)) throw new ConfigError(`identity.header.name must be an HTTP header name (got "${name}")`);
     identityConfig.header = { name, trustedProxies };
   }
+  // These kinds reach the upstream with the user's IdP sign-in, which only the oidc mode has.
+  const signInBound = upstreams.findIndex((upstream) => upstream.auth.type === 'token-exchange' || upstream.auth.type === 'enterprise');
+  if (signInBound >= 0 && identityMode !== 'oidc') {
+    throw new ConfigError(`upstreams[${signInBound}].auth.type ${upstreams[signInBound]!.auth.type} needs identity.mode "oidc" (the user's sign-in at the identity provider)`);
+  }
   const encryptionKey = asString(env.GATEWAY_ENCRYPTION_KEY, 'GATEWAY_ENCRYPTION_KEY') ?? asString(raw.encryptionKey, 'encryptionKey');
   if (encryptionKey && Buffer.from(encryptionKey, /[-_]/.test(encryptionKey) ? 'base64url' : 'base64').length !== 32) {
     throw new ConfigError('GATEWAY_ENCRYPTION_KEY must be 32 bytes, base64 or base64url (e.g. `openssl rand -base64 32`)');

@@ -108,7 +108,7 @@ describe('loadConfig', () => {
     expect(b?.auth).toEqual({ type: 'oauth', client: { kind: 'dynamic' }, resource: true });
     expect(c?.auth).toEqual({ type: 'oauth', client: { kind: 'metadata-document' }, resource: false });
     const bad = await configFile('upstreams:\n  - {name: d, mcpUrl: "https://d.example/mcp", auth: {type: saml}}\n');
-    expect(() => loadConfig({ file: bad, env: {} })).toThrow('upstreams[0].auth.type must be one of none, oauth (got "saml")');
+    expect(() => loadConfig({ file: bad, env: {} })).toThrow('upstreams[0].auth.type must be one of none, oauth, token-exchange, enterprise (got "saml")');
     const untyped = await configFile('upstreams:\n  - {name: d, mcpUrl: "https://d.example/mcp", auth: {issuer: "https://as.example"}}\n');
     expect(() => loadConfig({ file: untyped, env: {} })).toThrow('upstreams[0].auth must be a mapping with type: none | oauth');
   });
