@@ -1,3 +1,5 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dpopProof, newDpopKey } from '../../server/upstream-brokered/dpop.js';
 import { requestToken } from '../../server/upstream-brokered/token-request.js';
@@ -79,5 +81,23 @@ describe.skipIf(skip)('DPoP toward an upstream whose authorization server advert
     const proven = await callUpstreamDirectly({ authorization: `DPoP ${bound.accessToken}`, dpop: await dpopProof(key, 'POST', upstream.mcpUrl, bound.accessToken) });
     expect(proven.status).toBe(200);
     expect(await proven.text()).toContain('emp-5005');
+  });
+
+  it('serves the upstream through the aggregate /mcp endpoint too: its tools listed and called with proofs, no connect link', async () => {
+    const { gateway, idp, upstream } = setup;
+    idp.answerWith({ login: 'emp-6006' });
+    const token = await signInThroughIdp(gateway.url, idp, { upstreams: ['github'] });
+    const client = new Client({ name: 'aggregate test', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${gateway.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+    try {
+      const tools = await client.listTools();
+      expect(tools.tools.map((tool) => tool.name)).toContain('github__whoami');
+      const called = await client.callTool({ name: 'github__whoami', arguments: {} });
+      expect(called.isError).toBeFalsy();
+      expect(JSON.stringify(called.content)).toContain('emp-6006');
+    } finally {
+      await client.close();
+    }
+    expect(upstream.toolCalls.at(-1)).toEqual({ accountId: 'emp-6006', tool: 'whoami' });
   });
 });
