@@ -20,7 +20,8 @@ export interface FastCallOptions {
   clientInfo: { name: string; version: string };
   /** Whether `upstream` is known to speak MCP 2026-07-28 (learnt by the endpoint's own connections). */
   speaksModern(upstream: McpUpstream): boolean;
-  headers(caller: McpCaller, upstream: McpUpstream): Promise<Record<string, string>>;
+  /** The caller's credentials for one request to `upstream` (a DPoP proof names its method and URL). */
+  headers(caller: McpCaller, upstream: McpUpstream, request: { method: string; url: string }): Promise<Record<string, string>>;
   unauthorized?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean): Promise<boolean>;
   /** Bound on the upstream's answer. */
   timeoutMs: number;
@@ -168,7 +169,7 @@ export function createUpstreamCall(options: UpstreamCallOptions) {
     for (let retried = false; ; retried = true) {
       let credentials: Record<string, string>;
       try {
-        credentials = await options.headers(caller, upstream);
+        credentials = await options.headers(caller, upstream, { method: 'POST', url: upstream.url });
       } catch {
         // A connection to make first: the full endpoint asks the user, as it always does.
         return undefined;

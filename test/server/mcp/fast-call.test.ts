@@ -203,3 +203,29 @@ describe('the 2025-11-25 session tools/call fast path of /mcp', () => {
     expect(gateway.endpoint.sessionCount()).toBe(1);
   });
 });
+
+describe('credentials on both fast paths', () => {
+  it('asks for the caller credentials of each call with its method and URL, as a DPoP proof needs', async () => {
+    const asked: { upstream: string; request: unknown }[] = [];
+    const gateway = await startGateway(() => upstreams, {
+      upstreamHeaders: async (_caller, upstream, request) => {
+        asked.push({ upstream: upstream.name, request });
+        return {};
+      },
+    });
+    const client = await connectModern(gateway.url);
+    await client.listTools();
+    asked.length = 0;
+    const [modern] = await call(gateway.url, 41, 'conf__test_simple_text');
+    expect(modern).toMatchObject({ id: 41, result: { content: [{ type: 'text', text: 'This is a simple text response for testing.' }] } });
+    expect(fastPathTaken(gateway.logged)).toBe(1);
+    expect(asked).toEqual([{ upstream: 'conf', request: { method: 'POST', url: conf.url } }]);
+
+    const { post } = await openRawSession(gateway.url);
+    asked.length = 0;
+    const legacy = await post(toolCall(42, 'conf__test_simple_text'));
+    expect(legacy.messages).toMatchObject([{ id: 42, result: { content: [{ type: 'text', text: 'This is a simple text response for testing.' }] } }]);
+    expect(legacyFastPathTaken(gateway.logged)).toBe(1);
+    expect(asked).toEqual([{ upstream: 'conf', request: { method: 'POST', url: conf.url } }]);
+  });
+});
