@@ -54,7 +54,7 @@ export async function createGateway(
     store: deps.store,
     cipher: deps.cipher,
     upstreams: config.upstreams,
-    temporal: { client: deps.temporal, taskQueue: config.temporal.taskQueue, log: deps.log },
+    temporal: { client: deps.temporal, taskQueue: config.temporal.taskQueue, log: deps.log, requestTimeoutMs: config.temporal.requestTimeoutMs },
     publicUrl: config.http.publicUrl,
     brokered: brokeredTokens({
       upstreams: config.upstreams,

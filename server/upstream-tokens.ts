@@ -8,7 +8,7 @@ import { JsonRpcError } from './mcp/json-rpc.js';
 import type { McpCaller, McpUpstream } from './mcp/types.js';
 import { upstreamTokenLabel } from './store/sealed-labels.js';
 import type { ElicitationStore, UpstreamTokenRecord, UpstreamTokenStore } from './store/store.js';
-import { ensureUpstreamGrant, requestUpstreamRefresh } from './temporal/client.js';
+import { ensureUpstreamGrant, isTemporalUnreachable, requestUpstreamRefresh, withTemporalDeadline } from './temporal/client.js';
 import { inSpan } from './tracing.js';
 import type { brokeredTokens, UpstreamRequest } from './upstream-brokered/index.js';
 
@@ -22,7 +22,8 @@ export interface UpstreamTokenDeps {
   store: UpstreamTokenStore & ElicitationStore;
   cipher: TokenCipher;
   upstreams: UpstreamConfig[];
-  temporal?: { client: Client; taskQueue: string; log: Logger };
+  /** `requestTimeoutMs` bounds each request's Temporal calls (refresh, reconnect, step-up). */
+  temporal?: { client: Client; taskQueue: string; log: Logger; requestTimeoutMs?: number };
   /** The gateway's public URL: with it, a missing connection answers with a URL elicitation link. */
   publicUrl?: string;
   /** Upstreams reached with the user's IdP sign-in instead of a connection of their own (token exchange, ID-JAG). */
@@ -34,6 +35,26 @@ export const urlElicitationRequired = -32042;
 
 /** How long an elicitation link works. */
 const elicitationTtlSeconds = 600;
+
+/** JSON-RPC error of an MCP request whose Temporal calls did not answer in time: the client may send it again. */
+export class TemporalUnavailableRpcError extends JsonRpcError {
+  constructor() {
+    super(-32603, 'The gateway cannot renew this connection right now (its workflow service is briefly unavailable); try again in a moment.');
+  }
+}
+
+/**
+ * Runs a Temporal call made inside an MCP request under the request deadline: a Temporal that is
+ * down becomes {@link TemporalUnavailableRpcError} instead of a call that waits out the client's retries.
+ */
+async function bounded<T>(temporal: NonNullable<UpstreamTokenDeps['temporal']>, call: () => Promise<T>): Promise<T> {
+  try {
+    return temporal.requestTimeoutMs ? await withTemporalDeadline(temporal.client, temporal.requestTimeoutMs, call) : await call();
+  } catch (error) {
+    if (isTemporalUnreachable(error)) throw new TemporalUnavailableRpcError();
+    throw error;
+  }
+}
 
 /** A token this close to its expiry (seconds) is refreshed before use: it could expire in flight. */
 const expirySkewSeconds = 2;
@@ -130,7 +151,7 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
   async function refreshed(tokens: UpstreamTokenRecord, reason: string): Promise<UpstreamTokenRecord | undefined> {
     const temporal = deps.temporal;
     if (!temporal) return tokens;
-    await requestUpstreamRefresh(temporal.client, temporal.taskQueue, grantInput(tokens), { reason, seenAccessTokenVersion: tokens.version });
+    await bounded(temporal, () => requestUpstreamRefresh(temporal.client, temporal.taskQueue, grantInput(tokens), { reason, seenAccessTokenVersion: tokens.version }));
     ensured.add(upstreamGrantWorkflowId(tokens.userId, tokens.upstream));
     return deps.store.getUpstreamTokens(tokens.userId, tokens.upstream);
   }
@@ -173,9 +194,11 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
         await refreshed(tokens, 'the upstream answered 401');
         return true;
       }
-      await temporal.client.workflow.getHandle(upstreamGrantWorkflowId(tokens.userId, tokens.upstream)).executeUpdate(markNeedsReconnect, {
-        args: [{ reason: 'the upstream refused the token (HTTP 401)', seenAccessTokenVersion: tokens.version }],
-      });
+      await bounded(temporal, () =>
+        temporal.client.workflow.getHandle(upstreamGrantWorkflowId(tokens.userId, tokens.upstream)).executeUpdate(markNeedsReconnect, {
+          args: [{ reason: 'the upstream refused the token (HTTP 401)', seenAccessTokenVersion: tokens.version }],
+        }),
+      );
       temporal.log.warn('upstream refuses the token; the user has to reconnect', { upstream: upstream.name });
       return false;
     },
@@ -196,9 +219,11 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
       if (!tokens || tokens.status !== 'connected') return false;
       if (sent.Authorization !== `Bearer ${deps.cipher.open(tokens.accessToken, upstreamTokenLabel(caller.userId, upstream.name, 'access'))}`) return true;
       const scopes = [...new Set([...tokens.scopes, ...config.scopes, ...challenged])];
-      await ensureUpstreamGrant(temporal.client, temporal.taskQueue, grantInput(tokens));
-      const answer = await temporal.client.workflow.getHandle(upstreamGrantWorkflowId(tokens.userId, tokens.upstream)).executeUpdate(requireScopes, {
-        args: [{ scopes, seenAccessTokenVersion: tokens.version }],
+      const answer = await bounded(temporal, async () => {
+        await ensureUpstreamGrant(temporal.client, temporal.taskQueue, grantInput(tokens));
+        return temporal.client.workflow.getHandle(upstreamGrantWorkflowId(tokens.userId, tokens.upstream)).executeUpdate(requireScopes, {
+          args: [{ scopes, seenAccessTokenVersion: tokens.version }],
+        });
       });
       if (answer.outcome === 'retry') return true;
       if (answer.outcome === 'refused') {
