@@ -4,7 +4,7 @@
  * the closed lists a flow's state uses. It imports nothing, so the browser bundle takes it as it is.
  *
  * A new step is a row here, then its update and handler (`messages.ts`, `workflow.ts`, with
- * `patched()`), its POST (`server/routes/interaction.ts`) and its screen (`web/consent-app/`).
+ * `patched()`), its POST (`server/routes/interaction/step-api.ts`) and its screen (`web/consent-app/`).
  */
 
 /** Each step a flow waits at: its status while waiting there, its screen's title and element. */
