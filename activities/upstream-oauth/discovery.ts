@@ -88,16 +88,35 @@ function challengeParameter(header: string, name: string): string | undefined {
   return match ? (match[1] ?? match[2]) : undefined;
 }
 
-/** Asks the MCP URL without a token, as an MCP client's first request does, and reads its 401 challenge. */
+/** The first request of each protocol era, sent without a token to learn the MCP URL's challenge. */
+const probes = [
+  {
+    version: '2026-07-28',
+    method: 'server/discover',
+    params: { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'consent-gateway', version: '0.1.0' }, 'io.modelcontextprotocol/clientCapabilities': {} } },
+  },
+  { version: '2025-11-25', method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'consent-gateway', version: '0.1.0' } } },
+] as const;
+
+/**
+ * Asks the MCP URL without a token, as an MCP client's first request does, and reads its 401
+ * challenge: `server/discover` (2026-07-28) first, then `initialize` (2025) for a server that
+ * answered the first without a challenge. A server may let `initialize` through without a token
+ * and challenge only later requests, so the modern request goes first.
+ */
 async function challengeOf(upstream: OAuthUpstream): Promise<ResourceChallenge> {
-  const response = await fetch(upstream.mcpUrl, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'consent-gateway', version: '0.1.0' } } }),
-    signal: AbortSignal.timeout(10_000),
-  }).catch(() => undefined);
-  await response?.body?.cancel().catch(() => undefined);
-  const header = response?.status === 401 ? response.headers.get('www-authenticate') : null;
+  let header: string | null = null;
+  for (const probe of probes) {
+    const response = await fetch(upstream.mcpUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': probe.version, 'mcp-method': probe.method },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: probe.method, params: probe.params }),
+      signal: AbortSignal.timeout(10_000),
+    }).catch(() => undefined);
+    await response?.body?.cancel().catch(() => undefined);
+    header = response?.status === 401 ? response.headers.get('www-authenticate') : null;
+    if (header && /^\s*Bearer\b/i.test(header)) break;
+  }
   if (!header || !/^\s*Bearer\b/i.test(header)) return {};
   const resourceMetadata = challengeParameter(header, 'resource_metadata');
   const scope = challengeParameter(header, 'scope');

@@ -31,15 +31,12 @@ export const EXPECTED_AUTHORIZATION_FAILURES: Readonly<Record<string, string>> =
  * connecting an upstream, does not pass, and why. Warnings count: the runner scores a scenario
  * with a warning as not passed.
  */
-const STEP_UP_INITIAL_SCOPE =
-  'the gateway authorizes before its first call, so the first scope comes from the 401 challenge to a request without a token; this server answers initialize without one, so the first authorization asks for scopes_supported instead of the challenged mcp:basic, and the step-up union (SEP-2350) lacks it (warnings)';
 const CIMD_NEEDS_PUBLIC_URL =
   "the gateway's client ID metadata document is served at its public https URL (auth: { type: oauth, clientMetadataDocument: true }); the command has no public URL, so it registers dynamically (warning)";
 const NOT_AUTHORIZATION =
   'not an authorization scenario: the command lists the tools and calls the first one without arguments the way the gateway proves a connection; it does not play the scenario\'s own client steps';
 
 export const EXPECTED_UPSTREAM_CLIENT_FAILURES: Readonly<Record<string, string>> = {
-  'auth/scope-step-up': STEP_UP_INITIAL_SCOPE,
   'auth/basic-cimd': CIMD_NEEDS_PUBLIC_URL,
 };
 

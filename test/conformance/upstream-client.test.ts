@@ -27,8 +27,9 @@ describe('MCP conformance client auth scenarios against the gateway\'s upstream 
     for (const scenario of mustInclude) expect(Object.keys(run.scenarios), run.summaryLines.join('\n')).toContain(scenario);
     const unexpected = Object.entries(run.scenarios).filter(([scenario, outcome]) => outcome !== 'passed' && !(scenario in expected));
     expect(Object.fromEntries(unexpected.map(([scenario]) => [scenario, run.findings[scenario]])), run.summaryLines.join('\n')).toEqual({});
-    // A scenario listed as failing that passes now is taken off the list.
-    const nowPassing = Object.keys(expected).filter((scenario) => run.scenarios[scenario] === 'passed');
+    // An authorization scenario listed as failing that passes now is taken off the list. The others
+    // test what the command does not attempt; some of their checks pass or not by chance.
+    const nowPassing = Object.keys(expected).filter((scenario) => scenario.startsWith('auth/') && run.scenarios[scenario] === 'passed');
     expect(nowPassing).toEqual([]);
   }
 
