@@ -1,7 +1,7 @@
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Interaction } from 'oidc-provider';
-import { ExpiredError, OAuthError } from '../../errors.js';
+import { AccessDeniedError, ExpiredError, type OAuthError } from '../../errors.js';
 import type { BrowserBinding } from '../../middleware/browser-binding.js';
 
 /** The CSRF subject of a flow's POSTs from the browser bound to it. */
@@ -39,7 +39,7 @@ export function interactionAccess(provider: Provider, browser: BrowserBinding): 
     const uid = ctx.params.uid ?? '';
     const interaction = await loadInteraction(uid);
     if (!interaction) throw new ExpiredError('this sign-in request has expired or does not exist');
-    if (!(await heldByThisBrowser(ctx, uid))) throw new OAuthError(403, 'access_denied', 'this sign-in request can only be finished in the browser that started it; start again from your application');
+    if (!(await heldByThisBrowser(ctx, uid))) throw new AccessDeniedError('this sign-in request can only be finished in the browser that started it; start again from your application');
     return interaction;
   }
 
