@@ -19,7 +19,7 @@ export function errorHandler(log: Logger) {
       } else if (isClientHttpError(caught)) {
         error = new OAuthError(caught.status, caught.status === 413 ? 'request_too_large' : 'invalid_request', caught.message);
       } else {
-        log.error('unhandled error', { method: ctx.method, path: ctx.path, error: caught instanceof Error ? (caught.stack ?? caught.message) : String(caught) });
+        log.error('unhandled error', { method: ctx.method, path: ctx.path, error: caught instanceof Error ? (caught.stack ?? caught.message) : String(caught), cause: caught instanceof Error && caught.cause ? String((caught.cause as Error).message ?? caught.cause) : undefined });
         error = new ServerError();
       }
       ctx.status = error.status;
