@@ -133,3 +133,14 @@ export function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<Js
     req.once('close', onAbort);
   });
 }
+
+/**
+ * The URL elicitation an upstream-connection error carries (-32042, MCP 2025-11-25 SEP-1036): the
+ * connect link the client must open first; undefined for any other error.
+ */
+export function urlElicitationOf(error: { code: number; data?: unknown }): { elicitationId: string; url: string; message: string } | undefined {
+  if (error.code !== -32042) return undefined;
+  const first = (error.data as { elicitations?: { mode?: string; elicitationId?: string; url?: string; message?: string }[] } | undefined)?.elicitations?.[0];
+  if (first?.mode !== 'url' || !first.elicitationId || !first.url) return undefined;
+  return { elicitationId: first.elicitationId, url: first.url, message: first.message ?? 'Connect your account to continue.' };
+}

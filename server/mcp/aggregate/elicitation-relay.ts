@@ -1,6 +1,6 @@
 import { inputRequired, ProtocolError, type Server, type ServerContext } from '@modelcontextprotocol/server';
 
-import { JSON_RPC_ERRORS, type JsonRpcError } from '../json-rpc.js';
+import { JSON_RPC_ERRORS, type JsonRpcError, urlElicitationOf } from '../json-rpc.js';
 import type { McpUpstream } from '../types.js';
 import type { AggregateHandlerOptions, AggregateScope } from './handlers.js';
 import { connectState } from './request-state.js';
@@ -45,12 +45,4 @@ export async function connectFirst<T>(
 /** `error` as the SDK's `ProtocolError`, code, message and data kept. */
 export function asProtocolError(error: JsonRpcError | ProtocolError): ProtocolError {
   return error instanceof ProtocolError ? error : new ProtocolError(error.code, error.message, error.data);
-}
-
-/** The URL elicitation a -32042 error asks for, if that is what it is. */
-function urlElicitationOf(error: JsonRpcError | ProtocolError): { elicitationId: string; url: string; message: string } | undefined {
-  if (error.code !== -32042) return undefined;
-  const first = (error.data as { elicitations?: { mode?: string; elicitationId?: string; url?: string; message?: string }[] } | undefined)?.elicitations?.[0];
-  if (first?.mode !== 'url' || !first.elicitationId || !first.url) return undefined;
-  return { elicitationId: first.elicitationId, url: first.url, message: first.message ?? 'Connect your account to continue.' };
 }

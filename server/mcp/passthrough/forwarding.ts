@@ -5,7 +5,7 @@ import type { Context } from 'koa';
 import type { Logger } from '../../log.js';
 import { insufficientScopeOf } from '../bearer-challenge.js';
 import { isModernVersion, requestProtocolVersion, type JsonRpcMessageShape } from '../http-headers.js';
-import { JSON_RPC_ERRORS, JsonRpcError } from '../json-rpc.js';
+import { JSON_RPC_ERRORS, JsonRpcError, urlElicitationOf } from '../json-rpc.js';
 import type { McpCaller, McpUpstream } from '../types.js';
 import { lowerCased } from '../upstream-request.js';
 
@@ -160,14 +160,6 @@ export function safeReason(reason: string): string {
 function declaresUrlElicitation(message: JsonRpcMessageShape): boolean {
   const capabilities = message.params?._meta?.['io.modelcontextprotocol/clientCapabilities'] as { elicitation?: { url?: unknown } } | undefined;
   return capabilities?.elicitation?.url !== undefined;
-}
-
-/** The URL elicitation a -32042 error carries (MCP 2025-11-25 URLElicitationRequiredError). */
-function urlElicitationOf(error: JsonRpcError): { elicitationId: string; url: string; message: string } | undefined {
-  if (error.code !== -32042) return undefined;
-  const first = (error.data as { elicitations?: { mode?: string; elicitationId?: string; url?: string; message?: string }[] } | undefined)?.elicitations?.[0];
-  if (first?.mode !== 'url' || !first.elicitationId || !first.url) return undefined;
-  return { elicitationId: first.elicitationId, url: first.url, message: first.message ?? 'Connect your account to continue.' };
 }
 
 function single(value: IncomingHttpHeaders[string]): string | undefined {
