@@ -7,7 +7,11 @@
  * first one. Prints one line per step; exits 1 on failure.
  *
  * For the conformance suite's client scenarios (`conformance client --suite auth --command …`):
- * `MCP_CONFORMANCE_CONTEXT` may carry a pre-registered `client_id` (and `client_secret`).
+ * `MCP_CONFORMANCE_CONTEXT` may carry a pre-registered `client_id` (and `client_secret`). With an
+ * `idp_id_token` (and `idp_issuer`, `idp_client_id`) it connects the way the gateway's `enterprise`
+ * kind does instead (`server/upstream-brokered/`): the ID token is kept as a signed-in user's, the
+ * authorization server is found through the MCP URL's metadata, and every request's token is an
+ * ID-JAG from the IdP (RFC 8693) traded at that server (RFC 7523).
  */
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -15,13 +19,22 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
+import { decodeJwt } from 'jose';
+
 import { createActivities } from '../activities/index.js';
 import type { UpstreamSettings } from '../activities/upstream-oauth/index.js';
+import { createDiscovery } from '../activities/upstream-oauth/discovery.js';
+import type { UpstreamConfig } from '../server/config.js';
 import { TokenCipher } from '../server/crypto/token-cipher.js';
-import { UpstreamConnections, UpstreamEras } from '../server/mcp/upstream-connections.js';
-import type { McpUpstream } from '../server/mcp/types.js';
+import { IdpTokens } from '../server/identity/idp-tokens.js';
+import { OidcLogin } from '../server/identity/oidc-login.js';
+import { PendingLogins } from '../server/identity/pending-logins.js';
+import type { Logger } from '../server/log.js';
+import { UpstreamConnections, UpstreamEras, type UpstreamConnectionsOptions } from '../server/mcp/upstream-connections.js';
+import type { McpCaller, McpUpstream } from '../server/mcp/types.js';
 import { upstreamTokenLabel } from '../server/store/sealed-labels.js';
 import { SqliteStore } from '../server/store/sqlite-store.js';
+import { brokeredTokens } from '../server/upstream-brokered/index.js';
 
 const userId = 'upstream-client';
 const name = 'upstream';
@@ -33,6 +46,10 @@ const maxStepUps = 2;
 interface ConformanceContext {
   client_id?: string;
   client_secret?: string;
+  /** Enterprise-Managed Authorization: the user's ID token at the enterprise IdP, and the gateway's client there. */
+  idp_id_token?: string;
+  idp_issuer?: string;
+  idp_client_id?: string;
 }
 
 function say(line: string): void {
@@ -62,6 +79,48 @@ async function followAuthorization(start: string): Promise<URL> {
     url = new URL(location, url);
   }
   throw new Error(`the authorization did not come back after ${maxRedirects} redirects`);
+}
+
+/**
+ * The `enterprise` kind's credentials for one user, by the gateway's own code: the context's ID
+ * token is kept as that user's sign-in at the IdP (sealed, as at a real sign-in), the upstream's
+ * authorization server is the one its protected resource metadata names (RFC 9728), and each
+ * request's token comes from {@link brokeredTokens}: an ID-JAG asked of the IdP, presented at the
+ * authorization server's token endpoint with the pre-registered client.
+ */
+async function enterpriseAccess(
+  context: ConformanceContext,
+  mcpUrl: string,
+  target: McpUpstream,
+  deps: { store: SqliteStore; cipher: TokenCipher; log: Logger },
+): Promise<Pick<UpstreamConnectionsOptions, 'headers' | 'unauthorized'>> {
+  const idToken = context.idp_id_token ?? '';
+  if (!context.idp_issuer || !context.idp_client_id || !context.client_id) throw new Error('an idp_id_token needs idp_issuer, idp_client_id and client_id beside it');
+  const as = await createDiscovery()({ name, mcpUrl, scopes: [], auth: { type: 'oauth', client: { kind: 'dynamic' }, resource: true } });
+  if (!as.token_endpoint) throw new Error(`the authorization server ${as.issuer} names no token endpoint`);
+  say(`authorization server: ${as.issuer}`);
+  const upstream: UpstreamConfig = {
+    name,
+    displayName: target.displayName,
+    mcpUrl,
+    scopes: [],
+    auth: {
+      type: 'enterprise',
+      issuer: as.issuer,
+      tokenEndpoint: as.token_endpoint,
+      resource: true,
+      client: { clientId: context.client_id, ...(context.client_secret ? { clientSecret: context.client_secret, authMethod: 'client_secret_basic' as const } : { authMethod: 'none' as const }) },
+    },
+  };
+  const idpTokens = new IdpTokens(deps.store.oauth, deps.cipher);
+  await idpTokens.save(userId, { idToken, expiresAt: decodeJwt(idToken).exp ?? Math.floor(Date.now() / 1000) + 300 });
+  const idp = new OidcLogin({ issuer: context.idp_issuer, clientId: context.idp_client_id, scopes: ['openid'], redirectUri, pending: new PendingLogins(deps.store.oauth) });
+  const brokered = brokeredTokens({ upstreams: [upstream], idpTokens, idp, log: deps.log });
+  const caller: McpCaller = { userId, clientId: 'upstream-client', upstreams: [target] };
+  return {
+    headers: (to, request) => brokered.headers(caller, to, request),
+    unauthorized: (to, sent, retried) => brokered.unauthorized(caller, to, sent, retried),
+  };
 }
 
 async function main(): Promise<void> {
@@ -111,12 +170,9 @@ async function main(): Promise<void> {
 
   const stepUps = new Map<string, number>();
   const target: McpUpstream = { name, displayName: 'Upstream', url: mcpUrl };
-  const connections = new UpstreamConnections({
-    clientInfo: { name: 'consent-gateway', version: '0.1.0' },
-    log: { debug() {}, info() {}, warn: (message) => say(`warn: ${message}`), error: (message) => say(`error: ${message}`) },
-    eras: new UpstreamEras(),
-    capabilities: () => ({}),
-    connectTimeoutMs: 30_000,
+  const log: Logger = { debug() {}, info() {}, warn: (message) => say(`warn: ${message}`), error: (message) => say(`error: ${message}`) };
+  const enterprise = context.idp_id_token ? await enterpriseAccess(context, mcpUrl, target, { store, cipher, log }) : undefined;
+  const oauthAccess: Pick<UpstreamConnectionsOptions, 'headers' | 'unauthorized' | 'insufficientScope'> = {
     async headers(): Promise<Record<string, string>> {
       const tokens = await store.getUpstreamTokens(userId, name);
       return tokens ? { Authorization: `Bearer ${cipher.open(tokens.accessToken, upstreamTokenLabel(userId, name, 'access'))}` } : {};
@@ -145,9 +201,17 @@ async function main(): Promise<void> {
       await connect();
       return true;
     },
+  };
+  const connections = new UpstreamConnections({
+    clientInfo: { name: 'consent-gateway', version: '0.1.0' },
+    log,
+    eras: new UpstreamEras(),
+    capabilities: () => ({}),
+    connectTimeoutMs: 30_000,
+    ...(enterprise ?? oauthAccess),
   });
   try {
-    await connect();
+    if (!enterprise) await connect();
     await connections.use(target, async (client) => {
       const { tools } = await client.listTools();
       say(`tools: ${tools.map((tool) => tool.name).join(' ') || '(none)'}`);
