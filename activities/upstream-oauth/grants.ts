@@ -110,6 +110,9 @@ export function createGrants(deps: UpstreamOAuthDeps) {
           callback: null,
           expiresAt: now() + authorizationTtlSeconds,
           usedAt: null,
+          // The callback route refuses a response (a code or an error) that does not name this server (RFC 9207).
+          issuer: as.issuer,
+          issRequired: as.authorization_response_iss_parameter_supported === true,
         });
         const authorizationRef = `authorize:${randomUUID()}`;
         await deps.store.putExchangeResult(authorizationRef, deps.cipher.seal(url.href, authorizationRef), new Date().toISOString());

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import Router from '@koa/router';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import * as oauth from 'oauth4webapi';
 import { consentWorkflowId, upstreamCallback } from '../../workflows/consent-flow/messages.js';
 import { connectCallback, upstreamConnectWorkflowId } from '../../workflows/upstream-connect/messages.js';
 import type { AuditRecorder } from '../audit/audit-log.js';
@@ -10,7 +11,7 @@ import type { TokenCipher } from '../crypto/token-cipher.js';
 import type { Logger } from '../log.js';
 import { renderMessage } from '../message-page.js';
 import { sameText, type BrowserBinding } from '../middleware/browser-binding.js';
-import type { GatewayStore } from '../store/store.js';
+import type { GatewayStore, UpstreamAuthorizationRecord } from '../store/store.js';
 import { signalUpstreamConnected } from '../temporal/client.js';
 import { MY_CONNECTIONS_CLIENT_ID } from './connections.js';
 
@@ -91,6 +92,18 @@ export function upstreamCallbackRoutes(deps: UpstreamCallbackDeps): Router {
       return fail(403, 'access_denied', 'This connection belongs to a sign-in started in another browser.', null);
     }
     const params = new URLSearchParams(ctx.querystring);
+    // Before anything reaches the flow: an answer (a code or an error) another server sent with this
+    // attempt's state is not taken, and the attempt stays open for the real one.
+    const foreign = foreignAnswer(pending, params);
+    if (foreign) {
+      log.warn('upstream callback refused: not from the authorization server', { flowId: pending.flowId, upstream: pending.upstream, reason: foreign });
+      return fail(
+        400,
+        'invalid_request',
+        `This answer did not come from ${displayName}'s authorization server (${foreign}), so it was not used. Finish connecting ${displayName} where you started, or try again.`,
+        retryUrl,
+      );
+    }
     const callbackInput = (error?: string) => ({ upstream: pending.upstream, stateHash, ...(error ? { error } : {}) });
     // One update id per authorization: a reload of this callback reaches the update its first
     // request sent (running or finished) instead of starting a second one.
@@ -159,6 +172,26 @@ export function upstreamCallbackRoutes(deps: UpstreamCallbackDeps): Router {
   });
 
   return router;
+}
+
+/**
+ * Why a callback is not the answer of the authorization server the attempt was sent to (RFC 9207
+ * §2.4, with the same check the code exchange makes): an `iss` naming another issuer, or none
+ * though that server advertises `authorization_response_iss_parameter_supported`. Error answers
+ * are held to it like codes, so a forged `error` cannot end the attempt. Undefined when the answer
+ * passes, or the attempt was recorded without its issuer.
+ */
+function foreignAnswer(pending: UpstreamAuthorizationRecord, params: URLSearchParams): string | undefined {
+  if (pending.issuer === undefined) return undefined;
+  const as: oauth.AuthorizationServer = { issuer: pending.issuer, authorization_response_iss_parameter_supported: pending.issRequired === true };
+  try {
+    oauth.validateAuthResponse(as, { client_id: pending.upstream }, params, oauth.skipStateCheck);
+  } catch (error) {
+    // An error answer from the right server, or one the code exchange refuses for other reasons.
+    if (!(error instanceof oauth.OperationProcessingError)) return undefined;
+    return error.message.replace(/^response parameter /, '');
+  }
+  return undefined;
 }
 
 function renderConnectedPage(displayName: string, fromMyConnections: boolean): string {

@@ -176,4 +176,12 @@ export const postgresMigrations: readonly Migration[] = [
       ALTER TABLE upstream_tokens ADD COLUMN required_scopes TEXT;
     `,
   },
+  {
+    version: 6,
+    name: 'upstream authorization issuer',
+    sql: `
+      ALTER TABLE upstream_authorizations ADD COLUMN issuer TEXT;
+      ALTER TABLE upstream_authorizations ADD COLUMN iss_required INTEGER;
+    `,
+  },
 ];

@@ -201,6 +201,8 @@ interface UpstreamAuthorizationRow {
   callback: string | null;
   expires_at: number;
   used_at: number | null;
+  issuer: string | null;
+  iss_required: number | null;
 }
 
 const toUpstreamAuthorization = (row: UpstreamAuthorizationRow): UpstreamAuthorizationRecord => ({
@@ -214,6 +216,7 @@ const toUpstreamAuthorization = (row: UpstreamAuthorizationRow): UpstreamAuthori
   callback: row.callback,
   expiresAt: row.expires_at,
   usedAt: row.used_at,
+  ...(row.issuer !== null ? { issuer: row.issuer, issRequired: Boolean(row.iss_required) } : {}),
 });
 
 interface ElicitationRow {
@@ -493,9 +496,19 @@ export class SqlStore implements GatewayStore {
 
   async createUpstreamAuthorization(authorization: UpstreamAuthorizationRecord): Promise<void> {
     await this.db.run(
-      `INSERT INTO upstream_authorizations (state_hash, flow_id, upstream, user_id, code_verifier, redirect_uri, code, callback, expires_at, used_at)
-       VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, NULL)`,
-      [authorization.stateHash, authorization.flowId, authorization.upstream, authorization.userId, authorization.codeVerifier, authorization.redirectUri, authorization.expiresAt],
+      `INSERT INTO upstream_authorizations (state_hash, flow_id, upstream, user_id, code_verifier, redirect_uri, code, callback, expires_at, used_at, issuer, iss_required)
+       VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, NULL, ?, ?)`,
+      [
+        authorization.stateHash,
+        authorization.flowId,
+        authorization.upstream,
+        authorization.userId,
+        authorization.codeVerifier,
+        authorization.redirectUri,
+        authorization.expiresAt,
+        authorization.issuer ?? null,
+        authorization.issuer === undefined ? null : authorization.issRequired ? 1 : 0,
+      ],
     );
   }
 

@@ -136,6 +136,13 @@ export interface UpstreamAuthorizationRecord {
   /** Epoch seconds. */
   expiresAt: number;
   usedAt: number | null;
+  /**
+   * The issuer of the authorization server the request went to, which its response must name as
+   * `iss` when it names one (RFC 9207 §2.4); absent on attempts recorded before it was kept.
+   */
+  issuer?: string | undefined;
+  /** That server advertised `authorization_response_iss_parameter_supported`: a response without `iss` is not its own. */
+  issRequired?: boolean | undefined;
 }
 
 /** A URL-mode elicitation (MCP SEP-1036): a link that lets one user connect one upstream. */

@@ -223,6 +223,19 @@ export class ConsentDriver {
   }
 
   /**
+   * `POST /interaction/:uid/connect` for `upstream` on the services step: returns the upstream's
+   * authorization URL the browser is sent to.
+   */
+  async connect(uid: string, upstream: string): Promise<string> {
+    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
+    const csrfToken = this.#csrf.get(uid);
+    if (csrfToken) headers['x-csrf-token'] = csrfToken;
+    const answer = await this.request(`/interaction/${uid}/connect`, { method: 'POST', headers, body: JSON.stringify({ upstream }) });
+    if (answer.status !== 200) throw new Error(`connect answered ${answer.status}: ${answer.body.slice(0, 300)}`);
+    return (JSON.parse(answer.body) as { redirectTo: string }).redirectTo;
+  }
+
+  /**
    * The whole consent: sign in as `user`, choose `upstreams` (default: every offered one), decide,
    * and follow the answer to the client's redirect URI. Returns that URL (`code` or `error`).
    */

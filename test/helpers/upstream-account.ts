@@ -10,6 +10,17 @@ export function notionUpstreamConfig(notion: FakeUpstream, name = 'notion', disp
   return { name, displayName, mcpUrl: notion.mcpUrl, auth: { type: 'oauth', client: { kind: 'dynamic' }, resource: true }, scopes: [...notion.scopes] };
 }
 
+/** The gateway's entry for a GitHub-like fake upstream: its configured issuer and static client. */
+export function githubUpstreamConfig(github: FakeUpstream, name = 'github', displayName = 'GitHub'): UpstreamConfig {
+  return {
+    name,
+    displayName,
+    mcpUrl: github.mcpUrl,
+    auth: { type: 'oauth', issuer: github.issuer, client: { kind: 'static', clientId: github.clientId!, clientSecret: github.clientSecret!, authMethod: 'client_secret_post' }, resource: true },
+    scopes: [...github.scopes],
+  };
+}
+
 /**
  * Connects `userId` to a Notion-like fake upstream without a browser or a consent flow, through the
  * gateway's own activities (authorization with PKCE, code exchange): registers the gateway's client

@@ -331,6 +331,14 @@ describe.each([sqlite, postgres])('the store contract on $name', (backend) => {
       expect(await store.completeUpstreamAuthorization('unknown', { code: 'v1.code', callback: 'v1.cb' }, 1_000)).toBe(false);
     });
 
+    it('keeps the issuer an authorization was sent to, and whether its response must name it', async () => {
+      const store = await freshStore();
+      await store.createUpstreamAuthorization(authorization({ issuer: 'https://as.example', issRequired: true }));
+      await store.createUpstreamAuthorization(authorization({ stateHash: 'plain', issuer: 'https://other.example', issRequired: false }));
+      expect(await store.getUpstreamAuthorization('state-hash-1')).toEqual(authorization({ issuer: 'https://as.example', issRequired: true }));
+      expect(await store.getUpstreamAuthorization('plain')).toEqual(authorization({ stateHash: 'plain', issuer: 'https://other.example', issRequired: false }));
+    });
+
     it('lets exactly one of several racing callbacks complete an authorization', async () => {
       const store = await freshStore();
       await store.createUpstreamAuthorization(authorization());
