@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import path from 'node:path';
 import { parse } from 'yaml';
+import { parseToolScopes, type ToolScopes } from './config/tool-scopes.js';
 import { trustedProxies as parseTrustedProxies } from './config/trusted-proxies.js';
 import { parseUpstreamAuth, type ConfigReader, type UpstreamAuthConfig } from './config/upstream-auth/index.js';
 import { parseOAuthServerOptions, type OAuthServerOptions } from './config/oauth-server.js';
@@ -32,6 +33,7 @@ export type StoreConfig =
 
 export type { UpstreamAuthConfig, UpstreamClientConfig, UpstreamNoAuthConfig, UpstreamOAuthConfig } from './config/upstream-auth/index.js';
 export { needsUserConnection } from './config/upstream-auth/index.js';
+export type { ToolScopes } from './config/tool-scopes.js';
 
 /** An upstream MCP server the gateway forwards to. */
 export interface UpstreamConfig {
@@ -42,6 +44,11 @@ export interface UpstreamConfig {
   /** How the gateway authenticates there: `{ type: 'none' }` (no user token), `{ type: 'oauth', … }` (each user's own grant), … */
   auth: UpstreamAuthConfig;
   scopes: string[];
+  /**
+   * Gateway scopes a client's token must carry to call a tool of this upstream, by the upstream's
+   * tool name (`mcp:upstream:<name>:<suffix>`); a call without them is a step-up (403 `insufficient_scope`).
+   */
+  toolScopes?: ToolScopes | undefined;
 }
 
 /** An MCP client registered ahead in configuration. */
@@ -319,12 +326,14 @@ function parseUpstreams(value: unknown): UpstreamConfig[] {
     if (names.has(name)) throw new ConfigError(`upstreams[${i}].name "${name}" is used twice`);
     names.add(name);
     const auth = parseUpstreamAuth(entry.auth, `upstreams[${i}].auth`, configReader);
+    const toolScopes = parseToolScopes(entry.toolScopes, `upstreams[${i}].toolScopes`, name, configReader);
     return {
       name,
       displayName: asString(entry.displayName, `upstreams[${i}].displayName`) ?? name,
       mcpUrl: absoluteUrl(asString(entry.mcpUrl, `upstreams[${i}].mcpUrl`), `upstreams[${i}].mcpUrl`),
       auth,
       scopes: asStringList(entry.scopes, `upstreams[${i}].scopes`) ?? [],
+      ...(toolScopes ? { toolScopes } : {}),
     };
   });
 }

@@ -11,7 +11,7 @@ import { prefixedNaming, untouchedNaming } from './aggregate/naming.js';
 import { isCaller, isLegacy } from './aggregate/request-guards.js';
 import { toWebRequest } from './aggregate/web-bridge.js';
 import { mcpMethodOf } from '../metrics.js';
-import { readPostBody, refusedBeforeReading } from './request-guards.js';
+import { guardToolCalls, readPostBody, refusedBeforeReading } from './request-guards.js';
 import { DEFAULT_TOOL_NAME_SEPARATOR } from './tool-names.js';
 import type { McpCaller, McpUpstream } from './types.js';
 import { UpstreamEras } from './upstream-connections.js';
@@ -176,6 +176,8 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
         body = read.value;
       }
       (ctx.state as { mcpMethod?: string | undefined }).mcpMethod = mcpMethodOf(body);
+      // A tool the token lacks a tool scope for is refused (403, step-up) before it is served.
+      guardToolCalls(ctx, body);
 
       // The web-standard request the SDK's entry points take is built only when one of them serves.
       let built: Request | undefined;

@@ -9,7 +9,7 @@ import { liftGatewayState, readClientRequest } from './passthrough/client-reques
 import { createEraBridge, type PassthroughBridge } from './passthrough/era-bridge.js';
 import { answeredUpstreamFailure, answerGatewayError, answerUnreachable, pipeUpstreamResponse, sendWithCredentials, upstreamRequestHeaders } from './passthrough/forwarding.js';
 import { createPassthroughSigner } from './passthrough/session-ids.js';
-import { refusedBeforeReading } from './request-guards.js';
+import { guardToolCalls, refusedBeforeReading } from './request-guards.js';
 import type { McpCaller, McpUpstream } from './types.js';
 import { sendUpstreamRequest } from './upstream-request.js';
 
@@ -91,6 +91,8 @@ export function createPassthroughEndpoint(options: PassthroughOptions): Passthro
       if (refusedBeforeReading(ctx, closed)) return;
       const request = await readClientRequest(ctx, options.maxBodyBytes);
       if (!request) return;
+      // A tool the token lacks a tool scope for is refused (403, step-up) before anything is forwarded.
+      guardToolCalls(ctx, request.parsed);
       const { requestId } = request;
 
       const requestEra = isModernVersion(requestProtocolVersion(request.message, ctx.get('mcp-protocol-version'))) ? 'modern' : 'legacy';

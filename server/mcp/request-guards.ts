@@ -37,3 +37,24 @@ export async function readPostBody(ctx: Context, maxBodyBytes: number): Promise<
   }
   return read;
 }
+
+/**
+ * Set in `ctx.state.toolCallGuard` by the auth layer in front of an MCP endpoint: throws the HTTP
+ * refusal (403 `insufficient_scope`) of a `tools/call` of `name`, as the endpoint names its tools,
+ * that the caller's token may not make.
+ */
+export type ToolCallGuard = (name: string) => void;
+
+/**
+ * Runs the auth layer's {@link ToolCallGuard}, when it set one, on each `tools/call` of a parsed
+ * POST body (one message or a batch): an endpoint calls it once it read the body, before anything
+ * is answered or forwarded.
+ */
+export function guardToolCalls(ctx: Context, body: unknown): void {
+  const guard = (ctx.state as { toolCallGuard?: ToolCallGuard }).toolCallGuard;
+  if (!guard) return;
+  for (const message of Array.isArray(body) ? body : [body]) {
+    const call = message as { method?: unknown; params?: { name?: unknown } | null } | null;
+    if (call?.method === 'tools/call' && typeof call.params?.name === 'string') guard(call.params.name);
+  }
+}

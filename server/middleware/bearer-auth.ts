@@ -2,7 +2,8 @@ import type { Span } from '@opentelemetry/api';
 import type { Context, Next } from 'koa';
 import type { UpstreamConfig } from '../config.js';
 import { InsufficientScopeError, InvalidTokenError, OAuthError } from '../errors.js';
-import { upstreamScope, upstreamsOfScope, type McpResourceTarget } from '../mcp/resources.js';
+import type { ToolCallGuard } from '../mcp/request-guards.js';
+import { toolScopesOfScope, upstreamScope, upstreamsOfScope, type McpResourceTarget } from '../mcp/resources.js';
 import { DEFAULT_TOOL_NAME_SEPARATOR, resolveToolName } from '../mcp/tool-names.js';
 import { checkDpopProof, dpopAlgorithms, DpopProofError } from '../oauth/dpop-proof.js';
 import { mcpScope, type OAuthServer } from '../oauth/provider.js';
@@ -16,8 +17,14 @@ export interface McpCallerIdentity {
   upstreams: { name: string; displayName: string; url: string }[];
 }
 
-interface CachedCaller {
+/** A checked token: who calls, and the tool scopes it carries. */
+interface CheckedCaller {
   caller: McpCallerIdentity;
+  /** The token's tool scopes (`mcp:upstream:<name>:<suffix>`). */
+  toolScopes: string[];
+}
+
+interface CachedCaller extends CheckedCaller {
   /** The protected resource the token is bound to. */
   resource: string;
   grantId: string;
@@ -36,6 +43,11 @@ interface CachedCaller {
  */
 const cacheMs = 30_000;
 const cacheLimit = 10_000;
+
+/** A resolved prefixed tool name as an upstream name and the upstream's tool name. */
+function resolved(tool: { upstream: { name: string }; tool: string } | undefined): { upstream: string; tool: string } | undefined {
+  return tool && { upstream: tool.upstream.name, tool: tool.tool };
+}
 
 /** The MCP endpoint a request is for, set in `ctx.state.mcpEndpoint` by the router in front of {@link bearerAuth}. */
 export interface McpEndpointTarget {
@@ -66,10 +78,11 @@ export function bearerAuth(deps: {
 
   /**
    * SEP-2350 step-up: 403 `insufficient_scope` naming the whole set the client should ask for next,
-   * what its grant reaches plus what the request needs, so a new authorization keeps the old grant.
+   * what its grant reaches (its upstreams and tool scopes) plus what the request needs, so a new
+   * authorization keeps the old grant.
    */
-  const stepUp = (resource: string, upstreams: readonly string[], description: string) => {
-    const scope = [mcpScope, ...[...new Set(upstreams)].map(upstreamScope)].join(' ');
+  const stepUp = (resource: string, upstreams: readonly string[], toolScopes: readonly string[], description: string) => {
+    const scope = [mcpScope, ...[...new Set(upstreams)].map(upstreamScope), ...new Set(toolScopes)].join(' ');
     return new InsufficientScopeError(description, {
       headers: { 'WWW-Authenticate': `Bearer resource_metadata="${deps.oauth.resources.metadataUrl(resource)}", scope="${scope}", error="insufficient_scope", error_description="${description}"` },
     });
@@ -144,7 +157,7 @@ export function bearerAuth(deps: {
   });
 
   /** The caller behind the request's token, from the cache or the store; throws the refusal. */
-  async function check(ctx: Context, span: Span): Promise<McpCallerIdentity> {
+  async function check(ctx: Context, span: Span): Promise<CheckedCaller> {
     const endpoint = (ctx.state as { mcpEndpoint?: McpEndpointTarget }).mcpEndpoint ?? { resource: deps.oauth.mcpResource, target: { kind: 'aggregate' } };
     const { resource, target } = endpoint;
     const header = ctx.get('authorization');
@@ -160,7 +173,7 @@ export function bearerAuth(deps: {
     if (cached && cached.until > Date.now() && cached.resource === resource && cached.generation === events.generation() && events.live()) {
       span.setAttribute('gateway.token_cached', true);
       await checkBinding(ctx, scheme, value, cached.jkt, resource);
-      return cached.caller;
+      return cached;
     }
     span.setAttribute('gateway.token_cached', false);
     // Taken before the store reads: a revocation heard while they run may make them stale.
@@ -186,8 +199,9 @@ export function bearerAuth(deps: {
     const tokenUpstreams = upstreamsOfScope(token.scope);
     const granted = consent.upstreams.filter((name) => tokenUpstreams.length === 0 || tokenUpstreams.includes(name));
     const wanted = target.kind === 'upstream' ? [target.upstream] : granted;
+    const toolScopes = toolScopesOfScope(token.scope);
     if (target.kind === 'upstream' && !granted.includes(target.upstream)) {
-      throw stepUp(resource, [target.upstream], `the user has not granted this client ${target.upstream}`);
+      throw stepUp(resource, [target.upstream], toolScopes, `the user has not granted this client ${target.upstream}`);
     }
     const caller: McpCallerIdentity = {
       userId: token.accountId,
@@ -197,8 +211,8 @@ export function bearerAuth(deps: {
         .map((upstream) => ({ name: upstream.name, displayName: upstream.displayName, url: upstream.mcpUrl })),
     };
     if (cache.size >= cacheLimit) cache.clear();
-    if (revocationsBefore === revocations) cache.set(value, { caller, resource, grantId: token.grantId, jkt: token.jkt, until: Math.min(Date.now() + cacheMs, token.exp * 1000), generation });
-    return caller;
+    if (revocationsBefore === revocations) cache.set(value, { caller, toolScopes, resource, grantId: token.grantId, jkt: token.jkt, until: Math.min(Date.now() + cacheMs, token.exp * 1000), generation });
+    return { caller, toolScopes };
   }
 
   /**
@@ -206,22 +220,47 @@ export function bearerAuth(deps: {
    * told by the request's `Mcp-Method` and `Mcp-Name` headers (MCP 2026-07-28); answered before
    * anything is forwarded. Without the headers the call goes on and finds no such tool.
    */
-  function checkToolCall(ctx: Context, caller: McpCallerIdentity): void {
+  function checkToolCall(ctx: Context, { caller, toolScopes }: CheckedCaller): void {
     const endpoint = (ctx.state as { mcpEndpoint?: McpEndpointTarget }).mcpEndpoint;
     if (endpoint?.target.kind !== 'aggregate' || ctx.method !== 'POST' || ctx.get('mcp-method') !== 'tools/call') return;
-    const tool = resolveToolName(ctx.get('mcp-name'), deps.upstreams, deps.toolSeparator ?? DEFAULT_TOOL_NAME_SEPARATOR);
+    const tool = resolveToolName(ctx.get('mcp-name'), deps.upstreams, separator);
     if (!tool || caller.upstreams.some((upstream) => upstream.name === tool.upstream.name)) return;
-    throw stepUp(endpoint.resource, [...caller.upstreams.map((upstream) => upstream.name), tool.upstream.name], `the user has not granted this client ${tool.upstream.name}`);
+    throw stepUp(endpoint.resource, [...caller.upstreams.map((upstream) => upstream.name), tool.upstream.name], toolScopes, `the user has not granted this client ${tool.upstream.name}`);
+  }
+
+  const separator = deps.toolSeparator ?? DEFAULT_TOOL_NAME_SEPARATOR;
+  const scopedTools = new Map(deps.upstreams.filter((upstream) => upstream.toolScopes).map((upstream) => [upstream.name, upstream.toolScopes!]));
+
+  /**
+   * The check the MCP endpoints run on each `tools/call` once they read its body (either era, the
+   * name as the endpoint shows it): a tool the config gives `toolScopes` needs them all in the token,
+   * else 403 `insufficient_scope` naming the token's whole set plus the missing ones (SEP-2350).
+   * Undefined when no upstream the caller reaches has tool scopes.
+   */
+  function toolCallGuard(ctx: Context, { caller, toolScopes }: CheckedCaller): ToolCallGuard | undefined {
+    const endpoint = (ctx.state as { mcpEndpoint?: McpEndpointTarget }).mcpEndpoint ?? { resource: deps.oauth.mcpResource, target: { kind: 'aggregate' } };
+    if (!caller.upstreams.some((upstream) => scopedTools.has(upstream.name))) return undefined;
+    const { resource, target } = endpoint;
+    return (name) => {
+      const tool = target.kind === 'upstream' ? { upstream: target.upstream, tool: name } : resolved(resolveToolName(name, caller.upstreams, separator));
+      const needed = tool ? scopedTools.get(tool.upstream)?.[tool.tool] : undefined;
+      const missing = (needed ?? []).filter((scope) => !toolScopes.includes(scope));
+      if (!tool || missing.length === 0) return;
+      throw stepUp(resource, caller.upstreams.map((upstream) => upstream.name), [...toolScopes, ...missing], `calling ${tool.tool} of ${tool.upstream} needs ${missing.join(' ')}`);
+    };
   }
 
   const middleware = async function requireBearer(ctx: Context, next: Next): Promise<void> {
     // The span ends before the forward: its time is the check's alone.
-    ctx.state.caller = await inSpan('gateway.bearer_check', {}, async (span) => {
-      const caller = await check(ctx, span);
-      checkToolCall(ctx, caller);
-      span.setAttributes({ 'enduser.id': caller.userId, 'gateway.client_id': caller.clientId });
-      return caller;
+    const checked = await inSpan('gateway.bearer_check', {}, async (span) => {
+      const found = await check(ctx, span);
+      checkToolCall(ctx, found);
+      span.setAttributes({ 'enduser.id': found.caller.userId, 'gateway.client_id': found.caller.clientId });
+      return found;
     });
+    ctx.state.caller = checked.caller;
+    const guard = toolCallGuard(ctx, checked);
+    if (guard) (ctx.state as { toolCallGuard?: ToolCallGuard }).toolCallGuard = guard;
     await next();
   };
 

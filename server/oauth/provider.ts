@@ -46,7 +46,7 @@ export function createOAuthServer(
   deps: { store: GatewayStore; log: Logger; keys: ServerKeys },
 ): OAuthServer {
   const issuer = config.http.publicUrl;
-  const resources = mcpResources(issuer, config.upstreams.map((upstream) => upstream.name));
+  const resources = mcpResources(issuer, config.upstreams);
   const mcpResource = resources.aggregate;
   // Pre-registered clients first, then client ID metadata documents, then dynamic registration as
   // the fallback (README, "Client registration"); each way can be switched off.
@@ -112,8 +112,8 @@ export function createOAuthServer(
         getResourceServerInfo: (_ctx: unknown, resource: string) => {
           if (!resources.parse(resource)) throw new errors.InvalidTarget(`the resources here are ${mcpResource} and ${mcpResource}/<upstream> for a configured upstream`);
           return {
-            // Besides the MCP scope, the upstream scopes a step-up asks for (SEP-2350).
-            scope: [mcpScope, ...resources.upstreamScopesOf(resource)].join(' '),
+            // Besides the MCP scope, the upstream and tool scopes a step-up asks for (SEP-2350).
+            scope: [mcpScope, ...resources.upstreamScopesOf(resource), ...resources.toolScopesOf(resource)].join(' '),
             audience: resource,
             accessTokenTTL: config.oauth.accessTokenTtlSeconds,
             accessTokenFormat: 'opaque',

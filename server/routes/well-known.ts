@@ -18,7 +18,8 @@ export function wellKnownRoutes(oauth: OAuthServer, upstreams: readonly Upstream
     resource,
     authorization_servers: [oauth.issuer],
     // SEP-2207: offline_access is never listed as needed here; refresh tokens are the server's policy.
-    scopes_supported: [mcpScope],
+    // The tool scopes of the upstreams the resource reaches (`toolScopes`) are asked for by name.
+    scopes_supported: [mcpScope, ...oauth.resources.toolScopesOf(resource)],
     bearer_methods_supported: ['header'],
     resource_name: name,
   });

@@ -10,7 +10,7 @@ const modern = '2026-07-28';
 const redirectUri = 'http://127.0.0.1:9/callback';
 
 /** A 2026-07-28 `tools/call` on `path` with its Mcp-Method and Mcp-Name headers. */
-async function callTool(gatewayUrl: string, path: string, accessToken: string, tool: string) {
+async function callTool(gatewayUrl: string, path: string, accessToken: string, tool: string, args: Record<string, unknown> = { text: 'hello' }) {
   const response = await fetch(`${gatewayUrl}${path}`, {
     method: 'POST',
     headers: {
@@ -27,13 +27,32 @@ async function callTool(gatewayUrl: string, path: string, accessToken: string, t
       method: 'tools/call',
       params: {
         name: tool,
-        arguments: { text: 'hello' },
+        arguments: args,
         _meta: { 'io.modelcontextprotocol/protocolVersion': modern, 'io.modelcontextprotocol/clientInfo': { name: 'step-up-test', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} },
       },
     }),
   });
   const body = await response.text();
   return { status: response.status, challenge: response.headers.get('www-authenticate') ?? '', body };
+}
+
+/**
+ * A 2025-11-25 `tools/call` on `path` after an `initialize` of its own: the tool's name is in the body only
+ * (no Mcp-Name header in that era). Answers the call's status, challenge and body.
+ */
+async function callToolIn2025(gatewayUrl: string, path: string, accessToken: string, tool: string, args: Record<string, unknown>) {
+  const legacy = '2025-11-25';
+  const headers: Record<string, string> = { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+  const post = (body: unknown, extra: Record<string, string> = {}) => fetch(`${gatewayUrl}${path}`, { method: 'POST', headers: { ...headers, ...extra }, body: JSON.stringify(body) });
+  const initialized = await post({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: legacy, capabilities: {}, clientInfo: { name: 'step-up-test', version: '1' } } });
+  await initialized.text();
+  const sessionId = initialized.headers.get('mcp-session-id');
+  expect(initialized.status).toBe(200);
+  // The aggregate endpoint holds a session; a stateless upstream behind /mcp/<upstream> gives none.
+  const session: Record<string, string> = { 'mcp-protocol-version': legacy, ...(sessionId ? { 'mcp-session-id': sessionId } : {}) };
+  await (await post({ jsonrpc: '2.0', method: 'notifications/initialized' }, session)).text();
+  const response = await post({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: tool, arguments: args } }, session);
+  return { status: response.status, challenge: response.headers.get('www-authenticate') ?? '', body: await response.text() };
 }
 
 /**
@@ -52,9 +71,11 @@ async function authorize(driver: ConsentDriver, gatewayUrl: string, options: { c
   const services = await driver.post(uid, 'services', { upstreams: options.choose ?? offered });
   expect(services.status, JSON.stringify(services.body)).toBe(200);
   let approveScreen: string[] | null = null;
+  let approveScopes: string[] | null = null;
   let redirectTo = services.body.redirectTo;
   if (!redirectTo) {
     approveScreen = services.body.upstreams.filter((upstream) => services.body.chosenUpstreams.includes(upstream.name)).map((upstream) => upstream.name);
+    approveScopes = services.body.scopes;
     const decided = await driver.post(uid, 'decision', { decision: 'approve' });
     expect(decided.status, JSON.stringify(decided.body)).toBe(200);
     redirectTo = decided.body.redirectTo;
@@ -64,7 +85,7 @@ async function authorize(driver: ConsentDriver, gatewayUrl: string, options: { c
   expect(code, back.href).toBeTruthy();
   const token = await postForm(gatewayUrl, '/token', { grant_type: 'authorization_code', code: code!, code_verifier: pkce.verifier, redirect_uri: redirectUri, client_id: options.clientId, resource });
   expect(token.status, JSON.stringify(token.body)).toBe(200);
-  return { offered, approveScreen, accessToken: token.body.access_token!, scope: token.body.scope };
+  return { offered, approveScreen, approveScopes, accessToken: token.body.access_token!, scope: token.body.scope };
 }
 
 describe.skipIf(Boolean(temporalUnavailable))('step-up with scope accumulation (SEP-2350)', () => {
@@ -77,7 +98,8 @@ describe.skipIf(Boolean(temporalUnavailable))('step-up with scope accumulation (
     beta = await startDemoUpstream({ host: '127.0.0.1', port: 0 });
     gateway = await startTestGateway((config) => {
       config.upstreams = [
-        { name: 'alpha', displayName: 'Alpha', mcpUrl: alpha.url, auth: { type: 'none' }, scopes: [] },
+        // Alpha's `add` needs a tool scope of its own; its other tools need only the upstream.
+        { name: 'alpha', displayName: 'Alpha', mcpUrl: alpha.url, auth: { type: 'none' }, scopes: [], toolScopes: { add: ['mcp:upstream:alpha:write'] } },
         { name: 'beta', displayName: 'Beta', mcpUrl: beta.url, auth: { type: 'none' }, scopes: [] },
       ];
     });
@@ -186,5 +208,70 @@ describe.skipIf(Boolean(temporalUnavailable))('step-up with scope accumulation (
     const granted = await authorize(driver, gateway.url, { clientId, scope: 'mcp:tools mcp:upstream:beta', user: 'decliner', resource });
     expect(granted.offered).toEqual(['beta']);
     expect((await callTool(gateway.url, '/mcp/beta', granted.accessToken, 'echo')).status).toBe(200);
+  });
+
+  it('a tool with toolScopes called with a token without its scope gets 403 naming the accumulated set (2026 by header, 2025 from the body); the step-up consent names the scope, and the new token calls it', async () => {
+    const clientId = await registerClient(gateway.url, [redirectUri], 'Tool scope client');
+    const driver = new ConsentDriver(gateway.url);
+    const first = await authorize(driver, gateway.url, { clientId, scope: 'mcp:tools mcp:upstream:alpha mcp:upstream:beta', user: 'toolsy' });
+    expect(first.approveScopes).toEqual(['mcp:tools']);
+    expect(first.scope?.split(' ').sort()).toEqual(['mcp:tools', 'mcp:upstream:alpha', 'mcp:upstream:beta']);
+    expect((await callTool(gateway.url, '/mcp', first.accessToken, 'alpha__echo')).status).toBe(200);
+
+    const expected = 'mcp:tools mcp:upstream:alpha mcp:upstream:beta mcp:upstream:alpha:write';
+    // The tool scope is advertised where the resource reaches Alpha.
+    const supported = async (path: string) => ((await (await fetch(`${gateway.url}/.well-known/oauth-protected-resource${path}`)).json()) as { scopes_supported: string[] }).scopes_supported;
+    expect(await supported('/mcp')).toEqual(['mcp:tools', 'mcp:upstream:alpha:write']);
+    expect(await supported('/mcp/alpha')).toEqual(['mcp:tools', 'mcp:upstream:alpha:write']);
+    expect(await supported('/mcp/beta')).toEqual(['mcp:tools']);
+    const refused = await callTool(gateway.url, '/mcp', first.accessToken, 'alpha__add', { a: 2, b: 3 });
+    expect(refused.status, refused.body).toBe(403);
+    expect(refused.challenge).toContain('error="insufficient_scope"');
+    expect(refused.challenge).toContain(`resource_metadata="${gateway.url}/.well-known/oauth-protected-resource/mcp"`);
+    expect(/scope="([^"]*)"/.exec(refused.challenge)?.[1]).toBe(expected);
+    const refusedIn2025 = await callToolIn2025(gateway.url, '/mcp', first.accessToken, 'alpha__add', { a: 2, b: 3 });
+    expect(refusedIn2025.status, refusedIn2025.body).toBe(403);
+    expect(/scope="([^"]*)"/.exec(refusedIn2025.challenge)?.[1]).toBe(expected);
+
+    // Re-authorizing with the challenged set asks only about Alpha and names the new scope.
+    const second = await authorize(driver, gateway.url, { clientId, scope: expected, user: 'toolsy' });
+    expect(second.offered).toEqual(['alpha']);
+    expect(second.approveScreen).toEqual(['alpha']);
+    expect(second.approveScopes).toEqual(['mcp:tools', 'mcp:upstream:alpha:write']);
+    expect(second.scope?.split(' ').sort()).toEqual(['mcp:tools', 'mcp:upstream:alpha', 'mcp:upstream:alpha:write', 'mcp:upstream:beta']);
+    expect((await gateway.store.getConsent('toolsy', clientId))?.scopes.sort()).toEqual(['mcp:tools', 'mcp:upstream:alpha:write']);
+    const called = await callTool(gateway.url, '/mcp', second.accessToken, 'alpha__add', { a: 2, b: 3 });
+    expect(called.status, called.body).toBe(200);
+    expect(called.body).toContain('5');
+    const calledIn2025 = await callToolIn2025(gateway.url, '/mcp', second.accessToken, 'alpha__add', { a: 2, b: 3 });
+    expect(calledIn2025.status, calledIn2025.body).toBe(200);
+    expect(calledIn2025.body).toContain('5');
+    expect((await callTool(gateway.url, '/mcp', second.accessToken, 'beta__echo')).status).toBe(200);
+    // The first token still lacks it.
+    expect((await callTool(gateway.url, '/mcp', first.accessToken, 'alpha__add', { a: 2, b: 3 })).status).toBe(403);
+
+    // Asked again for what the user already approved: no approve screen, the same scopes.
+    const third = await authorize(driver, gateway.url, { clientId, scope: expected, user: 'toolsy' });
+    expect(third.approveScreen).toBeNull();
+    expect(third.scope?.split(' ').sort()).toEqual(['mcp:tools', 'mcp:upstream:alpha', 'mcp:upstream:alpha:write', 'mcp:upstream:beta']);
+  });
+
+  it('on /mcp/<upstream> the tool is named as the upstream names it: 403 naming the tool scope, then granted through the consent flow', async () => {
+    const clientId = await registerClient(gateway.url, [redirectUri], 'Tool scope endpoint client');
+    const driver = new ConsentDriver(gateway.url);
+    const resource = `${gateway.url}/mcp/alpha`;
+    const first = await authorize(driver, gateway.url, { clientId, scope: 'mcp:tools mcp:upstream:alpha', user: 'endpointer', resource });
+    expect((await callTool(gateway.url, '/mcp/alpha', first.accessToken, 'echo')).status).toBe(200);
+    for (const refused of [await callTool(gateway.url, '/mcp/alpha', first.accessToken, 'add', { a: 1, b: 1 }), await callToolIn2025(gateway.url, '/mcp/alpha', first.accessToken, 'add', { a: 1, b: 1 })]) {
+      expect(refused.status, refused.body).toBe(403);
+      expect(refused.challenge).toContain('error="insufficient_scope"');
+      expect(refused.challenge).toContain(`resource_metadata="${gateway.url}/.well-known/oauth-protected-resource/mcp/alpha"`);
+      expect(refused.challenge).toContain('scope="mcp:tools mcp:upstream:alpha mcp:upstream:alpha:write"');
+    }
+    const second = await authorize(driver, gateway.url, { clientId, scope: 'mcp:tools mcp:upstream:alpha mcp:upstream:alpha:write', user: 'endpointer', resource });
+    expect(second.approveScopes).toEqual(['mcp:tools', 'mcp:upstream:alpha:write']);
+    const called = await callTool(gateway.url, '/mcp/alpha', second.accessToken, 'add', { a: 1, b: 1 });
+    expect(called.status, called.body).toBe(200);
+    expect(called.body).toContain('2');
   });
 });

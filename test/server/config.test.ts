@@ -94,6 +94,28 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ file: badUrl, env: {} })).toThrow('upstreams[0].mcpUrl must be an http(s) URL (got "ftp://x")');
   });
 
+  it('reads per-tool scopes: each a scope of its upstream, mcp:upstream:<name>:<suffix>, with a clear error otherwise', async () => {
+    const upstream = (toolScopes: string) => configFile(`upstreams:\n  - name: github\n    mcpUrl: https://api.example.com/mcp\n    toolScopes: ${toolScopes}\n`);
+    const file = await upstream('{delete_repo: [mcp:upstream:github:write, mcp:upstream:github:admin], create_issue: mcp:upstream:github:write}');
+    expect(loadConfig({ file, env: {} }).upstreams[0]?.toolScopes).toEqual({ delete_repo: ['mcp:upstream:github:write', 'mcp:upstream:github:admin'], create_issue: ['mcp:upstream:github:write'] });
+    expect(loadConfig({ file: await upstream('{}'), env: {} }).upstreams[0]).not.toHaveProperty('toolScopes');
+    const refusals: [string, string][] = [
+      ['[delete_repo]', 'upstreams[0].toolScopes must be a mapping'],
+      ['{delete_repo: []}', 'upstreams[0].toolScopes.delete_repo must be a scope or a non-empty list of scopes, each mcp:upstream:github:<suffix>'],
+      ['{delete_repo: [1]}', 'upstreams[0].toolScopes.delete_repo must be a scope or a non-empty list of scopes'],
+      ['{delete_repo: write}', 'upstreams[0].toolScopes.delete_repo: "write" is not a scope of this upstream; write mcp:upstream:github:<suffix>'],
+      ['{delete_repo: "mcp:upstream:gitlab:write"}', '"mcp:upstream:gitlab:write" is not a scope of this upstream'],
+      ['{delete_repo: "mcp:upstream:github"}', '"mcp:upstream:github" is not a scope of this upstream'],
+      ['{delete_repo: "mcp:upstream:github:wr ite"}', '"ite" is not a scope of this upstream'],
+      ['{delete_repo: "mcp:upstream:github:a:b"}', '"mcp:upstream:github:a:b" is not a scope of this upstream'],
+    ];
+    for (const [toolScopes, message] of refusals) {
+      const bad = await upstream(toolScopes);
+      expect(() => loadConfig({ file: bad, env: {} }), toolScopes).toThrow(ConfigError);
+      expect(() => loadConfig({ file: bad, env: {} }), toolScopes).toThrow(message);
+    }
+  });
+
   it('reads how the gateway is a client at each upstream: static, dynamic registration, or its metadata document', async () => {
     const file = await configFile(
       [

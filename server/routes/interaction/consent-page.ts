@@ -7,11 +7,10 @@ import type { IdentityStep } from '../../identity/identity-step.js';
 import { requireWithinLimits, TooManyRequestsError } from '../../limits/gateway-limits.js';
 import { countFlowStarted } from '../../metrics.js';
 import { renderErrorPage } from '../../oauth/error-page.js';
-import { mcpScope } from '../../oauth/provider.js';
 import { startConsentFlow } from '../../temporal/client.js';
 import { csrfSubject, type InteractionAccess } from './access.js';
 import type { InteractionRouteDeps } from './deps.js';
-import { offeredUpstreams } from './finish.js';
+import { offeredAccess } from './finish.js';
 import { currentState } from './flow.js';
 
 /** The consent page's HTML: the consent app element for the flow, with its CSRF token. */
@@ -76,8 +75,7 @@ export function mountConsentPage(router: Router, deps: InteractionRouteDeps, acc
     await startConsentFlow(temporal, config.temporal.taskQueue, {
       flowId: uid,
       client: { clientId: client.clientId, clientName: client.clientName ?? null, redirectHost, registration: oauth.registrationOf(client) },
-      upstreams: await offeredUpstreams(deps, interaction),
-      scopes: [mcpScope],
+      ...(await offeredAccess(deps, interaction)),
       ttlMs,
     }).then(countFlowStarted, (error: unknown) => {
       if ((error as Error).name !== 'WorkflowExecutionAlreadyStartedError') throw error;
