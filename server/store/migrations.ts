@@ -200,4 +200,11 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE upstream_tokens ADD COLUMN required_scopes TEXT;
     `,
   },
+  {
+    version: 11,
+    name: 'upstream token DPoP key',
+    sql: `
+      ALTER TABLE upstream_tokens ADD COLUMN dpop_key TEXT;
+    `,
+  },
 ];

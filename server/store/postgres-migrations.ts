@@ -176,4 +176,11 @@ export const postgresMigrations: readonly Migration[] = [
       ALTER TABLE upstream_tokens ADD COLUMN required_scopes TEXT;
     `,
   },
+  {
+    version: 6,
+    name: 'upstream token DPoP key',
+    sql: `
+      ALTER TABLE upstream_tokens ADD COLUMN dpop_key TEXT;
+    `,
+  },
 ];

@@ -54,6 +54,4 @@ export const EXPECTED_UPSTREAM_CLIENT_FAILURES_2026: Readonly<Record<string, str
   'auth/client-credentials-basic': 'extension (not scored for 2026-07-28): the gateway acts for users, it has no client credentials grant toward upstreams',
   'auth/wif-jwt-bearer': 'extension (not scored for 2026-07-28): workload identity federation toward upstreams is not implemented',
   'auth/enterprise-managed-authorization': 'extension (not scored for 2026-07-28): the command connects as the oauth kind does; the gateway\'s enterprise kind needs a user signed in at its enterprise IdP, which the command has not',
-  'auth/dpop': 'extension (not scored for 2026-07-28): DPoP toward upstreams is not implemented; the gateway sends Bearer tokens',
-  'auth/dpop-nonce': 'extension (not scored for 2026-07-28): DPoP toward upstreams is not implemented; the gateway sends Bearer tokens',
 };

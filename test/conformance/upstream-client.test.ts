@@ -49,7 +49,7 @@ describe('MCP conformance client auth scenarios against the gateway\'s upstream 
   );
 
   it(
-    '--requirements 2026-07-28: the authorization hardening scenarios (iss, issuer mismatch, server migration, resource mismatch) pass too',
+    '--requirements 2026-07-28: the authorization hardening scenarios (iss, issuer mismatch, server migration, resource mismatch) and the DPoP extension pass too',
     () =>
       check({ requirements: '2026-07-28' }, EXPECTED_UPSTREAM_CLIENT_FAILURES_2026, [
         'auth/iss-supported',
@@ -61,6 +61,9 @@ describe('MCP conformance client auth scenarios against the gateway\'s upstream 
         'auth/authorization-server-migration',
         'auth/resource-mismatch',
         'auth/offline-access-scope',
+        // Extension scenarios, run but not scored: DPoP-bound tokens (RFC 9449), nonces at the AS and at the MCP server.
+        'auth/dpop',
+        'auth/dpop-nonce',
       ]),
     RUN_TIMEOUT_MS,
   );
