@@ -6,6 +6,7 @@ import { disconnect, upstreamGrantWorkflowId } from '../../workflows/upstream-gr
 import { chromiumAvailable, launchBrowser, type TestBrowser } from '../helpers/browser.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { obtainGatewayToken } from '../helpers/gateway-token.js';
 import { connectMcp, startCallbackServer, TestOAuthProvider, type CallbackServer } from '../helpers/mcp-client.js';
 import { storedText } from '../helpers/stored-text.js';
 import { temporalUnavailable } from '../helpers/temporal.js';
@@ -100,6 +101,25 @@ describe.skipIf(skip)('DPoP toward an oauth upstream whose authorization server 
     expect(after.status).toBe('connected');
     expect(notion.counters.refreshGrants).toBe(0);
     expect(notion.toolCalls).toEqual([{ accountId: 'notion-dora', tool: 'whoami' }]);
+  });
+
+  it('forwards through /mcp/<upstream> with a proof, and a new nonce the MCP endpoint asks for costs no token', async () => {
+    const { accessToken } = await obtainGatewayToken(gateway.url, { user: 'dora', resource: `${gateway.url}/mcp/notion` });
+    const before = (await gateway.store.getUpstreamTokens('dora', 'notion'))!;
+    const challenges = notion.counters.resourceNonceChallenges;
+    notion.rotateResourceNonce();
+    const answer = await fetch(`${gateway.url}/mcp/notion`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'whoami', arguments: {} } }),
+    });
+    expect(answer.status).toBe(200);
+    expect(await answer.text()).toContain('notion-dora');
+    expect(notion.counters.resourceNonceChallenges).toBe(challenges + 1);
+    const after = (await gateway.store.getUpstreamTokens('dora', 'notion'))!;
+    expect(after.version).toBe(before.version);
+    expect(notion.counters.refreshGrants).toBe(0);
+    expect(notion.counters.rejectedMcpRequests).toBe(0);
   });
 
   it('holds a token the upstream takes only with a proof of the grant\'s key: Bearer and a bare DPoP are refused', async () => {

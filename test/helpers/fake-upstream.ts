@@ -156,6 +156,8 @@ export interface FakeUpstream {
   resetCounters(): void;
   /** Change (or turn off with `undefined`) the user that interactions finish as automatically. */
   setAutoLogin(login: string | undefined): void;
+  /** Give the MCP endpoint a new DPoP nonce (`dpopNonce`): proofs with the old one are challenged again. */
+  rotateResourceNonce(): void;
   /**
    * Move the MCP server to another authorization server (MCP 2026-07-28, SEP-2352): its protected
    * resource metadata names `issuer` from now on, and every token this server's own authorization
@@ -336,6 +338,9 @@ async function serveUpstream(
     resetCounters() {
       Object.assign(state.counters, zeroCounters());
       state.toolCalls.length = 0;
+    },
+    rotateResourceNonce() {
+      state.resourceNonce = randomBytes(16).toString('base64url');
     },
     setAutoLogin(login) {
       state.autoLogin = login;
