@@ -19,8 +19,10 @@ const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe.skipIf(skip)('DPoP toward an oauth upstream whose authorization server advertises it (RFC 9449)', () => {
-  /** Binds tokens to DPoP keys and asks for nonces at its token endpoint and at its MCP endpoint. */
+  /** Binds tokens to DPoP keys and asks for nonces at its token endpoint and at its MCP endpoint; tokens live an hour. */
   let notion: FakeUpstream;
+  /** The same, with tokens that expire in seconds. */
+  let brief: FakeUpstream;
   let plain: FakeUpstream;
   let gateway: TestGateway;
   let browser: TestBrowser;
@@ -28,12 +30,13 @@ describe.skipIf(skip)('DPoP toward an oauth upstream whose authorization server 
   let client: McpClient;
 
   beforeAll(async () => {
-    notion = await startFakeUpstream({ preset: 'notion', accessTokenTtlSeconds: ttlSeconds, dpopNonce: true, autoLogin: 'notion-dora' });
+    notion = await startFakeUpstream({ preset: 'notion', accessTokenTtlSeconds: 3600, dpopNonce: true, autoLogin: 'notion-dora' });
+    brief = await startFakeUpstream({ preset: 'notion', accessTokenTtlSeconds: ttlSeconds, dpopNonce: true, autoLogin: 'brief-dora' });
     plain = await startFakeUpstream({ preset: 'notion', autoLogin: 'plain-dora' });
     callback = await startCallbackServer();
     gateway = await startTestGateway((config) => {
       const off = notionUpstreamConfig(plain, 'plain', 'Plain');
-      config.upstreams = [notionUpstreamConfig(notion), { ...off, auth: { type: 'oauth', client: { kind: 'dynamic' }, resource: true, dpop: 'off' } }];
+      config.upstreams = [notionUpstreamConfig(notion), notionUpstreamConfig(brief, 'brief', 'Brief'), { ...off, auth: { type: 'oauth', client: { kind: 'dynamic' }, resource: true, dpop: 'off' } }];
     });
     browser = await launchBrowser();
     const provider = new TestOAuthProvider({ redirectUrl: callback.url, clientName: 'DPoP Client' });
@@ -43,7 +46,7 @@ describe.skipIf(skip)('DPoP toward an oauth upstream whose authorization server 
     await page.goto(first.authorizationUrl.href);
     await page.getByLabel('User name').fill('dora');
     await page.getByRole('button', { name: 'Continue' }).click();
-    for (const name of ['Notion', 'Plain']) {
+    for (const name of ['Notion', 'Brief', 'Plain']) {
       await page.getByRole('button', { name: `Connect ${name}` }).click();
       await page.getByRole('button', { name: `Connect ${name}` }).waitFor({ state: 'detached' });
     }
@@ -63,6 +66,7 @@ describe.skipIf(skip)('DPoP toward an oauth upstream whose authorization server 
     await callback?.close();
     await gateway?.close();
     await notion?.close();
+    await brief?.close();
     await plain?.close();
   });
 
@@ -131,19 +135,19 @@ describe.skipIf(skip)('DPoP toward an oauth upstream whose authorization server 
   });
 
   it('refreshes with a proof of the same key, and the refreshed token works through /mcp', async () => {
-    const before = (await gateway.store.getUpstreamTokens('dora', 'notion'))!;
-    const rejected = notion.counters.rejectedMcpRequests;
+    const before = (await gateway.store.getUpstreamTokens('dora', 'brief'))!;
+    const rejected = brief.counters.rejectedMcpRequests;
     await sleep((ttlSeconds + 1) * 1000);
-    expect(await client.callTool({ name: 'notion__whoami', arguments: {} })).toMatchObject({ content: [{ type: 'text', text: 'notion-dora' }] });
-    const after = (await gateway.store.getUpstreamTokens('dora', 'notion'))!;
+    expect(await client.callTool({ name: 'brief__whoami', arguments: {} })).toMatchObject({ content: [{ type: 'text', text: 'brief-dora' }] });
+    const after = (await gateway.store.getUpstreamTokens('dora', 'brief'))!;
     expect(after.version).toBeGreaterThan(before.version);
-    expect(notion.counters.refreshGrants).toBeGreaterThanOrEqual(1);
-    expect(notion.counters.dpopRefreshGrants).toBe(notion.counters.refreshGrants);
+    expect(brief.counters.refreshGrants).toBeGreaterThanOrEqual(1);
+    expect(brief.counters.dpopRefreshGrants).toBe(brief.counters.refreshGrants);
     expect(after.tokenType.toLowerCase()).toBe('dpop');
     const cipher = await loadCipher(gateway.config, quiet);
-    const keyOf = (sealed: string) => (JSON.parse(cipher.open(sealed, 'upstream_tokens:dora:notion:dpop')) as StoredDpopKey).jwk.x;
+    const keyOf = (sealed: string) => (JSON.parse(cipher.open(sealed, 'upstream_tokens:dora:brief:dpop')) as StoredDpopKey).jwk.x;
     expect(keyOf(after.dpopKey!)).toBe(keyOf(before.dpopKey!));
-    expect(notion.counters.rejectedMcpRequests).toBe(rejected);
+    expect(brief.counters.rejectedMcpRequests).toBe(rejected);
   });
 
   it('keeps the private key out of the store in clear and out of every workflow\'s history', async () => {
@@ -179,6 +183,6 @@ describe.skipIf(skip)('DPoP toward an oauth upstream whose authorization server 
   it('deletes the key with the grant when the user disconnects', async () => {
     await gateway.temporal.workflow.getHandle(upstreamGrantWorkflowId('dora', 'notion')).signal(disconnect);
     await expect.poll(async () => gateway.store.getUpstreamTokens('dora', 'notion'), { timeout: 30_000 }).toBeUndefined();
-    expect((await gateway.store.listUpstreamTokens('dora')).map((tokens) => tokens.upstream)).toEqual(['plain']);
+    expect((await gateway.store.listUpstreamTokens('dora')).map((tokens) => tokens.upstream)).toEqual(['brief', 'plain']);
   });
 });
