@@ -3,7 +3,7 @@ import type { TokenCipher } from './crypto/token-cipher.js';
 import { dpopNonceOf, type UpstreamChallenge } from './mcp/bearer-challenge.js';
 import { upstreamTokenLabel, type StoredDpopKey } from './store/sealed-labels.js';
 import type { UpstreamTokenRecord } from './store/store.js';
-import { dpopProof, type DpopKey } from './upstream-brokered/dpop.js';
+import { dpopProof, publicJwkOf, type DpopKey } from './upstream-brokered/dpop.js';
 import type { UpstreamRequest } from './upstream-brokered/index.js';
 
 /** Keys and nonces held per process at most; the oldest go first. */
@@ -29,9 +29,7 @@ export function upstreamTokenPresentation(cipher: TokenCipher) {
 
   async function open(tokens: UpstreamTokenRecord & { dpopKey: string }): Promise<ProofKey> {
     const stored = JSON.parse(cipher.open(tokens.dpopKey, upstreamTokenLabel(tokens.userId, tokens.upstream, 'dpop'))) as StoredDpopKey;
-    const { kty, crv, x, y, n, e } = stored.jwk;
-    const publicJwk = Object.fromEntries(Object.entries({ kty, crv, x, y, n, e }).filter(([, value]) => value !== undefined)) as JWK;
-    return { alg: stored.alg, privateKey: (await importJWK(stored.jwk as JWK, stored.alg)) as CryptoKey, publicJwk };
+    return { alg: stored.alg, privateKey: (await importJWK(stored.jwk as JWK, stored.alg)) as CryptoKey, publicJwk: publicJwkOf(stored.jwk as JWK) };
   }
 
   function keyOf(tokens: UpstreamTokenRecord & { dpopKey: string }): Promise<ProofKey> {
@@ -44,19 +42,21 @@ export function upstreamTokenPresentation(cipher: TokenCipher) {
     return key;
   }
 
+  function accessToken(tokens: UpstreamTokenRecord): string {
+    return cipher.open(tokens.accessToken, upstreamTokenLabel(tokens.userId, tokens.upstream, 'access'));
+  }
+
   return {
     /** The access token of `tokens`, opened. */
-    accessToken(tokens: UpstreamTokenRecord): string {
-      return cipher.open(tokens.accessToken, upstreamTokenLabel(tokens.userId, tokens.upstream, 'access'));
-    },
+    accessToken,
 
     /** The headers presenting `tokens` for `request` (default: POST to `defaultUrl`). */
     async headers(tokens: UpstreamTokenRecord, defaultUrl: string, request?: UpstreamRequest): Promise<Record<string, string>> {
-      const accessToken = this.accessToken(tokens);
-      if (!tokens.dpopKey) return { Authorization: `Bearer ${accessToken}` };
+      const token = accessToken(tokens);
+      if (!tokens.dpopKey) return { Authorization: `Bearer ${token}` };
       const url = request?.url ?? defaultUrl;
-      const proof = await dpopProof(await keyOf({ ...tokens, dpopKey: tokens.dpopKey }), request?.method ?? 'POST', url, accessToken, nonces.get(new URL(url).origin));
-      return { Authorization: `DPoP ${accessToken}`, DPoP: proof };
+      const proof = await dpopProof(await keyOf({ ...tokens, dpopKey: tokens.dpopKey }), request?.method ?? 'POST', url, token, nonces.get(new URL(url).origin));
+      return { Authorization: `DPoP ${token}`, DPoP: proof };
     },
 
     /**

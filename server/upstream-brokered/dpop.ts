@@ -17,9 +17,13 @@ export { dpopAlgorithm } from '../dpop-algorithm.js';
 /** A fresh key pair for one grant; the private key cannot be exported. */
 export async function newDpopKey(alg: string): Promise<DpopKey> {
   const keyPair = await oauth.generateKeyPair(alg);
-  const { kty, crv, x, y, n, e } = await exportJWK(keyPair.publicKey);
-  const publicJwk = Object.fromEntries(Object.entries({ kty, crv, x, y, n, e }).filter(([, value]) => value !== undefined)) as JWK;
-  return { alg, privateKey: keyPair.privateKey, publicJwk, handle: oauth.DPoP({}, keyPair) };
+  return { alg, privateKey: keyPair.privateKey, publicJwk: publicJwkOf(await exportJWK(keyPair.publicKey)), handle: oauth.DPoP({}, keyPair) };
+}
+
+/** The public members of a key's JWK (RFC 7517), for a proof's `jwk` header: never a private one. */
+export function publicJwkOf(jwk: JWK): JWK {
+  const { kty, crv, x, y, n, e } = jwk;
+  return Object.fromEntries(Object.entries({ kty, crv, x, y, n, e }).filter(([, value]) => value !== undefined)) as JWK;
 }
 
 /**
