@@ -247,6 +247,8 @@ export function createGrants(deps: UpstreamOAuthDeps) {
         ...(issuer ? { issuer } : {}),
         updatedAt: new Date().toISOString(),
       };
+      // A server that stopped binding (a Bearer token for the proof) gets the token as Bearer from now on.
+      if (!isDpopBound(tokens)) delete record.dpopKey;
       await deps.store.saveUpstreamTokens(record);
       return metadataOf(record);
     },

@@ -89,6 +89,8 @@ export interface FakeUpstreamOptions {
    * server advertises DPoP and binds the tokens of any grant sent with a proof either way.)
    */
   dpopNonce?: boolean;
+  /** Advertise DPoP and bind the tokens of grants sent with a proof (oidc-provider's DPoP). Default on. */
+  dpop?: boolean;
 }
 
 /** Live counters of a fake upstream; see {@link FakeUpstream.counters}. */
@@ -257,6 +259,7 @@ function resolveSettings(options: FakeUpstreamOptions): UpstreamSettings {
     trustedIdp: options.trustedIdp,
     requireDpop: options.requireDpop ?? false,
     dpopNonce: options.dpopNonce ?? false,
+    dpop: options.dpop ?? true,
   };
 }
 
@@ -446,6 +449,7 @@ interface UpstreamSettings {
   trustedIdp: TrustedIdp | undefined;
   requireDpop: boolean;
   dpopNonce: boolean;
+  dpop: boolean;
 }
 
 const METADATA_PATHS = new Set(['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']);
@@ -567,7 +571,7 @@ function providerConfiguration({
       registration: { enabled: settings.dynamicRegistration },
       clientIdMetadataDocument: { enabled: settings.metadataFetch !== undefined, ack: 'draft-02' },
       revocation: { enabled: true, allowedPolicy: tokenOfCallingClient },
-      dPoP: settings.dpopNonce ? { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true } : { enabled: true },
+      dPoP: !settings.dpop ? { enabled: false } : settings.dpopNonce ? { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true } : { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => mcpUrl,
