@@ -79,10 +79,10 @@ function withoutExtension(rel: string): string {
 /**
  * Shared leaves: modules that import no value but other shared leaves' (types are fine), so the
  * browser bundle and the activities may take their values too: the consent flow's step table, the
- * JSON views the pages read, the sealing labels of upstream tokens.
+ * JSON views the pages read, the sealing labels of upstream tokens, the DPoP algorithm choice.
  */
 function isSharedLeaf(rel: string): boolean {
-  return rel === 'workflows/consent-flow/steps.ts' || /^server\/views\/[^/]+\.ts$/.test(rel) || rel === 'server/store/sealed-labels.ts';
+  return rel === 'workflows/consent-flow/steps.ts' || /^server\/views\/[^/]+\.ts$/.test(rel) || rel === 'server/store/sealed-labels.ts' || rel === 'server/dpop-algorithm.ts';
 }
 
 /** The rules for one file, given its path relative to the project folder. */

@@ -2,7 +2,8 @@
  * `npm run upstream-client -- <MCP URL>`: connects one MCP server the way the gateway connects an
  * upstream, with the gateway's own code (`activities/upstream-oauth/`: discovery, registration or a
  * configured client, authorization code with PKCE and `resource`, the issuer checks, refresh,
- * step-up; `server/mcp/upstream-connections.ts`: the MCP client with the user's token), follows
+ * step-up, DPoP; `server/mcp/upstream-connections.ts`: the MCP client with the user's token,
+ * presented by `server/upstream-dpop.ts`), follows
  * the authorization redirects headlessly instead of a browser, then lists the tools and calls the
  * first one. Prints one line per step; exits 1 on failure.
  *
@@ -30,11 +31,11 @@ import { IdpTokens } from '../server/identity/idp-tokens.js';
 import { OidcLogin } from '../server/identity/oidc-login.js';
 import { PendingLogins } from '../server/identity/pending-logins.js';
 import type { Logger } from '../server/log.js';
-import { UpstreamConnections, UpstreamEras, type UpstreamConnectionsOptions } from '../server/mcp/upstream-connections.js';
 import type { McpCaller, McpUpstream } from '../server/mcp/types.js';
-import { upstreamTokenLabel } from '../server/store/sealed-labels.js';
+import { UpstreamConnections, UpstreamEras, type UpstreamConnectionsOptions } from '../server/mcp/upstream-connections.js';
 import { SqliteStore } from '../server/store/sqlite-store.js';
 import { brokeredTokens } from '../server/upstream-brokered/index.js';
+import { upstreamTokenPresentation } from '../server/upstream-dpop.js';
 
 const userId = 'upstream-client';
 const name = 'upstream';
@@ -143,6 +144,7 @@ async function main(): Promise<void> {
     },
   };
   const activities = createActivities({ store, cipher, upstreams: [upstream], redirectUri });
+  const presentation = upstreamTokenPresentation(cipher);
 
   /** One connect, as the connect link runs it: prepare, the user's browser, the callback, the exchange. */
   async function connect(): Promise<void> {
@@ -165,7 +167,8 @@ async function main(): Promise<void> {
     );
     if (!completed) throw new Error('the callback matches no pending authorization');
     const connection = await activities.exchangeUpstreamCode({ flowId, upstream: name, stateHash });
-    say(`connected: scopes=${connection.scopes.join(' ') || '(none)'}`);
+    const bound = (await store.getUpstreamTokens(userId, name))?.dpopKey !== undefined;
+    say(`connected: scopes=${connection.scopes.join(' ') || '(none)'}${bound ? ' dpop' : ''}`);
   }
 
   const stepUps = new Map<string, number>();
@@ -173,13 +176,18 @@ async function main(): Promise<void> {
   const log: Logger = { debug() {}, info() {}, warn: (message) => say(`warn: ${message}`), error: (message) => say(`error: ${message}`) };
   const enterprise = context.idp_id_token ? await enterpriseAccess(context, mcpUrl, target, { store, cipher, log }) : undefined;
   const oauthAccess: Pick<UpstreamConnectionsOptions, 'headers' | 'unauthorized' | 'insufficientScope'> = {
-    async headers(): Promise<Record<string, string>> {
+    async headers(_upstream, request): Promise<Record<string, string>> {
       const tokens = await store.getUpstreamTokens(userId, name);
-      return tokens ? { Authorization: `Bearer ${cipher.open(tokens.accessToken, upstreamTokenLabel(userId, name, 'access'))}` } : {};
+      return tokens ? presentation.headers(tokens, mcpUrl, request) : {};
     },
-    async unauthorized(_upstream, _sent, retried) {
+    async unauthorized(_upstream, sent, retried, challenge) {
       const tokens = await store.getUpstreamTokens(userId, name);
-      if (!tokens || retried) return false;
+      if (!tokens) return false;
+      if (presentation.nonceRequired(tokens, mcpUrl, sent, challenge)) {
+        say('dpop nonce');
+        return !retried;
+      }
+      if (retried) return false;
       if (tokens.refreshToken) {
         await activities.refreshUpstreamToken({ userId, upstream: name, version: tokens.version, key: `refresh:${tokens.version}` });
         say('refreshed');

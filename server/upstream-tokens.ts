@@ -4,13 +4,14 @@ import { markNeedsReconnect, requireScopes, type UpstreamGrantInput, upstreamGra
 import { needsUserConnection, type UpstreamConfig } from './config.js';
 import type { TokenCipher } from './crypto/token-cipher.js';
 import type { Logger } from './log.js';
+import type { UpstreamChallenge } from './mcp/bearer-challenge.js';
 import { JsonRpcError } from './mcp/json-rpc.js';
 import type { McpCaller, McpUpstream } from './mcp/types.js';
-import { upstreamTokenLabel } from './store/sealed-labels.js';
 import type { ElicitationStore, UpstreamTokenRecord, UpstreamTokenStore } from './store/store.js';
 import { ensureUpstreamGrant, isTemporalUnreachable, requestUpstreamRefresh, withTemporalDeadline } from './temporal/client.js';
 import { inSpan } from './tracing.js';
 import type { brokeredTokens, UpstreamRequest } from './upstream-brokered/index.js';
+import { upstreamTokenPresentation } from './upstream-dpop.js';
 
 /** Raised when the caller has no usable connection to an upstream that needs one. */
 export class UpstreamNotConnectedError extends Error {
@@ -80,6 +81,13 @@ function grantInput(tokens: UpstreamTokenRecord): UpstreamGrantInput {
 export function upstreamTokens(deps: UpstreamTokenDeps) {
   /** Grants known to have a running workflow (started, or found running) in this process. */
   const ensured = new Set<string>();
+  const presentation = upstreamTokenPresentation(deps.cipher);
+
+  /** Whether `sent` presented the access token `tokens` holds now (as `Bearer` or `DPoP`). */
+  function presented(sent: Record<string, string>, tokens: UpstreamTokenRecord): boolean {
+    const token = presentation.accessToken(tokens);
+    return sent.Authorization === `Bearer ${token}` || sent.Authorization === `DPoP ${token}`;
+  }
 
   function needsToken(upstream: McpUpstream): boolean {
     const config = deps.upstreams.find((candidate) => candidate.name === upstream.name);
@@ -172,24 +180,27 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
           ensureGrant(tokens);
         }
         touch(tokens);
-        return { Authorization: `Bearer ${deps.cipher.open(tokens.accessToken, upstreamTokenLabel(caller.userId, upstream.name, 'access'))}` };
+        return presentation.headers(tokens, upstream.url, request);
       });
     },
 
     /**
-     * The upstream answered 401 to a request sent with `sent`. First time (`retried` false): a
-     * refresh unless the token moved on already; true means "send it again". After the retry also
-     * failed: the grant is marked as needing a reconnect.
+     * The upstream answered 401 (`challenge`) to a request sent with `sent`. A DPoP nonce
+     * challenge (RFC 9449 §9) to a bound token: the nonce is kept and the request sent once more,
+     * the token untouched. Otherwise, first time (`retried` false): a refresh unless the token
+     * moved on already; true means "send it again". After the retry also failed: the grant is
+     * marked as needing a reconnect.
      */
-    async unauthorized(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean): Promise<boolean> {
+    async unauthorized(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean, challenge?: UpstreamChallenge): Promise<boolean> {
       if (deps.brokered?.handles(upstream)) return deps.brokered.unauthorized(caller, upstream, sent, retried);
-      const temporal = deps.temporal;
-      if (!temporal || !needsToken(upstream)) return false;
+      if (!needsToken(upstream)) return false;
       const tokens = await deps.store.getUpstreamTokens(caller.userId, upstream.name);
       if (!tokens || tokens.status !== 'connected') return false;
-      const current = `Bearer ${deps.cipher.open(tokens.accessToken, upstreamTokenLabel(caller.userId, upstream.name, 'access'))}`;
+      if (presentation.nonceRequired(tokens, upstream.url, sent, challenge)) return !retried;
+      const temporal = deps.temporal;
+      if (!temporal) return false;
       // Another request replaced the refused token meanwhile: the retry uses the new one.
-      if (sent.Authorization !== current) return !retried;
+      if (!presented(sent, tokens)) return !retried;
       if (!retried) {
         await refreshed(tokens, 'the upstream answered 401');
         return true;
@@ -217,7 +228,7 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
       if (!temporal || !config || !needsUserConnection(config.auth)) return false;
       const tokens = await deps.store.getUpstreamTokens(caller.userId, upstream.name);
       if (!tokens || tokens.status !== 'connected') return false;
-      if (sent.Authorization !== `Bearer ${deps.cipher.open(tokens.accessToken, upstreamTokenLabel(caller.userId, upstream.name, 'access'))}`) return true;
+      if (!presented(sent, tokens)) return true;
       const scopes = [...new Set([...tokens.scopes, ...config.scopes, ...challenged])];
       const answer = await bounded(temporal, async () => {
         await ensureUpstreamGrant(temporal.client, temporal.taskQueue, grantInput(tokens));

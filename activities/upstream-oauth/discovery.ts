@@ -15,6 +15,8 @@ export interface UpstreamOAuthSettings {
   client: UpstreamClientSettings;
   /** Send `resource=<mcpUrl>` (RFC 8707). */
   resource: boolean;
+  /** DPoP (RFC 9449) when the authorization server advertises it (`auto`, the default) or never (`off`). */
+  dpop?: 'auto' | 'off';
 }
 
 /** An upstream MCP server as the activities see it. */

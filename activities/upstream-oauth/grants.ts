@@ -1,9 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import * as oauth from 'oauth4webapi';
-import { upstreamTokenLabel } from '../../server/store/sealed-labels.js';
+import { upstreamTokenLabel, type StoredDpopKey } from '../../server/store/sealed-labels.js';
 import type { UpstreamAuthorizationStore, UpstreamTokenRecord, UpstreamTokenStatus, UpstreamTokenStore } from '../../server/store/store.js';
 import { createClientAuth, type ClientAuthDeps } from './client-auth.js';
+import { createDpopKeys } from './dpop.js';
 import { createDiscovery, endpointOptions, type DiscoveredUrlFetch, type OAuthUpstream, type UpstreamSettings } from './discovery.js';
 import { withUpstreamErrors } from './errors.js';
 
@@ -48,6 +49,11 @@ function assertBoundTo(as: oauth.AuthorizationServer, tokens: UpstreamTokenRecor
   }
 }
 
+/** Whether a token response's access token is bound to the proof's key (`token_type` `DPoP`, RFC 9449 §5). */
+function isDpopBound(tokens: oauth.TokenEndpointResponse): boolean {
+  return tokens.token_type.toLowerCase() === 'dpop';
+}
+
 /** The RFC 8707 `resource` of token requests, for upstreams configured to send it. */
 function resourceParameter(resource: string | undefined) {
   return resource ? { additionalParameters: { resource } } : {};
@@ -57,6 +63,7 @@ function resourceParameter(resource: string | undefined) {
 export function createGrants(deps: UpstreamOAuthDeps) {
   const authorizationServer = createDiscovery(deps.discoveredFetch);
   const upstreamClient = createClientAuth(deps);
+  const dpopKeys = createDpopKeys(deps.cipher);
 
   /** The RFC 8707 `resource` to send, for upstreams configured to: as the resource metadata publishes it, else the MCP URL. */
   function resourceOf(upstream: OAuthUpstream): string | undefined {
@@ -134,24 +141,37 @@ export function createGrants(deps: UpstreamOAuthDeps) {
       }
       const sealedCallback = pending.callback;
       const earlier = await deps.store.getExchangeResult(key);
-      const exchanged = await withUpstreamErrors(upstream.name, async () => {
-        if (earlier) return JSON.parse(deps.cipher.open(earlier, key)) as oauth.TokenEndpointResponse & { issuer: string };
+      // The grant's DPoP key rides along (sealed with the rest), so a retried attempt binds the same key.
+      type Exchanged = oauth.TokenEndpointResponse & { issuer: string; dpopKey?: oauth.JsonObject };
+      const exchanged = await withUpstreamErrors(upstream.name, async (): Promise<Exchanged> => {
+        if (earlier) return JSON.parse(deps.cipher.open(earlier, key)) as Exchanged;
         const as = await authorizationServer(upstream);
         const { client: oauthClient, auth } = await upstreamClient(upstream, as);
         const callback = new URLSearchParams(deps.cipher.open(sealedCallback, `upstream_authorizations:${input.stateHash}:callback`));
         // The state was checked by the callback route (by its hash); iss (RFC 9207) is checked here.
         const parameters = oauth.validateAuthResponse(as, oauthClient, callback, oauth.skipStateCheck);
         const verifier = deps.cipher.open(pending.codeVerifier, `upstream_authorizations:${input.stateHash}`);
-        const response = await oauth.authorizationCodeGrantRequest(as, oauthClient, auth, parameters, pending.redirectUri, verifier, {
-          ...endpointOptions(as, as.token_endpoint ?? upstream.mcpUrl),
-          ...resourceParameter(resourceOf(upstream)),
-        });
-        const answer = { ...(await oauth.processAuthorizationCodeResponse(as, oauthClient, response)), issuer: as.issuer };
+        // A key per grant (RFC 9449): a reconnect binds its tokens to a new one.
+        const dpop = await dpopKeys.create(upstream, as);
+        const tokenEndpoint = as.token_endpoint ?? upstream.mcpUrl;
+        const tokens = await dpopKeys.tokenRequest(
+          dpop,
+          tokenEndpoint,
+          (DPoP) =>
+            oauth.authorizationCodeGrantRequest(as, oauthClient, auth, parameters, pending.redirectUri, verifier, {
+              ...endpointOptions(as, tokenEndpoint),
+              ...resourceParameter(resourceOf(upstream)),
+              ...(DPoP ? { DPoP } : {}),
+            }),
+          (response) => oauth.processAuthorizationCodeResponse(as, oauthClient, response),
+        );
+        // Kept only when the token is bound to it; an authorization server that ignored the proof issued a Bearer token.
+        const answer: Exchanged = { ...tokens, issuer: as.issuer, ...(dpop && isDpopBound(tokens) ? { dpopKey: dpop.stored as unknown as oauth.JsonObject } : {}) };
         await deps.store.putExchangeResult(key, deps.cipher.seal(JSON.stringify(answer), key), new Date().toISOString());
         await deps.hooks?.afterCodeExchange?.();
         return answer;
       });
-      const { issuer, ...tokens } = exchanged;
+      const { issuer, dpopKey, ...tokens } = exchanged;
       const at = new Date().toISOString();
       const existing = await deps.store.getUpstreamTokens(pending.userId, upstream.name);
       const record: UpstreamTokenRecord = {
@@ -166,6 +186,7 @@ export function createGrants(deps: UpstreamOAuthDeps) {
         // A reconnect moves the version on, so callers holding the old token's version see it changed.
         version: (existing?.version ?? 0) + 1,
         issuer,
+        ...(dpopKey ? { dpopKey: dpopKeys.seal(dpopKey as unknown as StoredDpopKey, pending.userId, upstream.name) } : {}),
         connectedAt: at,
         lastUsedAt: existing?.lastUsedAt ?? null,
         updatedAt: at,
@@ -198,11 +219,21 @@ export function createGrants(deps: UpstreamOAuthDeps) {
         assertBoundTo(as, current);
         issuer = as.issuer;
         const { client: oauthClient, auth } = await upstreamClient(upstream, as);
-        const response = await oauth.refreshTokenGrantRequest(as, oauthClient, auth, deps.cipher.open(current.refreshToken, refresh), {
-          ...endpointOptions(as, as.token_endpoint ?? upstream.mcpUrl),
-          ...resourceParameter(resourceOf(upstream)),
-        });
-        const answer = await oauth.processRefreshTokenResponse(as, oauthClient, response);
+        const refreshToken = deps.cipher.open(current.refreshToken, refresh);
+        // The new access token is bound to the grant's key as the old one was (RFC 9449 §5).
+        const dpop = current.dpopKey ? await dpopKeys.open(current.dpopKey, input.userId, upstream.name) : undefined;
+        const tokenEndpoint = as.token_endpoint ?? upstream.mcpUrl;
+        const answer = await dpopKeys.tokenRequest(
+          dpop,
+          tokenEndpoint,
+          (DPoP) =>
+            oauth.refreshTokenGrantRequest(as, oauthClient, auth, refreshToken, {
+              ...endpointOptions(as, tokenEndpoint),
+              ...resourceParameter(resourceOf(upstream)),
+              ...(DPoP ? { DPoP } : {}),
+            }),
+          (response) => oauth.processRefreshTokenResponse(as, oauthClient, response),
+        );
         await deps.store.putExchangeResult(input.key, deps.cipher.seal(JSON.stringify(answer), input.key), new Date().toISOString());
         return answer;
       });
@@ -219,6 +250,8 @@ export function createGrants(deps: UpstreamOAuthDeps) {
         ...(issuer ? { issuer } : {}),
         updatedAt: new Date().toISOString(),
       };
+      // A server that stopped binding (a Bearer token for the proof) gets the token as Bearer from now on.
+      if (!isDpopBound(tokens)) delete record.dpopKey;
       await deps.store.saveUpstreamTokens(record);
       return metadataOf(record);
     },

@@ -10,7 +10,7 @@ export function sealedValueContext(ref: SealedValue): string {
   const [first = '', second = ''] = ref.key;
   switch (ref.table) {
     case 'upstream_tokens':
-      return upstreamTokenLabel(first, second, ref.column === 'access_token' ? 'access' : 'refresh');
+      return upstreamTokenLabel(first, second, ref.column === 'access_token' ? 'access' : ref.column === 'dpop_key' ? 'dpop' : 'refresh');
     case 'upstream_clients':
       return `upstream_clients:${first}`;
     case 'upstream_authorizations':

@@ -1,6 +1,7 @@
 import type { Context, Next } from 'koa';
 
 import type { Logger } from '../log.js';
+import type { UpstreamChallenge } from './bearer-challenge.js';
 import type { CallerUpstreamOptions } from './aggregate/caller-upstreams.js';
 import { createFastCall, type FastCallOptions } from './aggregate/fast-call.js';
 import type { AggregateHandlerOptions } from './aggregate/handlers.js';
@@ -43,7 +44,7 @@ export interface McpEndpointOptions {
    * An upstream answered HTTP 401 to a request sent with `sent` headers (see `upstreamHeaders`);
    * resolving true sends the request once more. `retried` is true when the refused one was the retry.
    */
-  upstreamUnauthorized?: (caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean) => Promise<boolean>;
+  upstreamUnauthorized?: (caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean, challenge?: UpstreamChallenge) => Promise<boolean>;
   /** The upstream answered 403 `insufficient_scope` (step-up); see `UpstreamConnectionsOptions.insufficientScope`. */
   upstreamInsufficientScope?: (caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, scopes: string[]) => Promise<boolean>;
   /** Largest accepted POST body. Default 4 MiB. */

@@ -3,6 +3,7 @@ import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders } from 'node:h
 import type { Context } from 'koa';
 
 import type { Logger } from '../log.js';
+import type { UpstreamChallenge } from './bearer-challenge.js';
 import { isModernVersion, requestProtocolVersion } from './http-headers.js';
 import { JSON_RPC_ERRORS, JsonRpcError } from './json-rpc.js';
 import { liftGatewayState, readClientRequest } from './passthrough/client-request.js';
@@ -19,7 +20,7 @@ export interface PassthroughOptions {
   /** The caller's credentials at the upstream; throwing a {@link JsonRpcError} (a URL elicitation, -32042) answers with it. */
   upstreamHeaders(caller: McpCaller, upstream: McpUpstream, request?: { method: string; url: string }): Promise<Record<string, string>>;
   /** The upstream answered 401 to a request sent with `sent`; resolving true sends it once more. */
-  upstreamUnauthorized?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean): Promise<boolean>;
+  upstreamUnauthorized?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean, challenge?: UpstreamChallenge): Promise<boolean>;
   /**
    * The upstream answered 403 `insufficient_scope` naming `scopes` (step-up); resolving true sends
    * the request once more, throwing a {@link JsonRpcError} (a URL elicitation) answers with it.

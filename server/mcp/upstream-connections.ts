@@ -15,7 +15,7 @@ import {
 } from '@modelcontextprotocol/client';
 
 import type { Logger } from '../log.js';
-import { insufficientScopeOf } from './bearer-challenge.js';
+import { challengeOf, insufficientScopeOf, type UpstreamChallenge } from './bearer-challenge.js';
 import { JsonRpcError } from './json-rpc.js';
 import type { McpUpstream } from './types.js';
 import { recordUpstreamRequest } from '../metrics.js';
@@ -40,7 +40,7 @@ export interface UpstreamConnectionsOptions {
    * The upstream answered HTTP 401 to a request sent with `sent` headers; `retried` tells whether
    * it was already the retry. Resolving true sends the request once more with fresh headers.
    */
-  unauthorized?(upstream: McpUpstream, sent: Record<string, string>, retried: boolean): Promise<boolean>;
+  unauthorized?(upstream: McpUpstream, sent: Record<string, string>, retried: boolean, challenge?: UpstreamChallenge): Promise<boolean>;
   /**
    * The upstream answered HTTP 403 `insufficient_scope` naming `scopes` (step-up) to a request sent
    * with `sent`. Resolving true sends the request once more; what it throws (a URL elicitation)
@@ -315,9 +315,9 @@ export class UpstreamConnections {
       }, (answer) => answer.status);
       return { response, sent: extra };
     };
-    const unauthorized = async (sent: Record<string, string>, retried: boolean) => {
+    const unauthorized = async ({ response, sent }: { response: Response; sent: Record<string, string> }, retried: boolean) => {
       try {
-        return (await this.#options.unauthorized?.(upstream, sent, retried)) ?? false;
+        return (await this.#options.unauthorized?.(upstream, sent, retried, challengeOf(response.headers))) ?? false;
       } catch (error) {
         this.#options.log.warn('handling an upstream 401 failed', { upstream: upstream.name, error: safeErrorText(error) });
         return false;
@@ -338,10 +338,10 @@ export class UpstreamConnections {
       return (await send()).response;
     }
     // The SDK sends JSON bodies as strings, so the request can be sent again as it was.
-    if (first.response.status !== 401 || !(await unauthorized(first.sent, false))) return first.response;
+    if (first.response.status !== 401 || !(await unauthorized(first, false))) return first.response;
     await first.response.body?.cancel().catch(() => undefined);
     const second = await send();
-    if (second.response.status === 401) await unauthorized(second.sent, true);
+    if (second.response.status === 401) await unauthorized(second, true);
     return second.response;
   }
 

@@ -208,4 +208,11 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE upstream_authorizations ADD COLUMN iss_required INTEGER;
     `,
   },
+  {
+    version: 12,
+    name: 'upstream token DPoP key',
+    sql: `
+      ALTER TABLE upstream_tokens ADD COLUMN dpop_key TEXT;
+    `,
+  },
 ];

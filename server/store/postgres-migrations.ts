@@ -184,4 +184,11 @@ export const postgresMigrations: readonly Migration[] = [
       ALTER TABLE upstream_authorizations ADD COLUMN iss_required INTEGER;
     `,
   },
+  {
+    version: 7,
+    name: 'upstream token DPoP key',
+    sql: `
+      ALTER TABLE upstream_tokens ADD COLUMN dpop_key TEXT;
+    `,
+  },
 ];

@@ -168,6 +168,7 @@ interface UpstreamTokenRow {
   version: number;
   issuer: string | null;
   required_scopes: string | null;
+  dpop_key: string | null;
   connected_at: string;
   last_used_at: string | null;
   updated_at: string;
@@ -185,6 +186,7 @@ const toUpstreamTokens = (row: UpstreamTokenRow): UpstreamTokenRecord => ({
   version: row.version,
   ...(row.issuer ? { issuer: row.issuer } : {}),
   ...(row.required_scopes ? { requiredScopes: JSON.parse(row.required_scopes) as string[] } : {}),
+  ...(row.dpop_key ? { dpopKey: row.dpop_key } : {}),
   connectedAt: row.connected_at,
   lastUsedAt: row.last_used_at,
   updatedAt: row.updated_at,
@@ -461,14 +463,14 @@ export class SqlStore implements GatewayStore {
 
   async saveUpstreamTokens(tokens: UpstreamTokenRecord): Promise<void> {
     await this.db.run(
-      `INSERT INTO upstream_tokens (user_id, upstream, access_token, refresh_token, token_type, scopes, expires_at, status, version, issuer, required_scopes, connected_at, last_used_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO upstream_tokens (user_id, upstream, access_token, refresh_token, token_type, scopes, expires_at, status, version, issuer, required_scopes, dpop_key, connected_at, last_used_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (user_id, upstream) DO UPDATE SET access_token = excluded.access_token, refresh_token = excluded.refresh_token,
          token_type = excluded.token_type, scopes = excluded.scopes, expires_at = excluded.expires_at, status = excluded.status,
-         version = excluded.version, issuer = excluded.issuer, required_scopes = excluded.required_scopes, connected_at = excluded.connected_at, last_used_at = excluded.last_used_at, updated_at = excluded.updated_at`,
+         version = excluded.version, issuer = excluded.issuer, required_scopes = excluded.required_scopes, dpop_key = excluded.dpop_key, connected_at = excluded.connected_at, last_used_at = excluded.last_used_at, updated_at = excluded.updated_at`,
       [
         tokens.userId, tokens.upstream, tokens.accessToken, tokens.refreshToken, tokens.tokenType, JSON.stringify(tokens.scopes),
-        tokens.expiresAt, tokens.status, tokens.version, tokens.issuer ?? null, tokens.requiredScopes?.length ? JSON.stringify(tokens.requiredScopes) : null, tokens.connectedAt, tokens.lastUsedAt, tokens.updatedAt,
+        tokens.expiresAt, tokens.status, tokens.version, tokens.issuer ?? null, tokens.requiredScopes?.length ? JSON.stringify(tokens.requiredScopes) : null, tokens.dpopKey ?? null, tokens.connectedAt, tokens.lastUsedAt, tokens.updatedAt,
       ],
     );
   }

@@ -114,6 +114,11 @@ export interface UpstreamTokenRecord {
   issuer?: string;
   /** Scopes the upstream asked for beyond those granted (`insufficient_scope`), for the next authorization there (SEP-2350). */
   requiredScopes?: string[];
+  /**
+   * The sealed private key the access token is bound to (DPoP, RFC 9449), when the upstream's
+   * authorization server binds them: a JSON `{ alg, jwk }` sealed as `upstream_tokens:<user>:<upstream>:dpop`.
+   */
+  dpopKey?: string;
   connectedAt: string;
   lastUsedAt: string | null;
   updatedAt: string;
@@ -265,7 +270,7 @@ export interface KeyCheckStore {
 
 /** Where the store keeps sealed values: each table's key columns and sealed columns. */
 export const sealedColumns = {
-  upstream_tokens: { key: ['user_id', 'upstream'], sealed: ['access_token', 'refresh_token'] },
+  upstream_tokens: { key: ['user_id', 'upstream'], sealed: ['access_token', 'refresh_token', 'dpop_key'] },
   upstream_clients: { key: ['upstream'], sealed: ['client_secret'] },
   upstream_authorizations: { key: ['state_hash'], sealed: ['code_verifier', 'code', 'callback'] },
   exchange_results: { key: ['key'], sealed: ['result'] },

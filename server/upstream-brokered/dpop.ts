@@ -12,30 +12,29 @@ export interface DpopKey {
   handle: oauth.DPoPHandle;
 }
 
-/** Algorithms the gateway signs proofs with, in order of preference. */
-const preferred = ['ES256', 'EdDSA', 'PS256', 'RS256'];
-
-/** The algorithm to use with an authorization server advertising `supported`, if any is shared. */
-export function dpopAlgorithm(supported: readonly string[] | undefined): string | undefined {
-  return preferred.find((alg) => supported?.includes(alg));
-}
+export { dpopAlgorithm } from '../dpop-algorithm.js';
 
 /** A fresh key pair for one grant; the private key cannot be exported. */
 export async function newDpopKey(alg: string): Promise<DpopKey> {
   const keyPair = await oauth.generateKeyPair(alg);
-  const { kty, crv, x, y, n, e } = await exportJWK(keyPair.publicKey);
-  const publicJwk = Object.fromEntries(Object.entries({ kty, crv, x, y, n, e }).filter(([, value]) => value !== undefined)) as JWK;
-  return { alg, privateKey: keyPair.privateKey, publicJwk, handle: oauth.DPoP({}, keyPair) };
+  return { alg, privateKey: keyPair.privateKey, publicJwk: publicJwkOf(await exportJWK(keyPair.publicKey)), handle: oauth.DPoP({}, keyPair) };
+}
+
+/** The public members of a key's JWK (RFC 7517), for a proof's `jwk` header: never a private one. */
+export function publicJwkOf(jwk: JWK): JWK {
+  const { kty, crv, x, y, n, e } = jwk;
+  return Object.fromEntries(Object.entries({ kty, crv, x, y, n, e }).filter(([, value]) => value !== undefined)) as JWK;
 }
 
 /**
  * A DPoP proof (RFC 9449 §4.2) of `key` for one request to a protected resource: `htm`, `htu`
- * (without query and fragment), `iat`, a fresh `jti` and `ath`, the access token's SHA-256.
+ * (without query and fragment), `iat`, a fresh `jti`, `ath`, the access token's SHA-256, and the
+ * `nonce` the resource server asked for, if any (§9).
  */
-export async function dpopProof(key: DpopKey, method: string, url: string, accessToken: string): Promise<string> {
+export async function dpopProof(key: Pick<DpopKey, 'alg' | 'privateKey' | 'publicJwk'>, method: string, url: string, accessToken: string, nonce?: string): Promise<string> {
   const target = new URL(url);
   const ath = Buffer.from(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(accessToken))).toString('base64url');
-  return new SignJWT({ htm: method.toUpperCase(), htu: `${target.origin}${target.pathname}`, jti: randomBytes(16).toString('base64url'), ath })
+  return new SignJWT({ htm: method.toUpperCase(), htu: `${target.origin}${target.pathname}`, jti: randomBytes(16).toString('base64url'), ath, ...(nonce ? { nonce } : {}) })
     .setProtectedHeader({ alg: key.alg, typ: 'dpop+jwt', jwk: key.publicJwk })
     .setIssuedAt()
     .sign(key.privateKey);

@@ -14,6 +14,7 @@ import { TokenCipher } from '../../server/crypto/token-cipher.js';
 import { clientMetadataRoutes } from '../../server/routes/client-metadata.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
 import { upstreamRedirectUri } from '../../server/upstream-config.js';
+import { upstreamTokenPresentation } from '../../server/upstream-dpop.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 
 describe('the gateway as a client identified by its own metadata document', () => {
@@ -105,10 +106,20 @@ describe('the gateway as a client identified by its own metadata document', () =
     expect(connection).toMatchObject({ upstream: 'notion', status: 'connected' });
     expect(notion.counters.codeExchanges).toBe(1);
 
+    // The upstream's authorization server binds tokens to a DPoP key (RFC 9449): each request carries a proof.
     const stored = (await store.getUpstreamTokens('zoe', 'notion'))!;
-    const accessToken = cipher.open(stored.accessToken, 'upstream_tokens:zoe:notion:access');
+    expect(stored.tokenType.toLowerCase()).toBe('dpop');
+    const presentation = upstreamTokenPresentation(cipher);
     const client = new Client({ name: 'check', version: '1' });
-    await client.connect(new StreamableHTTPClientTransport(new URL(notion.mcpUrl), { requestInit: { headers: { Authorization: `Bearer ${accessToken}` } } }));
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(notion.mcpUrl), {
+        fetch: async (url, init) => {
+          const headers = new Headers(init?.headers);
+          for (const [name, value] of Object.entries(await presentation.headers(stored, notion.mcpUrl, { method: init?.method ?? 'GET', url: String(url) }))) headers.set(name, value);
+          return fetch(url, { ...init, headers });
+        },
+      }),
+    );
     expect((await client.callTool({ name: 'whoami', arguments: {} })).content).toEqual([{ type: 'text', text: 'zoe-notion' }]);
     await client.close();
   });

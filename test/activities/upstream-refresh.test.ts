@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import type { UpstreamConfig } from '../../server/config.js';
@@ -46,6 +47,28 @@ describe('refreshUpstreamToken', () => {
     expect(open(after.accessToken, 'access', 'gus')).not.toBe(open(before.accessToken, 'access', 'gus'));
     expect(open(after.refreshToken!, 'refresh', 'gus')).not.toBe(open(before.refreshToken!, 'refresh', 'gus'));
     expect(after.connectedAt).toBe(before.connectedAt);
+  });
+
+  it('sends a proof of the grant\'s DPoP key, and drops the key when the authorization server answers with a Bearer token', async () => {
+    const unbinding = await startFakeUpstream({ preset: 'notion', accessTokenTtlSeconds: 3600, dpop: false });
+    try {
+      const config = notionUpstreamConfig(unbinding);
+      await connectNotionAccount({ store, cipher, notion: unbinding, upstream: config, redirectUri, userId: 'joy', login: 'notion-joy' });
+      const connected = (await store.getUpstreamTokens('joy', 'notion'))!;
+      expect(connected.dpopKey).toBeUndefined();
+      // As if the server had bound this grant before: a key stored with it.
+      const keyPair = await oauth.generateKeyPair('ES256', { extractable: true });
+      const jwk = await crypto.subtle.exportKey('jwk', keyPair.privateKey);
+      await store.saveUpstreamTokens({ ...connected, tokenType: 'DPoP', dpopKey: cipher.seal(JSON.stringify({ alg: 'ES256', jwk }), 'upstream_tokens:joy:notion:dpop') });
+      const activities = createActivities({ store, cipher, upstreams: [config], redirectUri });
+      await activities.refreshUpstreamToken({ userId: 'joy', upstream: 'notion', version: connected.version, key: 'refresh:test-joy:1' });
+      expect(unbinding.counters.dpopRefreshGrants).toBe(1);
+      const after = (await store.getUpstreamTokens('joy', 'notion'))!;
+      expect(after.tokenType.toLowerCase()).toBe('bearer');
+      expect(after.dpopKey).toBeUndefined();
+    } finally {
+      await unbinding.close();
+    }
   });
 
   it('continues a retried attempt from the stored response instead of spending the rotated refresh token again', async () => {

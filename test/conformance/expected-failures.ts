@@ -53,6 +53,4 @@ export const EXPECTED_UPSTREAM_CLIENT_FAILURES_2026: Readonly<Record<string, str
   'auth/client-credentials-jwt': 'extension (not scored for 2026-07-28): the gateway acts for users, it has no client credentials grant toward upstreams',
   'auth/client-credentials-basic': 'extension (not scored for 2026-07-28): the gateway acts for users, it has no client credentials grant toward upstreams',
   'auth/wif-jwt-bearer': 'extension (not scored for 2026-07-28): workload identity federation toward upstreams is not implemented',
-  'auth/dpop': 'extension (not scored for 2026-07-28): DPoP toward upstreams is not implemented; the gateway sends Bearer tokens',
-  'auth/dpop-nonce': 'extension (not scored for 2026-07-28): DPoP toward upstreams is not implemented; the gateway sends Bearer tokens',
 };

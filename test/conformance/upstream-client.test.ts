@@ -49,7 +49,7 @@ describe('MCP conformance client auth scenarios against the gateway\'s upstream 
   );
 
   it(
-    '--requirements 2026-07-28: the authorization hardening scenarios (iss, issuer mismatch, server migration, resource mismatch) and Enterprise-Managed Authorization pass too',
+    '--requirements 2026-07-28: the authorization hardening scenarios (iss, issuer mismatch, server migration, resource mismatch), Enterprise-Managed Authorization and the DPoP extension pass too',
     () =>
       check({ requirements: '2026-07-28' }, EXPECTED_UPSTREAM_CLIENT_FAILURES_2026, [
         'auth/iss-supported',
@@ -62,6 +62,9 @@ describe('MCP conformance client auth scenarios against the gateway\'s upstream 
         'auth/resource-mismatch',
         'auth/offline-access-scope',
         'auth/enterprise-managed-authorization',
+        // Extension scenarios, run but not scored: DPoP-bound tokens (RFC 9449), nonces at the AS and at the MCP server.
+        'auth/dpop',
+        'auth/dpop-nonce',
       ]),
     RUN_TIMEOUT_MS,
   );

@@ -6,6 +6,7 @@ import Router from '@koa/router';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { decodeJwt } from 'jose';
 import Koa, { type Context, type Next } from 'koa';
 import * as z from 'zod';
 
@@ -81,6 +82,15 @@ export interface FakeUpstreamOptions {
    * that key for the request. Default off.
    */
   requireDpop?: boolean;
+  /**
+   * Require DPoP nonces (RFC 9449 §8, §9): the token endpoint answers `use_dpop_nonce` to a proof
+   * without its current nonce, and the MCP endpoint answers 401 `DPoP error="use_dpop_nonce"` with
+   * a `DPoP-Nonce` header to a bound token's proof without its own. Default off. (The authorization
+   * server advertises DPoP and binds the tokens of any grant sent with a proof either way.)
+   */
+  dpopNonce?: boolean;
+  /** Advertise DPoP and bind the tokens of grants sent with a proof (oidc-provider's DPoP). Default on. */
+  dpop?: boolean;
 }
 
 /** Live counters of a fake upstream; see {@link FakeUpstream.counters}. */
@@ -105,6 +115,14 @@ export interface FakeUpstreamCounters extends IdentityGrantCounters {
   rejectedMcpPosts: number;
   /** Tool calls refused with 403 `insufficient_scope` (see `toolScopes`). */
   insufficientScopeRefusals: number;
+  /** Successful `authorization_code` grants sent with a DPoP proof (the tokens are bound to its key). */
+  dpopCodeExchanges: number;
+  /** Successful `refresh_token` grants sent with a DPoP proof. */
+  dpopRefreshGrants: number;
+  /** Token requests answered 400 `use_dpop_nonce` (see `dpopNonce`). */
+  tokenNonceChallenges: number;
+  /** MCP requests answered 401 `use_dpop_nonce` (see `dpopNonce`). */
+  resourceNonceChallenges: number;
 }
 
 /** One tool call that reached the MCP server, with the account its access token belongs to. */
@@ -140,6 +158,8 @@ export interface FakeUpstream {
   resetCounters(): void;
   /** Change (or turn off with `undefined`) the user that interactions finish as automatically. */
   setAutoLogin(login: string | undefined): void;
+  /** Give the MCP endpoint a new DPoP nonce (`dpopNonce`): proofs with the old one are challenged again. */
+  rotateResourceNonce(): void;
   /**
    * Move the MCP server to another authorization server (MCP 2026-07-28, SEP-2352): its protected
    * resource metadata names `issuer` from now on, and every token this server's own authorization
@@ -238,6 +258,8 @@ function resolveSettings(options: FakeUpstreamOptions): UpstreamSettings {
     toolScopes: options.toolScopes ?? {},
     trustedIdp: options.trustedIdp,
     requireDpop: options.requireDpop ?? false,
+    dpopNonce: options.dpopNonce ?? false,
+    dpop: options.dpop ?? true,
   };
 }
 
@@ -265,7 +287,7 @@ async function serveUpstream(
   const resourceMetadataUrl = settings.protectedResourceMetadata
     ? `${originOf(mcpServer)}${PRM_PATH}${MCP_PATH}`
     : undefined;
-  const state: UpstreamState = { counters: zeroCounters(), toolCalls: [], autoLogin, authorizationServer: issuer };
+  const state: UpstreamState = { counters: zeroCounters(), toolCalls: [], autoLogin, authorizationServer: issuer, resourceNonce: randomBytes(16).toString('base64url') };
   const store = new ModelStore();
   const { default: Provider, errors } = await loadOidcProvider();
   const provider = new Provider(
@@ -319,6 +341,9 @@ async function serveUpstream(
     resetCounters() {
       Object.assign(state.counters, zeroCounters());
       state.toolCalls.length = 0;
+    },
+    rotateResourceNonce() {
+      state.resourceNonce = randomBytes(16).toString('base64url');
     },
     setAutoLogin(login) {
       state.autoLogin = login;
@@ -423,6 +448,8 @@ interface UpstreamSettings {
   toolScopes: Record<string, string[]>;
   trustedIdp: TrustedIdp | undefined;
   requireDpop: boolean;
+  dpopNonce: boolean;
+  dpop: boolean;
 }
 
 const METADATA_PATHS = new Set(['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']);
@@ -468,6 +495,8 @@ interface UpstreamState {
   autoLogin: string | undefined;
   /** The authorization server the resource metadata names; this server's own unless migrated. */
   authorizationServer: string;
+  /** The nonce the MCP endpoint asks DPoP proofs to carry (`dpopNonce`). */
+  resourceNonce: string;
 }
 
 const OIDC_PROVIDER_MODULE: string = 'oidc-provider';
@@ -542,6 +571,7 @@ function providerConfiguration({
       registration: { enabled: settings.dynamicRegistration },
       clientIdMetadataDocument: { enabled: settings.metadataFetch !== undefined, ack: 'draft-02' },
       revocation: { enabled: true, allowedPolicy: tokenOfCallingClient },
+      dPoP: !settings.dpop ? { enabled: false } : settings.dpopNonce ? { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true } : { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => mcpUrl,
@@ -615,9 +645,16 @@ function countEndpointOutcomes(counters: FakeUpstreamCounters) {
     switch (ctx.oidc?.route) {
       case 'token': {
         const grantType = ctx.oidc.params?.['grant_type'];
+        const proven = ctx.get('dpop') !== '';
         if (!ok) counters.failedTokenRequests += 1;
-        else if (grantType === 'authorization_code') counters.codeExchanges += 1;
-        else if (grantType === 'refresh_token') counters.refreshGrants += 1;
+        if (!ok && (ctx.body as { error?: unknown } | undefined)?.error === 'use_dpop_nonce') counters.tokenNonceChallenges += 1;
+        else if (grantType === 'authorization_code' && ok) {
+          counters.codeExchanges += 1;
+          if (proven) counters.dpopCodeExchanges += 1;
+        } else if (grantType === 'refresh_token' && ok) {
+          counters.refreshGrants += 1;
+          if (proven) counters.dpopRefreshGrants += 1;
+        }
         break;
       }
       case 'registration':
@@ -852,6 +889,13 @@ function mcpRequestHandler(deps: McpHandlerDeps) {
       }
       state.counters.mcpRequests += 1;
       const auth = await authenticate(deps, req.headers.authorization, req);
+      if ('error' in auth && auth.error === 'use_dpop_nonce') {
+        state.counters.resourceNonceChallenges += 1;
+        res.setHeader('WWW-Authenticate', `DPoP error="use_dpop_nonce", error_description="${auth.description}"`);
+        res.setHeader('DPoP-Nonce', state.resourceNonce);
+        sendJson(res, 401, { error: auth.error, error_description: auth.description });
+        return;
+      }
       if ('error' in auth && req.headers.authorization === undefined) {
         state.counters.unauthenticatedMcpRequests += 1;
       } else if ('error' in auth) {
@@ -900,12 +944,12 @@ function protectedResourceMetadata({ mcpUrl, settings, state }: McpHandlerDeps):
 
 interface BearerFailure {
   // Absent when no token was presented (RFC 6750 §3.1).
-  error: 'invalid_token' | undefined;
+  error: 'invalid_token' | 'use_dpop_nonce' | undefined;
   description: string;
 }
 
 async function authenticate(
-  { provider, mcpUrl, issuer, state }: McpHandlerDeps,
+  { provider, mcpUrl, issuer, state, settings }: McpHandlerDeps,
   authorization: string | undefined,
   req: IncomingMessage,
 ): Promise<AuthInfo | BearerFailure> {
@@ -927,6 +971,7 @@ async function authenticate(
   if (token.jkt || dpopScheme) {
     const proven = dpopScheme ? await verifyDpopProof(req.headers.dpop, { htm: req.method ?? '', htu: mcpUrl, accessToken }) : undefined;
     if (!token.jkt || proven !== token.jkt) return { error: 'invalid_token', description: 'the token is DPoP-bound: a DPoP proof of its key is required' };
+    if (settings.dpopNonce && decodeJwt(String(req.headers.dpop)).nonce !== state.resourceNonce) return { error: 'use_dpop_nonce', description: 'the DPoP proof must carry the nonce this server gave' };
   }
   const audiences = Array.isArray(token.aud) ? token.aud : [token.aud];
   if (!audiences.includes(mcpUrl)) {
@@ -1097,6 +1142,10 @@ function zeroCounters(): FakeUpstreamCounters {
     rejectedMcpPosts: 0,
     unauthenticatedMcpRequests: 0,
     insufficientScopeRefusals: 0,
+    dpopCodeExchanges: 0,
+    dpopRefreshGrants: 0,
+    tokenNonceChallenges: 0,
+    resourceNonceChallenges: 0,
     tokenExchanges: 0,
     jwtBearerGrants: 0,
     refusedIdentityGrants: 0,

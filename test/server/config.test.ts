@@ -122,13 +122,15 @@ describe('loadConfig', () => {
         'upstreams:',
         '  - {name: a, mcpUrl: "https://a.example/mcp", auth: {type: oauth, issuer: "https://as.example", clientId: id-a, clientSecret: s}}',
         '  - {name: b, mcpUrl: "https://b.example/mcp", auth: {type: oauth}}',
-        '  - {name: c, mcpUrl: "https://c.example/mcp", auth: {type: oauth, clientMetadataDocument: true, resource: false}}',
+        '  - {name: c, mcpUrl: "https://c.example/mcp", auth: {type: oauth, clientMetadataDocument: true, resource: false, dpop: "off"}}',
       ].join('\n'),
     );
     const [a, b, c] = loadConfig({ file, env: {} }).upstreams;
-    expect(a?.auth).toEqual({ type: 'oauth', issuer: 'https://as.example/', client: { kind: 'static', clientId: 'id-a', clientSecret: 's', authMethod: 'client_secret_basic' }, resource: true });
-    expect(b?.auth).toEqual({ type: 'oauth', client: { kind: 'dynamic' }, resource: true });
-    expect(c?.auth).toEqual({ type: 'oauth', client: { kind: 'metadata-document' }, resource: false });
+    expect(a?.auth).toEqual({ type: 'oauth', issuer: 'https://as.example/', client: { kind: 'static', clientId: 'id-a', clientSecret: 's', authMethod: 'client_secret_basic' }, resource: true, dpop: 'auto' });
+    expect(b?.auth).toEqual({ type: 'oauth', client: { kind: 'dynamic' }, resource: true, dpop: 'auto' });
+    expect(c?.auth).toEqual({ type: 'oauth', client: { kind: 'metadata-document' }, resource: false, dpop: 'off' });
+    const badDpop = await configFile('upstreams:\n  - {name: d, mcpUrl: "https://d.example/mcp", auth: {type: oauth, dpop: always}}\n');
+    expect(() => loadConfig({ file: badDpop, env: {} })).toThrow('upstreams[0].auth.dpop must be one of auto, off (got "always")');
     const bad = await configFile('upstreams:\n  - {name: d, mcpUrl: "https://d.example/mcp", auth: {type: saml}}\n');
     expect(() => loadConfig({ file: bad, env: {} })).toThrow('upstreams[0].auth.type must be one of none, oauth, token-exchange, enterprise (got "saml")');
     const untyped = await configFile('upstreams:\n  - {name: d, mcpUrl: "https://d.example/mcp", auth: {issuer: "https://as.example"}}\n');
@@ -146,7 +148,7 @@ describe('loadConfig', () => {
       ].join('\n'),
     );
     const upstreams = loadConfig({ file, env: {} }).upstreams;
-    expect(upstreams.map((upstream) => upstream.auth)).toEqual([{ type: 'none' }, { type: 'none' }, { type: 'none' }, { type: 'oauth', client: { kind: 'dynamic' }, resource: true }]);
+    expect(upstreams.map((upstream) => upstream.auth)).toEqual([{ type: 'none' }, { type: 'none' }, { type: 'none' }, { type: 'oauth', client: { kind: 'dynamic' }, resource: true, dpop: 'auto' }]);
     expect(upstreams.map((upstream) => needsUserConnection(upstream.auth))).toEqual([false, false, false, true]);
   });
 

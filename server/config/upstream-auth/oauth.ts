@@ -20,9 +20,14 @@ export interface UpstreamOAuthConfig {
   client: UpstreamClientConfig;
   /** Send `resource=<mcpUrl>` (RFC 8707); on by default, as MCP servers expect. */
   resource: boolean;
+  /**
+   * DPoP (RFC 9449): `auto` (the default) binds each user's grant to a key of its own when the
+   * authorization server advertises an algorithm the gateway signs with; `off` never does.
+   */
+  dpop?: 'auto' | 'off';
 }
 
-/** `auth: { type: oauth, issuer?, endpoints?, clientId?, clientSecret?, authMethod?, clientMetadataDocument?, resource? }`. */
+/** `auth: { type: oauth, issuer?, endpoints?, clientId?, clientSecret?, authMethod?, clientMetadataDocument?, resource?, dpop? }`. */
 export const oauthAuth: UpstreamAuthKind<UpstreamOAuthConfig> = {
   type: 'oauth',
   perUserConnection: true,
@@ -52,6 +57,7 @@ export const oauthAuth: UpstreamAuthKind<UpstreamOAuthConfig> = {
         : {}),
       client,
       resource: entry.resource !== false,
+      dpop: read.oneOf(read.string(entry.dpop, `${key}.dpop`), ['auto', 'off'] as const, `${key}.dpop`) ?? 'auto',
     };
   },
 };

@@ -1,10 +1,11 @@
+import type { UpstreamChallenge } from '../bearer-challenge.js';
 import type { McpCaller, McpUpstream } from '../types.js';
 import type { UpstreamConnectionsOptions } from '../upstream-connections.js';
 
 /** Upstream connection settings of the endpoint, with credentials that depend on the caller. */
 export type CallerUpstreamOptions = Omit<UpstreamConnectionsOptions, 'capabilities' | 'onNotification' | 'onRequest' | 'headers' | 'unauthorized' | 'insufficientScope'> & {
   headers(caller: McpCaller, upstream: McpUpstream, request?: { method: string; url: string }): Promise<Record<string, string>>;
-  unauthorized?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean): Promise<boolean>;
+  unauthorized?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean, challenge?: UpstreamChallenge): Promise<boolean>;
   insufficientScope?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, scopes: string[]): Promise<boolean>;
 };
 
@@ -14,7 +15,7 @@ export function forCaller(options: CallerUpstreamOptions, caller: () => McpCalle
   return {
     ...settings,
     headers: (upstream, request) => headers(caller(), upstream, request),
-    ...(unauthorized ? { unauthorized: (upstream: McpUpstream, sent: Record<string, string>, retried: boolean) => unauthorized(caller(), upstream, sent, retried) } : {}),
+    ...(unauthorized ? { unauthorized: (upstream: McpUpstream, sent: Record<string, string>, retried: boolean, challenge?: UpstreamChallenge) => unauthorized(caller(), upstream, sent, retried, challenge) } : {}),
     ...(insufficientScope ? { insufficientScope: (upstream: McpUpstream, sent: Record<string, string>, scopes: string[]) => insufficientScope(caller(), upstream, sent, scopes) } : {}),
   };
 }

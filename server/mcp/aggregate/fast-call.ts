@@ -4,6 +4,7 @@ import type { ClientCapabilities } from '@modelcontextprotocol/server';
 import type { Context } from 'koa';
 
 import type { Logger } from '../../log.js';
+import { challengeOf, type UpstreamChallenge } from '../bearer-challenge.js';
 import { MODERN_PROTOCOL_VERSION } from '../http-headers.js';
 import type { McpCaller, McpUpstream } from '../types.js';
 import { describeUpstreamFailure, safeErrorText } from '../upstream-connections.js';
@@ -22,7 +23,7 @@ export interface FastCallOptions {
   speaksModern(upstream: McpUpstream): boolean;
   /** The caller's credentials for one request to `upstream` (a DPoP proof names its method and URL). */
   headers(caller: McpCaller, upstream: McpUpstream, request: { method: string; url: string }): Promise<Record<string, string>>;
-  unauthorized?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean): Promise<boolean>;
+  unauthorized?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean, challenge?: UpstreamChallenge): Promise<boolean>;
   /** Bound on the upstream's answer. */
   timeoutMs: number;
 }
@@ -185,7 +186,7 @@ export function createUpstreamCall(options: UpstreamCallOptions) {
       const status = response.statusCode ?? 502;
       if (status === 200) return { response };
       response.resume();
-      if (status === 401 && !retried && options.unauthorized && (await options.unauthorized(caller, upstream, credentials, false).catch(() => false))) continue;
+      if (status === 401 && !retried && options.unauthorized && (await options.unauthorized(caller, upstream, credentials, false, challengeOf(response.headers)).catch(() => false))) continue;
       if (status >= 500) {
         log.warn('upstream tools/call failed', { userId: caller.userId, upstream: upstream.name, reason: `HTTP ${status}` });
         return unavailable(`it answered HTTP ${status}`);

@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from '
 import type { Context } from 'koa';
 
 import type { Logger } from '../../log.js';
-import { insufficientScopeOf } from '../bearer-challenge.js';
+import { challengeOf, insufficientScopeOf, type UpstreamChallenge } from '../bearer-challenge.js';
 import { isModernVersion, requestProtocolVersion, type JsonRpcMessageShape } from '../http-headers.js';
 import { JSON_RPC_ERRORS, JsonRpcError, urlElicitationOf } from '../json-rpc.js';
 import type { McpCaller, McpUpstream } from '../types.js';
@@ -20,7 +20,7 @@ const inputCapableMethods = new Set(['tools/call', 'prompts/get', 'resources/rea
 /** The caller's credentials at the upstream and what to do when it refuses them (see `PassthroughOptions`). */
 export interface UpstreamAuthorization {
   upstreamHeaders(caller: McpCaller, upstream: McpUpstream, request?: { method: string; url: string }): Promise<Record<string, string>>;
-  upstreamUnauthorized?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean): Promise<boolean>;
+  upstreamUnauthorized?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean, challenge?: UpstreamChallenge): Promise<boolean>;
   upstreamInsufficientScope?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, scopes: string[]): Promise<boolean>;
 }
 
@@ -60,7 +60,7 @@ export async function sendWithCredentials(ctx: Context, caller: McpCaller, upstr
     }
     if (response.statusCode !== 401 || !auth.upstreamUnauthorized) return response;
     response.resume();
-    const again = await auth.upstreamUnauthorized(caller, upstream, credentials, retried);
+    const again = await auth.upstreamUnauthorized(caller, upstream, credentials, retried, challengeOf(response.headers));
     if (!again) {
       // The grant is now marked for a reconnect: asking for headers again yields the URL elicitation.
       await auth.upstreamHeaders(caller, upstream);

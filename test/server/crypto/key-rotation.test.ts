@@ -68,7 +68,8 @@ describe('key rotation', () => {
       upstream: 'github',
       accessToken: before.seal('gho_access', 'upstream_tokens:alice:github:access'),
       refreshToken: before.seal('ghr_refresh', 'upstream_tokens:alice:github:refresh'),
-      tokenType: 'bearer',
+      tokenType: 'DPoP',
+      dpopKey: before.seal('{"alg":"ES256","jwk":{}}', 'upstream_tokens:alice:github:dpop'),
       scopes: [],
       expiresAt: null,
       status: 'connected',
@@ -82,12 +83,13 @@ describe('key rotation', () => {
       { id: 'new', key: newKey },
       { id: 'old', key: oldKey },
     ]);
-    expect(await resealStore(store, rotated)).toEqual({ resealed: 3, current: 0, skipped: 0, unreadable: 0 });
-    expect(await resealStore(store, rotated)).toEqual({ resealed: 0, current: 3, skipped: 0, unreadable: 0 });
+    expect(await resealStore(store, rotated)).toEqual({ resealed: 4, current: 0, skipped: 0, unreadable: 0 });
+    expect(await resealStore(store, rotated)).toEqual({ resealed: 0, current: 4, skipped: 0, unreadable: 0 });
     const after = new TokenCipher([{ id: 'new', key: newKey }]);
     const tokens = await store.getUpstreamTokens('alice', 'github');
     expect(after.open(tokens!.accessToken, 'upstream_tokens:alice:github:access')).toBe('gho_access');
     expect(after.open(tokens!.refreshToken!, 'upstream_tokens:alice:github:refresh')).toBe('ghr_refresh');
+    expect(after.open(tokens!.dpopKey!, 'upstream_tokens:alice:github:dpop')).toBe('{"alg":"ES256","jwk":{}}');
     expect(after.open((await store.getExchangeResult('exchange:1'))!, 'exchange:1')).toBe('{"access_token":"x"}');
   });
 });
