@@ -1,7 +1,7 @@
 import { context, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { Resource } from '@opentelemetry/resources';
-import { BatchSpanProcessor, NoopSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type { Context, Next } from 'koa';
@@ -45,9 +45,9 @@ export function startTracing(tracing: OperationsConfig['tracing'], options: { sp
   return installed;
 }
 
-/** The installed tracing's processor and resource for workflow spans; a no-op processor when tracing is off. */
-export function workflowSpanSink(): { spanProcessor: SpanProcessor; resource: Resource } {
-  return installed ?? { spanProcessor: new NoopSpanProcessor(), resource: Resource.empty() };
+/** The installed tracing's processor and resource for workflow spans; undefined when tracing is off. */
+export function workflowSpanSink(): { spanProcessor: SpanProcessor; resource: Resource } | undefined {
+  return installed;
 }
 
 /**

@@ -49,8 +49,9 @@ export async function createWorker(
   deps: Pick<ActivityDeps, 'cipher'> & { store: ActivityDeps['store'] & AuditTrail },
 ): Promise<{ worker: Worker; connection: NativeConnection }> {
   installRuntime(config.operations.temporalMetricsAddress);
-  const bundle = await ensureWorkflowBundle();
+  // With tracing off the bundle holds no tracing interceptor and the activities run none either.
   const workflowSpans = workflowSpanSink();
+  const bundle = await ensureWorkflowBundle({ tracing: workflowSpans !== undefined });
   const connection = await NativeConnection.connect(await temporalConnectionOptions(config.temporal));
   try {
     const worker = await Worker.create({
@@ -58,11 +59,13 @@ export async function createWorker(
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
       workflowBundle: { codePath: bundle.codePath },
-      // The bundle's workflow interceptor records workflow spans and hands them to this sink.
-      sinks: { exporter: makeWorkflowExporter(workflowSpans.spanProcessor, workflowSpans.resource) },
-      interceptors: {
-        activity: [(ctx) => ({ inbound: new OpenTelemetryActivityInboundInterceptor(ctx), outbound: new OpenTelemetryActivityOutboundInterceptor(ctx) })],
-      },
+      // The traced bundle's workflow interceptor records workflow spans and hands them to this sink.
+      ...(workflowSpans && {
+        sinks: { exporter: makeWorkflowExporter(workflowSpans.spanProcessor, workflowSpans.resource) },
+        interceptors: {
+          activity: [(ctx) => ({ inbound: new OpenTelemetryActivityInboundInterceptor(ctx), outbound: new OpenTelemetryActivityOutboundInterceptor(ctx) })],
+        },
+      }),
       activities: createActivities({
         ...deps,
         upstreams: config.upstreams,
