@@ -9,14 +9,14 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { projectPath } from '../server/paths.js';
-import { ensureWorkflowBundle } from '../server/temporal/workflow-bundle.js';
+import { ensureWorkflowBundles } from '../server/temporal/workflow-bundle.js';
 import { childrenOf, fmt, freePort, isAlive, sleep } from './support.js';
 
 const readyLine = 'Consent Gateway is ready';
 
 /** Builds the workflow bundle and the server as `npm start` does; prints one setup line. */
 export async function buildGateway(): Promise<void> {
-  const bundle = await ensureWorkflowBundle();
+  const [bundle] = await ensureWorkflowBundles();
   const started = performance.now();
   await new Promise<void>((resolve, reject) => {
     spawn(process.execPath, ['scripts/build-server.mjs'], { cwd: projectPath(), stdio: 'inherit' }).once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`build-server exited ${code}`))));

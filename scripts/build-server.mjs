@@ -20,6 +20,10 @@ await build({
   format: 'esm',
   target: 'node20',
   packages: 'external',
+  // A dynamic import stays one (a chunk of its own under chunks/), so what a start does not need
+  // (the PostgreSQL driver on SQLite, the OpenTelemetry SDK with tracing off) is never loaded.
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
   sourcemap: 'linked',
   logLevel: 'warning',
 });

@@ -6,7 +6,7 @@ import { loadConfig } from '../server/config.js';
 import { ensureProjectTemporalCli, TemporalCliMissingError } from '../server/temporal/cli.js';
 import { loadTemporalDevSettings } from '../server/temporal/dev-server.js';
 import { ensureWebBundle } from '../server/web-bundle.js';
-import { ensureWorkflowBundle } from '../server/temporal/workflow-bundle.js';
+import { ensureWorkflowBundles } from '../server/temporal/workflow-bundle.js';
 
 const only = process.argv.includes('--cli-only');
 
@@ -27,8 +27,7 @@ try {
   const cli = await ensureProjectTemporalCli(process.env, (message) => console.log(message));
   console.log(`Temporal CLI ${cli.version}: ${cli.path} (${cli.source === 'installed' ? 'just installed' : `found via ${cli.source}`})`);
   if (!only) {
-    const bundle = await ensureWorkflowBundle();
-    console.log(`Workflow bundle ${bundle.built ? 'built' : 'up to date'}: ${bundle.codePath}`);
+    for (const bundle of await ensureWorkflowBundles()) console.log(`Workflow bundle ${bundle.built ? 'built' : 'up to date'}: ${bundle.codePath}`);
     const web = await ensureWebBundle();
     console.log(`Web bundle ${web.built ? 'built' : 'up to date'}: ${web.outDir}`);
   }

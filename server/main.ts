@@ -72,7 +72,7 @@ async function main(): Promise<void> {
 
 async function run(config: GatewayConfig, log: Logger, cleanups: Cleanup[], started: number): Promise<void> {
   // First in, so last out: the spans of everything stopping after it are still sent.
-  const tracing = startTracing(config.operations.tracing);
+  const tracing = await startTracing(config.operations.tracing);
   if (tracing) cleanups.push(() => tracing.shutdown());
   let devServer: DevServer | undefined;
   if (config.temporal.embedded) {

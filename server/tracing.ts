@@ -1,9 +1,6 @@
 import { context, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { Resource } from '@opentelemetry/resources';
-import { BatchSpanProcessor, NoopSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
-import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import type { Resource } from '@opentelemetry/resources';
+import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { Context, Next } from 'koa';
 import type { OperationsConfig } from './config.js';
 import { methodLabel } from './metrics.js';
@@ -29,12 +26,21 @@ let installed: Tracing | undefined;
  * Installs tracing for this process when `tracing.otlpEndpoint` is set: spans are batched and
  * sent by OTLP over HTTP to `<otlpEndpoint>/v1/traces` (the base-URL rule of the OpenTelemetry
  * exporter specification), trace context travels in W3C `traceparent` headers. Without an endpoint
- * nothing is installed and undefined is returned. `spanProcessor` replaces the OTLP export (tests
- * pass an in-memory one). Once per process: later calls return the first installation.
+ * nothing is installed and undefined is returned, and the OpenTelemetry SDK is not even loaded.
+ * `spanProcessor` replaces the OTLP export (tests pass an in-memory one). Once per process: later
+ * calls return the first installation.
  */
-export function startTracing(tracing: OperationsConfig['tracing'], options: { spanProcessor?: SpanProcessor } = {}): Tracing | undefined {
+export async function startTracing(tracing: OperationsConfig['tracing'], options: { spanProcessor?: SpanProcessor } = {}): Promise<Tracing | undefined> {
   if (installed) return installed;
   if (!tracing.otlpEndpoint && !options.spanProcessor) return undefined;
+  const [{ OTLPTraceExporter }, { Resource }, { BatchSpanProcessor }, { NodeTracerProvider }, { ATTR_SERVICE_NAME }] = await Promise.all([
+    import('@opentelemetry/exporter-trace-otlp-http'),
+    import('@opentelemetry/resources'),
+    import('@opentelemetry/sdk-trace-base'),
+    import('@opentelemetry/sdk-trace-node'),
+    import('@opentelemetry/semantic-conventions'),
+  ]);
+  if (installed) return installed;
   const resource = new Resource({ [ATTR_SERVICE_NAME]: tracing.serviceName });
   const spanProcessor = options.spanProcessor ?? new BatchSpanProcessor(new OTLPTraceExporter({ url: `${tracing.otlpEndpoint}/v1/traces` }));
   const provider = new NodeTracerProvider({ resource, spanProcessors: [spanProcessor] });
@@ -45,9 +51,14 @@ export function startTracing(tracing: OperationsConfig['tracing'], options: { sp
   return installed;
 }
 
-/** The installed tracing's processor and resource for workflow spans; a no-op processor when tracing is off. */
-export function workflowSpanSink(): { spanProcessor: SpanProcessor; resource: Resource } {
-  return installed ?? { spanProcessor: new NoopSpanProcessor(), resource: Resource.empty() };
+/** Whether {@link startTracing} installed tracing in this process. */
+export function tracingInstalled(): boolean {
+  return installed !== undefined;
+}
+
+/** The installed tracing's processor and resource for workflow spans; undefined when tracing is off. */
+export function workflowSpanSink(): { spanProcessor: SpanProcessor; resource: Resource } | undefined {
+  return installed;
 }
 
 /**

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import * as esbuild from 'esbuild';
 import { projectDir, projectPath } from './paths.js';
 
 /** One browser bundle: its source entry (relative to the project folder) and its output name. */
@@ -22,6 +21,8 @@ export const webBundleDir = projectPath('.build/web');
 /** Bundles {@link webEntries} with esbuild; returns the absolute paths written (bundles and maps). */
 export async function buildWeb(options: { outDir?: string; minify?: boolean } = {}): Promise<{ files: string[] }> {
   const outdir = path.resolve(projectDir, options.outDir ?? webBundleDir);
+  // Loaded on demand: a start whose bundles are up to date does not load esbuild.
+  const esbuild = await import('esbuild');
   const result = await esbuild.build({
     absWorkingDir: projectDir,
     entryPoints: webEntries.map((entry) => ({ in: entry.in, out: entry.out })),

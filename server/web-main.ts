@@ -20,7 +20,7 @@ async function main(): Promise<void> {
   if (config.temporal.embedded) {
     throw new ConfigError('the web server alone needs a Temporal address: set TEMPORAL_ADDRESS or temporal.address');
   }
-  const tracing = startTracing(config.operations.tracing);
+  const tracing = await startTracing(config.operations.tracing);
   const store = await openStore(config.store);
   const client = await connectClient(config.temporal);
   const cipher = await loadCipher(config, log);

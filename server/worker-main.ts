@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   if (config.temporal.embedded) {
     throw new ConfigError('the worker alone needs a Temporal address: set TEMPORAL_ADDRESS or temporal.address');
   }
-  const tracing = startTracing(config.operations.tracing);
+  const tracing = await startTracing(config.operations.tracing);
   const store = await openStore(config.store);
   const cipher = await loadCipher(config, log);
   await checkFleetKeys(store, { cipher, keys: await loadServerKeys(config, log) }, log);

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { Client, Connection, WithStartWorkflowOperation, type ClientInterceptors, type TLSConfig } from '@temporalio/client';
-import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import type { GatewayConfig } from '../config.js';
+import { tracingInstalled } from '../tracing.js';
 import { type ConsentFlowInput, consentWorkflowId, searchAttributes } from '../../workflows/consent-flow/messages.js';
 import { firstStep } from '../../workflows/consent-flow/steps.js';
 import { disconnect, grantSearchAttributes, refreshNow, type RefreshNowInput, type RefreshNowResult, upstreamConnected, type UpstreamGrantInput, upstreamGrantWorkflowId } from '../../workflows/upstream-grant/messages.js';
@@ -38,18 +38,20 @@ export async function temporalConnectionOptions(temporal: GatewayConfig['tempora
 }
 
 /**
- * The client interceptors every gateway Temporal client carries: each start, signal, update and
- * query gets a span whose context travels in the workflow's headers, so the worker's spans join the
- * trace of the request that caused them. Without tracing the spans are no-ops and the headers empty.
+ * The client interceptors a gateway Temporal client carries when tracing is on: each start, signal,
+ * update and query gets a span whose context travels in the workflow's headers, so the worker's
+ * spans join the trace of the request that caused them. None when tracing is off.
  */
-export function temporalClientInterceptors(): ClientInterceptors {
+export async function temporalClientInterceptors(): Promise<ClientInterceptors> {
+  if (!tracingInstalled()) return {};
+  const { OpenTelemetryWorkflowClientInterceptor } = await import('@temporalio/interceptors-opentelemetry');
   return { workflow: [new OpenTelemetryWorkflowClientInterceptor()] };
 }
 
 /** Opens a Temporal client for the configured namespace. */
 export async function connectClient(temporal: GatewayConfig['temporal']): Promise<Client> {
   const connection = await Connection.connect(await temporalConnectionOptions(temporal));
-  return new Client({ connection, namespace: temporal.namespace, interceptors: temporalClientInterceptors() });
+  return new Client({ connection, namespace: temporal.namespace, interceptors: await temporalClientInterceptors() });
 }
 
 /** Starts the `consentFlow` workflow for one authorization request (workflow id `consent:<flowId>`). */

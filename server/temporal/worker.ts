@@ -1,5 +1,4 @@
-import { OpenTelemetryActivityInboundInterceptor, OpenTelemetryActivityOutboundInterceptor, makeWorkflowExporter } from '@temporalio/interceptors-opentelemetry';
-import { NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, makeTelemetryFilterString, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../../activities/index.js';
 import type { GatewayConfig } from '../config.js';
 import { temporalConnectionOptions } from './client.js';
@@ -43,14 +42,30 @@ function installRuntime(metricsAddress: string | undefined): void {
   }
 }
 
+/**
+ * Activity spans, and the sink the traced bundle's workflow interceptor hands its workflow spans to;
+ * loaded only when tracing is on.
+ */
+async function workerTracing(spans: NonNullable<ReturnType<typeof workflowSpanSink>>): Promise<Pick<WorkerOptions, 'sinks' | 'interceptors'>> {
+  const { OpenTelemetryActivityInboundInterceptor, OpenTelemetryActivityOutboundInterceptor, makeWorkflowExporter } = await import('@temporalio/interceptors-opentelemetry');
+  return {
+    sinks: { exporter: makeWorkflowExporter(spans.spanProcessor, spans.resource) },
+    interceptors: {
+      activity: [(ctx) => ({ inbound: new OpenTelemetryActivityInboundInterceptor(ctx), outbound: new OpenTelemetryActivityOutboundInterceptor(ctx) })],
+    },
+  };
+}
+
 /** Creates the worker for the gateway's task queue, running the prebuilt workflow bundle. */
 export async function createWorker(
   config: GatewayConfig,
   deps: Pick<ActivityDeps, 'cipher'> & { store: ActivityDeps['store'] & AuditTrail },
 ): Promise<{ worker: Worker; connection: NativeConnection }> {
   installRuntime(config.operations.temporalMetricsAddress);
-  const bundle = await ensureWorkflowBundle();
+  // With tracing off the bundle holds no tracing interceptor and the activities run none either.
   const workflowSpans = workflowSpanSink();
+  const bundle = await ensureWorkflowBundle({ tracing: workflowSpans !== undefined });
+  const tracingOptions = workflowSpans && (await workerTracing(workflowSpans));
   const connection = await NativeConnection.connect(await temporalConnectionOptions(config.temporal));
   try {
     const worker = await Worker.create({
@@ -58,11 +73,7 @@ export async function createWorker(
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
       workflowBundle: { codePath: bundle.codePath },
-      // The bundle's workflow interceptor records workflow spans and hands them to this sink.
-      sinks: { exporter: makeWorkflowExporter(workflowSpans.spanProcessor, workflowSpans.resource) },
-      interceptors: {
-        activity: [(ctx) => ({ inbound: new OpenTelemetryActivityInboundInterceptor(ctx), outbound: new OpenTelemetryActivityOutboundInterceptor(ctx) })],
-      },
+      ...tracingOptions,
       activities: createActivities({
         ...deps,
         upstreams: config.upstreams,

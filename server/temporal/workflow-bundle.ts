@@ -25,9 +25,10 @@ async function sourceFiles(dir: string): Promise<string[]> {
     .sort();
 }
 
-/** Hash of everything that goes into the bundle: workflow sources and the SDK version. */
-async function hashSources(): Promise<string> {
+/** Hash of everything that goes into the bundle: workflow sources, the SDK version and the interceptors. */
+async function hashSources(tracing: boolean): Promise<string> {
   const hash = createHash('sha256');
+  hash.update(tracing ? 'interceptors: opentelemetry\n' : 'interceptors: none\n');
   const files = [...(await sourceFiles(workflowsDir)), projectPath('node_modules/@temporalio/workflow/package.json'), projectPath('node_modules/@temporalio/interceptors-opentelemetry/package.json')];
   for (const file of files) {
     hash.update(path.relative(projectPath(), file));
@@ -36,15 +37,29 @@ async function hashSources(): Promise<string> {
   return hash.digest('hex');
 }
 
+/** Options of {@link ensureWorkflowBundle}. */
+export interface WorkflowBundleOptions {
+  outDir?: string;
+  force?: boolean;
+  /**
+   * With OpenTelemetry's workflow interceptors (workflow spans joined to the caller's trace), for a
+   * worker that traces. Without them (the default) an activation runs no tracing code at all.
+   */
+  tracing?: boolean;
+}
+
 /**
- * Returns the prebuilt workflow bundle, building it only when the workflow sources changed
- * since the last build (so a start does not run webpack).
+ * Returns the prebuilt workflow bundle (`.build/workflow-bundle.js`, or `workflow-bundle-traced.js`
+ * with `tracing`), building it only when the workflow sources changed since the last build (so a
+ * start does not run webpack). The two differ only in the interceptors, which schedule nothing:
+ * a history recorded by either replays on the other.
  */
-export async function ensureWorkflowBundle(options: { outDir?: string; force?: boolean } = {}): Promise<WorkflowBundle> {
+export async function ensureWorkflowBundle(options: WorkflowBundleOptions = {}): Promise<WorkflowBundle> {
   const outDir = options.outDir ?? defaultOutDir;
-  const codePath = path.join(outDir, 'workflow-bundle.js');
-  const metaPath = path.join(outDir, 'workflow-bundle.json');
-  const sourceHash = await hashSources();
+  const name = options.tracing ? 'workflow-bundle-traced' : 'workflow-bundle';
+  const codePath = path.join(outDir, `${name}.js`);
+  const metaPath = path.join(outDir, `${name}.json`);
+  const sourceHash = await hashSources(options.tracing ?? false);
   if (!options.force) {
     try {
       const meta = JSON.parse(await readFile(metaPath, 'utf8')) as { sourceHash?: string };
@@ -58,9 +73,8 @@ export async function ensureWorkflowBundle(options: { outDir?: string; force?: b
   }
   const { code } = await bundleWorkflowCode({
     workflowsPath: path.join(workflowsDir, 'index.ts'),
-    // Workflow spans (run, signal, update, activity start) joined to the caller's trace. They cost a
-    // little per activation with tracing off too: one bundle serves both.
-    workflowInterceptorModules: [workflowTracingInterceptors],
+    // Workflow spans (run, signal, update, activity start) joined to the caller's trace.
+    workflowInterceptorModules: options.tracing ? [workflowTracingInterceptors] : [],
     logger: { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} },
   });
   await mkdir(outDir, { recursive: true });
@@ -71,4 +85,9 @@ export async function ensureWorkflowBundle(options: { outDir?: string; force?: b
   await writeFile(`${metaPath}.${process.pid}.tmp`, JSON.stringify({ sourceHash, builtAt: new Date().toISOString() }));
   await rename(`${metaPath}.${process.pid}.tmp`, metaPath);
   return { codePath, sourceHash, built: true };
+}
+
+/** Both bundles, the untraced one first: what a start may need, built ahead (setup, tests, benchmarks). */
+export async function ensureWorkflowBundles(options: Omit<WorkflowBundleOptions, 'tracing'> = {}): Promise<[WorkflowBundle, WorkflowBundle]> {
+  return [await ensureWorkflowBundle(options), await ensureWorkflowBundle({ ...options, tracing: true })];
 }

@@ -31,7 +31,7 @@ describe.skipIf(Boolean(temporalUnavailable))('traces', () => {
 
   beforeAll(async () => {
     // Installed before the gateway and its worker, which take the tracer and the workflow sink at start.
-    tracing = startTracing({ serviceName: 'consent-gateway-test' }, { spanProcessor: new SimpleSpanProcessor(exporter) });
+    tracing = await startTracing({ serviceName: 'consent-gateway-test' }, { spanProcessor: new SimpleSpanProcessor(exporter) });
     notion = await startFakeUpstream({ preset: 'notion' });
     gateway = await startTestGateway((config) => {
       config.upstreams = [notionUpstreamConfig(notion)];

@@ -58,7 +58,7 @@ export async function startTestGateway(configure: (config: GatewayConfig) => voi
   const store = await openStore(config.store);
   const cipher = await loadCipher(config, log);
   const connection = await Connection.connect({ address: config.temporal.address });
-  const temporal = new Client({ connection, namespace: config.temporal.namespace, interceptors: temporalClientInterceptors() });
+  const temporal = new Client({ connection, namespace: config.temporal.namespace, interceptors: await temporalClientInterceptors() });
   // Without a worker here, tests run workers as processes of their own (to kill them).
   const { worker, connection: workerConnection }: { worker: Worker | undefined; connection: { close(): Promise<void> } } =
     options.worker === false ? { worker: undefined, connection: { close: async () => {} } } : await createWorker(config, { store, cipher });

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
 import { ensureProjectTemporalCli } from '../../server/temporal/cli.js';
 import { loadTemporalDevSettings, startDevServer } from '../../server/temporal/dev-server.js';
-import { ensureWorkflowBundle } from '../../server/temporal/workflow-bundle.js';
+import { ensureWorkflowBundles } from '../../server/temporal/workflow-bundle.js';
 import { chromiumAvailable, chromiumPath } from './browser.js';
 import { freePort } from './free-port.js';
 import { findPostgresBin, startPostgresServer } from './postgres-server.js';
@@ -93,7 +93,7 @@ async function setupTemporal(project: TestProject, ci: boolean): Promise<(() => 
     return undefined;
   }
 
-  await ensureWorkflowBundle();
+  await ensureWorkflowBundles();
   const dir = await mkdtemp(path.join(tmpdir(), 'cg-temporal-'));
   const port = await freePort();
   const server = await startDevServer({

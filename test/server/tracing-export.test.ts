@@ -38,13 +38,13 @@ describe('trace export by OTLP over HTTP', () => {
   });
 
   it('installs nothing without an endpoint: spans do not record', async () => {
-    expect(startTracing({ serviceName: 'off' })).toBeUndefined();
+    await expect(startTracing({ serviceName: 'off' })).resolves.toBeUndefined();
     const recording = await inSpan('never.recorded', {}, async (span) => span.isRecording());
     expect(recording).toBe(false);
   });
 
   it('sends finished spans to <endpoint>/v1/traces with the service name, on shutdown at the latest', async () => {
-    const tracing = startTracing({ otlpEndpoint: endpoint, serviceName: 'export-test' });
+    const tracing = await startTracing({ otlpEndpoint: endpoint, serviceName: 'export-test' });
     expect(tracing).toBeDefined();
     await inSpan('export.check', { 'gateway.upstream': 'notion' }, async () => undefined);
     await tracing!.shutdown();

@@ -8,7 +8,10 @@ import { ensureWorkflowBundle } from '../../server/temporal/workflow-bundle.js';
 const historiesDir = projectPath('test/histories');
 
 describe('replay of captured histories', () => {
-  it('replays every history in test/histories with the current workflow code', async () => {
+  it.each([
+    { bundle: 'untraced', tracing: false },
+    { bundle: 'traced', tracing: true },
+  ])('replays every history in test/histories with the current workflow code ($bundle bundle)', async ({ tracing }) => {
     const files = (await readdir(historiesDir)).filter((name) => name.endsWith('.json')).sort();
     expect(files).toEqual([
       'consent-flow-approved-v2.json',
@@ -29,7 +32,7 @@ describe('replay of captured histories', () => {
         history: JSON.parse(await readFile(path.join(historiesDir, file), 'utf8')) as unknown,
       })),
     );
-    const bundle = await ensureWorkflowBundle();
+    const bundle = await ensureWorkflowBundle({ tracing });
     const results: { workflowId: string; error: unknown }[] = [];
     for await (const result of Worker.runReplayHistories({ workflowBundle: { codePath: bundle.codePath } }, histories)) {
       results.push({ workflowId: result.workflowId, error: result.error });
