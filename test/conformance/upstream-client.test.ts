@@ -24,6 +24,12 @@ describe('MCP conformance client auth scenarios against the gateway\'s upstream 
 
   async function check(selection: RunConformanceClientOptions['selection'], expected: Readonly<Record<string, string>>, mustInclude: string[]): Promise<void> {
     const run = await runConformanceClient({ version: '0.2.0-alpha.12', selection, outDir: path.join(dir, 'suite' in selection ? 'suite-auth' : 'requirements-2026') });
+    const outcomes = Object.entries(run.scenarios);
+    const count = (outcome: string) => outcomes.filter(([, result]) => result === outcome).length;
+    console.log(
+      `upstream client, conformance client ${'suite' in selection ? '--suite auth' : '--requirements 2026-07-28'}: ${count('passed')} of ${outcomes.length} scenarios passed, ${count('warned')} warned, ${count('failed')} failed` +
+        `\n${outcomes.map(([scenario, result]) => `  ${result.padEnd(6)} ${scenario}`).join('\n')}\n${run.summaryLines.join('\n')}`,
+    );
     for (const scenario of mustInclude) expect(Object.keys(run.scenarios), run.summaryLines.join('\n')).toContain(scenario);
     const unexpected = Object.entries(run.scenarios).filter(([scenario, outcome]) => outcome !== 'passed' && !(scenario in expected));
     expect(Object.fromEntries(unexpected.map(([scenario]) => [scenario, run.findings[scenario]])), run.summaryLines.join('\n')).toEqual({});
