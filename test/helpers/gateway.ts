@@ -52,6 +52,10 @@ export async function startTestGateway(configure: (config: GatewayConfig) => voi
       ...(testStoreBackend === 'postgres' ? { GATEWAY_STORE_URL: await createTestDatabase() } : {}),
     },
   });
+  // A test machine can be loaded far beyond any production one (the whole suite beside other work
+  // on two cores): the bound on a request's Temporal calls is raised so that a slow worker is not
+  // taken for an unreachable Temporal. The outage tests set their own short bound.
+  config.temporal.requestTimeoutMs = 30_000;
   configure(config);
   const logs: string[] = [];
   const log = createLogger('debug', (line) => logs.push(line));
