@@ -597,7 +597,7 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
       flowRequests: {
         concurrency: asCount(env.TEMPORAL_FLOW_REQUEST_CONCURRENCY ?? flowRequests.concurrency, 'temporal.flowRequests.concurrency') ?? 8,
         queue: asCount(env.TEMPORAL_FLOW_REQUEST_QUEUE ?? flowRequests.queue, 'temporal.flowRequests.queue') ?? 1_000,
-        queueTimeoutMs: asDurationMs(env.TEMPORAL_FLOW_REQUEST_QUEUE_TIMEOUT ?? flowRequests.queueTimeout, 'temporal.flowRequests.queueTimeout') ?? 30_000,
+        queueTimeoutMs: asDurationMs(env.TEMPORAL_FLOW_REQUEST_QUEUE_TIMEOUT ?? flowRequests.queueTimeout, 'temporal.flowRequests.queueTimeout') ?? 60_000,
       },
       worker: {
         maxConcurrentActivities: asCount(env.TEMPORAL_WORKER_MAX_ACTIVITIES ?? worker.maxConcurrentActivities, 'temporal.worker.maxConcurrentActivities') ?? 100,
