@@ -11,25 +11,44 @@ export const redirectUri = 'http://127.0.0.1:9/callback';
 
 /**
  * The config the runs give the gateway: the embedded default with the per-address limits out of
- * the way (everything comes from one address), and the bound on a consent request's Temporal calls.
+ * the way (everything comes from one address), and the bound on a consent request's Temporal calls
+ * when one is given (else the gateway's default).
  */
-export const configYaml = (pending: number, requestTimeout: string) => `limits:
+export const configYaml = (pending: number, requestTimeout?: string) => `limits:
   authorization: { perAddress: 1000000, perClient: 1000000 }
   consentPage: { perAddress: 1000000, perClient: 1000000 }
   pendingFlowsPerClient: ${Math.max(1_000_000, pending * 2)}
-temporal:
-  requestTimeout: ${requestTimeout}
-`;
+${requestTimeout === undefined ? '' : `temporal:\n  requestTimeout: ${requestTimeout}\n`}`;
 
-/** One complete consent flow as user `user`; resolves with the gateway access token it ends with. */
-export async function completeFlow(gateway: GatewayProcess, clientId: string, user: string): Promise<{ token: string; requests: number }> {
+/** The consent request `url` is, for timings: `GET /auth`, `GET /interaction`, `POST identity`, … */
+function requestLabel(gatewayUrl: string, url: URL | string, method = 'GET'): string {
+  const path = new URL(url, gatewayUrl).pathname;
+  const step = /^\/interaction\/[^/]+(?:\/([^/]+))?$/.exec(path);
+  return `${method} ${step ? (step[1] ?? 'interaction') : path.startsWith('/auth/') ? '/auth/…' : path}`;
+}
+
+/**
+ * One complete consent flow as user `user`; resolves with the gateway access token it ends with.
+ * `timed`, when given, hears each request's label and how long it took (ms).
+ */
+export async function completeFlow(
+  gateway: GatewayProcess,
+  clientId: string,
+  user: string,
+  timed?: (label: string, ms: number) => void,
+): Promise<{ token: string; requests: number }> {
   const driver = new ConsentDriver(gateway.url);
   const pkce = createPkce();
   let requests = 0;
   const request = driver.request.bind(driver);
-  driver.request = (url, init) => {
+  driver.request = async (url, init) => {
     requests += 1;
-    return request(url, init);
+    const started = performance.now();
+    try {
+      return await request(url, init);
+    } finally {
+      timed?.(requestLabel(gateway.url, url, init?.method), performance.now() - started);
+    }
   };
   const back = await driver.consent(authorizationUrl(gateway.url, { clientId, redirectUri, pkce }), { user, upstreams: ['demo'] });
   const code = back.searchParams.get('code');

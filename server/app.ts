@@ -26,6 +26,7 @@ import type { AuditRecorder } from './audit/audit-log.js';
 import { countTokenCheck, methodLabel, recordMcpRequest, statusOutcome } from './metrics.js';
 import { traceRequests } from './tracing.js';
 import { authorizationLimit, clientAddressOf, createGatewayLimits } from './limits/gateway-limits.js';
+import { flowAdmission } from './middleware/flow-admission.js';
 import { temporalDeadline } from './middleware/temporal-deadline.js';
 import { idpCallbackPath } from './identity/oidc-login.js';
 
@@ -145,11 +146,13 @@ export function createApp(config: GatewayConfig, deps: AppDeps): Koa {
   });
   if (gateway) {
     // The consent, connect and My connections pages wait on Temporal in the request: bounded, and a 503 when it is down.
+    // A burst of them waits its turn in order (flowAdmission) rather than crowding Temporal until all time out.
     const bounded = temporalDeadline(gateway.temporal, config.temporal.requestTimeoutMs);
+    const admitted = flowAdmission(config.temporal.flowRequests, Math.max(1, Math.ceil(config.temporal.requestTimeoutMs / 1000)));
     const waitsOnTemporal = (path: string) =>
       path.startsWith('/interaction/') || path.startsWith('/connections/') || path === '/connect' || path === '/oauth/upstream/callback' || path === idpCallbackPath;
     app.use(async function boundFlowRequests(ctx, next) {
-      return waitsOnTemporal(ctx.path) ? bounded(ctx, next) : next();
+      return waitsOnTemporal(ctx.path) ? admitted(ctx, () => bounded(ctx, next)) : next();
     });
   }
   for (const router of routers) {

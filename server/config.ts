@@ -96,6 +96,11 @@ export interface GatewayConfig {
     apiKey?: string;
     /** How long the Temporal calls of one web request may take in all before it answers 503. */
     requestTimeoutMs: number;
+    /**
+     * How many of those web requests run at once in this process, how many more wait their turn,
+     * and how long one may wait before it answers 503 (README, "Limits").
+     */
+    flowRequests: { concurrency: number; queue: number; queueTimeoutMs: number };
     /** The worker's limits: tasks it runs at once, and how long a stopping worker lets activities finish. */
     worker: { maxConcurrentActivities: number; maxConcurrentWorkflowTasks: number; shutdownGraceMs: number };
     /** Explicit path of the `temporal` CLI (`$TEMPORAL_CLI`). */
@@ -569,6 +574,7 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
   if (cookieKeys && cookieKeys.some((key) => key.length < 32)) throw new ConfigError('oauth.cookieKeys (GATEWAY_COOKIE_KEYS) must each be at least 32 characters');
   const signingKeysFile = asString(env.GATEWAY_SIGNING_KEYS_FILE, 'GATEWAY_SIGNING_KEYS_FILE') ?? asString(oauth.signingKeysFile, 'oauth.signingKeysFile');
   const worker = asRecord(temporal.worker, 'temporal.worker');
+  const flowRequests = asRecord(temporal.flowRequests, 'temporal.flowRequests');
 
   const maxBodyBytes = mcp.maxBodyBytes ?? 4 * 1024 * 1024;
   if (typeof maxBodyBytes !== 'number' || !Number.isInteger(maxBodyBytes) || maxBodyBytes < 1024) throw new ConfigError('mcp.maxBodyBytes must be a whole number of bytes, at least 1024');
@@ -597,6 +603,11 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
       ...(Object.keys(tlsConfig).length > 0 || temporal.tls === true ? { tls: tlsConfig } : {}),
       ...(apiKey ? { apiKey } : {}),
       requestTimeoutMs: asDurationMs(env.TEMPORAL_REQUEST_TIMEOUT ?? temporal.requestTimeout, 'temporal.requestTimeout') ?? 4_000,
+      flowRequests: {
+        concurrency: asCount(env.TEMPORAL_FLOW_REQUEST_CONCURRENCY ?? flowRequests.concurrency, 'temporal.flowRequests.concurrency') ?? 8,
+        queue: asCount(env.TEMPORAL_FLOW_REQUEST_QUEUE ?? flowRequests.queue, 'temporal.flowRequests.queue') ?? 1_000,
+        queueTimeoutMs: asDurationMs(env.TEMPORAL_FLOW_REQUEST_QUEUE_TIMEOUT ?? flowRequests.queueTimeout, 'temporal.flowRequests.queueTimeout') ?? 60_000,
+      },
       worker: {
         maxConcurrentActivities: asCount(env.TEMPORAL_WORKER_MAX_ACTIVITIES ?? worker.maxConcurrentActivities, 'temporal.worker.maxConcurrentActivities') ?? 100,
         maxConcurrentWorkflowTasks: asCount(env.TEMPORAL_WORKER_MAX_WORKFLOW_TASKS ?? worker.maxConcurrentWorkflowTasks, 'temporal.worker.maxConcurrentWorkflowTasks') ?? 40,

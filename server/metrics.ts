@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AuditKind } from './store/store.js';
 
 /**
@@ -47,6 +47,17 @@ const consentFlows = new Counter({
   name: 'gateway_consent_flows_total',
   help: 'Consent flows started, approved, approved by a remembered consent, denied and expired.',
   labelNames: ['event'] as const,
+  registers: [metricsRegistry],
+});
+const flowRequestAdmissions = new Counter({
+  name: 'gateway_flow_request_admissions_total',
+  help: 'Web requests that wait on Temporal (consent steps, connect, My connections), by how their turn came: at_once, after_waiting, queue_full, wait_timeout, client_gone.',
+  labelNames: ['outcome'] as const,
+  registers: [metricsRegistry],
+});
+const flowRequestsWaiting = new Gauge({
+  name: 'gateway_flow_requests_waiting',
+  help: 'Web requests that wait on Temporal waiting for their turn now (temporal.flowRequests.queue bounds them).',
   registers: [metricsRegistry],
 });
 const upstreamGrants = new Counter({
@@ -138,6 +149,19 @@ export function countTokenCheck(outcome: string): void {
 /** Counts a consent flow that started (the other flow events come from the audit trail). */
 export function countFlowStarted(): void {
   consentFlows.labels('started').inc();
+}
+
+/** How a request that waits on Temporal got its turn, or why it did not (`server/middleware/flow-admission.ts`). */
+export type FlowAdmission = 'at_once' | 'after_waiting' | 'queue_full' | 'wait_timeout' | 'client_gone';
+
+/** Counts one admission decision of a request that waits on Temporal. */
+export function countFlowAdmission(outcome: FlowAdmission): void {
+  flowRequestAdmissions.labels(outcome).inc();
+}
+
+/** One more (+1) or one fewer (-1) request waiting for its turn to call Temporal. */
+export function countFlowRequestWaiting(change: 1 | -1): void {
+  flowRequestsWaiting.inc(change);
 }
 
 /** Counts a refresh of a user's upstream tokens. */

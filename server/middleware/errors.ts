@@ -2,6 +2,7 @@ import type { Context, Next } from 'koa';
 import { OAuthError, ServerError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { renderMessage } from '../message-page.js';
+import { FlowServiceBusyError } from './flow-admission.js';
 
 /**
  * The one error-handling middleware: known errors become their OAuth error JSON; anything else is
@@ -54,7 +55,10 @@ function browserPage(ctx: Context, error: OAuthError): string | undefined {
   if (error.status === 503) {
     return renderMessage({
       title: 'Briefly unavailable',
-      sentences: ['The gateway cannot reach its consent service right now. Nothing is lost: your sign-in will continue where it stopped.', `${wait} Reload this page to continue.`],
+      sentences: [
+        `${error instanceof FlowServiceBusyError ? 'The gateway is busy with other sign-ins right now.' : 'The gateway cannot reach its consent service right now.'} Nothing is lost: your sign-in will continue where it stopped.`,
+        `${wait} Reload this page to continue.`,
+      ],
       errorCode: error.errorCode,
     });
   }

@@ -55,6 +55,19 @@ describe('loadConfig', () => {
     expect(config.store).toMatchObject({ backend: 'sqlite', path: path.join(dir!, '.data', 'gateway.sqlite') });
   });
 
+  it('reads the turns of requests that wait on Temporal (temporal.flowRequests): defaults, file, environment, bad values', async () => {
+    expect(loadConfig({ env: { PATH: '/usr/bin' } }).temporal.flowRequests).toEqual({ concurrency: 8, queue: 1_000, queueTimeoutMs: 60_000 });
+    const file = await configFile('temporal:\n  flowRequests:\n    concurrency: 4\n    queue: 50\n    queueTimeout: 20s\n');
+    expect(loadConfig({ file, env: {} }).temporal.flowRequests).toEqual({ concurrency: 4, queue: 50, queueTimeoutMs: 20_000 });
+    expect(loadConfig({ file, env: { TEMPORAL_FLOW_REQUEST_CONCURRENCY: '16', TEMPORAL_FLOW_REQUEST_QUEUE: '200', TEMPORAL_FLOW_REQUEST_QUEUE_TIMEOUT: '2m' } }).temporal.flowRequests).toEqual({
+      concurrency: 16,
+      queue: 200,
+      queueTimeoutMs: 120_000,
+    });
+    expect(() => loadConfig({ env: { TEMPORAL_FLOW_REQUEST_CONCURRENCY: '0' } })).toThrow(new ConfigError('temporal.flowRequests.concurrency must be a whole number, at least 1'));
+    expect(() => loadConfig({ env: { TEMPORAL_FLOW_REQUEST_QUEUE_TIMEOUT: 'soon' } })).toThrow(/temporal\.flowRequests\.queueTimeout must be a duration/);
+  });
+
   it('refuses dev identity on a non-loopback address', () => {
     expect(() => loadConfig({ env: { GATEWAY_HOST: '0.0.0.0', GATEWAY_PUBLIC_URL: 'https://gw.example.com' } })).toThrow(
       new ConfigError('identity.mode "dev" lets anyone type any user name; it is refused unless http.host is a loopback address (got "0.0.0.0")'),
