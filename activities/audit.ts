@@ -14,6 +14,7 @@ export interface ActivityObservers {
 
 interface AuditedActivities {
   recordFlowChange(change: FlowChange): Promise<{ applied: boolean }>;
+  recordFlowChanges(changes: FlowChange[]): Promise<{ applied: number }>;
   refreshUpstreamToken(input: { userId: string; upstream: string; version: number; key: string }): Promise<{ version: number }>;
   setUpstreamTokenStatus(input: { userId: string; upstream: string; status: UpstreamTokenStatus }): Promise<void>;
 }
@@ -40,16 +41,23 @@ function isFinal(error: unknown): boolean {
  * histories replay): the entries are written here, once per outcome (dedupe keys survive retries).
  */
 export function withAudit<T extends AuditedActivities>(activities: T, observers: ActivityObservers): T {
+  async function auditExpiry(change: FlowChange): Promise<void> {
+    if (change.status !== 'expired') return;
+    await observers.audit.record(
+      { kind: 'consent.expired', at: change.at, userId: change.userId, clientId: change.clientId, flowId: `consent:${change.flowId}`, outcome: 'expired', actor: 'gateway' },
+      `flow-outcome:${change.flowId}`,
+    );
+  }
   return {
     ...activities,
     async recordFlowChange(change: FlowChange) {
       const result = await activities.recordFlowChange(change);
-      if (change.status === 'expired') {
-        await observers.audit.record(
-          { kind: 'consent.expired', at: change.at, userId: change.userId, clientId: change.clientId, flowId: `consent:${change.flowId}`, outcome: 'expired', actor: 'gateway' },
-          `flow-outcome:${change.flowId}`,
-        );
-      }
+      await auditExpiry(change);
+      return result;
+    },
+    async recordFlowChanges(changes: FlowChange[]) {
+      const result = await activities.recordFlowChanges(changes);
+      for (const change of changes) await auditExpiry(change);
       return result;
     },
     async refreshUpstreamToken(input: { userId: string; upstream: string; version: number; key: string }) {

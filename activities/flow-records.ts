@@ -10,5 +10,11 @@ export function createFlowActivities({ store }: { store: FlowStore }) {
       if (!result.applied) activityLog().info('flow change already recorded', { flowId: change.flowId, sequence: change.sequence });
       return result;
     },
+    /** Writes a flow's changes in order (all of them, when the flow ends); those already recorded are skipped. */
+    async recordFlowChanges(changes: FlowChange[]): Promise<{ applied: number }> {
+      const { applied } = await store.recordFlowChanges(changes);
+      if (applied > 0 && changes.length > 0) activityLog().info('flow changes recorded when the flow ended', { flowId: changes[0]?.flowId, applied, of: changes.length });
+      return { applied };
+    },
   };
 }

@@ -29,7 +29,8 @@ import { ensureProjectTemporalCli } from '../server/temporal/cli.js';
 import { loadTemporalDevSettings, startDevServer, type DevServer } from '../server/temporal/dev-server.js';
 import { connectClient, startConsentFlow } from '../server/temporal/client.js';
 import { createWorker } from '../server/temporal/worker.js';
-import { chooseIdentity, chooseServices, type ConsentFlowInput, decide } from '../workflows/consent-flow/messages.js';
+import { recordFlowMove, rememberedConsent } from '../server/routes/interaction/flow.js';
+import { chooseIdentity, chooseServices, type ConsentFlowInput, decide, firstFlowChange } from '../workflows/consent-flow/messages.js';
 import { bareChooseIdentity, bareChooseServices, bareDecide, bareFlow } from './bare-workflow.js';
 import { cpuSecondsOf, fmt, freePort, machineBusySeconds, percentile } from './support.js';
 
@@ -169,18 +170,24 @@ function consentInput(): ConsentFlowInput {
   };
 }
 
-function consentFlowRunner(client: Client, taskQueue: string): () => Promise<FlowRun> {
+/** Drives flows as the consent routes do: each start and step, then the route's write of the move it made. */
+function consentFlowRunner(client: Client, taskQueue: string, store: GatewayStore): () => Promise<FlowRun> {
   return async () => {
     const marks = [performance.now()];
-    const handle = await startConsentFlow(client, taskQueue, consentInput());
+    const input = consentInput();
+    const handle = await startConsentFlow(client, taskQueue, input);
+    await recordFlowMove(store, firstFlowChange(input, new Date()));
     marks.push(performance.now());
     // A user of its own per flow: a user who approved this client before skips the approve step.
-    await handle.executeUpdate(chooseIdentity, { args: [{ userId: `bench-${randomUUID()}`, source: 'dev' }] });
+    const afterIdentity = await handle.executeUpdate(chooseIdentity, { args: [{ userId: `bench-${randomUUID()}`, source: 'dev' }] });
+    await recordFlowMove(store, afterIdentity.lastChange);
     marks.push(performance.now());
-    const afterServices = await handle.executeUpdate(chooseServices, { args: [{ upstreams: ['github'] }] });
+    const afterServices = await handle.executeUpdate(chooseServices, { args: [{ upstreams: ['github'], remembered: await rememberedConsent(store, input.flowId) }] });
     if (afterServices.step !== 'approve') throw new Error(`consent flow ${handle.workflowId} is at step "${afterServices.step}" after chooseServices, not "approve"`);
+    await recordFlowMove(store, afterServices.lastChange);
     marks.push(performance.now());
-    await handle.executeUpdate(decide, { args: [{ decision: 'approve' }] });
+    const afterDecision = await handle.executeUpdate(decide, { args: [{ decision: 'approve' }] });
+    await recordFlowMove(store, afterDecision.lastChange);
     marks.push(performance.now());
     const outcome = await handle.result();
     if (outcome.kind !== 'approved') throw new Error(`consent flow ${handle.workflowId} ended ${outcome.kind}, not approved`);
@@ -315,7 +322,7 @@ async function main(): Promise<void> {
     });
     console.log(describePhase('bare', bare, await historyShape(client, bare.sampleWorkflowId)));
 
-    const runConsent = consentFlowRunner(client, config.temporal.taskQueue);
+    const runConsent = consentFlowRunner(client, config.temporal.taskQueue, timingWrites(store, storeWrites));
     const consentRun = (async () => {
       if (warmup > 0) await drive(warmup, concurrency, serverPid, runConsent);
       storeWrites.length = 0;

@@ -22,7 +22,8 @@ import { ensureProjectTemporalCli } from '../server/temporal/cli.js';
 import { loadTemporalDevSettings, startDevServer } from '../server/temporal/dev-server.js';
 import { signalUpstreamConnected, startConsentFlow } from '../server/temporal/client.js';
 import { ensureWorkflowBundle } from '../server/temporal/workflow-bundle.js';
-import { chooseIdentity, chooseServices, connectUpstream, type ConsentFlowInput, decide, upstreamCallback } from '../workflows/consent-flow/messages.js';
+import { recordFlowMove, rememberedConsent } from '../server/routes/interaction/flow.js';
+import { chooseIdentity, chooseServices, connectUpstream, type ConsentFlowInput, consentFlowRevision, decide, firstFlowChange, upstreamCallback } from '../workflows/consent-flow/messages.js';
 import { disconnect, grantState, refreshNow, upstreamConnected } from '../workflows/upstream-grant/messages.js';
 
 const settings = await loadTemporalDevSettings();
@@ -63,7 +64,20 @@ const input = (ttlMs: number): ConsentFlowInput => ({
   upstreams: ['github', 'notion'],
   scopes: ['mcp:tools'],
   ttlMs,
+  revision: consentFlowRevision,
 });
+
+/** Starts a flow and writes its first row, as the consent page does. */
+async function startFlow(flow: ConsentFlowInput) {
+  const handle = await startConsentFlow(client, taskQueue, flow);
+  await recordFlowMove(store, firstFlowChange(flow, new Date()));
+  return handle;
+}
+
+/** Sends a step and writes the move it made, as the consent routes do. */
+async function moved(update: Promise<{ lastChange?: Parameters<typeof recordFlowMove>[1] }>): Promise<void> {
+  await recordFlowMove(store, (await update).lastChange);
+}
 
 const positional = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
@@ -94,25 +108,29 @@ await worker.runUntil(async () => {
 
   // A connect at the services step through a child upstreamConnect, refused at the upstream; then
   // another service is chosen and approved. Carol has no remembered consent from the flows above.
-  const connecting = await startConsentFlow(client, taskQueue, input(600_000));
-  await connecting.executeUpdate(chooseIdentity, { args: [{ userId: 'carol', source: 'dev' }] });
+  const connectingInput = input(600_000);
+  const connecting = await startFlow(connectingInput);
+  await moved(connecting.executeUpdate(chooseIdentity, { args: [{ userId: 'carol', source: 'dev' }] }));
   const prepared = await connecting.executeUpdate(connectUpstream, { args: [{ upstream: 'notion' }] });
   const authorizationRef = prepared.authorizationRef ?? '';
   const url = new URL(cipher.open((await store.getExchangeResult(authorizationRef)) ?? '', authorizationRef));
   const stateHash = createHash('sha256').update(url.searchParams.get('state') ?? '').digest('base64url');
   await connecting.executeUpdate(upstreamCallback, { args: [{ upstream: 'notion', stateHash, error: 'access_denied' }] });
-  await connecting.executeUpdate(chooseServices, { args: [{ upstreams: ['github'] }] });
-  await connecting.executeUpdate(decide, { args: [{ decision: 'approve' }] });
+  await moved(connecting.executeUpdate(chooseServices, { args: [{ upstreams: ['github'], remembered: await rememberedConsent(store, connectingInput.flowId) }] }));
+  await moved(connecting.executeUpdate(decide, { args: [{ decision: 'approve' }] }));
   await connecting.result();
   await save('consent-flow-connect-child', connecting.workflowId);
 });
 
 async function captureConsentFlows(): Promise<void> {
-  const approved = await startConsentFlow(client, taskQueue, input(600_000));
-  await approved.executeUpdate(chooseIdentity, { args: [{ userId: 'alice', source: 'dev' }] });
-  await approved.executeUpdate(chooseServices, { args: [{ upstreams: ['github', 'notion'] }] });
-  await approved.executeUpdate(decide, { args: [{ decision: 'approve' }] });
+  const approvedInput = input(600_000);
+  const approved = await startFlow(approvedInput);
+  await moved(approved.executeUpdate(chooseIdentity, { args: [{ userId: 'alice', source: 'dev' }] }));
+  await moved(approved.executeUpdate(chooseServices, { args: [{ upstreams: ['github', 'notion'], remembered: await rememberedConsent(store, approvedInput.flowId) }] }));
+  await moved(approved.executeUpdate(decide, { args: [{ decision: 'approve' }] }));
   await approved.result();
+  // The consent route remembers the approval once the authorization result is stored.
+  await store.saveConsent({ userId: 'alice', clientId: approvedInput.client.clientId, upstreams: ['github', 'notion'], scopes: approvedInput.scopes, flowId: approvedInput.flowId, grantedAt: new Date().toISOString() });
   await save('consent-flow-approved', approved.workflowId);
 
   // The identity update arrives with the start, in the flow's first workflow task.
@@ -129,9 +147,10 @@ async function captureConsentFlows(): Promise<void> {
   await save('consent-flow-update-with-start-expired', expired.workflowId);
 
   // The same user and client again, for the same set: the remembered consent skips approval.
-  const again = await startConsentFlow(client, taskQueue, input(600_000));
-  await again.executeUpdate(chooseIdentity, { args: [{ userId: 'alice', source: 'dev' }] });
-  await again.executeUpdate(chooseServices, { args: [{ upstreams: ['github'] }] });
+  const againInput = input(600_000);
+  const again = await startFlow(againInput);
+  await moved(again.executeUpdate(chooseIdentity, { args: [{ userId: 'alice', source: 'dev' }] }));
+  await moved(again.executeUpdate(chooseServices, { args: [{ upstreams: ['github'], remembered: await rememberedConsent(store, againInput.flowId) }] }));
   await again.result();
   await save('consent-flow-remembered', again.workflowId);
 }

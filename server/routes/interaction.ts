@@ -32,7 +32,7 @@ export function interactionRoutes(deps: InteractionRouteDeps): Router {
     log,
     boundBrowser: access.boundBrowser,
     interactionAlive: async (uid) => (await access.loadInteraction(uid)) !== undefined,
-    chooseIdentity: (uid, input) => step(temporal, uid, (handle) => handle.executeUpdate(chooseIdentity, { args: [input], updateId: `${uid}:identity` })),
+    chooseIdentity: (uid, input) => step(deps, uid, (handle) => handle.executeUpdate(chooseIdentity, { args: [input], updateId: `${uid}:identity` })),
     currentState: (uid) => currentState(temporal, uid),
     cipher: deps.cipher,
   });

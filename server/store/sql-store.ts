@@ -319,6 +319,36 @@ class SqlOAuthModels implements OAuthModelStore {
  * {@link GatewayStore} in SQL that SQLite and PostgreSQL both run, so the two backends share one
  * set of semantics; each backend brings its connection, its migrations and its {@link SqlDialect}.
  */
+/**
+ * Writes one flow change inside `tx`: the audit line's unique key decides whether this change was
+ * seen before; the flow row follows it in the same transaction so the two never disagree.
+ */
+async function recordFlowChangeIn(tx: SqlExecutor, change: FlowChange): Promise<{ applied: boolean }> {
+  const inserted = await tx.run(
+    `INSERT INTO audit_log (at, flow_id, user_id, event, detail, dedupe_key) VALUES (?, ?, ?, ?, ?, ?)
+     ON CONFLICT (dedupe_key) DO NOTHING`,
+    [
+      change.at,
+      change.flowId,
+      change.userId,
+      `flow.${change.status}`,
+      JSON.stringify({ clientId: change.clientId, upstreams: change.upstreams, sequence: change.sequence }),
+      `flow:${change.flowId}:${change.sequence}`,
+    ],
+  );
+  if (inserted.changes === 0) return { applied: false };
+  await tx.run(
+    `INSERT INTO flows (flow_id, client_id, user_id, upstreams, status, sequence, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (flow_id) DO UPDATE SET
+       client_id = excluded.client_id, user_id = excluded.user_id, upstreams = excluded.upstreams,
+       status = excluded.status, sequence = excluded.sequence, updated_at = excluded.updated_at
+     WHERE excluded.sequence > flows.sequence`,
+    [change.flowId, change.clientId, change.userId, JSON.stringify(change.upstreams), change.status, change.sequence, change.at, change.at],
+  );
+  return { applied: true };
+}
+
 export class SqlStore implements GatewayStore {
   private closed = false;
   readonly oauth: OAuthModelStore;
@@ -377,32 +407,15 @@ export class SqlStore implements GatewayStore {
   }
 
   async recordFlowChange(change: FlowChange): Promise<{ applied: boolean }> {
-    // The audit line's unique key decides whether this change was seen before; the flow row
-    // follows it in the same transaction so the two never disagree.
+    return this.db.transaction((tx) => recordFlowChangeIn(tx, change));
+  }
+
+  async recordFlowChanges(changes: FlowChange[]): Promise<{ applied: number }> {
+    if (changes.length === 0) return { applied: 0 };
     return this.db.transaction(async (tx) => {
-      const inserted = await tx.run(
-        `INSERT INTO audit_log (at, flow_id, user_id, event, detail, dedupe_key) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (dedupe_key) DO NOTHING`,
-        [
-          change.at,
-          change.flowId,
-          change.userId,
-          `flow.${change.status}`,
-          JSON.stringify({ clientId: change.clientId, upstreams: change.upstreams, sequence: change.sequence }),
-          `flow:${change.flowId}:${change.sequence}`,
-        ],
-      );
-      if (inserted.changes === 0) return { applied: false };
-      await tx.run(
-        `INSERT INTO flows (flow_id, client_id, user_id, upstreams, status, sequence, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (flow_id) DO UPDATE SET
-           client_id = excluded.client_id, user_id = excluded.user_id, upstreams = excluded.upstreams,
-           status = excluded.status, sequence = excluded.sequence, updated_at = excluded.updated_at
-         WHERE excluded.sequence > flows.sequence`,
-        [change.flowId, change.clientId, change.userId, JSON.stringify(change.upstreams), change.status, change.sequence, change.at, change.at],
-      );
-      return { applied: true };
+      let applied = 0;
+      for (const change of changes) if ((await recordFlowChangeIn(tx, change)).applied) applied += 1;
+      return { applied };
     });
   }
 

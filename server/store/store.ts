@@ -170,6 +170,8 @@ export type StoreHealth = { ok: true; schemaVersion: number } | { ok: false; err
 export interface FlowStore {
   /** Applies a flow change and its audit line atomically; replays of the same sequence change nothing. */
   recordFlowChange(change: FlowChange): Promise<{ applied: boolean }>;
+  /** {@link recordFlowChange} for each change in order, in one transaction; answers how many were new. */
+  recordFlowChanges(changes: FlowChange[]): Promise<{ applied: number }>;
   getFlow(flowId: string): Promise<FlowRecord | undefined>;
   listAudit(filter: { flowId?: string; limit?: number }): Promise<AuditRecord[]>;
   /** Binds a flow to a browser (by the hash of its cookie) once; returns the hash bound first. */

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { Client, Connection, WithStartWorkflowOperation, type ClientInterceptors, type TLSConfig } from '@temporalio/client';
 import type { GatewayConfig } from '../config.js';
 import { tracingInstalled } from '../tracing.js';
-import { type ConsentFlowInput, consentWorkflowId, searchAttributes } from '../../workflows/consent-flow/messages.js';
+import { type ConsentFlowInput, consentFlowRevision, consentWorkflowId, searchAttributes } from '../../workflows/consent-flow/messages.js';
 import { firstStep } from '../../workflows/consent-flow/steps.js';
 import { disconnect, grantSearchAttributes, refreshNow, type RefreshNowInput, type RefreshNowResult, upstreamConnected, type UpstreamGrantInput, upstreamGrantWorkflowId } from '../../workflows/upstream-grant/messages.js';
 import { markdownText } from '../../workflows/markdown.js';
@@ -60,7 +60,7 @@ export async function startConsentFlow(client: Client, taskQueue: string, input:
   return client.workflow.start('consentFlow', {
     taskQueue,
     workflowId: consentWorkflowId(input.flowId),
-    args: [input],
+    args: [{ ...input, revision: input.revision ?? consentFlowRevision }],
     // The flow ends itself on expiry; this bound only catches a flow whose worker never returns.
     workflowExecutionTimeout: input.ttlMs + 24 * 3_600_000,
     typedSearchAttributes: [

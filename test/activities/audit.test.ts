@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createFlowActivities } from '../../activities/flow-records.js';
 import { withAudit } from '../../activities/audit.js';
 import { createAuditLog } from '../../server/audit/audit-log.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
@@ -26,7 +27,7 @@ describe('audited activities', () => {
   function activities(refresh: (input: { userId: string; upstream: string; version: number; key: string }) => Promise<{ version: number }>) {
     return withAudit(
       {
-        recordFlowChange: (change: FlowChange) => store.recordFlowChange(change),
+        ...createFlowActivities({ store }),
         refreshUpstreamToken: refresh,
         setUpstreamTokenStatus: async (_input: { userId: string; upstream: string; status: UpstreamTokenStatus }) => {},
       },
@@ -46,6 +47,16 @@ describe('audited activities', () => {
       { kind: 'consent.expired', at: '2026-01-01T00:00:00.000Z', userId: 'ann', clientId: 'c1', upstream: null, outcome: 'expired', flowId: 'consent:f1', sourceIp: null, actor: 'gateway' },
     ]);
     expect(lines.map((line) => JSON.parse(line) as { type: string; kind: string })).toMatchObject([{ type: 'audit', kind: 'consent.expired' }]);
+  });
+
+  it('writes the same one consent.expired entry when an ended flow records all its changes at once', async () => {
+    const audited = activities(async () => ({ version: 2 }));
+    await audited.recordFlowChange(change('identifying', 1));
+    expect(await audited.recordFlowChanges([change('identifying', 1), change('choosing_services', 2), change('expired', 3)])).toEqual({ applied: 2 });
+    expect(await audited.recordFlowChanges([change('identifying', 1), change('choosing_services', 2), change('expired', 3)])).toEqual({ applied: 0 });
+    expect((await store.listAudit({ flowId: 'f1' })).map((line) => line.event)).toEqual(['flow.identifying', 'flow.choosing_services', 'flow.expired']);
+    expect((await store.getFlow('f1'))?.status).toBe('expired');
+    expect((await store.queryAudit({ limit: 10 })).map((entry) => entry.kind)).toEqual(['consent.expired']);
   });
 
   it('writes one upstream.refresh_failed entry for a refused refresh, however often it is retried', async () => {

@@ -85,29 +85,53 @@ describe.skipIf(temporalUnavailable)('consentFlow on the dev server', () => {
     const client = { clientId, clientName: 'Remembering Client', redirectHost: 'localhost:1', registration: 'dcr' as const };
     const first = await startConsentFlow(env.client, env.taskQueue, flowInput({ client }));
     await first.executeUpdate(chooseIdentity, { args: [{ userId: 'judy', source: 'dev' }] });
-    await first.executeUpdate(chooseServices, { args: [{ upstreams: ['github'] }] });
+    await first.executeUpdate(chooseServices, { args: [{ upstreams: ['github'], remembered: null }] });
     await first.executeUpdate(decide, { args: [{ decision: 'approve' }] });
+    await first.result();
     // The decision alone remembers nothing: the consent route saves the consent once the
     // authorization result is stored (a decision whose authorization fails pre-approves nothing).
     expect(await env.store.getConsent('judy', clientId)).toBeUndefined();
-    await env.store.saveConsent({ userId: 'judy', clientId, upstreams: ['github'], scopes: ['mcp:tools'], flowId: 'route', grantedAt: new Date().toISOString() });
 
+    // The services route passes the consent it found for the flow's user.
+    const judys = { userId: 'judy', upstreams: ['github'], scopes: ['mcp:tools'] };
     const second = await startConsentFlow(env.client, env.taskQueue, flowInput({ client }));
     await second.executeUpdate(chooseIdentity, { args: [{ userId: 'judy', source: 'dev' }] });
-    const skipped = await second.executeUpdate(chooseServices, { args: [{ upstreams: ['github'] }] });
+    const skipped = await second.executeUpdate(chooseServices, { args: [{ upstreams: ['github'], remembered: judys }] });
     expect(skipped).toMatchObject({ step: 'done', status: 'approved' });
     expect(await second.result()).toEqual({ kind: 'approved', userId: 'judy', upstreams: ['github'], scopes: ['mcp:tools'], remembered: true });
 
     const third = await startConsentFlow(env.client, env.taskQueue, flowInput({ client }));
     await third.executeUpdate(chooseIdentity, { args: [{ userId: 'judy', source: 'dev' }] });
-    const asked = await third.executeUpdate(chooseServices, { args: [{ upstreams: ['github', 'notion'] }] });
+    const asked = await third.executeUpdate(chooseServices, { args: [{ upstreams: ['github', 'notion'], remembered: judys }] });
     expect(asked).toMatchObject({ step: 'approve', status: 'awaiting_approval' });
 
+    // A consent of another user counts as none.
     const otherUser = await startConsentFlow(env.client, env.taskQueue, flowInput({ client }));
     await otherUser.executeUpdate(chooseIdentity, { args: [{ userId: 'ken', source: 'dev' }] });
-    expect(await otherUser.executeUpdate(chooseServices, { args: [{ upstreams: ['github'] }] })).toMatchObject({ step: 'approve' });
+    expect(await otherUser.executeUpdate(chooseServices, { args: [{ upstreams: ['github'], remembered: judys }] })).toMatchObject({ step: 'approve' });
     await third.terminate('test done');
     await otherUser.terminate('test done');
+  });
+
+  it('leaves the read model to the routes while it runs, and writes every move once more when it ends', async () => {
+    const input = flowInput();
+    const handle = await startConsentFlow(env.client, env.taskQueue, input);
+    const afterIdentity = await handle.executeUpdate(chooseIdentity, { args: [{ userId: 'olga', source: 'dev' }] });
+    expect(afterIdentity.lastChange).toMatchObject({ flowId: input.flowId, sequence: 2, status: 'choosing_services', userId: 'olga', clientId: 'client-1' });
+    // Nothing here writes the moves as the routes do: the read model has no row yet.
+    expect(await env.store.getFlow(input.flowId)).toBeUndefined();
+    // A route wrote the services move; the first one was lost (the route's process died, say).
+    await env.store.recordFlowChange(afterIdentity.lastChange!);
+    await handle.executeUpdate(chooseServices, { args: [{ upstreams: ['notion'] }] });
+    await handle.executeUpdate(decide, { args: [{ decision: 'deny' }] });
+    await handle.result();
+    expect((await env.store.listAudit({ flowId: input.flowId })).map((line) => line.event)).toEqual([
+      'flow.choosing_services',
+      'flow.identifying',
+      'flow.awaiting_approval',
+      'flow.denied',
+    ]);
+    expect(await env.store.getFlow(input.flowId)).toMatchObject({ status: 'denied', userId: 'olga', upstreams: ['notion'] });
   });
 
   it('returns denied as an outcome when the user denies', async () => {

@@ -16,13 +16,17 @@ describe('replay of captured histories', () => {
     expect(files).toEqual([
       'consent-flow-approved-v2.json',
       'consent-flow-approved-v3.json',
+      'consent-flow-approved-v4.json',
       'consent-flow-approved.json',
       'consent-flow-connect-activities.json',
+      'consent-flow-connect-child-v4.json',
       'consent-flow-connect-child.json',
       'consent-flow-remembered-v2.json',
       'consent-flow-remembered-v3.json',
+      'consent-flow-remembered-v4.json',
       'consent-flow-update-with-start-expired-v2.json',
       'consent-flow-update-with-start-expired-v3.json',
+      'consent-flow-update-with-start-expired-v4.json',
       'consent-flow-update-with-start-expired.json',
       'upstream-grant-reconnect-disconnect.json',
     ]);

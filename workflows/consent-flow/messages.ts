@@ -4,8 +4,9 @@
  */
 import { defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { FlowChange } from '../../activities/index.js';
 import type { UpstreamCallbackInput, UpstreamConnectState } from '../upstream-connect/messages.js';
-import type { ClientRegistration, ConsentStep, ConsentStatus, Decision, IdentitySource } from './steps.js';
+import { firstStep, type ClientRegistration, type ConsentStep, type ConsentStatus, type Decision, type IdentitySource } from './steps.js';
 
 export type { ClientRegistration, ConsentStatus, ConsentStep, Decision, IdentitySource } from './steps.js';
 
@@ -27,7 +28,20 @@ export interface ConsentFlowInput {
   scopes: string[];
   /** Lifetime of the whole flow; when it runs out, the outcome is `expired`. */
   ttlMs: number;
+  /**
+   * The workflow code's revision the flow was started at ({@link consentFlowRevision}); absent for
+   * flows started before revisions, which replay with their patch markers and activities.
+   */
+  revision?: number;
 }
+
+/**
+ * Revision 2: the flow takes every earlier `patched()` change as given (no patch markers), sets no
+ * search attributes the start already set, and writes no read-model row per step: the route that
+ * sent a step writes its {@link ConsentFlowState.lastChange}, and the flow writes all its changes
+ * once when it ends (idempotent), so a write the route lost is made whole then.
+ */
+export const consentFlowRevision = 2;
 
 /** How a flow ended. Expiry and deny are outcomes, not failures. */
 export type ConsentOutcome =
@@ -63,6 +77,13 @@ export interface ConsentFlowState {
   connections: Record<string, FlowConnection>;
   /** Reference to the sealed authorization URL of the latest connect attempt (not the URL itself). */
   authorizationRef: string | null;
+  /** The flow's latest move, as the read model records it; the route that sent the step writes it. */
+  lastChange?: FlowChange;
+}
+
+/** A flow's first change (it entered its first step), as the route that started the flow records it. */
+export function firstFlowChange(input: Pick<ConsentFlowInput, 'flowId' | 'client'>, at: Date): FlowChange {
+  return { flowId: input.flowId, sequence: 1, clientId: input.client.clientId, userId: null, upstreams: [], status: firstStep.status, at: at.toISOString() };
 }
 
 /** `chooseIdentity` argument. */
@@ -71,9 +92,22 @@ export interface ChooseIdentityInput {
   source: IdentitySource;
 }
 
+/** A consent the user gave the client before, as the services route found it in the store. */
+export interface RememberedConsent {
+  userId: string;
+  upstreams: string[];
+  scopes: string[];
+}
+
 /** `chooseServices` argument. */
 export interface ChooseServicesInput {
   upstreams: string[];
+  /**
+   * The user's consent for this client, looked up by the services route (never taken from the
+   * browser); `null` when there is none. A revision-2 flow skips the approve step when it covers the
+   * choice and names the flow's user; older flows look it up themselves.
+   */
+  remembered?: RememberedConsent | null;
 }
 
 /** `connectUpstream` argument. */

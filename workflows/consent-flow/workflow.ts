@@ -12,7 +12,7 @@ import {
   workflowInfo,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
-import type { Activities } from '../../activities/index.js';
+import type { Activities, FlowChange } from '../../activities/index.js';
 import { failureOf } from '../failures.js';
 import { relayCallback, upstreamConnectWorkflowId, type UpstreamConnectState } from '../upstream-connect/messages.js';
 import type { upstreamConnect } from '../upstream-connect/workflow.js';
@@ -21,6 +21,7 @@ import {
   chooseServices,
   connectChanged,
   connectUpstream,
+  consentFlowRevision,
   decide,
   flowState,
   searchAttributes,
@@ -107,7 +108,11 @@ function describe(state: ConsentFlowState): string {
  * bad transition never reaches history. Nothing secret passes through here.
  */
 export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutcome> {
-  const { recordFlowChange, findConsent, saveConsent } = patched(localStorePatch) ? localStore : remoteStore;
+  // A flow started at the current revision takes every change below as given, without a patch
+  // marker (each costs a history event and a search attribute upsert); older flows replay with them.
+  const current = (input.revision ?? 1) >= consentFlowRevision;
+  const uses = (patch: string): boolean => current || patched(patch);
+  const { recordFlowChange, recordFlowChanges, findConsent, saveConsent } = uses(localStorePatch) ? localStore : remoteStore;
   const startedAt = new Date(workflowInfo().startTime);
   const state: ConsentFlowState = {
     flowId: input.flowId,
@@ -126,6 +131,7 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
     authorizationRef: null,
   };
   let sequence = 0;
+  const changes: FlowChange[] = [];
   // Store writes go out one at a time, in the order the flow moved, whatever the handlers' timing.
   let writes: Promise<unknown> = Promise.resolve();
 
@@ -140,14 +146,17 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
   function moveTo(step: ConsentStep, status: ConsentStatus): Promise<void> {
     state.step = step;
     state.status = status;
-    upsertSearchAttributes([
-      { key: searchAttributes.status, value: status },
-      ...(state.userId ? [{ key: searchAttributes.userId, value: state.userId }] : []),
-      { key: searchAttributes.upstreams, value: state.chosenUpstreams.length ? state.chosenUpstreams : state.availableUpstreams },
-    ]);
+    // The start set the first step's attributes (startConsentFlow); a current flow does not repeat them.
+    if (!current || sequence > 0) {
+      upsertSearchAttributes([
+        { key: searchAttributes.status, value: status },
+        ...(state.userId ? [{ key: searchAttributes.userId, value: state.userId }] : []),
+        { key: searchAttributes.upstreams, value: state.chosenUpstreams.length ? state.chosenUpstreams : state.availableUpstreams },
+      ]);
+    }
     setCurrentDetails(describe(state));
     sequence += 1;
-    const change = {
+    const change: FlowChange = {
       flowId: state.flowId,
       sequence,
       clientId: state.client.clientId,
@@ -156,6 +165,10 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
       status,
       at: new Date().toISOString(),
     };
+    changes.push(change);
+    state.lastChange = change;
+    // A current flow's routes write each move; the flow writes them all when it ends.
+    if (current) return Promise.resolve();
     const write = writes.then(() =>
       recordFlowChange.executeWithOptions({ startToCloseTimeout: '10 seconds', summary: `Record flow status: ${status}` }, [change]),
     );
@@ -233,19 +246,23 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
   );
 
   /** The consent this user gave the client before, looked up at the services step. */
-  let remembered: Awaited<ReturnType<typeof findConsent.executeWithOptions>> | undefined;
+  let remembered: { upstreams: string[]; scopes: string[] } | null | undefined;
 
   setHandler(
     chooseServices,
-    async ({ upstreams }) => {
+    async ({ upstreams, remembered: found }) => {
       state.chosenUpstreams = [...new Set(upstreams)];
       const entered = advanceFrom('services');
-      if (patched(rememberConsentPatch) && state.userId) {
+      if (uses(rememberConsentPatch) && state.userId) {
         const userId = state.userId;
-        remembered = await findConsent.executeWithOptions(
-          { startToCloseTimeout: '10 seconds', summary: 'Look up a remembered consent' },
-          [{ userId, clientId: state.client.clientId }],
-        );
+        // A current flow takes the route's lookup (a consent of another user counts as none).
+        remembered = current
+          ? found?.userId === userId
+            ? found
+            : null
+          : await findConsent.executeWithOptions({ startToCloseTimeout: '10 seconds', summary: 'Look up a remembered consent' }, [
+              { userId, clientId: state.client.clientId },
+            ]);
         // The same client asking again for no more than it was granted skips the approve screen.
         if (remembered && state.step === 'approve' && covers(remembered, { upstreams: state.chosenUpstreams, scopes: state.scopes })) {
           state.outcome = { kind: 'approved', userId, upstreams: state.chosenUpstreams, scopes: state.scopes, remembered: true };
@@ -273,7 +290,7 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
     async ({ upstream }) => {
       state.connections[upstream] = { status: 'pending', error: null, message: null, scopes: [] };
       setCurrentDetails(describe(state));
-      if (patched(connectAsChildPatch)) {
+      if (uses(connectAsChildPatch)) {
         await connectThroughChild(upstream);
         setCurrentDetails(describe(state));
         return state;
@@ -354,7 +371,7 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
           ? { kind: 'approved', userId: state.userId ?? '', upstreams: state.chosenUpstreams, scopes: state.scopes }
           : { kind: 'denied', userId: state.userId };
       const moved = moveTo('done', decision === 'approve' ? 'approved' : 'denied');
-      if (decision === 'approve' && state.userId && patched(rememberConsentPatch) && !patched(consentSavedByRoutePatch)) {
+      if (decision === 'approve' && state.userId && uses(rememberConsentPatch) && !uses(consentSavedByRoutePatch)) {
         await saveConsent.executeWithOptions({ startToCloseTimeout: '10 seconds', summary: 'Remember the consent' }, [
           {
             userId: state.userId,
@@ -383,11 +400,17 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
   await entered;
 
   // The flow ends when a decision is made; the timer only wins if nobody decides in time.
-  const decided = await condition(() => state.outcome !== null, input.ttlMs);
+  // A current flow also waits for the handler that decided to finish, so the update's completion
+  // comes before the timer's cancellation in history whatever interceptors wrap the handler.
+  const decided = await condition(() => state.outcome !== null && (!current || allHandlersFinished()), input.ttlMs);
   if (!decided) {
     state.outcome = { kind: 'expired', step: state.step };
     await moveTo('done', 'expired');
   }
   await condition(allHandlersFinished);
+  if (current) {
+    // Every move, once more: a route that sent a step but lost its write (a crash, the store down) is made whole here.
+    await recordFlowChanges.executeWithOptions({ startToCloseTimeout: '10 seconds', summary: `Record the flow's ${changes.length} changes` }, [changes]);
+  }
   return state.outcome ?? { kind: 'expired', step: state.step };
 }

@@ -1,6 +1,6 @@
 import type Router from '@koa/router';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
-import { chooseIdentity, consentWorkflowId } from '../../../workflows/consent-flow/messages.js';
+import { chooseIdentity, consentWorkflowId, firstFlowChange } from '../../../workflows/consent-flow/messages.js';
 import { InvalidClientError } from '../../errors.js';
 import { escapeHtml } from '../../html.js';
 import type { IdentityStep } from '../../identity/identity-step.js';
@@ -11,7 +11,7 @@ import { startConsentFlow } from '../../temporal/client.js';
 import { csrfSubject, type InteractionAccess } from './access.js';
 import type { InteractionRouteDeps } from './deps.js';
 import { offeredAccess } from './finish.js';
-import { currentState } from './flow.js';
+import { currentState, recordFlowMove } from './flow.js';
 
 /** The consent page's HTML: the consent app element for the flow, with its CSRF token. */
 function consentPageHtml(uid: string, csrfToken: string): string {
@@ -72,26 +72,35 @@ export function mountConsentPage(router: Router, deps: InteractionRouteDeps, acc
     if (!client) throw new InvalidClientError('the client of this request no longer exists');
     const redirectHost = redirectHostOf(String(interaction.params.redirect_uri ?? ''));
     const ttlMs = Math.max(1_000, Math.min(config.flowTtlMs, interaction.exp * 1000 - Date.now() - 30_000));
-    await startConsentFlow(temporal, config.temporal.taskQueue, {
+    const flow = {
       flowId: uid,
       client: { clientId: client.clientId, clientName: client.clientName ?? null, redirectHost, registration: oauth.registrationOf(client) },
       ...(await offeredAccess(deps, interaction)),
       ttlMs,
-    }).then(countFlowStarted, (error: unknown) => {
-      if ((error as Error).name !== 'WorkflowExecutionAlreadyStartedError') throw error;
-    });
+    };
+    const started = await startConsentFlow(temporal, config.temporal.taskQueue, flow).then(
+      () => (countFlowStarted(), true),
+      (error: unknown) => {
+        if ((error as Error).name !== 'WorkflowExecutionAlreadyStartedError') throw error;
+        return false;
+      },
+    );
+    // The flow's first row in the read model (the flow records it again when it ends).
+    if (started) await recordFlowMove(deps.store, firstFlowChange(flow, new Date()));
     if (config.identity.mode === 'header') await identity.adoptProxyIdentity(ctx, uid, await currentState(temporal, uid));
 
     // A browser that already signed in through an earlier flow continues as that user; behind a
     // trusted proxy the proxy's header decides every time instead.
     const sessionUser = interaction.session?.accountId;
     if (sessionUser && config.identity.mode !== 'header') {
-      await temporal.workflow
+      const state = await temporal.workflow
         .getHandle(consentWorkflowId(uid))
         .executeUpdate(chooseIdentity, { args: [{ userId: sessionUser, source: config.identity.mode }], updateId: `${uid}:identity` })
         .catch((error: unknown) => {
           if (!(error instanceof WorkflowUpdateFailedError)) throw error;
+          return undefined;
         });
+      await recordFlowMove(deps.store, state?.lastChange);
     }
 
     ctx.type = 'html';

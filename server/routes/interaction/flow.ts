@@ -1,7 +1,9 @@
 import { ServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { type ConsentFlowState, consentWorkflowId, flowState } from '../../../workflows/consent-flow/messages.js';
-import { ExpiredError, InvalidRequestError, InvalidTransitionError, NotFoundError } from '../../errors.js';
+import { type ConsentFlowState, consentWorkflowId, flowState, type RememberedConsent } from '../../../workflows/consent-flow/messages.js';
+import { finalStatuses } from '../../../workflows/consent-flow/steps.js';
+import { ExpiredError, InvalidRequestError, InvalidTransitionError, NotFoundError, TemporarilyUnavailableError } from '../../errors.js';
+import type { ConsentStore, FlowChange, FlowStore } from '../../store/store.js';
 
 /** A consent flow's workflow handle, as a step update receives it. */
 export type FlowHandle = ReturnType<Client['workflow']['getHandle']>;
@@ -34,16 +36,53 @@ function updateLostToTaskFailure(error: unknown): boolean {
   return cause?.code === grpcFailedPrecondition && text.includes('workflow task failure');
 }
 
-/** Runs a step update; maps the workflow's refusals onto HTTP answers. */
-export async function step(temporal: Client, uid: string, run: (handle: FlowHandle) => Promise<ConsentFlowState>): Promise<ConsentFlowState> {
+/**
+ * Writes a flow's move to the read model (the flow row and its audit line; a move written before
+ * is skipped). The route that moved the flow writes it, so the row is current while the flow runs
+ * (an upstream callback checks its owner there); a flow writes all its moves once more when it ends.
+ * A final move needs no write here: the flow wrote it before its answer to the step came back.
+ * A failed write is a 503: sending the same step again answers the same state and writes it.
+ */
+export async function recordFlowMove(store: Pick<FlowStore, 'recordFlowChange'>, change: FlowChange | undefined): Promise<void> {
+  if (!change || (finalStatuses as readonly string[]).includes(change.status)) return;
+  try {
+    await store.recordFlowChange(change);
+  } catch {
+    throw new TemporarilyUnavailableError('the sign-in moved on but could not be saved; try again');
+  }
+}
+
+/**
+ * The consent the flow's user gave its client before, for the services step to pass on: the user
+ * is the one the read model's row names (written when the flow left the identity step); `null` when
+ * the row or the consent is missing, which shows the approve screen.
+ */
+export async function rememberedConsent(store: Pick<FlowStore, 'getFlow'> & Pick<ConsentStore, 'getConsent'>, flowId: string): Promise<RememberedConsent | null> {
+  const flow = await store.getFlow(flowId);
+  if (!flow?.userId) return null;
+  const consent = await store.getConsent(flow.userId, flow.clientId);
+  return consent ? { userId: consent.userId, upstreams: consent.upstreams, scopes: consent.scopes } : null;
+}
+
+/** What a step needs: Temporal to send it, the store to record the move. */
+export interface StepDeps {
+  temporal: Client;
+  store: Pick<FlowStore, 'recordFlowChange'>;
+}
+
+/** Runs a step update and records the move it made; maps the workflow's refusals onto HTTP answers. */
+export async function step({ temporal, store }: StepDeps, uid: string, run: (handle: FlowHandle) => Promise<ConsentFlowState>): Promise<ConsentFlowState> {
   const handle = temporal.workflow.getHandle(consentWorkflowId(uid));
   for (let attempt = 1; ; attempt += 1) {
+    let state: ConsentFlowState;
     try {
-      return await run(handle);
+      state = await run(handle);
     } catch (error) {
       if (attempt < lostUpdateAttempts && updateLostToTaskFailure(error)) continue;
       return refusal(temporal, uid, error);
     }
+    await recordFlowMove(store, state.lastChange);
+    return state;
   }
 }
 

@@ -11,7 +11,7 @@ import type { FlowView, UpstreamView } from '../../views/consent.js';
 import { csrfSubject, type InteractionAccess } from './access.js';
 import type { InteractionRouteDeps } from './deps.js';
 import { finish } from './finish.js';
-import { currentState, step } from './flow.js';
+import { currentState, rememberedConsent, step } from './flow.js';
 
 const jsonBodyLimit = 16 * 1024;
 
@@ -83,8 +83,9 @@ export function mountStepApi(router: Router, deps: InteractionRouteDeps, access:
     if (!Array.isArray(upstreams) || upstreams.some((name) => typeof name !== 'string') || upstreams.length > 64) {
       throw new InvalidRequestError('upstreams must be a list of upstream names');
     }
-    const state = await step(temporal, uid, (handle) =>
-      handle.executeUpdate(chooseServices, { args: [{ upstreams: upstreams as string[] }], updateId: `${uid}:services` }),
+    const remembered = await rememberedConsent(store, uid);
+    const state = await step(deps, uid, (handle) =>
+      handle.executeUpdate(chooseServices, { args: [{ upstreams: upstreams as string[], remembered }], updateId: `${uid}:services` }),
     );
     const redirectTo = state.step === 'done' ? await finish(deps, ctx, interaction, state) : null;
     ctx.body = await view(deps, uid, state, redirectTo);
@@ -94,7 +95,7 @@ export function mountStepApi(router: Router, deps: InteractionRouteDeps, access:
     const { uid, interaction, body } = await acceptPost(ctx);
     if (body.decision !== 'approve' && body.decision !== 'deny') throw new InvalidRequestError('decision must be "approve" or "deny"');
     const decision = body.decision;
-    const state = await step(temporal, uid, (handle) => handle.executeUpdate(decide, { args: [{ decision }], updateId: `${uid}:decision` }));
+    const state = await step(deps, uid, (handle) => handle.executeUpdate(decide, { args: [{ decision }], updateId: `${uid}:decision` }));
     const redirectTo = await finish(deps, ctx, interaction, state);
     log.info('consent decided', { flowId: uid, client: state.client.clientId, user: state.userId, decision });
     ctx.body = await view(deps, uid, state, redirectTo);
@@ -106,7 +107,7 @@ export function mountStepApi(router: Router, deps: InteractionRouteDeps, access:
     if (!upstream) throw new InvalidRequestError('upstream must name a configured upstream');
     if (!needsUserConnection(upstream.auth)) throw new InvalidRequestError(`${upstream.displayName} needs no connection`);
     // A fresh update per click: each click is a new single-use authorization at the upstream.
-    const state = await step(temporal, uid, (handle) => handle.executeUpdate(connectUpstream, { args: [{ upstream: upstream.name }] }));
+    const state = await step(deps, uid, (handle) => handle.executeUpdate(connectUpstream, { args: [{ upstream: upstream.name }] }));
     const connection = state.connections[upstream.name];
     if (connection?.status === 'failed' || !state.authorizationRef) {
       throw new OAuthError(502, connection?.error ?? 'temporarily_unavailable', `${upstream.displayName} could not be reached: ${connection?.message ?? 'no authorization was prepared'}`);

@@ -238,6 +238,23 @@ describe.each([sqlite, postgres])('the store contract on $name', (backend) => {
       expect((await store.listAudit({ flowId: 'flow-1' })).map((a) => a.event)).toEqual(['flow.choosing_services', 'flow.identifying']);
     });
 
+    it('records the changes of a flow at once, skipping those recorded before, and rolls back all of them on a failure', async () => {
+      const store = await freshStore();
+      await store.recordFlowChange(change({ sequence: 2, status: 'choosing_services', userId: 'alice' }));
+      const all = [change({}), change({ sequence: 2, status: 'choosing_services', userId: 'alice' }), change({ sequence: 3, status: 'approved', userId: 'alice', upstreams: ['github'] })];
+      expect(await store.recordFlowChanges(all)).toEqual({ applied: 2 });
+      expect(await store.recordFlowChanges(all)).toEqual({ applied: 0 });
+      expect(await store.recordFlowChanges([])).toEqual({ applied: 0 });
+      expect((await store.listAudit({ flowId: 'flow-1' })).map((a) => a.event)).toEqual(['flow.choosing_services', 'flow.identifying', 'flow.approved']);
+      expect(await store.getFlow('flow-1')).toMatchObject({ status: 'approved', userId: 'alice', upstreams: ['github'] });
+
+      // A change that cannot be written (its upstreams do not serialize) takes the ones before it along.
+      const unwritable = { ...change({ flowId: 'flow-2', sequence: 2 }), upstreams: [1n as unknown as string] };
+      await expect(store.recordFlowChanges([change({ flowId: 'flow-2' }), unwritable])).rejects.toThrow(/BigInt/);
+      expect(await store.getFlow('flow-2')).toBeUndefined();
+      expect(await store.listAudit({ flowId: 'flow-2' })).toEqual([]);
+    });
+
     it('keeps concurrent changes of different flows apart', async () => {
       const store = await freshStore();
       await Promise.all(Array.from({ length: 50 }, (_, i) => store.recordFlowChange(change({ flowId: `flow-${i}` }))));
