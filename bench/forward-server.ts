@@ -1,6 +1,6 @@
 /**
- * One server process of the forward benchmark (bench/forward.ts): `fixture` serves the
- * conformance fixture; `gateway <fixture url>` serves the whole gateway web app with that fixture
+ * One server process of the forward benchmark (bench/forward.ts): `echo` serves the one-tool echo
+ * upstream (bench/echo-upstream.ts), `fixture` the conformance fixture; `gateway <fixture url>` serves the whole gateway web app with that fixture
  * as its one upstream and prints gateway access tokens bound to `/mcp/fixture` and to `/mcp`. Each prints one
  * JSON line on stdout when ready, then runs until stdin closes.
  */
@@ -16,12 +16,17 @@ import { mcpScope } from '../server/oauth/provider.js';
 import { openStore } from '../server/store/open-store.js';
 import { startConformanceUpstream } from '../test/helpers/conformance-upstream.js';
 import { issueAccessTokens, registerPublicClient } from '../test/helpers/issued-tokens.js';
+import { startEchoUpstream } from './echo-upstream.js';
 import { freePort } from './support.js';
 
 const [role, fixtureUrl] = process.argv.slice(2);
 const closing: Array<() => Promise<void>> = [];
 
-if (role === 'fixture') {
+if (role === 'echo') {
+  const echo = await startEchoUpstream();
+  closing.push(() => echo.close());
+  console.log(JSON.stringify({ url: echo.url }));
+} else if (role === 'fixture') {
   const fixture = await startConformanceUpstream({ name: 'bench-fixture' });
   closing.push(() => fixture.close());
   console.log(JSON.stringify({ url: fixture.url }));
@@ -51,7 +56,7 @@ if (role === 'fixture') {
   });
   console.log(JSON.stringify({ url: `${config.http.publicUrl}/mcp/fixture`, token, aggregateUrl: `${config.http.publicUrl}/mcp`, aggregateToken }));
 } else {
-  throw new Error('usage: forward-server.ts fixture | gateway <fixture url>');
+  throw new Error('usage: forward-server.ts echo | fixture | gateway <upstream url>');
 }
 
 process.stdin.resume();

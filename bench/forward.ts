@@ -2,11 +2,14 @@
  * The forward path: a `tools/call` straight to an upstream, through `/mcp/<upstream>` and through
  * the aggregate `/mcp`, side by side in one run, in both protocol eras (2026-07-28 stateless;
  * 2025-11-25 in one session), at concurrency 1 and 16, and through FastMCP's proxy (Python, no
- * auth) as the peer, measured in the same run. The fixture, the gateway and the peer run in
- * processes of their own; this process only sends requests.
+ * auth) as the peer, measured in the same run. The upstream is the one-tool echo server of
+ * `bench/echo-upstream.ts` (stateless in both eras); `--upstream conformance` puts the conformance
+ * fixture there instead, whose 2026-07-28 requests each build its whole server (every conformance
+ * tool, resource and prompt). The upstream, the gateway and the peer run in processes of their
+ * own; this process only sends requests.
  * Budget (DESIGN.md): ≤ 0.5 ms added at p50 and ≤ 3 ms at p99 at concurrency 1; ≥ 60 % of
  * direct throughput at concurrency 16.
- * Run: `node --import tsx bench/forward.ts [--requests 2000] [--quick] [--no-peer]` (`--no-peer`: without FastMCP's proxy).
+ * Run: `node --import tsx bench/forward.ts [--requests 2000] [--quick] [--no-peer] [--upstream echo|conformance]` (`--no-peer`: without FastMCP's proxy).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -19,6 +22,10 @@ import { cpuSecondsOf, fmt, freePort, percentile } from './support.js';
 const quick = process.argv.includes('--quick');
 const withPeer = !process.argv.includes('--no-peer');
 const requests = Number(process.argv[process.argv.indexOf('--requests') + 1]) || (quick ? 200 : 2_000);
+const upstreamKind = process.argv.includes('--upstream') ? process.argv[process.argv.indexOf('--upstream') + 1] : 'echo';
+if (upstreamKind !== 'echo' && upstreamKind !== 'conformance') throw new Error(`--upstream must be echo or conformance (got "${upstreamKind}")`);
+/** The tool every call names, and its arguments. */
+const tool = upstreamKind === 'echo' ? { name: 'echo', arguments: { text: 'hello' } } : { name: 'test_simple_text', arguments: {} };
 const children: ChildProcess[] = [];
 
 /** FastMCP from PyPI, pinned, installed once into a cache folder (never into the project). */
@@ -91,12 +98,12 @@ function post(target: Target, body: object, extra: Record<string, string>): Prom
   });
 }
 
-/** Opens the 2025 session a legacy target's calls share. */
+/** Opens the 2025 session a legacy target's calls share (none where the server is stateless). */
 async function openSession(target: Target): Promise<Target> {
   const answer = await post(target, { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } }, {});
   const session = answer.headers['mcp-session-id'];
-  if (answer.status !== 200 || typeof session !== 'string') throw new Error(`initialize at ${target.url} answered ${answer.status}: ${answer.text.slice(0, 200)}`);
-  const opened = { ...target, session };
+  if (answer.status !== 200 || !answer.text.includes('"result"')) throw new Error(`initialize at ${target.url} answered ${answer.status}: ${answer.text.slice(0, 200)}`);
+  const opened = { ...target, ...(typeof session === 'string' ? { session } : {}) };
   await post(opened, { jsonrpc: '2.0', method: 'notifications/initialized' }, { 'mcp-protocol-version': '2025-11-25' });
   return opened;
 }
@@ -111,14 +118,14 @@ async function call(target: Target): Promise<number> {
     target.era === 'modern'
       ? {
           name: target.tool,
-          arguments: {},
+          arguments: tool.arguments,
           _meta: {
             'io.modelcontextprotocol/protocolVersion': '2026-07-28',
             'io.modelcontextprotocol/clientInfo': { name: 'bench', version: '1' },
             'io.modelcontextprotocol/clientCapabilities': {},
           },
         }
-      : { name: target.tool, arguments: {} };
+      : { name: target.tool, arguments: tool.arguments };
   const headers: Record<string, string> =
     target.era === 'modern' ? { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': target.tool } : { 'mcp-protocol-version': '2025-11-25' };
   const answer = await post(target, { jsonrpc: '2.0', id: (nextId += 1), method: 'tools/call', params }, headers);
@@ -148,7 +155,8 @@ async function load(target: Target, total: number, concurrency: number, pid?: nu
 const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
 
 try {
-  const fixture = await startServer<{ url: string }>(['fixture']);
+  const fixture = await startServer<{ url: string }>([upstreamKind === 'echo' ? 'echo' : 'fixture']);
+  console.log(`setup: upstream ${upstreamKind === 'echo' ? 'one-tool echo server (bench/echo-upstream.ts), stateless in both eras' : 'conformance fixture (2026-07-28 requests build its whole server each)'}`);
   const gateway = await startServer<{ url: string; token: string; aggregateUrl: string; aggregateToken: string }>(['gateway', fixture.url]);
   const peer = withPeer ? await startFastMcpProxy(fixture.url) : { skipped: '--no-peer' };
   if ('skipped' in peer) console.log(`forward through FastMCP's proxy: skipped (${peer.skipped})`);
@@ -156,10 +164,10 @@ try {
   let directModernRate = Number.NaN;
   for (const era of ['modern', 'legacy'] as const) {
     const sides = {
-      direct: { url: fixture.url, token: undefined, tool: 'test_simple_text', era } as Target,
-      '/mcp/<upstream>': { url: gateway.url, token: gateway.token, tool: 'test_simple_text', era } as Target,
-      '/mcp': { url: gateway.aggregateUrl, token: gateway.aggregateToken, tool: 'fixture__test_simple_text', era } as Target,
-      ...('url' in peer ? { "FastMCP's proxy": { url: peer.url, token: undefined, tool: 'test_simple_text', era } as Target } : {}),
+      direct: { url: fixture.url, token: undefined, tool: tool.name, era } as Target,
+      '/mcp/<upstream>': { url: gateway.url, token: gateway.token, tool: tool.name, era } as Target,
+      '/mcp': { url: gateway.aggregateUrl, token: gateway.aggregateToken, tool: `fixture__${tool.name}`, era } as Target,
+      ...('url' in peer ? { "FastMCP's proxy": { url: peer.url, token: undefined, tool: tool.name, era } as Target } : {}),
     };
     if (era === 'legacy') for (const [name, target] of Object.entries(sides)) sides[name as keyof typeof sides] = await openSession(target);
     for (const target of Object.values(sides)) await load(target, quick ? 50 : 300, 4);
@@ -189,7 +197,7 @@ try {
       const budget = (text: string) => (name.startsWith('/mcp') ? ` (budget ${text})` : '');
       const calls = name.startsWith('/mcp') ? `N=${requests}+${requests * 2}` : `N=${Math.ceil(requests / 10)}+${Math.ceil(requests / 5)}`;
       console.log(
-        `forward ${era === 'modern' ? '2026-07-28' : '2025-11-25'} tools/call through ${name} vs direct: added p50 ${fmt(percentile(side.c1, 50) - percentile(direct.c1, 50), 3)} ms${budget('≤ 0.5')}, added p99 ${fmt(percentile(side.c1, 99) - percentile(direct.c1, 99), 3)} ms${budget('≤ 3')} at c1; throughput ${fmt((mean(side.rate16) / mean(direct.rate16)) * 100, 0)} % of direct at c16${budget('≥ 60 %')}${era === 'legacy' && name === '/mcp' ? ` (${fmt((mean(side.rate16) / directModernRate) * 100, 0)} % of direct 2026-07-28, the era /mcp speaks to this fixture)` : ''}${name.startsWith('/mcp') ? `, gateway CPU ${fmt(mean(side.cpu), 0)} µs/call` : ''}; direct p50 ${fmt(percentile(direct.c1, 50), 3)} ms, ${fmt(mean(direct.rate16), 0)} calls/s at c16; ${calls}`,
+        `forward ${era === 'modern' ? '2026-07-28' : '2025-11-25'} tools/call through ${name} vs direct: added p50 ${fmt(percentile(side.c1, 50) - percentile(direct.c1, 50), 3)} ms${budget('≤ 0.5')}, added p99 ${fmt(percentile(side.c1, 99) - percentile(direct.c1, 99), 3)} ms${budget('≤ 3')} at c1; throughput ${fmt((mean(side.rate16) / mean(direct.rate16)) * 100, 0)} % of direct at c16${budget('≥ 60 %')}${era === 'legacy' && name === '/mcp' ? ` (${fmt((mean(side.rate16) / directModernRate) * 100, 0)} % of direct 2026-07-28, the era /mcp speaks to this upstream)` : ''}${name.startsWith('/mcp') ? `, gateway CPU ${fmt(mean(side.cpu), 0)} µs/call` : ''}; direct p50 ${fmt(percentile(direct.c1, 50), 3)} ms, ${fmt(mean(direct.rate16), 0)} calls/s at c16; ${calls}`,
       );
     }
   }

@@ -754,8 +754,8 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Serve one Node request with a fetch-style handler, streaming the response body as it is produced. */
-async function bridge(
+/** Serve one Node request with a fetch-style handler, streaming the response body as it is produced (also used by bench/echo-upstream.ts). */
+export async function bridge(
   handle: (request: Request) => Promise<Response>,
   req: IncomingMessage,
   res: ServerResponse,
