@@ -1,7 +1,7 @@
 /**
  * The forward benchmark's upstream: one `echo` tool, stateless in both eras (a fresh one-tool
  * server per request, the SDK's own idiom: 2026-07-28 through `createMcpHandler`, 2025 requests
- * through its stateless legacy leg, no session), JSON answers where the era allows. The smallest
+ * through its stateless legacy leg, no session), JSON answers (the tool sends no notification). The smallest
  * MCP server the SDK serves, so the figures beside it show what the path in front of it costs.
  */
 import { createServer, type Server } from 'node:http';
@@ -20,7 +20,7 @@ function echoServer(): McpServer {
 
 /** Starts the echo upstream on a free loopback port; its MCP endpoint is `/mcp`. */
 export async function startEchoUpstream(): Promise<{ url: string; close(): Promise<void> }> {
-  const handler = createMcpHandler(echoServer, { legacy: 'stateless', responseMode: 'json', onerror: () => {} });
+  const handler = createMcpHandler(echoServer, { legacy: 'stateless', onerror: () => {} });
   const port = await freePort();
   const server: Server = createServer((req, res) => {
     if (req.url !== '/mcp') {

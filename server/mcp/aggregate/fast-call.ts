@@ -82,13 +82,18 @@ export function createFastCall(options: FastCallOptions) {
   function relay(ctx: Context, response: IncomingMessage, id: string | number, upstream: McpUpstream): void {
     ctx.respond = false;
     const type = response.headers['content-type'] ?? 'application/json';
-    ctx.res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' });
     response.setEncoding('utf8');
     if (!type.includes('text/event-stream')) {
       let text = '';
       response.on('data', (chunk: string) => (text += chunk));
-      response.once('end', () => ctx.res.end(rewrite(text, id, upstream)));
+      response.once('end', () => {
+        const answer = rewrite(text, id, upstream);
+        // Headers and body in one write.
+        ctx.res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(answer) });
+        ctx.res.end(answer);
+      });
     } else {
+      ctx.res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' });
       ctx.res.flushHeaders();
       let pending = '';
       response.on('data', (chunk: string) => {

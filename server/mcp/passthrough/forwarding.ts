@@ -14,6 +14,9 @@ const forwardedRequestHeaders = ['accept', 'content-type', 'mcp-protocol-version
 /** Response headers the client sees from the upstream; `WWW-Authenticate` of the upstream's AS is never shown. */
 const forwardedResponseHeaders = ['content-type', 'cache-control', 'mcp-protocol-version', 'retry-after'] as const;
 
+/** Up to this size an upstream's JSON answer is held and sent with its headers in one write; a larger one streams through. */
+const heldAnswerBytes = 1024 * 1024;
+
 /** Methods whose 2026-07-28 results may ask the client for input (SEP-2322). */
 const inputCapableMethods = new Set(['tools/call', 'prompts/get', 'resources/read']);
 
@@ -134,7 +137,7 @@ export function answeredUpstreamFailure(ctx: Context, log: Logger, caller: McpCa
   return true;
 }
 
-/** Streams the upstream's answer to the client as it comes (JSON or SSE), its session id wrapped by `wrapSession`. */
+/** Sends the upstream's answer to the client (an SSE stream as it comes, a JSON answer whole), its session id wrapped by `wrapSession`. */
 export function pipeUpstreamResponse(ctx: Context, response: IncomingMessage, wrapSession: (sessionId: string) => string): void {
   ctx.respond = false;
   const out: OutgoingHttpHeaders = { 'cache-control': 'no-store' };
@@ -144,10 +147,36 @@ export function pipeUpstreamResponse(ctx: Context, response: IncomingMessage, wr
   }
   const upstreamSession = single(response.headers['mcp-session-id']);
   if (upstreamSession !== undefined) out['mcp-session-id'] = wrapSession(upstreamSession);
-  if (response.headers['content-type']?.includes('text/event-stream')) out['x-accel-buffering'] = 'no';
-  ctx.res.writeHead(response.statusCode ?? 502, out);
-  ctx.res.flushHeaders();
-  response.pipe(ctx.res);
+  const status = response.statusCode ?? 502;
+  if (response.headers['content-type']?.includes('text/event-stream')) {
+    // A stream's headers go out at once, each event as it comes.
+    out['x-accel-buffering'] = 'no';
+    ctx.res.writeHead(status, out);
+    ctx.res.flushHeaders();
+    response.pipe(ctx.res);
+  } else {
+    // A JSON answer goes out with its headers in one write; one too large to hold streams through.
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const streamThrough = () => {
+      ctx.res.writeHead(status, out);
+      for (const chunk of chunks) ctx.res.write(chunk);
+      response.pipe(ctx.res);
+    };
+    const collect = (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size <= heldAnswerBytes) return;
+      response.off('data', collect).off('end', answer);
+      streamThrough();
+    };
+    const answer = () => {
+      out['content-length'] = size;
+      ctx.res.writeHead(status, out);
+      ctx.res.end(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+    };
+    response.on('data', collect).once('end', answer);
+  }
   response.once('error', () => ctx.res.destroy());
   ctx.res.once('close', () => response.destroy());
 }
