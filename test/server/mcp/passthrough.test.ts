@@ -53,3 +53,81 @@ describe('/mcp/<upstream> session ids across a key rotation', () => {
     expect(await refused.json()).toEqual({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: 2 });
   });
 });
+
+describe('/mcp/<upstream> answers as the upstream sent them', () => {
+  const big = 'x'.repeat(3 * 1024 * 1024);
+  let raw: import('node:http').Server;
+  let rawUrl = '';
+  let releaseStream: () => void = () => undefined;
+
+  beforeAll(async () => {
+    const { createServer } = await import('node:http');
+    raw = createServer((req, res) => {
+      let text = '';
+      req.setEncoding('utf8');
+      req.on('data', (chunk: string) => (text += chunk));
+      req.on('end', () => {
+        const { id } = JSON.parse(text) as { id: number };
+        if (id === 3) {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.write(`data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: 1 } })}\n\n`);
+          releaseStream = () => res.end(`data: ${JSON.stringify({ jsonrpc: '2.0', id, result: {} })}\n\n`);
+          return;
+        }
+        // Chunked, in pieces: the gateway cannot take the length from the upstream.
+        const answer = JSON.stringify({ jsonrpc: '2.0', id, result: { content: [{ type: 'text', text: id === 2 ? big : 'small' }] } });
+        res.writeHead(200, { 'content-type': 'application/json' });
+        const cut = Math.floor(answer.length / 2);
+        res.write(answer.slice(0, cut));
+        setImmediate(() => res.end(answer.slice(cut)));
+      });
+    });
+    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+    rawUrl = `http://127.0.0.1:${(raw.address() as import('node:net').AddressInfo).port}/mcp`;
+  });
+  afterAll(async () => {
+    raw?.closeAllConnections();
+    await new Promise((resolve) => raw?.close(resolve));
+  });
+
+  async function startRawPassthrough(): Promise<string> {
+    const endpoint = createPassthroughEndpoint({ log: createLogger('error', () => undefined), upstreamHeaders: async () => ({}), sessionKeys: [randomBytes(32)], maxBodyBytes: 1024 * 1024 });
+    const app = new Koa();
+    app.silent = true;
+    app.use(async (ctx, next) => {
+      ctx.state['caller'] = { userId: 'alice', clientId: 'client-a', upstreams: [{ name: 'fixture', displayName: 'Fixture', url: rawUrl }] } satisfies McpCaller;
+      await endpoint.middleware(ctx, next);
+    });
+    return serveForThisTest(app, () => endpoint.close());
+  }
+
+  const call = (url: string, id: number) =>
+    post(url, { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: {} } }, { 'mcp-protocol-version': '2025-11-25' });
+
+  it('sends a JSON answer whole with its length, streams one over 1 MiB through intact, and an event stream as it comes', async () => {
+    const url = await startRawPassthrough();
+    const small = await call(url, 1);
+    const smallText = await small.text();
+    expect(small.headers.get('content-length')).toBe(String(Buffer.byteLength(smallText)));
+    expect(JSON.parse(smallText)).toMatchObject({ id: 1, result: { content: [{ text: 'small' }] } });
+
+    const large = await call(url, 2);
+    expect(large.headers.get('content-length')).toBeNull();
+    const largeAnswer = (await large.json()) as { result: { content: Array<{ text: string }> } };
+    expect(largeAnswer.result.content[0]!.text).toBe(big);
+
+    const stream = await call(url, 3);
+    expect(stream.headers.get('content-type')).toBe('text/event-stream');
+    const reader = stream.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    expect(first).toContain('notifications/progress');
+    releaseStream();
+    let rest = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      rest += new TextDecoder().decode(value);
+    }
+    expect(rest).toContain('"id":3');
+  });
+});
