@@ -22,6 +22,8 @@ export interface TemporalDevSettings {
    * gateway's data folder (`npm start` resolves it there), or absolute.
    */
   dbFile: string;
+  /** SQLite pragmas for that file (`--sqlite-pragma name=value`); not applied to an in-memory database. */
+  sqlitePragmas: Record<string, string>;
   logLevel: string;
   uiDisableNewsFetch: boolean;
   searchAttributes: Record<string, SearchAttributeType>;
@@ -81,6 +83,14 @@ export async function loadTemporalDevSettings(file = projectPath('temporal-dev.y
     uiPort: port(server.uiPort ?? 8233, `${where}: server.uiPort`),
     namespace: str(server.namespace ?? 'default', `${where}: server.namespace`),
     dbFile: str(server.dbFile ?? 'temporal.db', `${where}: server.dbFile`),
+    sqlitePragmas: Object.fromEntries(
+      Object.entries(record(server.sqlitePragmas ?? {}, `${where}: server.sqlitePragmas`)).map(([name, value]) => {
+        if (!/^[a-z_]+$/.test(name)) throw new SettingsError(`${where}: server.sqlitePragmas: ${name} is not a pragma name`);
+        const text = str(value, `${where}: server.sqlitePragmas.${name}`);
+        if (!/^[A-Za-z0-9_]+$/.test(text)) throw new SettingsError(`${where}: server.sqlitePragmas.${name} must be a single word or number`);
+        return [name, text];
+      }),
+    ),
     logLevel: str(server.logLevel ?? 'warn', `${where}: server.logLevel`),
     uiDisableNewsFetch: server.uiDisableNewsFetch !== false,
     searchAttributes,
@@ -97,7 +107,10 @@ export function devServerArgs(settings: TemporalDevSettings, overrides: Temporal
   if (dbFile !== null && !path.isAbsolute(dbFile)) {
     throw new SettingsError(`the dev server's database ${dbFile} is relative to a data folder; pass an absolute overrides.dbFile`);
   }
-  if (dbFile !== null) args.push('--db-filename', dbFile);
+  if (dbFile !== null) {
+    args.push('--db-filename', dbFile);
+    for (const [name, value] of Object.entries(settings.sqlitePragmas)) args.push('--sqlite-pragma', `${name}=${value}`);
+  }
   if (overrides.headless) {
     args.push('--headless');
   } else {

@@ -121,6 +121,8 @@ describe.skipIf(temporalUnavailable)('npm start (server/main.ts)', () => {
     const devServerArgs = (await readFile(`/proc/${devServerPid}/cmdline`, 'utf8')).split('\0');
     expect(devServerArgs[devServerArgs.indexOf('--db-filename') + 1]).toBe(path.join(dir, 'temporal.db'));
     expect(existsSync(path.join(dir, 'temporal.db'))).toBe(true);
+    // In WAL mode (temporal-dev.yml): the log of commits beside the database.
+    expect(existsSync(path.join(dir, 'temporal.db-wal'))).toBe(true);
     expect(existsSync(path.join(dir, 'temporal.log'))).toBe(true);
 
     const health = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
