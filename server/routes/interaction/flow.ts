@@ -58,10 +58,14 @@ export async function recordFlowMove(store: Pick<FlowStore, 'recordFlowChange'>,
  * the row or the consent is missing, which shows the approve screen.
  */
 export async function rememberedConsent(store: Pick<FlowStore, 'getFlow'> & Pick<ConsentStore, 'getConsent'>, flowId: string): Promise<RememberedConsent | null> {
-  const flow = await store.getFlow(flowId);
-  if (!flow?.userId) return null;
-  const consent = await store.getConsent(flow.userId, flow.clientId);
-  return consent ? { userId: consent.userId, upstreams: consent.upstreams, scopes: consent.scopes } : null;
+  try {
+    const flow = await store.getFlow(flowId);
+    if (!flow?.userId) return null;
+    const consent = await store.getConsent(flow.userId, flow.clientId);
+    return consent ? { userId: consent.userId, upstreams: consent.upstreams, scopes: consent.scopes } : null;
+  } catch {
+    throw new TemporarilyUnavailableError('the sign-in could not be read; try again');
+  }
 }
 
 /** What a step needs: Temporal to send it, the store to record the move. */
