@@ -108,6 +108,12 @@ describe.skipIf(temporalUnavailable)('consentFlow on the dev server', () => {
     // A consent of another user counts as none.
     const otherUser = await startConsentFlow(env.client, env.taskQueue, flowInput({ client }));
     await otherUser.executeUpdate(chooseIdentity, { args: [{ userId: 'ken', source: 'dev' }] });
+    // A malformed lookup is refused by the validator, before it reaches history.
+    const malformed = await otherUser
+      .executeUpdate(chooseServices, { args: [{ upstreams: ['github'], remembered: { userId: 'judy', upstreams: 'github' } as never }] })
+      .catch((error: unknown) => error);
+    expect(malformed).toBeInstanceOf(WorkflowUpdateFailedError);
+    expect(((malformed as WorkflowUpdateFailedError).cause as ApplicationFailure).message).toBe('remembered must name a user, upstreams and scopes');
     expect(await otherUser.executeUpdate(chooseServices, { args: [{ upstreams: ['github'], remembered: judys }] })).toMatchObject({ step: 'approve' });
     await third.terminate('test done');
     await otherUser.terminate('test done');

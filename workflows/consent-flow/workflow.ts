@@ -274,9 +274,13 @@ export async function consentFlow(input: ConsentFlowInput): Promise<ConsentOutco
       return state;
     },
     {
-      validator: ({ upstreams }) => {
+      validator: ({ upstreams, remembered: found }) => {
         requireStep('services');
         if (!Array.isArray(upstreams)) throw ApplicationFailure.nonRetryable('upstreams must be a list', 'invalid_request');
+        const names = (list: unknown) => Array.isArray(list) && list.every((item) => typeof item === 'string');
+        if (found != null && (typeof found.userId !== 'string' || !names(found.upstreams) || !names(found.scopes))) {
+          throw ApplicationFailure.nonRetryable('remembered must name a user, upstreams and scopes', 'invalid_request');
+        }
         const unknown = upstreams.filter((name) => !state.availableUpstreams.includes(name));
         if (unknown.length > 0) {
           throw ApplicationFailure.nonRetryable(`unknown upstream(s): ${unknown.join(', ')}`, 'invalid_request');
