@@ -19,7 +19,7 @@ const { values } = parseArgs({ options: { grants: { type: 'string' }, pending: {
 const grants = Number(values.grants ?? (values.quick ? 20 : 1000));
 const pending = Number(values.pending ?? (values.quick ? 20 : 1000));
 if (!Number.isInteger(grants) || grants < 0 || !Number.isInteger(pending) || pending < 0) throw new Error('--grants and --pending must be whole numbers');
-const settleMs = values.quick ? 2_000 : 10_000;
+const settleMs = values.quick ? 2_000 : Number(process.env.SETTLE_MS ?? 10_000);
 
 await buildGateway();
 const gateway = await spawnGateway({ configYaml: configYaml(pending, '30s') });
