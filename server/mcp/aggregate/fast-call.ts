@@ -82,6 +82,8 @@ export function createFastCall(options: FastCallOptions) {
   function relay(ctx: Context, response: IncomingMessage, id: string | number, upstream: McpUpstream): void {
     ctx.respond = false;
     const type = response.headers['content-type'] ?? 'application/json';
+    // The status is the answer's from here on (the request's metrics read it), even while a JSON body is still arriving.
+    ctx.res.statusCode = 200;
     response.setEncoding('utf8');
     if (!type.includes('text/event-stream')) {
       let text = '';

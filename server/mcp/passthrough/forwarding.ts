@@ -148,6 +148,8 @@ export function pipeUpstreamResponse(ctx: Context, response: IncomingMessage, wr
   const upstreamSession = single(response.headers['mcp-session-id']);
   if (upstreamSession !== undefined) out['mcp-session-id'] = wrapSession(upstreamSession);
   const status = response.statusCode ?? 502;
+  // The status is the answer's from here on (the request's metrics read it), even while a JSON body is still arriving.
+  ctx.res.statusCode = status;
   if (response.headers['content-type']?.includes('text/event-stream')) {
     // A stream's headers go out at once, each event as it comes.
     out['x-accel-buffering'] = 'no';
