@@ -4,9 +4,11 @@
  * worker (prebuilt bundle, real activities, SQLite store in a temp folder) in this process; then
  * the same N and C for the bare workflow of `bench/bare-workflow.ts`, Temporal's own floor.
  *
- * Run: `node --import tsx bench/consent-flows.ts [--flows 200] [--concurrency 20] [--warmup 20] [--memory-db] [--workers 2] [--postgres]`.
+ * Run: `node --import tsx bench/consent-flows.ts [--flows 200] [--concurrency 20] [--warmup 20] [--memory-db] [--workers 2] [--postgres] [--max-cached-workflows N]`.
  * `--workers N` runs N gateway workers on the task queue (a fleet's workers, here in one process);
  * `--postgres` puts the store on a PostgreSQL server the bench starts in a temporary folder.
+ * `--max-cached-workflows N` bounds the gateway workers' workflow cache (`temporal.worker.maxCachedWorkflows`);
+ * below the concurrency, most steps find their flow evicted and replay its history first.
  * `--memory-db` keeps the dev server's state in memory instead of a temporary file, to see how much
  * of the cost is the server's own persistence. Prints detail lines, then one summary line with the
  * DESIGN.md budget next to each figure.
@@ -60,7 +62,7 @@ interface PhaseResult {
   cpu: { bench: number; server: number | undefined; others: number | undefined };
 }
 
-function options(): { flows: number; concurrency: number; warmup: number; memoryDb: boolean; workers: number; postgres: boolean } {
+function options(): { flows: number; concurrency: number; warmup: number; memoryDb: boolean; workers: number; postgres: boolean; maxCachedWorkflows?: string } {
   const { values } = parseArgs({
     options: {
       flows: { type: 'string', default: '200' },
@@ -69,6 +71,7 @@ function options(): { flows: number; concurrency: number; warmup: number; memory
       'memory-db': { type: 'boolean', default: false },
       workers: { type: 'string', default: '1' },
       postgres: { type: 'boolean', default: false },
+      'max-cached-workflows': { type: 'string' },
     },
   });
   const positive = (name: string, raw: string) => {
@@ -83,6 +86,8 @@ function options(): { flows: number; concurrency: number; warmup: number; memory
     memoryDb: values['memory-db'],
     workers: positive('workers', values.workers),
     postgres: values.postgres,
+    // loadConfig checks it as it checks the environment variable.
+    ...(values['max-cached-workflows'] !== undefined ? { maxCachedWorkflows: values['max-cached-workflows'] } : {}),
   };
 }
 
@@ -245,7 +250,7 @@ function describePhase(label: string, result: PhaseResult, history: string): str
 }
 
 async function main(): Promise<void> {
-  const { flows, concurrency, warmup, memoryDb, workers, postgres } = options();
+  const { flows, concurrency, warmup, memoryDb, workers, postgres, maxCachedWorkflows } = options();
   const settings = await loadTemporalDevSettings();
   const cli = await ensureProjectTemporalCli(process.env);
   const dir = await mkdtemp(path.join(tmpdir(), 'cg-bench-flows-'));
@@ -280,6 +285,7 @@ async function main(): Promise<void> {
         TEMPORAL_TASK_QUEUE: 'bench-consent',
         GATEWAY_DATA_DIR: dir,
         ...(storeUrl ? { GATEWAY_STORE_URL: storeUrl } : {}),
+        ...(maxCachedWorkflows !== undefined ? { TEMPORAL_WORKER_MAX_CACHED_WORKFLOWS: maxCachedWorkflows } : {}),
       },
     });
     const store = await openStore(config.store);
@@ -340,7 +346,7 @@ async function main(): Promise<void> {
       `consent-flows: ${fmt(consentResult.flowsPerSecond)} flows/s (budget ≥ ${budget.flowsPerSecond}), ` +
         `bare ${fmt(bare.flowsPerSecond)} flows/s, ratio ${fmt(ratio, 0)} % (budget ≥ ${budget.ratioPercent} %), ` +
         `p50 ${fmt(percentile(consentResult.latenciesMs, 50), 0)} ms, p95 ${fmt(percentile(consentResult.latenciesMs, 95), 0)} ms, ` +
-        `N=${flows} C=${concurrency}${memoryDb ? ', in-memory db' : ''}, ${workers} worker${workers > 1 ? 's' : ''}, store ${postgres ? 'PostgreSQL' : 'SQLite'}` +
+        `N=${flows} C=${concurrency}${memoryDb ? ', in-memory db' : ''}, ${workers} worker${workers > 1 ? 's' : ''}${maxCachedWorkflows !== undefined ? `, cache ${config.temporal.worker.maxCachedWorkflows} workflows` : ''}, store ${postgres ? 'PostgreSQL' : 'SQLite'}` +
         (othersShare > disturbedShare ? `, DISTURBED: other processes and kernel threads used up to ${fmt(othersShare * 100, 0)} % of a core` : ''),
     );
   } finally {

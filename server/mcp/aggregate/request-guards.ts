@@ -15,11 +15,29 @@ export function respondAfterFailure(ctx: Context): void {
   }
 }
 
+const PROTOCOL_VERSION_KEY = 'io.modelcontextprotocol/protocolVersion';
+
+/**
+ * Whether `body` is a request or notification other than `initialize` whose params carry the
+ * 2026-07-28 envelope claim (the protocol-version `_meta` key). Such a message is never 2025-era
+ * traffic: the SDK's classification makes it modern, or refuses it, which the modern side answers.
+ * Decided from the keys alone, without the schema validation of the whole message the full
+ * classification runs on every POST (`test/server/mcp/era-classification.test.ts` holds the two
+ * to the same answers).
+ */
+function claimsEnvelope(body: unknown): boolean {
+  const message = body as { method?: unknown; params?: { _meta?: unknown } } | null | undefined;
+  if (message?.method === 'initialize') return false;
+  const meta = message?.params?._meta;
+  return typeof meta === 'object' && meta !== null && PROTOCOL_VERSION_KEY in meta;
+}
+
 /**
  * Whether a POST with this parsed body is 2025-era traffic: the SDK's own classification
  * (`isLegacyRequest`), read from the Node request's headers without building a web `Request`.
  */
 export function isLegacy(ctx: Context, body: unknown): boolean {
+  if (claimsEnvelope(body)) return false;
   const header = (name: string) => {
     const value = ctx.req.headers[name];
     return Array.isArray(value) ? value.join(', ') : value;
