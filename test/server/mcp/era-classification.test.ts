@@ -37,7 +37,7 @@ const meta = fc.oneof(
 );
 
 const jsonrpc = fc.constantFrom('2.0', '2.0', '2.0', '2.0', '1.0', 2);
-const id = fc.oneof(fc.integer(), fc.string({ maxLength: 4 }), fc.constant(null));
+const id = fc.oneof(fc.integer(), fc.string({ maxLength: 4 }), fc.constant(null), fc.double(), fc.constantFrom(2 ** 53, -(2 ** 60), 1.5));
 const method = fc.constantFrom('tools/call', 'tools/call', 'tools/list', 'initialize', 'notifications/initialized', 'ping', 5);
 const params = fc.oneof(
   { weight: 4, arbitrary: fc.record({ name: fc.string({ maxLength: 4 }), arguments: fc.jsonValue({ maxDepth: 1 }), _meta: meta }, { requiredKeys: [] }) },
@@ -57,7 +57,7 @@ const body = fc.oneof({ weight: 8, arbitrary: message }, { weight: 1, arbitrary:
 
 const headers = fc.record(
   {
-    'mcp-protocol-version': fc.constantFrom('2026-07-28', '2025-11-25', '2025-06-18', ' 2026-07-28 ', 'bogus'),
+    'mcp-protocol-version': fc.constantFrom('2026-07-28', '2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05', ' 2026-07-28 ', ' 2025-11-25', '2099-01-01', 'bogus', ''),
     'mcp-method': fc.constantFrom('tools/call', 'tools/list', 'initialize', 'ping'),
     'mcp-name': fc.string({ maxLength: 4 }),
   },
@@ -76,8 +76,8 @@ describe("isLegacy (the /mcp endpoint's era decision)", () => {
       { numRuns: 5000, seed: 20261201 },
     );
     // The generated traffic holds plenty of both answers.
-    expect(seen.legacy).toBeGreaterThan(500);
-    expect(seen.other).toBeGreaterThan(500);
+    expect(seen.legacy).toBeGreaterThan(250);
+    expect(seen.other).toBeGreaterThan(250);
   });
 
   it('agrees on the messages each era sends most', () => {
