@@ -1,5 +1,5 @@
 /**
- * The built gateway (`node .build/server/main.js`, what `npm start` runs) in a process of its own,
+ * The built gateway (`scripts/run-server.sh main`, what `npm start` runs) in a process of its own,
  * as the benchmarks that measure it from outside start it: a fresh data folder, free ports (the
  * embedded Temporal dev server's included), and its output kept for the error that explains a
  * failure.
@@ -83,7 +83,9 @@ export async function spawnGateway(options: { configYaml?: string } = {}): Promi
   }
 
   const spawnedAt = performance.now();
-  const child = spawn(process.execPath, ['--enable-source-maps', '.build/server/main.js'], { cwd: projectPath(), env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // As `npm start` runs it (scripts/run-server.sh execs node, so the pid is the gateway's), with this Node first on the PATH.
+  env.PATH = `${path.dirname(process.execPath)}${path.delimiter}${env.PATH ?? ''}`;
+  const child = spawn('sh', ['scripts/run-server.sh', 'main'], { cwd: projectPath(), env, stdio: ['ignore', 'pipe', 'pipe'] });
   const pid = child.pid!;
   let output = '';
   let readyAt: { at: number; selfReportedMs: number } | undefined;

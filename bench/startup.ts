@@ -1,5 +1,5 @@
 /**
- * `npm start` from cold: spawns the built server (`node .build/server/main.js`, as `npm start` runs
+ * `npm start` from cold: spawns the built server (`scripts/run-server.sh main`, as `npm start` runs
  * it after `scripts/build-server.mjs`) with a fresh data folder and
  * free ports (the embedded dev server included) and measures the time until it prints "Consent
  * Gateway is ready" and `/healthz` answers 200; after an idle pause, the resident memory of the

@@ -172,13 +172,20 @@ describe.skipIf(temporalUnavailable)('npm start (server/main.ts)', () => {
   }, 90_000);
 
   it('stops the server and the Temporal dev server when only the npm process gets SIGTERM', async () => {
-    const npm = await startGateway(env, ['npm', 'start']);
+    // Empty counts as unset for the launcher (scripts/run-server.sh), whatever this process's environment holds.
+    const npm = await startGateway({ ...env, MALLOC_ARENA_MAX: '' }, ['npm', 'start']);
     children.push(npm.child);
     const below = await descendants(npm.child.pid!);
     grandchildren.push(...below);
     const devServerPid = Number(await readFile(path.join(dir, 'temporal.pid'), 'utf8'));
     expect(below).toContain(devServerPid);
     expect(below.length).toBeGreaterThan(1);
+    // The gateway runs with glibc's arenas bounded (README, "Memory").
+    const commandLines = await Promise.all(below.map(async (pid) => ({ pid, command: (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0') })));
+    const gateway = commandLines.filter(({ command }) => command.includes('.build/server/main.js'));
+    expect(gateway).toHaveLength(1);
+    const environment = (await readFile(`/proc/${gateway[0]!.pid}/environ`, 'utf8')).split('\0');
+    expect(environment).toContain('MALLOC_ARENA_MAX=2');
 
     // As a process manager does: the signal goes to npm's pid alone, not to its process group.
     process.kill(npm.child.pid!, 'SIGTERM');
