@@ -60,6 +60,11 @@ const flowRequestsWaiting = new Gauge({
   help: 'Web requests that wait on Temporal waiting for their turn now (temporal.flowRequests.queue bounds them).',
   registers: [metricsRegistry],
 });
+const refreshWaiting = new Gauge({
+  name: 'gateway_upstream_refresh_waiting',
+  help: 'MCP requests waiting now for a refresh of the upstream token they need (those that found the same token share one refresh).',
+  registers: [metricsRegistry],
+});
 const upstreamGrants = new Counter({
   name: 'gateway_upstream_grant_events_total',
   help: 'Upstream connections: connected, reconnected, refreshed, refresh_failed, needs_reconnect, disconnected.',
@@ -162,6 +167,11 @@ export function countFlowAdmission(outcome: FlowAdmission): void {
 /** One more (+1) or one fewer (-1) request waiting for its turn to call Temporal. */
 export function countFlowRequestWaiting(change: 1 | -1): void {
   flowRequestsWaiting.inc(change);
+}
+
+/** One more (+1) or one fewer (-1) MCP request waiting for a refresh of its upstream token. */
+export function countRefreshWaiting(change: 1 | -1): void {
+  refreshWaiting.inc(change);
 }
 
 /** Counts a refresh of a user's upstream tokens. */

@@ -4,6 +4,7 @@ import { markNeedsReconnect, requireScopes, type UpstreamGrantInput, upstreamGra
 import { needsUserConnection, type UpstreamConfig } from './config.js';
 import type { TokenCipher } from './crypto/token-cipher.js';
 import type { Logger } from './log.js';
+import { countRefreshWaiting } from './metrics.js';
 import type { UpstreamChallenge } from './mcp/bearer-challenge.js';
 import { JsonRpcError } from './mcp/json-rpc.js';
 import type { McpCaller, McpUpstream } from './mcp/types.js';
@@ -155,13 +156,36 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
     });
   }
 
+  /**
+   * Refreshes this process has asked a grant workflow for and not yet seen answered, by workflow id
+   * and the token version they replace. Callers that found the same token join the one request:
+   * Temporal admits only a few updates in flight per workflow (`history.maxInFlightUpdates`, 10 by
+   * default) and refuses the rest, which the client then retries after a second or more, so a burst
+   * of requests sending one update each would wait (or run out of time) for nothing.
+   */
+  const refreshing = new Map<string, Promise<UpstreamTokenRecord | undefined>>();
+
   /** Asks the grant workflow to replace the token of `tokens.version`; returns what the store holds afterwards. */
   async function refreshed(tokens: UpstreamTokenRecord, reason: string): Promise<UpstreamTokenRecord | undefined> {
     const temporal = deps.temporal;
     if (!temporal) return tokens;
-    await bounded(temporal, () => requestUpstreamRefresh(temporal.client, temporal.taskQueue, grantInput(tokens), { reason, seenAccessTokenVersion: tokens.version }));
-    ensured.add(upstreamGrantWorkflowId(tokens.userId, tokens.upstream));
-    return deps.store.getUpstreamTokens(tokens.userId, tokens.upstream);
+    const workflowId = upstreamGrantWorkflowId(tokens.userId, tokens.upstream);
+    const key = `${workflowId}\n${tokens.version}`;
+    let shared = refreshing.get(key);
+    if (!shared) {
+      shared = (async () => {
+        await bounded(temporal, () => requestUpstreamRefresh(temporal.client, temporal.taskQueue, grantInput(tokens), { reason, seenAccessTokenVersion: tokens.version }));
+        ensured.add(workflowId);
+        return deps.store.getUpstreamTokens(tokens.userId, tokens.upstream);
+      })().finally(() => refreshing.delete(key));
+      refreshing.set(key, shared);
+    }
+    countRefreshWaiting(1);
+    try {
+      return await shared;
+    } finally {
+      countRefreshWaiting(-1);
+    }
   }
 
   return {

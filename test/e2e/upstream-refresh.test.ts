@@ -1,6 +1,7 @@
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { metricsRegistry } from '../../server/metrics.js';
 import { disconnect, grantState, upstreamGrantWorkflowId } from '../../workflows/upstream-grant/messages.js';
 import { chromiumAvailable, launchBrowser, type TestBrowser } from '../helpers/browser.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
@@ -13,6 +14,20 @@ const skip = Boolean(temporalUnavailable) || (!chromiumAvailable() && process.en
 const ttlSeconds = 6;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** MCP requests of this process waiting for a refresh of their upstream token now. */
+async function refreshWaiting(): Promise<number> {
+  return (await metricsRegistry.getSingleMetric('gateway_upstream_refresh_waiting')?.get())?.values[0]?.value ?? 0;
+}
+
+/** Resolves once `check` holds, checking every 20 ms (up to a minute). */
+async function until(what: string, check: () => Promise<boolean>): Promise<void> {
+  for (let tries = 0; tries < 3_000; tries += 1) {
+    if (await check()) return;
+    await sleep(20);
+  }
+  throw new Error(`still waiting for ${what}`);
+}
 
 describe.skipIf(skip)('refreshing upstream tokens behind /mcp', () => {
   let notion: FakeUpstream;
@@ -82,7 +97,7 @@ describe.skipIf(skip)('refreshing upstream tokens behind /mcp', () => {
     expect(await gateway.store.getUpstreamTokens('rita', 'notion')).toBeUndefined();
   });
 
-  it('answers 20 concurrent tools/call with an expired token after exactly one refresh at the upstream', async () => {
+  it('answers 20 concurrent tools/call with an expired token after exactly one refresh at the upstream, asked of the grant workflow once', async () => {
     const client = await connectUser('sam', 'notion-sam');
     expect(await client.callTool({ name: 'notion__whoami', arguments: {} })).toMatchObject({ content: [{ type: 'text', text: 'notion-sam' }] });
     // Without its grant workflow (a user connected before grant workflows existed) nothing refreshes ahead of time.
@@ -90,18 +105,34 @@ describe.skipIf(skip)('refreshing upstream tokens behind /mcp', () => {
     await handle.terminate('simulating a connection made before grant workflows');
     const expired = (await gateway.store.getUpstreamTokens('sam', 'notion'))!;
     await sleep(Math.max(0, expired.expiresAt! * 1000 - Date.now()) + 1_000);
+    // The refreshed token lives an hour: the grant workflow the refresh starts would otherwise
+    // refresh a short-lived one again, ahead of its expiry, while this test still counts.
+    notion.setAccessTokenTtl(3600);
     notion.resetCounters();
 
-    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => client.callTool({ name: 'notion__echo', arguments: { text: `call ${i}` } })));
+    // The refresh is held at the upstream until all 20 calls wait for it.
+    const held = notion.holdTokenRequests();
+    const calls = Promise.all(Array.from({ length: 20 }, (_, i) => client.callTool({ name: 'notion__echo', arguments: { text: `call ${i}` } })));
+    await held.arrived;
+    await until('20 requests waiting for the refresh', async () => (await refreshWaiting()) === 20);
+    held.release();
+    const results = await calls;
     expect(results.map((result) => result.isError ?? false)).toEqual(Array(20).fill(false));
     expect(notion.counters.refreshGrants).toBe(1);
     expect(notion.counters.failedTokenRequests).toBe(0);
     expect(notion.counters.rejectedMcpRequests).toBe(0);
     const fresh = (await gateway.store.getUpstreamTokens('sam', 'notion'))!;
     expect(fresh.version).toBe(expired.version + 1);
+    expect(await refreshWaiting()).toBe(0);
     // The refresh started a new grant workflow run, which keeps refreshing from now on.
-    const described = await gateway.temporal.workflow.getHandle(upstreamGrantWorkflowId('sam', 'notion')).describe();
+    const restarted = gateway.temporal.workflow.getHandle(upstreamGrantWorkflowId('sam', 'notion'));
+    const described = await restarted.describe();
     expect(described.status.name).toBe('RUNNING');
+    // One update for all 20: a workflow admits only 10 in flight, and Temporal refuses the others
+    // for the client to send again a second or more later.
+    const { events } = await restarted.fetchHistory();
+    const updates = (events ?? []).filter((event) => event.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'refreshNow');
+    expect(updates).toHaveLength(1);
     await client.close();
   });
 

@@ -158,6 +158,13 @@ export interface FakeUpstream {
   resetCounters(): void;
   /** Change (or turn off with `undefined`) the user that interactions finish as automatically. */
   setAutoLogin(login: string | undefined): void;
+  /** Access tokens issued from now on live this many seconds. */
+  setAccessTokenTtl(seconds: number): void;
+  /**
+   * Hold every request to the token endpoint (any grant) until `release()`: `arrived` resolves
+   * once the first one is there. Requests held so far, and those arriving later, then go on.
+   */
+  holdTokenRequests(): { arrived: Promise<void>; release(): void };
   /** Give the MCP endpoint a new DPoP nonce (`dpopNonce`): proofs with the old one are challenged again. */
   rotateResourceNonce(): void;
   /**
@@ -315,6 +322,11 @@ async function serveUpstream(
       })
     : undefined;
   asServer.on('request', async (req: IncomingMessage, res: ServerResponse) => {
+    const hold = state.tokenHold;
+    if (hold && req.method === 'POST' && new URL(req.url ?? '/', issuer).pathname === ROUTES.token) {
+      hold.arrive();
+      await hold.released;
+    }
     misbehave(req, res, issuer, settings);
     if (identityGrant && (await identityGrant(req, res))) return;
     return serveAuthorizationServer(req, res);
@@ -347,6 +359,23 @@ async function serveUpstream(
     },
     setAutoLogin(login) {
       state.autoLogin = login;
+    },
+    setAccessTokenTtl(seconds) {
+      settings.accessTokenTtlSeconds = seconds;
+    },
+    holdTokenRequests() {
+      let arrive!: () => void;
+      let release!: () => void;
+      const arrived = new Promise<void>((resolve) => (arrive = resolve));
+      const released = new Promise<void>((resolve) => (release = resolve));
+      state.tokenHold = { arrive, released };
+      return {
+        arrived,
+        release() {
+          state.tokenHold = undefined;
+          release();
+        },
+      };
     },
     migrateTo(newIssuer) {
       state.authorizationServer = newIssuer;
@@ -497,6 +526,8 @@ interface UpstreamState {
   authorizationServer: string;
   /** The nonce the MCP endpoint asks DPoP proofs to carry (`dpopNonce`). */
   resourceNonce: string;
+  /** While set, token endpoint requests report themselves and wait for `released`. */
+  tokenHold?: { arrive(): void; released: Promise<void> };
 }
 
 const OIDC_PROVIDER_MODULE: string = 'oidc-provider';
@@ -594,7 +625,7 @@ function providerConfiguration({
     // Tokens would otherwise die with the browser session that approved them.
     expiresWithSession: () => false,
     ttl: {
-      AccessToken: settings.accessTokenTtlSeconds,
+      AccessToken: () => settings.accessTokenTtlSeconds,
       AuthorizationCode: AUTHORIZATION_CODE_TTL_SECONDS,
       RefreshToken: settings.refreshTokenTtlSeconds,
       Grant: grantTtlSeconds,

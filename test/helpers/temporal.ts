@@ -48,9 +48,10 @@ export interface TemporalTestEnv {
   dir: string;
   /**
    * Creates (but does not run) a worker for this env's task queue with the prebuilt bundle; the
-   * activities get no upstreams and a random key unless `deps` names them.
+   * activities get no upstreams and a random key unless `deps` names them. `only` makes a worker
+   * of workflow tasks or of activity tasks alone.
    */
-  createWorker(deps?: Partial<Omit<ActivityDeps, 'store'>>): Promise<Worker>;
+  createWorker(deps?: Partial<Omit<ActivityDeps, 'store'>>, options?: { only?: 'workflows' | 'activities' }): Promise<Worker>;
   close(): Promise<void>;
 }
 
@@ -74,7 +75,7 @@ export async function openTemporalTestEnv(): Promise<TemporalTestEnv> {
     store,
     storePath,
     dir,
-    async createWorker(deps = {}) {
+    async createWorker(deps = {}, options = {}) {
       const bundle = await ensureWorkflowBundle();
       const nativeConnection = await NativeConnection.connect({ address });
       nativeConnections.push(nativeConnection);
@@ -82,14 +83,18 @@ export async function openTemporalTestEnv(): Promise<TemporalTestEnv> {
         connection: nativeConnection,
         namespace,
         taskQueue,
-        workflowBundle: { codePath: bundle.codePath },
-        activities: createActivities({
-          store,
-          cipher: new TokenCipher(randomBytes(32)),
-          upstreams: [],
-          redirectUri: 'http://localhost/oauth/upstream/callback',
-          ...deps,
-        }),
+        ...(options.only === 'activities' ? {} : { workflowBundle: { codePath: bundle.codePath } }),
+        ...(options.only === 'workflows'
+          ? {}
+          : {
+              activities: createActivities({
+                store,
+                cipher: new TokenCipher(randomBytes(32)),
+                upstreams: [],
+                redirectUri: 'http://localhost/oauth/upstream/callback',
+                ...deps,
+              }),
+            }),
       });
     },
     async close() {

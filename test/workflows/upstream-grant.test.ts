@@ -3,7 +3,7 @@ import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UpstreamConfig } from '../../server/config.js';
 import { TokenCipher } from '../../server/crypto/token-cipher.js';
-import { signalUpstreamConnected } from '../../server/temporal/client.js';
+import { requestUpstreamRefresh, signalUpstreamConnected } from '../../server/temporal/client.js';
 import { disconnect, grantState, refreshNow, type UpstreamGrantOutcome, upstreamGrantWorkflowId } from '../../workflows/upstream-grant/messages.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { openTemporalTestEnv, temporalUnavailable, type TemporalTestEnv } from '../helpers/temporal.js';
@@ -211,5 +211,77 @@ describe.skipIf(temporalUnavailable)('upstreamGrant on the dev server', () => {
       expect(decoded.includes(secret)).toBe(false);
     }
     expect(upstreamGrantWorkflowId('eve', 'notion')).toBe(handle.workflowId);
+  });
+});
+
+describe.skipIf(temporalUnavailable)('upstreamGrant with its workflow tasks and activity tasks on separate workers', () => {
+  let env: TemporalTestEnv;
+  let upstream: FakeUpstream;
+  let config: UpstreamConfig;
+  let activities: Worker;
+  let activitiesRunning: Promise<void>;
+  const cipher = new TokenCipher(randomBytes(32));
+
+  beforeAll(async () => {
+    upstream = await startFakeUpstream({ preset: 'notion', accessTokenTtlSeconds: 3600 });
+    config = notionUpstreamConfig(upstream, 'notion');
+    env = await openTemporalTestEnv();
+    activities = await env.createWorker({ cipher, upstreams: [config], redirectUri }, { only: 'activities' });
+    activitiesRunning = activities.run();
+  });
+
+  afterAll(async () => {
+    activities?.shutdown();
+    await activitiesRunning;
+    await env?.close();
+    await upstream?.close();
+  });
+
+  it('refreshes nothing more when its refresh timer fires in the workflow task where a requested refresh ended', async () => {
+    await connectNotionAccount({ store: env.store, cipher, notion: upstream, upstream: config, redirectUri, userId: 'gus', login: 'notion-gus' });
+    const tokens = (await env.store.getUpstreamTokens('gus', 'notion'))!;
+    upstream.resetCounters();
+    let workflows = await env.createWorker({ cipher, upstreams: [config], redirectUri }, { only: 'workflows' });
+    let workflowsRunning = workflows.run();
+    const held = upstream.holdTokenRequests();
+    // As `/mcp` asks for a grant without a workflow: the workflow starts taking the token for
+    // expired, so its refresh timer is due at once and fires again and again while the refresh runs.
+    const answer = requestUpstreamRefresh(
+      env.client,
+      env.taskQueue,
+      { userId: 'gus', upstream: 'notion', version: tokens.version, expiresAt: Math.floor(Date.now() / 1000) - 60, refreshable: true },
+      { reason: 'expired before use', seenAccessTokenVersion: tokens.version },
+    );
+    await held.arrived;
+    // With no workflow worker, the timer's firing and the refresh's end wait for one workflow task together.
+    workflows.shutdown();
+    await workflowsRunning;
+    const handle = env.client.workflow.getHandle(upstreamGrantWorkflowId('gus', 'notion'));
+    const events = async () => (await handle.fetchHistory()).events ?? [];
+    await until(async () => {
+      const history = await events();
+      const started = history.filter((event) => event.timerStartedEventAttributes).at(-1)?.timerStartedEventAttributes?.timerId;
+      return started && history.some((event) => event.timerFiredEventAttributes?.timerId === started) ? true : undefined;
+    }, 'the refresh timer to fire');
+    held.release();
+    await until(async () => ((await events()).some((event) => event.activityTaskCompletedEventAttributes) ? true : undefined), 'the refresh to end');
+    workflows = await env.createWorker({ cipher, upstreams: [config], redirectUri }, { only: 'workflows' });
+    workflowsRunning = workflows.run();
+    expect(await answer).toMatchObject({ refreshed: true, version: tokens.version + 1, refreshes: 1 });
+
+    const history = await events();
+    const fired = history.findLastIndex((event) => event.timerFiredEventAttributes);
+    const completed = history.findIndex((event) => event.activityTaskCompletedEventAttributes);
+    // Both reached the workflow in the same task.
+    expect(history.slice(Math.min(fired, completed), Math.max(fired, completed)).some((event) => event.workflowTaskStartedEventAttributes)).toBe(false);
+    const scheduled = history.filter((event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'refreshUpstreamToken');
+    expect(scheduled).toHaveLength(1);
+    expect(await handle.query(grantState)).toMatchObject({ status: 'connected', version: tokens.version + 1, refreshes: 1 });
+    expect(upstream.counters.refreshGrants).toBe(1);
+    expect((await env.store.getUpstreamTokens('gus', 'notion'))?.version).toBe(tokens.version + 1);
+    await handle.signal(disconnect);
+    await handle.result();
+    workflows.shutdown();
+    await workflowsRunning;
   });
 });

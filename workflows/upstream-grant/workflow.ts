@@ -5,6 +5,7 @@ import {
   condition,
   continueAsNew,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -54,6 +55,13 @@ const retryAfterFailureMs = 30_000;
 /** Continue-as-new at this many events even if the server does not suggest it yet. */
 const maxHistoryEvents = 5_000;
 
+/**
+ * With this patch, a refresh timer that fires after the grant moved on (a refresh or reconnect that
+ * ended in the same activation) refreshes nothing: the new token is not due. Runs whose history
+ * lacks the marker (test/histories/untraced/upstream-grant-timer-after-refresh.json) go on without it.
+ */
+const timerChecksTokenPatch = 'timer-checks-token';
+
 /** Incremental authorizations of one scope set before the gateway stops asking the user for it (SEP-2350 step-up). */
 const maxStepUps = 2;
 
@@ -80,6 +88,8 @@ function describe(state: UpstreamGrantState): string {
  * expiry times) passes through here; the activities hold the tokens.
  */
 export async function upstreamGrant(input: UpstreamGrantInput): Promise<UpstreamGrantOutcome> {
+  // Taken once, first thing: runs started before the patch keep their behaviour to the end of the run.
+  const timerChecksToken = patched(timerChecksTokenPatch);
   const workflowId = workflowInfo().workflowId;
   const state: UpstreamGrantState = {
     userId: input.userId,
@@ -270,7 +280,16 @@ export async function upstreamGrant(input: UpstreamGrantInput): Promise<Upstream
     const changed = () => disconnectRequested || generation !== seen;
     const woken = due === null ? (await condition(changed), true) : await condition(changed, Math.max(due - Date.now(), 1));
     if (disconnectRequested) break;
-    if (!woken && !busy) await exclusive(() => refresh(state.version, 'before expiry'));
+    if (!woken && !timerChecksToken) {
+      if (!busy) await exclusive(() => refresh(state.version, 'before expiry'));
+    } else if (!woken) {
+      // The timer was set for the grant as it was at `seen`. A step that ends in the same activation
+      // (a refresh asked for by `refreshNow`) finishes first, and a grant that moved on meanwhile (a
+      // new token, a failure that put the next try off) is looked at again instead of refreshed.
+      await condition(() => (allHandlersFinished() && !busy) || disconnectRequested);
+      if (disconnectRequested) break;
+      if (generation === seen) await exclusive(() => refresh(state.version, 'before expiry'));
+    }
     const info = workflowInfo();
     if (info.continueAsNewSuggested || info.historyLength > (input.continueAsNewAfterEvents ?? maxHistoryEvents)) {
       await condition(() => allHandlersFinished() && !busy);
