@@ -346,7 +346,7 @@ async function main(): Promise<void> {
       `consent-flows: ${fmt(consentResult.flowsPerSecond)} flows/s (budget ≥ ${budget.flowsPerSecond}), ` +
         `bare ${fmt(bare.flowsPerSecond)} flows/s, ratio ${fmt(ratio, 0)} % (budget ≥ ${budget.ratioPercent} %), ` +
         `p50 ${fmt(percentile(consentResult.latenciesMs, 50), 0)} ms, p95 ${fmt(percentile(consentResult.latenciesMs, 95), 0)} ms, ` +
-        `N=${flows} C=${concurrency}${memoryDb ? ', in-memory db' : ''}, ${workers} worker${workers > 1 ? 's' : ''}${maxCachedWorkflows !== undefined ? `, cache ${config.temporal.worker.maxCachedWorkflows} workflows` : ''}, store ${postgres ? 'PostgreSQL' : 'SQLite'}` +
+        `N=${flows} C=${concurrency}${memoryDb ? ', in-memory db' : ''}, ${workers} worker${workers > 1 ? 's' : ''}, cache ${config.temporal.worker.maxCachedWorkflows} workflows, store ${postgres ? 'PostgreSQL' : 'SQLite'}` +
         (othersShare > disturbedShare ? `, DISTURBED: other processes and kernel threads used up to ${fmt(othersShare * 100, 0)} % of a core` : ''),
     );
   } finally {

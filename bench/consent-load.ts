@@ -99,25 +99,31 @@ export async function rss(gateway: GatewayProcess, devServer: number | undefined
 }
 
 /** Runs `task` for indexes 1…`count`, `width` at a time; resolves with how many succeeded and failed. */
-export async function inParallel(count: number, width: number, task: (index: number) => Promise<unknown>): Promise<{ done: number; failed: number }> {
+export async function inParallel(count: number, width: number, task: (index: number) => Promise<unknown>): Promise<{ done: number; failed: number; reasons: string[] }> {
   let next = 0;
   let done = 0;
   let failed = 0;
+  /** The first few distinct failures, to print. */
+  const reasons = new Set<string>();
   await Promise.all(
     Array.from({ length: width }, async () => {
       while (next < count) {
         next += 1;
+        const started = performance.now();
         await task(next).then(
           () => (done += 1),
-          () => (failed += 1),
+          (error: unknown) => {
+            failed += 1;
+            if (reasons.size < 3) reasons.add(`${String(error instanceof Error ? error.message : error).slice(0, 200)} (after ${Math.round(performance.now() - started)} ms)`);
+          },
         );
       }
     }),
   );
-  return { done, failed };
+  return { done, failed, reasons: [...reasons] };
 }
 
 /** Opens `count` consent flows left waiting on the user (authorization request and consent page only), 20 at a time. */
-export function openPendingFlows(gateway: GatewayProcess, clientId: string, count: number): Promise<{ done: number; failed: number }> {
+export function openPendingFlows(gateway: GatewayProcess, clientId: string, count: number): Promise<{ done: number; failed: number; reasons: string[] }> {
   return inParallel(count, 20, () => new ConsentDriver(gateway.url).start(authorizationUrl(gateway.url, { clientId, redirectUri })));
 }

@@ -39,6 +39,8 @@ try {
       `${fmt(loaded.gateway, 0)} MiB with ${held.done} consent flows pending and ${granted.done} grants (budget ≤ ${budget.loadedMiB} MiB)` +
       `${granted.failed + held.failed > 0 ? `, ${granted.failed} flows and ${held.failed} pending flows FAILED` : ''}; Temporal dev server ${fmt(idle.devServer, 0)} → ${fmt(loaded.devServer, 0)} MiB`,
   );
+  for (const reason of [...granted.reasons, ...held.reasons]) console.log(`memory: a failure: ${reason}`);
+  if (granted.failed + held.failed > 0) console.log(gateway.fail('what the gateway printed last').message);
 } finally {
   await gateway.stop().catch(() => undefined);
   await gateway.dispose();

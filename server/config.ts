@@ -106,7 +106,7 @@ export interface GatewayConfig {
      * and how many workflows it keeps in memory between their tasks (else the SDK's default, sized
      * from the heap limit); one evicted from that cache replays its history at its next task.
      */
-    worker: { maxConcurrentActivities: number; maxConcurrentWorkflowTasks: number; shutdownGraceMs: number; maxCachedWorkflows?: number };
+    worker: { maxConcurrentActivities: number; maxConcurrentWorkflowTasks: number; shutdownGraceMs: number; maxCachedWorkflows: number };
     /** Explicit path of the `temporal` CLI (`$TEMPORAL_CLI`). */
     cliPath?: string;
     /** `$PATH`, searched for the CLI. */
@@ -578,7 +578,6 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
   if (cookieKeys && cookieKeys.some((key) => key.length < 32)) throw new ConfigError('oauth.cookieKeys (GATEWAY_COOKIE_KEYS) must each be at least 32 characters');
   const signingKeysFile = asString(env.GATEWAY_SIGNING_KEYS_FILE, 'GATEWAY_SIGNING_KEYS_FILE') ?? asString(oauth.signingKeysFile, 'oauth.signingKeysFile');
   const worker = asRecord(temporal.worker, 'temporal.worker');
-  const maxCachedWorkflows = asCount(env.TEMPORAL_WORKER_MAX_CACHED_WORKFLOWS ?? worker.maxCachedWorkflows, 'temporal.worker.maxCachedWorkflows');
   const flowRequests = asRecord(temporal.flowRequests, 'temporal.flowRequests');
 
   const maxBodyBytes = mcp.maxBodyBytes ?? 4 * 1024 * 1024;
@@ -617,7 +616,8 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
         maxConcurrentActivities: asCount(env.TEMPORAL_WORKER_MAX_ACTIVITIES ?? worker.maxConcurrentActivities, 'temporal.worker.maxConcurrentActivities') ?? 100,
         maxConcurrentWorkflowTasks: asCount(env.TEMPORAL_WORKER_MAX_WORKFLOW_TASKS ?? worker.maxConcurrentWorkflowTasks, 'temporal.worker.maxConcurrentWorkflowTasks') ?? 40,
         shutdownGraceMs: asDurationMs(env.TEMPORAL_WORKER_SHUTDOWN_GRACE ?? worker.shutdownGraceTime, 'temporal.worker.shutdownGraceTime') ?? 5_000,
-        ...(maxCachedWorkflows !== undefined ? { maxCachedWorkflows } : {}),
+        // Flows waiting on their users and idle grant workflows beyond it are evicted and replay at their next task (README, "Memory").
+        maxCachedWorkflows: asCount(env.TEMPORAL_WORKER_MAX_CACHED_WORKFLOWS ?? worker.maxCachedWorkflows, 'temporal.worker.maxCachedWorkflows') ?? 50,
       },
       ...(cliPath ? { cliPath } : {}),
       searchPath: env.PATH ?? '',

@@ -86,7 +86,7 @@ export async function createWorker(
       }),
       maxConcurrentActivityTaskExecutions: config.temporal.worker.maxConcurrentActivities,
       maxConcurrentWorkflowTaskExecutions: config.temporal.worker.maxConcurrentWorkflowTasks,
-      ...(config.temporal.worker.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: config.temporal.worker.maxCachedWorkflows } : {}),
+      maxCachedWorkflows: config.temporal.worker.maxCachedWorkflows,
       // Activities still running when it ends are cancelled and retried by another worker.
       shutdownGraceTime: config.temporal.worker.shutdownGraceMs,
     });

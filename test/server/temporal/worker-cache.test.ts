@@ -17,8 +17,8 @@ const skip = Boolean(temporalUnavailable);
 const redirectUri = 'http://127.0.0.1:9/callback';
 
 describe('temporal.worker.maxCachedWorkflows', () => {
-  it('is the SDK default unless set, and is read from the file and from the environment (which wins)', async () => {
-    expect(loadConfig({ env: {} }).temporal.worker.maxCachedWorkflows).toBeUndefined();
+  it('is 50 unless set, and is read from the file and from the environment (which wins)', async () => {
+    expect(loadConfig({ env: {} }).temporal.worker.maxCachedWorkflows).toBe(50);
     const dir = await mkdtemp(path.join(tmpdir(), 'cg-worker-cache-'));
     const file = path.join(dir, 'gateway.yml');
     await writeFile(file, 'temporal:\n  worker:\n    maxCachedWorkflows: 250\n');
