@@ -1,6 +1,7 @@
-import { classifyInboundRequest } from '@modelcontextprotocol/server';
+import { classifyInboundRequest, PROTOCOL_VERSION_META_KEY, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/server';
 import type { Context } from 'koa';
 
+import { MODERN_PROTOCOL_VERSION } from '../http-headers.js';
 import { JSON_RPC_ERRORS } from '../json-rpc.js';
 import type { McpCaller } from '../types.js';
 
@@ -15,8 +16,6 @@ export function respondAfterFailure(ctx: Context): void {
   }
 }
 
-const PROTOCOL_VERSION_KEY = 'io.modelcontextprotocol/protocolVersion';
-
 /**
  * Whether `body` is a request or notification other than `initialize` whose params carry the
  * 2026-07-28 envelope claim (the protocol-version `_meta` key). Such a message is never 2025-era
@@ -28,11 +27,11 @@ function claimsEnvelope(body: unknown): boolean {
   const message = body as { method?: unknown; params?: { _meta?: unknown } } | null | undefined;
   if (message?.method === 'initialize') return false;
   const meta = message?.params?._meta;
-  return typeof meta === 'object' && meta !== null && PROTOCOL_VERSION_KEY in meta;
+  return typeof meta === 'object' && meta !== null && PROTOCOL_VERSION_META_KEY in meta;
 }
 
 /** Versions before 2026-07-28 a 2025-era client names in its `MCP-Protocol-Version` header. */
-const LEGACY_VERSIONS = new Set(['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05']);
+const LEGACY_VERSIONS = new Set(SUPPORTED_PROTOCOL_VERSIONS.filter((version) => version < MODERN_PROTOCOL_VERSION));
 const REQUEST_KEYS = new Set(['jsonrpc', 'id', 'method', 'params']);
 
 /**

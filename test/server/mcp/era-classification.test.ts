@@ -57,7 +57,7 @@ const body = fc.oneof({ weight: 8, arbitrary: message }, { weight: 1, arbitrary:
 
 const headers = fc.record(
   {
-    'mcp-protocol-version': fc.constantFrom('2026-07-28', '2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05', ' 2026-07-28 ', ' 2025-11-25', '2099-01-01', 'bogus', ''),
+    'mcp-protocol-version': fc.constantFrom('2026-07-28', '2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05', '2024-10-07', ' 2026-07-28 ', ' 2025-11-25', '2099-01-01', 'bogus', ''),
     'mcp-method': fc.constantFrom('tools/call', 'tools/list', 'initialize', 'ping'),
     'mcp-name': fc.string({ maxLength: 4 }),
   },
