@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
 import path from 'node:path';
 import { projectPath } from '../server/paths.js';
 import { ensureWorkflowBundles } from '../server/temporal/workflow-bundle.js';
@@ -142,7 +143,8 @@ export async function spawnGateway(options: { configYaml?: string } = {}): Promi
     children: () => children,
     async stop(timeoutMs = 30_000) {
       child.kill('SIGTERM');
-      const timedOut = await Promise.race([exited.then(() => false), sleep(timeoutMs).then(() => true)]);
+      // An unref'd timer: the wait must not hold the benchmark's process open once the gateway exited.
+      const timedOut = await Promise.race([exited.then(() => false), delay(timeoutMs, true, { ref: false })]);
       if (timedOut) throw fail(`the gateway did not exit within ${timeoutMs / 1000} s of SIGTERM`);
       return exitedAt!;
     },
