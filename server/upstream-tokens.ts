@@ -157,32 +157,36 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
   }
 
   /**
-   * Refreshes this process has asked a grant workflow for and not yet seen answered, by workflow id
-   * and the token version they replace. Callers that found the same token join the one request:
-   * Temporal admits only a few updates in flight per workflow (`history.maxInFlightUpdates`, 10 by
-   * default) and refuses the rest, which the client then retries after a second or more, so a burst
-   * of requests sending one update each would wait (or run out of time) for nothing.
+   * What this process has asked of grant workflows and not yet seen answered, by workflow id, what
+   * was asked and the token version it is about. Callers that found the same token and ask the same
+   * join the one request: Temporal admits only a few updates in flight per workflow
+   * (`history.maxInFlightUpdates`, 10 by default) and refuses the rest, which the client then
+   * retries after a second or more, so a burst of requests sending one update each would wait (or
+   * run out of time) for nothing. The workflow answers the same to each of them anyway.
    */
-  const refreshing = new Map<string, Promise<UpstreamTokenRecord | undefined>>();
+  const asking = new Map<string, Promise<unknown>>();
+
+  function joined<T>(key: string, ask: () => Promise<T>): Promise<T> {
+    let shared = asking.get(key) as Promise<T> | undefined;
+    if (!shared) {
+      shared = (async () => ask())().finally(() => asking.delete(key));
+      asking.set(key, shared);
+    }
+    return shared;
+  }
 
   /** Asks the grant workflow to replace the token of `tokens.version`; returns what the store holds afterwards. */
   async function refreshed(tokens: UpstreamTokenRecord, reason: string): Promise<UpstreamTokenRecord | undefined> {
     const temporal = deps.temporal;
     if (!temporal) return tokens;
     const workflowId = upstreamGrantWorkflowId(tokens.userId, tokens.upstream);
-    const key = `${workflowId}\n${tokens.version}`;
-    let shared = refreshing.get(key);
-    if (!shared) {
-      shared = (async () => {
+    countRefreshWaiting(1);
+    try {
+      return await joined(`${workflowId}\nrefresh\n${tokens.version}`, async () => {
         await bounded(temporal, () => requestUpstreamRefresh(temporal.client, temporal.taskQueue, grantInput(tokens), { reason, seenAccessTokenVersion: tokens.version }));
         ensured.add(workflowId);
         return deps.store.getUpstreamTokens(tokens.userId, tokens.upstream);
-      })().finally(() => refreshing.delete(key));
-      refreshing.set(key, shared);
-    }
-    countRefreshWaiting(1);
-    try {
-      return await shared;
+      });
     } finally {
       countRefreshWaiting(-1);
     }
@@ -229,10 +233,13 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
         await refreshed(tokens, 'the upstream answered 401');
         return true;
       }
-      await bounded(temporal, () =>
-        temporal.client.workflow.getHandle(upstreamGrantWorkflowId(tokens.userId, tokens.upstream)).executeUpdate(markNeedsReconnect, {
-          args: [{ reason: 'the upstream refused the token (HTTP 401)', seenAccessTokenVersion: tokens.version }],
-        }),
+      const workflowId = upstreamGrantWorkflowId(tokens.userId, tokens.upstream);
+      await joined(`${workflowId}\nreconnect\n${tokens.version}`, () =>
+        bounded(temporal, () =>
+          temporal.client.workflow.getHandle(workflowId).executeUpdate(markNeedsReconnect, {
+            args: [{ reason: 'the upstream refused the token (HTTP 401)', seenAccessTokenVersion: tokens.version }],
+          }),
+        ),
       );
       temporal.log.warn('upstream refuses the token; the user has to reconnect', { upstream: upstream.name });
       return false;
@@ -253,13 +260,16 @@ export function upstreamTokens(deps: UpstreamTokenDeps) {
       const tokens = await deps.store.getUpstreamTokens(caller.userId, upstream.name);
       if (!tokens || tokens.status !== 'connected') return false;
       if (!presented(sent, tokens)) return true;
-      const scopes = [...new Set([...tokens.scopes, ...config.scopes, ...challenged])];
-      const answer = await bounded(temporal, async () => {
-        await ensureUpstreamGrant(temporal.client, temporal.taskQueue, grantInput(tokens));
-        return temporal.client.workflow.getHandle(upstreamGrantWorkflowId(tokens.userId, tokens.upstream)).executeUpdate(requireScopes, {
-          args: [{ scopes, seenAccessTokenVersion: tokens.version }],
-        });
-      });
+      const scopes = [...new Set([...tokens.scopes, ...config.scopes, ...challenged])].sort();
+      const workflowId = upstreamGrantWorkflowId(tokens.userId, tokens.upstream);
+      const answer = await joined(`${workflowId}\nscopes\n${tokens.version}\n${scopes.join(' ')}`, () =>
+        bounded(temporal, async () => {
+          await ensureUpstreamGrant(temporal.client, temporal.taskQueue, grantInput(tokens));
+          return temporal.client.workflow.getHandle(workflowId).executeUpdate(requireScopes, {
+            args: [{ scopes, seenAccessTokenVersion: tokens.version }],
+          });
+        }),
+      );
       if (answer.outcome === 'retry') return true;
       if (answer.outcome === 'refused') {
         throw new JsonRpcError(-32603, `${upstream.displayName} still refuses: it asks for access (${answer.scopes.join(' ')}) that was not granted.`);
