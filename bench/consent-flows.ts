@@ -4,7 +4,11 @@
  * worker (prebuilt bundle, real activities, SQLite store in a temp folder) in this process; then
  * the same N and C for the bare workflow of `bench/bare-workflow.ts`, Temporal's own floor.
  *
- * Run: `node --import tsx bench/consent-flows.ts [--flows 200] [--concurrency 20] [--warmup 20] [--memory-db] [--workers 2] [--postgres] [--max-cached-workflows N]`.
+ * Run: `node --import tsx bench/consent-flows.ts [--flows 200] [--concurrency 20] [--warmup 20] [--rounds 1] [--memory-db] [--workers 2] [--postgres] [--max-cached-workflows N]`.
+ * `--rounds N` measures N pairs of batches (bare and consent, N flows each), the order of the pair
+ * swapped every round, so load from other processes that comes and goes falls on both alike; the
+ * summary gives the medians over the rounds, and the ratio of CPU per flow (bench process + dev
+ * server), which moves far less with that load than the rates do.
  * `--workers N` runs N gateway workers on the task queue (a fleet's workers, here in one process);
  * `--postgres` puts the store on a PostgreSQL server the bench starts in a temporary folder.
  * `--max-cached-workflows N` bounds the gateway workers' workflow cache (`temporal.worker.maxCachedWorkflows`);
@@ -34,7 +38,7 @@ import { createWorker } from '../server/temporal/worker.js';
 import { recordFlowMove, rememberedConsent } from '../server/routes/interaction/flow.js';
 import { chooseIdentity, chooseServices, type ConsentFlowInput, decide, firstFlowChange } from '../workflows/consent-flow/messages.js';
 import { bareChooseIdentity, bareChooseServices, bareDecide, bareFlow } from './bare-workflow.js';
-import { cpuSecondsOf, fmt, freePort, machineBusySeconds, percentile } from './support.js';
+import { cpuSecondsOf, fmt, freePort, machineBusySeconds, median, percentile } from './support.js';
 
 const budget = { flowsPerSecond: 25, ratioPercent: 80 } as const;
 const stepNames = ['start', 'chooseIdentity', 'chooseServices', 'decide', 'result'] as const;
@@ -62,12 +66,13 @@ interface PhaseResult {
   cpu: { bench: number; server: number | undefined; others: number | undefined };
 }
 
-function options(): { flows: number; concurrency: number; warmup: number; memoryDb: boolean; workers: number; postgres: boolean; maxCachedWorkflows?: string } {
+function options(): { flows: number; concurrency: number; warmup: number; rounds: number; memoryDb: boolean; workers: number; postgres: boolean; maxCachedWorkflows?: string } {
   const { values } = parseArgs({
     options: {
       flows: { type: 'string', default: '200' },
       concurrency: { type: 'string', default: '20' },
       warmup: { type: 'string', default: '20' },
+      rounds: { type: 'string', default: '1' },
       'memory-db': { type: 'boolean', default: false },
       workers: { type: 'string', default: '1' },
       postgres: { type: 'boolean', default: false },
@@ -83,6 +88,7 @@ function options(): { flows: number; concurrency: number; warmup: number; memory
     flows: positive('flows', values.flows),
     concurrency: positive('concurrency', values.concurrency),
     warmup: positive('warmup', values.warmup),
+    rounds: positive('rounds', values.rounds),
     memoryDb: values['memory-db'],
     workers: positive('workers', values.workers),
     postgres: values.postgres,
@@ -250,7 +256,7 @@ function describePhase(label: string, result: PhaseResult, history: string): str
 }
 
 async function main(): Promise<void> {
-  const { flows, concurrency, warmup, memoryDb, workers, postgres, maxCachedWorkflows } = options();
+  const { flows, concurrency, warmup, rounds, memoryDb, workers, postgres, maxCachedWorkflows } = options();
   const settings = await loadTemporalDevSettings();
   const cli = await ensureProjectTemporalCli(process.env);
   const dir = await mkdtemp(path.join(tmpdir(), 'cg-bench-flows-'));
@@ -322,31 +328,52 @@ async function main(): Promise<void> {
 
     const serverPid = server.process.pid;
     const runBare = bareFlowRunner(client, bareTaskQueue);
-    const bare = await bareWorker.runUntil(async () => {
-      if (warmup > 0) await drive(warmup, concurrency, serverPid, runBare);
-      return drive(flows, concurrency, serverPid, runBare);
-    });
-    console.log(describePhase('bare', bare, await historyShape(client, bare.sampleWorkflowId)));
-
     const runConsent = consentFlowRunner(client, config.temporal.taskQueue, timingWrites(store, storeWrites));
-    const consentRun = (async () => {
-      if (warmup > 0) await drive(warmup, concurrency, serverPid, runConsent);
+    const bareRuns: PhaseResult[] = [];
+    const consentRuns: PhaseResult[] = [];
+    const measureBare = async (label: string) => {
+      const result = await drive(flows, concurrency, serverPid, runBare);
+      bareRuns.push(result);
+      console.log(describePhase(label, result, await historyShape(client, result.sampleWorkflowId)));
+    };
+    const measureConsent = async (label: string) => {
       storeWrites.length = 0;
-      return drive(flows, concurrency, serverPid, runConsent);
+      const result = await drive(flows, concurrency, serverPid, runConsent);
+      consentRuns.push(result);
+      console.log(describePhase(label, result, await historyShape(client, result.sampleWorkflowId)));
+      console.log(`${label}:   store.recordFlowChange: ${storeWrites.length} calls, p50 ${fmt(percentile(storeWrites, 50), 1)} ms, p95 ${fmt(percentile(storeWrites, 95), 1)} ms`);
+    };
+    // Every worker polls throughout, so the batches can take turns.
+    const measured = (async () => {
+      if (warmup > 0) {
+        await drive(warmup, concurrency, serverPid, runBare);
+        await drive(warmup, concurrency, serverPid, runConsent);
+      }
+      for (let round = 1; round <= rounds; round += 1) {
+        const suffix = rounds > 1 ? ` (round ${round})` : '';
+        const pair = [() => measureBare(`bare${suffix}`), () => measureConsent(`consent${suffix}`)];
+        for (const measure of round % 2 === 1 ? pair : pair.reverse()) await measure();
+      }
     })();
-    const [consentResult] = await Promise.all([consent.worker.runUntil(consentRun), ...others.map((other) => other.worker.runUntil(consentRun))]);
-    console.log(describePhase('consent', consentResult, await historyShape(client, consentResult.sampleWorkflowId)));
-    console.log(
-      `consent:   store.recordFlowChange: ${storeWrites.length} calls, p50 ${fmt(percentile(storeWrites, 50), 1)} ms, p95 ${fmt(percentile(storeWrites, 95), 1)} ms`,
-    );
+    await Promise.all([bareWorker.runUntil(measured), consent.worker.runUntil(measured), ...others.map((other) => other.worker.runUntil(measured))]);
 
-    const ratio = (consentResult.flowsPerSecond / bare.flowsPerSecond) * 100;
-    const othersShare = Math.max(...[bare, consentResult].map((r) => (r.cpu.others ?? 0) / (r.elapsedMs / 1000)));
+    const cpuPerFlow = (r: PhaseResult) => (r.cpu.bench + (r.cpu.server ?? Number.NaN)) / r.flows;
+    const pairs = consentRuns.map((r, i) => ({ rate: r.flowsPerSecond / bareRuns[i]!.flowsPerSecond, cpu: cpuPerFlow(bareRuns[i]!) / cpuPerFlow(r) }));
+    if (rounds > 1) {
+      for (const [i, pair] of pairs.entries()) {
+        console.log(`round ${i + 1}: ratio ${fmt(pair.rate * 100, 0)} %, CPU per flow ratio ${fmt(pair.cpu * 100, 0)} % (bare ${fmt(cpuPerFlow(bareRuns[i]!) * 1000, 0)} ms, consent ${fmt(cpuPerFlow(consentRuns[i]!) * 1000, 0)} ms)`);
+      }
+    }
+    const consentRate = median(consentRuns.map((r) => r.flowsPerSecond));
+    const ratio = median(pairs.map((pair) => pair.rate)) * 100;
+    const latencies = consentRuns.flatMap((r) => r.latenciesMs);
+    const othersShare = Math.max(...[...bareRuns, ...consentRuns].map((r) => (r.cpu.others ?? 0) / (r.elapsedMs / 1000)));
     console.log(
-      `consent-flows: ${fmt(consentResult.flowsPerSecond)} flows/s (budget ≥ ${budget.flowsPerSecond}), ` +
-        `bare ${fmt(bare.flowsPerSecond)} flows/s, ratio ${fmt(ratio, 0)} % (budget ≥ ${budget.ratioPercent} %), ` +
-        `p50 ${fmt(percentile(consentResult.latenciesMs, 50), 0)} ms, p95 ${fmt(percentile(consentResult.latenciesMs, 95), 0)} ms, ` +
-        `N=${flows} C=${concurrency}${memoryDb ? ', in-memory db' : ''}, ${workers} worker${workers > 1 ? 's' : ''}, cache ${config.temporal.worker.maxCachedWorkflows} workflows, store ${postgres ? 'PostgreSQL' : 'SQLite'}` +
+      `consent-flows: ${fmt(consentRate)} flows/s (budget ≥ ${budget.flowsPerSecond}), ` +
+        `bare ${fmt(median(bareRuns.map((r) => r.flowsPerSecond)))} flows/s, ratio ${fmt(ratio, 0)} % (budget ≥ ${budget.ratioPercent} %), ` +
+        `CPU per flow ratio ${fmt(median(pairs.map((pair) => pair.cpu)) * 100, 0)} %, ` +
+        `p50 ${fmt(percentile(latencies, 50), 0)} ms, p95 ${fmt(percentile(latencies, 95), 0)} ms, ` +
+        `N=${flows} C=${concurrency}${rounds > 1 ? `, median of ${rounds} rounds` : ''}${memoryDb ? ', in-memory db' : ''}, ${workers} worker${workers > 1 ? 's' : ''}, cache ${config.temporal.worker.maxCachedWorkflows} workflows, store ${postgres ? 'PostgreSQL' : 'SQLite'}` +
         (othersShare > disturbedShare ? `, DISTURBED: other processes and kernel threads used up to ${fmt(othersShare * 100, 0)} % of a core` : ''),
     );
   } finally {
