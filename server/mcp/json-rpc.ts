@@ -90,6 +90,12 @@ export function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<Js
     req.resume();
     return Promise.resolve(tooLarge);
   }
+  // A small body has usually arrived whole with the headers: it is taken at once, without waiting for stream events.
+  if (req.complete && req.readableFlowing === null && req.readableLength <= maxBytes) {
+    const buffered: Buffer[] = [];
+    for (let chunk: unknown = req.read(); chunk !== null; chunk = req.read()) buffered.push(chunk as Buffer);
+    return Promise.resolve(parseJsonBody(Buffer.concat(buffered)));
+  }
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -110,28 +116,38 @@ export function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<Js
       }
       chunks.push(chunk);
     };
-    const onEnd = () => {
-      let raw: Buffer;
-      let value: unknown;
-      try {
-        raw = Buffer.concat(chunks, size);
-        value = JSON.parse(raw.toString('utf8')) as unknown;
-      } catch {
-        finish({ ok: false, status: 400, code: JSON_RPC_ERRORS.parseError, message: 'Parse error: Invalid JSON' });
-        return;
-      }
-      if (nestedDeeperThan(value, MAX_JSON_DEPTH)) {
-        finish({ ok: false, status: 400, code: JSON_RPC_ERRORS.invalidRequest, message: `Invalid Request: the body nests more than ${MAX_JSON_DEPTH} levels deep` });
-        return;
-      }
-      finish({ ok: true, value, raw });
-    };
+    const onEnd = () => finish(parseJsonBody(Buffer.concat(chunks, size)));
     const onAbort = () => finish({ ok: false, status: 400, code: JSON_RPC_ERRORS.parseError, message: 'Parse error: request body ended early', aborted: true });
     req.on('data', onData);
     req.once('end', onEnd);
     req.once('error', onAbort);
     req.once('close', onAbort);
   });
+}
+
+/** Parses a whole request body read by {@link readJsonBody}. */
+function parseJsonBody(raw: Buffer): JsonBody {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw.toString('utf8')) as unknown;
+  } catch {
+    return { ok: false, status: 400, code: JSON_RPC_ERRORS.parseError, message: 'Parse error: Invalid JSON' };
+  }
+  // Nesting deeper than the limit takes more opening brackets than that: the walk is needed only then.
+  if (openingBrackets(raw) > MAX_JSON_DEPTH && nestedDeeperThan(value, MAX_JSON_DEPTH)) {
+    return { ok: false, status: 400, code: JSON_RPC_ERRORS.invalidRequest, message: `Invalid Request: the body nests more than ${MAX_JSON_DEPTH} levels deep` };
+  }
+  return { ok: true, value, raw };
+}
+
+/** How many `{` and `[` bytes `raw` holds (in strings too: an upper bound on the nesting depth). */
+function openingBrackets(raw: Buffer): number {
+  let count = 0;
+  for (let index = 0; index < raw.length; index += 1) {
+    const byte = raw[index];
+    if (byte === 0x7b || byte === 0x5b) count += 1;
+  }
+  return count;
 }
 
 /**

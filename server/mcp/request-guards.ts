@@ -25,7 +25,8 @@ export function refusedBeforeReading(ctx: Context, closed: boolean): boolean {
  * closing the connection) or 400 (not JSON-RPC-parsable) itself and resolves `undefined` then.
  */
 export async function readPostBody(ctx: Context, maxBodyBytes: number): Promise<Extract<JsonBody, { ok: true }> | undefined> {
-  if (!ctx.is('application/json')) {
+  // The content type MCP clients send is recognised at once; anything else is parsed as a media type.
+  if (ctx.get('content-type') !== 'application/json' && !ctx.is('application/json')) {
     respondWithJsonRpcError(ctx, 415, JSON_RPC_ERRORS.transport, 'Unsupported Media Type: Content-Type must be application/json');
     return undefined;
   }

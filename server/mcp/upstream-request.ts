@@ -1,10 +1,10 @@
-import http, { type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import http, { type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, type RequestOptions } from 'node:http';
 import https from 'node:https';
 
 import type { Context } from 'koa';
 
 import { recordUpstreamRequest } from '../metrics.js';
-import { traceUpstreamRequest } from '../tracing.js';
+import { traceUpstreamRequest, tracingInstalled } from '../tracing.js';
 import type { McpUpstream } from './types.js';
 
 /** Kept-alive connections to upstreams, shared by every endpoint that streams to them. */
@@ -27,42 +27,61 @@ export interface UpstreamRequest {
  * finished, the upstream request ends too: a client gone away cancels its stream or long call.
  */
 export function sendUpstreamRequest(ctx: Context, upstream: McpUpstream, request: UpstreamRequest): Promise<IncomingMessage> {
-  const url = new URL(upstream.url);
-  const secure = url.protocol === 'https:';
+  const target = targetOf(upstream.url);
+  const secure = target.protocol === 'https:';
   const { method, headers, body, timeoutMs, live } = request;
-  return traceUpstreamRequest(
-    upstream,
-    method,
-    headers,
-    () =>
-      new Promise<IncomingMessage>((resolve, reject) => {
-        const sent = (secure ? https : http).request(url, {
-          method,
-          headers: body ? { ...headers, 'content-length': body.length } : headers,
-          agent: secure ? agents.https : agents.http,
-          timeout: timeoutMs,
-        });
-        live?.add(sent);
-        const started = performance.now();
-        sent.once('close', () => live?.delete(sent));
-        sent.once('response', (response) => {
-          sent.setTimeout(0);
-          recordUpstreamRequest(upstream.name, response.statusCode ?? 0, (performance.now() - started) / 1000);
-          resolve(response);
-        });
-        sent.once('timeout', () => sent.destroy(new Error(`no answer within ${Math.round(timeoutMs / 1000)} s`)));
-        sent.once('error', (error) => {
-          recordUpstreamRequest(upstream.name, 'error', (performance.now() - started) / 1000);
-          reject(error);
-        });
-        // The response's close, not the request's: a request closes as soon as its body was read.
-        ctx.res.once('close', () => {
-          if (!ctx.res.writableFinished) sent.destroy();
-        });
-        sent.end(body);
-      }),
-    (response) => response.statusCode ?? 0,
-  );
+  const send = () =>
+    new Promise<IncomingMessage>((resolve, reject) => {
+      const sent = (secure ? https : http).request({
+        ...target,
+        method,
+        headers: body ? { ...headers, 'content-length': body.length } : headers,
+        agent: secure ? agents.https : agents.http,
+        timeout: timeoutMs,
+      });
+      live?.add(sent);
+      const started = performance.now();
+      sent.once('close', () => live?.delete(sent));
+      sent.once('response', (response) => {
+        sent.setTimeout(0);
+        recordUpstreamRequest(upstream.name, response.statusCode ?? 0, (performance.now() - started) / 1000);
+        resolve(response);
+      });
+      sent.once('timeout', () => sent.destroy(new Error(`no answer within ${Math.round(timeoutMs / 1000)} s`)));
+      sent.once('error', (error) => {
+        recordUpstreamRequest(upstream.name, 'error', (performance.now() - started) / 1000);
+        reject(error);
+      });
+      // The response's close, not the request's: a request closes as soon as its body was read.
+      ctx.res.once('close', () => {
+        if (!ctx.res.writableFinished) sent.destroy();
+      });
+      sent.end(body);
+    });
+  return tracingInstalled() ? traceUpstreamRequest(upstream, method, headers, send, (response) => response.statusCode ?? 0) : send();
+}
+
+/** Where requests to an upstream URL go, as `http.request` takes a URL; parsed once per URL. */
+type UpstreamTarget = Pick<RequestOptions, 'protocol' | 'hostname' | 'port' | 'path' | 'auth'>;
+const targets = new Map<string, UpstreamTarget>();
+
+function targetOf(url: string): UpstreamTarget {
+  let target = targets.get(url);
+  if (!target) {
+    const parsed = new URL(url);
+    // As `http.request(url)` takes it: an IPv6 host without its brackets.
+    const hostname = parsed.hostname.startsWith('[') ? parsed.hostname.slice(1, -1) : parsed.hostname;
+    target = {
+      protocol: parsed.protocol,
+      hostname,
+      port: parsed.port === '' ? undefined : Number(parsed.port),
+      path: `${parsed.pathname}${parsed.search}`,
+      ...(parsed.username || parsed.password ? { auth: `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}` } : {}),
+    };
+    if (targets.size >= 1024) targets.clear();
+    targets.set(url, target);
+  }
+  return target;
 }
 
 /** Header names in lower case, as Node sends them, so a credential replaces the header it names. */

@@ -19,6 +19,9 @@ interface LegacyCallMessage {
 /** Upstream notifications a call's stream may carry that the session's client is told of, as the full path does. */
 const RELAYED = new Set(['notifications/message', 'notifications/tools/list_changed', 'notifications/prompts/list_changed', 'notifications/resources/list_changed']);
 
+/** What the session's transport accepts in `MCP-Protocol-Version`. */
+const SUPPORTED_VERSIONS = new Set(SUPPORTED_PROTOCOL_VERSIONS);
+
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
@@ -52,38 +55,31 @@ export function createLegacyFastCall(options: FastCallOptions) {
     const accept = ctx.get('accept');
     if (!accept.includes('application/json') || !accept.includes('text/event-stream')) return false;
     const version = ctx.get('mcp-protocol-version');
-    if (version !== '' && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) return false;
+    if (version !== '' && !SUPPORTED_VERSIONS.has(version)) return false;
     if (session.id === undefined || session.ended !== undefined) return false;
-    return Object.keys(relayableCapabilities(session.server.getClientCapabilities())).length === 0;
+    return asksNothing(session);
+  }
+
+  /** Sessions whose client declared nothing an upstream could ask of it: fixed once the session is initialized, so decided once. */
+  const declaredNothing = new WeakMap<LegacySession, boolean>();
+  function asksNothing(session: LegacySession): boolean {
+    let nothing = declaredNothing.get(session);
+    if (nothing === undefined) {
+      const capabilities = session.server.getClientCapabilities();
+      nothing = Object.keys(relayableCapabilities(capabilities)).length === 0;
+      if (capabilities !== undefined) declaredNothing.set(session, nothing);
+    }
+    return nothing;
   }
 
   /**
-   * The upstream's answer to call `id`, read whole: the response message (a `result` without
-   * its 2026-07-28 `resultType`, or an `error`), or `undefined` when it is a result the 2025 era
-   * cannot carry. Notifications on the call's stream go to the session's client.
+   * The upstream's answer to call `id` as the session's client gets it: the response message (a
+   * `result` without its 2026-07-28 `resultType`, or an `error`) as JSON text, or `undefined` when
+   * it is a result the 2025 era cannot carry. `text` is the upstream's whole body. A message that
+   * needs no change goes on as the upstream wrote it. Notifications on the call's stream go to the
+   * session's client.
    */
-  async function answerOf(response: IncomingMessage, id: string | number, session: LegacySession): Promise<object | undefined> {
-    const type = response.headers['content-type'] ?? '';
-    response.setEncoding('utf8');
-    let text = '';
-    let timer: NodeJS.Timeout | undefined;
-    let late = false;
-    try {
-      // The reasons are the gateway's own words: they are shown to the user.
-      await new Promise<void>((resolve, reject) => {
-        const failed = () => reject(new Error(late ? 'it did not answer in time' : 'the connection to it closed'));
-        timer = setTimeout(() => {
-          late = true;
-          response.destroy();
-        }, options.timeoutMs);
-        response.on('data', (chunk: string) => (text += chunk));
-        response.once('end', resolve);
-        response.once('error', failed);
-        response.once('close', () => (response.complete ? resolve() : failed()));
-      });
-    } finally {
-      clearTimeout(timer);
-    }
+  function answerText(text: string, type: string, id: string | number, session: LegacySession): string | undefined {
     const messages = type.includes('text/event-stream') ? eventData(text) : [text];
     for (const data of messages) {
       let message: Record<string, unknown>;
@@ -102,13 +98,62 @@ export function createLegacyFastCall(options: FastCallOptions) {
         continue;
       }
       if (message['id'] !== id) continue;
-      if (isObject(message['error'])) return { jsonrpc: '2.0', id, error: message['error'] };
+      const plain = message['jsonrpc'] === '2.0' && hasOnlyKeys(message, ANSWER_KEYS);
+      if (isObject(message['error'])) return plain && message['result'] === undefined ? data : JSON.stringify({ jsonrpc: '2.0', id, error: message['error'] });
       const result = message['result'];
       if (!isObject(result) || (result['resultType'] !== undefined && result['resultType'] !== 'complete')) return undefined;
+      if (plain && result['resultType'] === undefined) return data;
+      const cut = plain ? withoutCompleteResultType(data) : undefined;
+      if (cut !== undefined) return cut;
       const { resultType: _complete, ...rest } = result;
-      return { result: rest, jsonrpc: '2.0', id };
+      return JSON.stringify({ result: rest, jsonrpc: '2.0', id });
     }
     throw new Error('it sent no answer to the call');
+  }
+
+  /**
+   * Reads the upstream's answer to call `id` whole and gives it to the client in the turn its
+   * last byte arrived, before the upstream connection goes back to the pool. Resolves true once
+   * answered (or the client went away), false when the answer is a result the 2025 era cannot
+   * carry (nothing written); rejects with a reason the user may see.
+   */
+  function relayAnswer(ctx: Context, response: IncomingMessage, id: string | number, session: LegacySession): Promise<boolean> {
+    const type = response.headers['content-type'] ?? '';
+    response.setEncoding('utf8');
+    let text = '';
+    let late = false;
+    let settled = false;
+    return new Promise<boolean>((resolve, reject) => {
+      // The reasons are the gateway's own words: they are shown to the user.
+      const failed = () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        reject(new Error(late ? 'it did not answer in time' : 'the connection to it closed'));
+      };
+      const timer = setTimeout(() => {
+        late = true;
+        response.destroy();
+      }, options.timeoutMs);
+      const ended = () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        let answer: string | undefined;
+        try {
+          answer = answerText(text, type, id, session);
+        } catch (error) {
+          reject(error as Error);
+          return;
+        }
+        if (answer !== undefined) respond(ctx, session, answer);
+        resolve(answer !== undefined);
+      };
+      response.on('data', (chunk: string) => (text += chunk));
+      response.once('end', ended);
+      response.once('error', failed);
+      response.once('close', () => (response.complete ? ended() : failed()));
+    });
   }
 
   /** Answers `body` in `session` if it is a call the fast path takes; false when the session's server must. */
@@ -138,27 +183,60 @@ export function createLegacyFastCall(options: FastCallOptions) {
     });
     const sent = await sendCall(ctx, caller, target, body.id, payload);
     if (sent === undefined) return false;
-    let answer: object | undefined;
     if ('answer' in sent) {
-      answer = sent.answer;
-    } else {
-      try {
-        answer = await answerOf(sent.response, body.id, session);
-      } catch (error) {
-        if (ctx.res.writableEnded || ctx.res.destroyed) return true;
-        const reason = error instanceof Error ? error.message : String(error);
-        log.warn('upstream tools/call failed', { userId: caller.userId, upstream: upstream.name, reason });
-        answer = unavailableAnswer(body.id, upstream, reason);
-      }
-      if (answer === undefined) return false;
+      respond(ctx, session, JSON.stringify(sent.answer));
+      return true;
     }
-    // Ended meanwhile: the client went away, or cancelled the call (no answer follows a cancelled request).
-    if (ctx.res.writableEnded || ctx.res.destroyed) return true;
-    ctx.respond = false;
-    ctx.res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'mcp-session-id': session.id! });
-    ctx.res.end(JSON.stringify(answer));
-    return true;
+    try {
+      return await relayAnswer(ctx, sent.response, body.id, session);
+    } catch (error) {
+      if (ctx.res.writableEnded || ctx.res.destroyed) return true;
+      const reason = error instanceof Error ? error.message : String(error);
+      log.warn('upstream tools/call failed', { userId: caller.userId, upstream: upstream.name, reason });
+      respond(ctx, session, JSON.stringify(unavailableAnswer(body.id, upstream, reason)));
+      return true;
+    }
   };
+}
+
+/** Writes `answer` as the session's JSON response, headers and body in one write; nothing when the response ended meanwhile (the client went away, or cancelled the call: no answer follows a cancelled request). */
+function respond(ctx: Context, session: LegacySession, answer: string): void {
+  if (ctx.res.writableEnded || ctx.res.destroyed) return;
+  ctx.respond = false;
+  ctx.res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'mcp-session-id': session.id!, 'content-length': Buffer.byteLength(answer) });
+  ctx.res.end(answer);
+}
+
+/** The members a JSON-RPC response may have (JSON-RPC 2.0 §5). */
+const ANSWER_KEYS = new Set(['jsonrpc', 'id', 'result', 'error']);
+
+function hasOnlyKeys(value: Record<string, unknown>, keys: ReadonlySet<string>): boolean {
+  for (const key in value) if (!keys.has(key)) return false;
+  return true;
+}
+
+/** `"resultType": "complete"` as a member of an object, with the comma that joins it to the next member, if any. */
+const COMPLETE_RESULT_TYPE = /([{,])\s*"resultType"\s*:\s*"complete"\s*(,?)/g;
+
+/**
+ * `text`, one JSON-RPC response whose result says `"resultType": "complete"`, with that member cut
+ * out and nothing else changed; `undefined` when the member cannot be told apart from others in
+ * the text (written with escapes, or another member of that name and value nested in the result).
+ * In valid JSON a `"` after `{` or `,` opens a string, and a string followed by `:` is a member
+ * name, so a single match is the result's own member.
+ */
+export function withoutCompleteResultType(text: string): string | undefined {
+  if (text.includes('\\u')) return undefined;
+  // A second member of that name anywhere (nested, or repeated with another value): not this shortcut.
+  if (text.indexOf('"resultType"') !== text.lastIndexOf('"resultType"')) return undefined;
+  const matches = [...text.matchAll(COMPLETE_RESULT_TYPE)];
+  if (matches.length !== 1) return undefined;
+  const [match] = matches as [RegExpMatchArray];
+  const start = match.index!;
+  const end = start + match[0].length;
+  // Followed by another member: the member and its comma go. The last member: the comma before it goes (not a `{`).
+  if (match[2] === ',') return text.slice(0, start + 1) + text.slice(end);
+  return (match[1] === '{' ? text.slice(0, start + 1) : text.slice(0, start)) + text.slice(end);
 }
 
 /** The `data` of each event of a complete `text/event-stream` body (WHATWG HTML §9.2.6, without ids or retries). */

@@ -165,8 +165,8 @@ async function exchange(ctx: Context, session: LegacySession, caller: McpCaller,
   };
   for (const id of ids) session.requestIds.set(id, endStream);
   const cancelled = ctx.method === 'POST' ? cancelledIdsOf(body) : [];
+  // The idle timer stays armed: it ends nothing while an exchange is in progress, and the last one to finish re-arms it.
   session.exchanges += 1;
-  clearTimeout(session.idleTimer);
   try {
     if (ctx.method === 'POST' && (await options.fastCall(ctx, session, caller, body))) return;
     const response = await session.transport.handleRequest(request(), ctx.method === 'POST' ? { parsedBody: body } : {});
@@ -179,11 +179,16 @@ async function exchange(ctx: Context, session: LegacySession, caller: McpCaller,
     for (const id of ids) if (session.requestIds.get(id) === endStream) session.requestIds.delete(id);
     session.exchanges -= 1;
     if (session.exchanges === 0 && idleTimeoutMs > 0 && session.ended === undefined) {
-      session.idleTimer = setTimeout(() => {
-        log.info('mcp session idle; ending it', { userId: session.userId, clientId: session.clientId });
-        void session.transport.close();
-      }, idleTimeoutMs);
-      session.idleTimer.unref();
+      if (session.idleTimer) {
+        session.idleTimer.refresh();
+      } else {
+        session.idleTimer = setTimeout(() => {
+          if (session.exchanges > 0 || session.ended !== undefined) return;
+          log.info('mcp session idle; ending it', { userId: session.userId, clientId: session.clientId });
+          void session.transport.close();
+        }, idleTimeoutMs);
+        session.idleTimer.unref();
+      }
     }
   }
 }

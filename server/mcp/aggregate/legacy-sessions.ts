@@ -57,6 +57,8 @@ export function openLegacySession(caller: McpCaller, options: LegacySessionOptio
   const server = new Server(options.serverInfo, { capabilities: aggregateCapabilities(false) });
   let current = caller;
   let upstreamKey = keyOf(caller.upstreams);
+  /** The upstream list `upstreamKey` was last taken from: a caller checked once keeps the same list. */
+  let keyedList = caller.upstreams;
 
   const notify = (method: string, params?: Record<string, unknown>) => {
     server.notification({ method, ...(params ? { params } : {}) } as never).catch((error: unknown) => log.debug('could not relay a notification', { method, error: safeErrorText(error) }));
@@ -98,6 +100,8 @@ export function openLegacySession(caller: McpCaller, options: LegacySessionOptio
     ended: undefined,
     refresh(caller) {
       current = caller;
+      if (caller.upstreams === keyedList) return;
+      keyedList = caller.upstreams;
       const key = keyOf(caller.upstreams);
       if (key === upstreamKey) return;
       upstreamKey = key;

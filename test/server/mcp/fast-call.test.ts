@@ -1,7 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { createServer } from 'node:http';
+
+import { createMcpHandler, McpServer } from '@modelcontextprotocol/server';
+import * as z from 'zod';
+
+import { withoutCompleteResultType } from '../../../server/mcp/aggregate/legacy-fast-call.js';
 import type { McpUpstream } from '../../../server/mcp/endpoint.js';
-import { startConformanceUpstream, type ConformanceUpstream } from '../../helpers/conformance-upstream.js';
+import { bridge, startConformanceUpstream, type ConformanceUpstream } from '../../helpers/conformance-upstream.js';
+import { freePort } from '../../helpers/free-port.js';
 import { afterThisTest, connectLegacy, connectModern, MODERN_VERSION, startGateway } from './aggregate-harness.js';
 
 let conf: ConformanceUpstream;
@@ -121,7 +128,7 @@ async function openRawSession(url: string, capabilities: object = {}) {
       : text
         ? [JSON.parse(text) as Record<string, unknown>]
         : [];
-    return { status: response.status, type, session: response.headers.get('mcp-session-id'), messages };
+    return { status: response.status, type, session: response.headers.get('mcp-session-id'), messages, text, headers: response.headers };
   };
   await post({ jsonrpc: '2.0', method: 'notifications/initialized' });
   // The first request to the upstream teaches the gateway its era; from then on calls may take the fast path.
@@ -201,6 +208,86 @@ describe('the 2025-11-25 session tools/call fast path of /mcp', () => {
     expect(answer.messages).toEqual([{ jsonrpc: '2.0', id: 10, result: { isError: true, content: [{ type: 'text', text: 'Upstream "Doomed" (doomed) is unavailable: it could not be reached.' }] } }]);
     expect(legacyFastPathTaken(gateway.logged)).toBe(1);
     expect(gateway.endpoint.sessionCount()).toBe(1);
+  });
+});
+
+/**
+ * A 2026-07-28 upstream that writes its JSON answers in its own layout (indented), so a test can
+ * tell an answer passed on as written from one the gateway encoded again.
+ */
+async function startIndentingUpstream(): Promise<McpUpstream> {
+  const build = () => {
+    const server = new McpServer({ name: 'indenting', version: '1.0.0' }, { capabilities: { tools: {} } });
+    server.registerTool('plain', { description: 'Answers with one text.' }, () => ({ content: [{ type: 'text', text: 'kept as written' }] }));
+    server.registerTool('nested', { description: 'Answers with structured content that has a member named resultType.', outputSchema: z.object({ resultType: z.string(), n: z.number() }) }, () => ({
+      content: [{ type: 'text', text: 'nested' }],
+      structuredContent: { resultType: 'complete', n: 1 },
+    }));
+    return server;
+  };
+  const handler = createMcpHandler(build, { legacy: 'stateless', onerror: () => {} });
+  const port = await freePort();
+  const server = createServer((req, res) => {
+    const indented = async (request: Request) => {
+      const response = await handler.fetch(request);
+      if (!(response.headers.get('content-type') ?? '').includes('application/json')) return response;
+      const headers = new Headers(response.headers);
+      headers.delete('content-length');
+      return new Response(JSON.stringify(JSON.parse(await response.text()), null, 2), { status: response.status, headers });
+    };
+    void bridge(indented, req, res, port);
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  afterThisTest(async () => {
+    await handler.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  return { name: 'ind', displayName: 'Indenting', url: `http://127.0.0.1:${port}/mcp` };
+}
+
+describe('the answers of the 2025-11-25 session fast path', () => {
+  it('passes the upstream\'s answer on as written, with only its resultType member cut, in one response of known length', async () => {
+    const upstream = await startIndentingUpstream();
+    const gateway = await startGateway(() => [upstream]);
+    const { post } = await openRawSession(gateway.url);
+    const answer = await post(toolCall(11, 'ind__plain'));
+    expect(legacyFastPathTaken(gateway.logged)).toBe(1);
+    expect(answer.messages).toEqual([{ jsonrpc: '2.0', id: 11, result: { content: [{ type: 'text', text: 'kept as written' }], _meta: expect.any(Object) } }]);
+    // The upstream's own layout, not the gateway's encoding.
+    expect(answer.text).toMatch(/^\{\n {2}"result": \{\n {4}"content": \[/);
+    expect(answer.text).not.toContain('resultType');
+    expect(answer.headers.get('content-length')).toBe(String(Buffer.byteLength(answer.text)));
+    expect(answer.headers.get('transfer-encoding')).toBeNull();
+  });
+
+  it('encodes the answer again when its resultType member cannot be told apart from one nested in the result', async () => {
+    const upstream = await startIndentingUpstream();
+    const gateway = await startGateway(() => [upstream]);
+    const { post } = await openRawSession(gateway.url);
+    const answer = await post(toolCall(12, 'ind__nested'));
+    expect(legacyFastPathTaken(gateway.logged)).toBe(1);
+    expect(answer.messages).toEqual([
+      { jsonrpc: '2.0', id: 12, result: { content: [{ type: 'text', text: 'nested' }], structuredContent: { resultType: 'complete', n: 1 }, _meta: expect.any(Object) } },
+    ]);
+    expect(answer.text.startsWith('{"result":')).toBe(true);
+  });
+});
+
+describe('withoutCompleteResultType', () => {
+  it('cuts the member and the comma that joins it, wherever it stands in the result', () => {
+    expect(withoutCompleteResultType('{"result":{"resultType":"complete","content":[]},"id":1}')).toBe('{"result":{"content":[]},"id":1}');
+    expect(withoutCompleteResultType('{"result":{"content":[],"resultType":"complete"},"id":1}')).toBe('{"result":{"content":[]},"id":1}');
+    expect(withoutCompleteResultType('{"result":{"a":1,"resultType" : "complete" ,"b":2},"id":1}')).toBe('{"result":{"a":1,"b":2},"id":1}');
+    expect(withoutCompleteResultType('{"result":{"resultType":"complete"},"id":1}')).toBe('{"result":{},"id":1}');
+  });
+
+  it('leaves the text alone when the member is not the only one of its kind or is written with escapes', () => {
+    expect(withoutCompleteResultType('{"result":{"resultType":"complete","structuredContent":{"resultType":"complete"}},"id":1}')).toBeUndefined();
+    // Repeated (the last one counts in JSON.parse): cutting one would leave the other.
+    expect(withoutCompleteResultType('{"result":{"resultType":"task","content":[],"resultType":"complete"},"id":1}')).toBeUndefined();
+    expect(withoutCompleteResultType('{"result":{"result\\u0054ype":"complete","structuredContent":{"resultType":"complete"}},"id":1}')).toBeUndefined();
+    expect(withoutCompleteResultType('{"result":{"content":[{"type":"text","text":"a \\"resultType\\":\\"complete\\""}]},"id":1}')).toBeUndefined();
   });
 });
 

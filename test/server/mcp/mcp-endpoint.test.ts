@@ -418,6 +418,18 @@ describe('sessions', () => {
     await vi.waitFor(() => expect(notes.counters.deleted).toBe(deleted + 1));
   });
 
+  it('keeps a session whose stream stays open past the idle timeout, and ends it once that stream closed', async () => {
+    const gateway = await startGateway({ sessionIdleTimeoutMs: 50 });
+    const { client } = await connect(gateway);
+    await client.callTool({ name: 'notes__reverse', arguments: { text: 'x' } });
+    await vi.waitFor(() => expect(gateway.openStreams()).toBe(1));
+    // Several idle timeouts pass while the client's stream is open: the session is in use, not idle.
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    expect(gateway.endpoint.sessionCount()).toBe(1);
+    await client.close();
+    await vi.waitFor(() => expect(gateway.endpoint.sessionCount()).toBe(0));
+  });
+
   it('close() ends every session and upstream connection, then refuses requests with 503', async () => {
     const gateway = await startGateway();
     const first = await connect(gateway, 'alice');
