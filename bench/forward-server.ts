@@ -1,6 +1,7 @@
 /**
  * One server process of the forward benchmark (bench/forward.ts): `echo` serves the one-tool echo
- * upstream (bench/echo-upstream.ts), `fixture` the conformance fixture; `gateway <fixture url>` serves the whole gateway web app with that fixture
+ * upstream (bench/echo-upstream.ts), `fixture` the conformance fixture; `proxy <fixture url>` the bare
+ * Node proxy of bench/bare-proxy.ts in front of it; `gateway <fixture url>` serves the whole gateway web app with that fixture
  * as its one upstream and prints gateway access tokens bound to `/mcp/fixture` and to `/mcp`. Each prints one
  * JSON line on stdout when ready, then runs until stdin closes.
  */
@@ -16,6 +17,7 @@ import { mcpScope } from '../server/oauth/provider.js';
 import { openStore } from '../server/store/open-store.js';
 import { startConformanceUpstream } from '../test/helpers/conformance-upstream.js';
 import { issueAccessTokens, registerPublicClient } from '../test/helpers/issued-tokens.js';
+import { startBareProxy } from './bare-proxy.js';
 import { startEchoUpstream } from './echo-upstream.js';
 import { freePort } from './support.js';
 
@@ -30,6 +32,10 @@ if (role === 'echo') {
   const fixture = await startConformanceUpstream({ name: 'bench-fixture' });
   closing.push(() => fixture.close());
   console.log(JSON.stringify({ url: fixture.url }));
+} else if (role === 'proxy' && fixtureUrl) {
+  const proxy = await startBareProxy(fixtureUrl);
+  closing.push(() => proxy.close());
+  console.log(JSON.stringify({ url: proxy.url }));
 } else if (role === 'gateway' && fixtureUrl) {
   const dir = await mkdtemp(path.join(tmpdir(), 'cg-bench-forward-'));
   const port = await freePort();
@@ -56,7 +62,7 @@ if (role === 'echo') {
   });
   console.log(JSON.stringify({ url: `${config.http.publicUrl}/mcp/fixture`, token, aggregateUrl: `${config.http.publicUrl}/mcp`, aggregateToken }));
 } else {
-  throw new Error('usage: forward-server.ts echo | fixture | gateway <upstream url>');
+  throw new Error('usage: forward-server.ts echo | fixture | proxy <upstream url> | gateway <upstream url>');
 }
 
 process.stdin.resume();

@@ -1,8 +1,9 @@
 /**
  * The forward path: a `tools/call` straight to an upstream, through `/mcp/<upstream>` and through
  * the aggregate `/mcp`, side by side in one run, in both protocol eras (2026-07-28 stateless;
- * 2025-11-25 in one session), at concurrency 1 and 16, and through FastMCP's proxy (Python, no
- * auth) as the peer, measured in the same run. The upstream is the one-tool echo server of
+ * 2025-11-25 in one session), at concurrency 1 and 16, through a bare Node proxy (bench/bare-proxy.ts:
+ * what Node's HTTP server and client add before any gateway work, the floor), and through FastMCP's
+ * proxy (Python, no auth) as the peer, measured in the same run. The upstream is the one-tool echo server of
  * `bench/echo-upstream.ts` (stateless in both eras); `--upstream conformance` puts the conformance
  * fixture there instead, whose 2026-07-28 requests each build its whole server (every conformance
  * tool, resource and prompt). The upstream, the gateway and the peer run in processes of their
@@ -154,10 +155,14 @@ async function load(target: Target, total: number, concurrency: number, pid?: nu
 
 const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
 
+/** The side that measures what any Node proxy adds: bench/bare-proxy.ts. */
+const bare = 'a bare Node proxy (the floor)';
+
 try {
   const fixture = await startServer<{ url: string }>([upstreamKind === 'echo' ? 'echo' : 'fixture']);
   console.log(`setup: upstream ${upstreamKind === 'echo' ? 'one-tool echo server (bench/echo-upstream.ts), stateless in both eras' : 'conformance fixture (2026-07-28 requests build its whole server each)'}`);
   const gateway = await startServer<{ url: string; token: string; aggregateUrl: string; aggregateToken: string }>(['gateway', fixture.url]);
+  const bareProxy = await startServer<{ url: string }>(['proxy', fixture.url]);
   const peer = withPeer ? await startFastMcpProxy(fixture.url) : { skipped: '--no-peer' };
   if ('skipped' in peer) console.log(`forward through FastMCP's proxy: skipped (${peer.skipped})`);
   for (const era of ['modern', 'legacy'] as const) {
@@ -165,6 +170,7 @@ try {
       direct: { url: fixture.url, token: undefined, tool: tool.name, era } as Target,
       '/mcp/<upstream>': { url: gateway.url, token: gateway.token, tool: tool.name, era } as Target,
       '/mcp': { url: gateway.aggregateUrl, token: gateway.aggregateToken, tool: `fixture__${tool.name}`, era } as Target,
+      [bare]: { url: bareProxy.url, token: undefined, tool: tool.name, era } as Target,
       ...('url' in peer ? { "FastMCP's proxy": { url: peer.url, token: undefined, tool: tool.name, era } as Target } : {}),
       // What /mcp sends this upstream for a 2025 session's call, measured in the same rounds.
       ...(era === 'legacy' ? { 'direct 2026-07-28': { url: fixture.url, token: undefined, tool: tool.name, era: 'modern' } as Target } : {}),
@@ -184,7 +190,7 @@ try {
         const share = name === "FastMCP's proxy" ? 0.1 : 1;
         results[name]!.c1.push(...(await load(target, Math.ceil((requests * share) / rounds), 1)).latencies);
         // The gateway's own CPU per call: a figure the other processes on the machine barely move.
-        const c16 = await load(target, Math.ceil((requests * 2 * share) / rounds), 16, name.startsWith('/mcp') ? gateway.pid : undefined);
+        const c16 = await load(target, Math.ceil((requests * 2 * share) / rounds), 16, name.startsWith('/mcp') ? gateway.pid : name === bare ? bareProxy.pid : undefined);
         results[name]!.rate16.push(c16.perSecond);
         results[name]!.cpu.push(c16.cpuMicros);
       }
@@ -195,9 +201,9 @@ try {
       const side = results[name]!;
       // The budgets are the gateway's own (DESIGN.md); the peer is measured beside it, not held to them.
       const budget = (text: string) => (name.startsWith('/mcp') ? ` (budget ${text})` : '');
-      const calls = name.startsWith('/mcp') ? `N=${requests}+${requests * 2}` : `N=${Math.ceil(requests / 10)}+${Math.ceil(requests / 5)}`;
+      const calls = name === "FastMCP's proxy" ? `N=${Math.ceil(requests / 10)}+${Math.ceil(requests / 5)}` : `N=${requests}+${requests * 2}`;
       console.log(
-        `forward ${era === 'modern' ? '2026-07-28' : '2025-11-25'} tools/call through ${name} vs direct: added p50 ${fmt(percentile(side.c1, 50) - percentile(direct.c1, 50), 3)} ms${budget('≤ 0.5')}, added p99 ${fmt(percentile(side.c1, 99) - percentile(direct.c1, 99), 3)} ms${budget('≤ 3')} at c1; throughput ${fmt((mean(side.rate16) / mean(direct.rate16)) * 100, 0)} % of direct at c16${budget('≥ 60 %')}${era === 'legacy' && name === '/mcp' && directModern ? ` (over direct 2026-07-28 calls, the era /mcp speaks to this upstream: added p50 ${fmt(percentile(side.c1, 50) - percentile(directModern.c1, 50), 3)} ms, throughput ${fmt((mean(side.rate16) / mean(directModern.rate16)) * 100, 0)} %)` : ''}${name.startsWith('/mcp') ? `, gateway CPU ${fmt(mean(side.cpu), 0)} µs/call` : ''}; direct p50 ${fmt(percentile(direct.c1, 50), 3)} ms, ${fmt(mean(direct.rate16), 0)} calls/s at c16; ${calls}`,
+        `forward ${era === 'modern' ? '2026-07-28' : '2025-11-25'} tools/call through ${name} vs direct: added p50 ${fmt(percentile(side.c1, 50) - percentile(direct.c1, 50), 3)} ms${budget('≤ 0.5')}, added p99 ${fmt(percentile(side.c1, 99) - percentile(direct.c1, 99), 3)} ms${budget('≤ 3')} at c1; throughput ${fmt((mean(side.rate16) / mean(direct.rate16)) * 100, 0)} % of direct at c16${budget('≥ 60 %')}${era === 'legacy' && name === '/mcp' && directModern ? ` (over direct 2026-07-28 calls, the era /mcp speaks to this upstream: added p50 ${fmt(percentile(side.c1, 50) - percentile(directModern.c1, 50), 3)} ms, throughput ${fmt((mean(side.rate16) / mean(directModern.rate16)) * 100, 0)} %)` : ''}${name.startsWith('/mcp') ? `, gateway CPU ${fmt(mean(side.cpu), 0)} µs/call` : name === bare ? `, proxy CPU ${fmt(mean(side.cpu), 0)} µs/call` : ''}; direct p50 ${fmt(percentile(direct.c1, 50), 3)} ms, ${fmt(mean(direct.rate16), 0)} calls/s at c16; ${calls}`,
       );
     }
   }
