@@ -51,8 +51,7 @@ if (role === 'echo') {
   await registerPublicClient(store, clientId);
   const [token, aggregateToken] = await issueAccessTokens(gateway.oauth, { userId: 'bench-user', clientId, resources });
   await store.saveConsent({ userId: 'bench-user', clientId, upstreams: ['fixture'], scopes: [mcpScope], flowId: 'bench', grantedAt: new Date().toISOString() });
-  const server = gateway.app.listen(port, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
+  const server = await gateway.listen(port, '127.0.0.1');
   closing.push(async () => {
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));

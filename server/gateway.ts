@@ -1,6 +1,8 @@
+import type { Server } from 'node:http';
 import type { Client } from '@temporalio/client';
 import type Koa from 'koa';
 import { createApp } from './app.js';
+import { answerClientErrors } from './client-errors.js';
 import type { GatewayConfig } from './config.js';
 import type { Logger } from './log.js';
 import { createMcpEndpoint } from './mcp/endpoint.js';
@@ -22,6 +24,8 @@ import { startMetricsServer } from './routes/metrics.js';
 /** A gateway web app with everything it serves, and how to stop it. */
 export interface Gateway {
   app: Koa;
+  /** Serves the app on `port` and `host`; resolves once it listens. */
+  listen(port: number, host: string): Promise<Server>;
   oauth: OAuthServer;
   mcpSessions(): number;
   close(): Promise<void>;
@@ -123,6 +127,12 @@ export async function createGateway(
   purge.unref();
   return {
     app,
+    listen: (port, host) =>
+      new Promise<Server>((resolve, reject) => {
+        const server = app.listen(port, host, () => resolve(server));
+        server.once('error', reject);
+        answerClientErrors(server);
+      }),
     oauth,
     mcpSessions: () => aggregate.sessionCount() + bridge.sessionCount(),
     close: async () => {

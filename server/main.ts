@@ -117,10 +117,7 @@ async function run(config: GatewayConfig, log: Logger, cleanups: Cleanup[], star
     temporalHealth: temporalHealthCheck(client, config.temporal.namespace, config.temporal.address),
   });
   cleanups.push(() => gateway.close());
-  const server: Server = await new Promise((resolve, reject) => {
-    const listening = gateway.app.listen(config.http.port, config.http.host, () => resolve(listening));
-    listening.once('error', reject);
-  });
+  const server: Server = await gateway.listen(config.http.port, config.http.host);
   cleanups.push(
     () =>
       new Promise<void>((resolve) => {

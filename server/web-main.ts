@@ -34,10 +34,7 @@ async function main(): Promise<void> {
     temporal: client,
     temporalHealth: temporalHealthCheck(client, config.temporal.namespace, config.temporal.address),
   });
-  const server: Server = await new Promise((resolve, reject) => {
-    const listening = gateway.app.listen(config.http.port, config.http.host, () => resolve(listening));
-    listening.once('error', reject);
-  });
+  const server: Server = await gateway.listen(config.http.port, config.http.host);
   let stopping = false;
   const stop = async () => {
     if (stopping) return;

@@ -74,9 +74,7 @@ export async function startTestGateway(configure: (config: GatewayConfig) => voi
     log,
     temporalHealth: temporalHealthCheck(temporal, config.temporal.namespace, config.temporal.address),
   });
-  const server: Server = await new Promise((resolve) => {
-    const listening = gateway.app.listen(port, '127.0.0.1', () => resolve(listening));
-  });
+  const server: Server = await gateway.listen(port, '127.0.0.1');
   return {
     url: config.http.publicUrl,
     config,
