@@ -1,4 +1,4 @@
-import { context, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
+import { context, INVALID_SPAN_CONTEXT, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { Context, Next } from 'koa';
@@ -61,11 +61,16 @@ export function workflowSpanSink(): { spanProcessor: SpanProcessor; resource: Re
   return installed;
 }
 
+/** The span {@link inSpan} hands its work while tracing is off. */
+const unrecorded = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
 /**
  * Runs `fn` in a new active span: an error ends the span with status ERROR (the error's type and
  * message recorded, so a thrown message must never hold a secret) and is thrown on.
  */
 export function inSpan<T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>, kind: SpanKind = SpanKind.INTERNAL): Promise<T> {
+  // Tracing off: the work runs as it is, with a span that records nothing.
+  if (!installed) return fn(unrecorded);
   return tracer.startActiveSpan(name, { kind, attributes }, async (span) => {
     try {
       return await fn(span);
