@@ -2,6 +2,8 @@ import type { IncomingMessage } from 'node:http';
 
 import type { Context } from 'koa';
 
+import { arrivedBody } from './arrived-body.js';
+
 /** JSON-RPC 2.0 and MCP error codes the endpoint answers with at the HTTP level. */
 export const JSON_RPC_ERRORS = {
   parseError: -32700,
@@ -91,11 +93,8 @@ export function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<Js
     return Promise.resolve(tooLarge);
   }
   // A small body has usually arrived whole with the headers: it is taken at once, without waiting for stream events.
-  if (req.complete && req.readableFlowing === null && req.readableLength <= maxBytes) {
-    const buffered: Buffer[] = [];
-    for (let chunk: unknown = req.read(); chunk !== null; chunk = req.read()) buffered.push(chunk as Buffer);
-    return Promise.resolve(parseJsonBody(Buffer.concat(buffered)));
-  }
+  const arrived = req.readableLength <= maxBytes ? arrivedBody(req) : undefined;
+  if (arrived !== undefined) return Promise.resolve(parseJsonBody(arrived));
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;

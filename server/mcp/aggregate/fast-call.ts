@@ -4,6 +4,7 @@ import type { ClientCapabilities } from '@modelcontextprotocol/server';
 import type { Context } from 'koa';
 
 import type { Logger } from '../../log.js';
+import { arrivedBody } from '../arrived-body.js';
 import { challengeOf, type UpstreamChallenge } from '../bearer-challenge.js';
 import { MODERN_PROTOCOL_VERSION } from '../http-headers.js';
 import type { McpCaller, McpUpstream } from '../types.js';
@@ -84,16 +85,22 @@ export function createFastCall(options: FastCallOptions) {
     const type = response.headers['content-type'] ?? 'application/json';
     // The status is the answer's from here on (the request's metrics read it), even while a JSON body is still arriving.
     ctx.res.statusCode = 200;
+    const whole = type.includes('text/event-stream') ? undefined : arrivedBody(response);
     response.setEncoding('utf8');
     if (!type.includes('text/event-stream')) {
-      let text = '';
-      response.on('data', (chunk: string) => (text += chunk));
-      response.once('end', () => {
-        const answer = rewrite(text, id, upstream);
+      const answer = (text: string) => {
+        const rewrittenText = rewrite(text, id, upstream);
         // Headers and body in one write.
-        ctx.res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(answer) });
-        ctx.res.end(answer);
-      });
+        ctx.res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(rewrittenText) });
+        ctx.res.end(rewrittenText);
+      };
+      // At once when the answer came whole with its headers, else when its last byte arrives.
+      if (whole !== undefined) answer(whole.toString('utf8'));
+      else {
+        let text = '';
+        response.on('data', (chunk: string) => (text += chunk));
+        response.once('end', () => answer(text));
+      }
     } else {
       ctx.res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' });
       ctx.res.flushHeaders();

@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/server';
 import type { Context } from 'koa';
 
+import { arrivedBody } from '../arrived-body.js';
 import { MODERN_PROTOCOL_VERSION } from '../http-headers.js';
 import type { McpCaller } from '../types.js';
 import { createUpstreamCall, unavailableAnswer, type FastCallOptions } from './fast-call.js';
@@ -119,6 +120,20 @@ export function createLegacyFastCall(options: FastCallOptions) {
    */
   function relayAnswer(ctx: Context, response: IncomingMessage, id: string | number, session: LegacySession): Promise<boolean> {
     const type = response.headers['content-type'] ?? '';
+    /** Answers the client from the upstream's whole body; true when it did (see above). */
+    const answerWith = (text: string): boolean => {
+      const answer = answerText(text, type, id, session);
+      if (answer !== undefined) respond(ctx, session, answer);
+      return answer !== undefined;
+    };
+    const whole = arrivedBody(response);
+    if (whole !== undefined) {
+      try {
+        return Promise.resolve(answerWith(whole.toString('utf8')));
+      } catch (error) {
+        return Promise.reject(error as Error);
+      }
+    }
     response.setEncoding('utf8');
     let text = '';
     let late = false;
@@ -139,15 +154,11 @@ export function createLegacyFastCall(options: FastCallOptions) {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        let answer: string | undefined;
         try {
-          answer = answerText(text, type, id, session);
+          resolve(answerWith(text));
         } catch (error) {
           reject(error as Error);
-          return;
         }
-        if (answer !== undefined) respond(ctx, session, answer);
-        resolve(answer !== undefined);
       };
       response.on('data', (chunk: string) => (text += chunk));
       response.once('end', ended);

@@ -3,6 +3,7 @@ import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from '
 import type { Context } from 'koa';
 
 import type { Logger } from '../../log.js';
+import { arrivedBody } from '../arrived-body.js';
 import { challengeOf, insufficientScopeOf, type UpstreamChallenge } from '../bearer-challenge.js';
 import { isModernVersion, requestProtocolVersion, type JsonRpcMessageShape } from '../http-headers.js';
 import { JSON_RPC_ERRORS, JsonRpcError, urlElicitationOf } from '../json-rpc.js';
@@ -157,7 +158,8 @@ export function pipeUpstreamResponse(ctx: Context, response: IncomingMessage, wr
     ctx.res.flushHeaders();
     response.pipe(ctx.res);
   } else {
-    // A JSON answer goes out with its headers in one write; one too large to hold streams through.
+    // A JSON answer goes out with its headers in one write: at once when it came whole with its
+    // headers, else when its last byte arrives; one too large to hold streams through.
     const chunks: Buffer[] = [];
     let size = 0;
     const streamThrough = () => {
@@ -175,9 +177,14 @@ export function pipeUpstreamResponse(ctx: Context, response: IncomingMessage, wr
     const answer = () => {
       out['content-length'] = size;
       ctx.res.writeHead(status, out);
-      ctx.res.end(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
-    };
-    response.on('data', collect).once('end', answer);
+      ctx.res.end(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));    };
+    const whole = arrivedBody(response);
+    if (whole === undefined) response.on('data', collect).once('end', answer);
+    else {
+      chunks.push(whole);
+      size = whole.length;
+      answer();
+    }
   }
   response.once('error', () => ctx.res.destroy());
   ctx.res.once('close', () => response.destroy());
