@@ -7,8 +7,14 @@ import { recordUpstreamRequest } from '../metrics.js';
 import { traceUpstreamRequest, tracingInstalled } from '../tracing.js';
 import type { McpUpstream } from './types.js';
 
-/** Kept-alive connections to upstreams, shared by every endpoint that streams to them. */
-const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 256 }), https: new https.Agent({ keepAlive: true, maxSockets: 256 }) };
+/**
+ * Kept-alive connections to upstreams, shared by every endpoint that streams to them. An idle one
+ * is closed after a minute, or a second before the upstream's own `Keep-Alive: timeout` (Node's
+ * agent heeds that hint only when it has an idle timeout of its own): the gateway, not the
+ * upstream, ends it, so no request goes out on a connection the upstream is closing at that moment.
+ */
+const idleMs = 60_000;
+const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 256, timeout: idleMs }), https: new https.Agent({ keepAlive: true, maxSockets: 256, timeout: idleMs }) };
 
 /** One HTTP request to an upstream's MCP endpoint, as {@link sendUpstreamRequest} sends it. */
 export interface UpstreamRequest {

@@ -7,7 +7,7 @@ import { createLogger } from '../../../server/log.js';
 import { createPassthroughEndpoint } from '../../../server/mcp/passthrough.js';
 import type { McpCaller } from '../../../server/mcp/types.js';
 import { startConformanceUpstream, type ConformanceUpstream } from '../../helpers/conformance-upstream.js';
-import { serveForThisTest } from './aggregate-harness.js';
+import { afterThisTest, serveForThisTest } from './aggregate-harness.js';
 
 let fixture: ConformanceUpstream;
 
@@ -19,17 +19,20 @@ afterAll(async () => {
   await fixture?.close();
 });
 
-/** `/mcp/<fixture>` with the given session keys, for alice. */
-async function startPassthrough(sessionKeys: Buffer[]): Promise<string> {
+/** `/mcp/<upstream>` in front of the upstream at `upstreamUrl`, with the given session keys, for alice. */
+async function servePassthrough(upstreamUrl: string, sessionKeys: Buffer[] = [randomBytes(32)]): Promise<string> {
   const endpoint = createPassthroughEndpoint({ log: createLogger('error', () => undefined), upstreamHeaders: async () => ({}), sessionKeys, maxBodyBytes: 1024 * 1024 });
   const app = new Koa();
   app.silent = true;
   app.use(async (ctx, next) => {
-    ctx.state['caller'] = { userId: 'alice', clientId: 'client-a', upstreams: [{ name: 'fixture', displayName: 'Fixture', url: fixture.url }] } satisfies McpCaller;
+    ctx.state['caller'] = { userId: 'alice', clientId: 'client-a', upstreams: [{ name: 'fixture', displayName: 'Fixture', url: upstreamUrl }] } satisfies McpCaller;
     await endpoint.middleware(ctx, next);
   });
   return serveForThisTest(app, () => endpoint.close());
 }
+
+/** `/mcp/<fixture>` with the given session keys, for alice. */
+const startPassthrough = (sessionKeys: Buffer[]) => servePassthrough(fixture.url, sessionKeys);
 
 const post = (url: string, body: object, headers: Record<string, string> = {}) =>
   fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers }, body: JSON.stringify(body) });
@@ -90,16 +93,7 @@ describe('/mcp/<upstream> answers as the upstream sent them', () => {
     await new Promise((resolve) => raw?.close(resolve));
   });
 
-  async function startRawPassthrough(): Promise<string> {
-    const endpoint = createPassthroughEndpoint({ log: createLogger('error', () => undefined), upstreamHeaders: async () => ({}), sessionKeys: [randomBytes(32)], maxBodyBytes: 1024 * 1024 });
-    const app = new Koa();
-    app.silent = true;
-    app.use(async (ctx, next) => {
-      ctx.state['caller'] = { userId: 'alice', clientId: 'client-a', upstreams: [{ name: 'fixture', displayName: 'Fixture', url: rawUrl }] } satisfies McpCaller;
-      await endpoint.middleware(ctx, next);
-    });
-    return serveForThisTest(app, () => endpoint.close());
-  }
+  const startRawPassthrough = () => servePassthrough(rawUrl);
 
   const call = (url: string, id: number) =>
     post(url, { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: {} } }, { 'mcp-protocol-version': '2025-11-25' });
@@ -129,5 +123,47 @@ describe('/mcp/<upstream> answers as the upstream sent them', () => {
       rest += new TextDecoder().decode(value);
     }
     expect(rest).toContain('"id":3');
+  });
+});
+
+describe("/mcp/<upstream>'s kept-alive connections to its upstream", () => {
+  it('sends one call after another over one connection, and closes it itself before the upstream would', async () => {
+    const { createServer } = await import('node:http');
+    /** For each connection the upstream accepted: whether the gateway ended it (its FIN came first), once it closed. */
+    const connections: Array<{ endedByGateway?: boolean }> = [];
+    const closed: Array<Promise<void>> = [];
+    const upstream = createServer((req, res) => {
+      req.resume();
+      req.once('end', () => {
+        const answer = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: 'kept' }] } });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) });
+        res.end(answer);
+      });
+    });
+    // The upstream announces `Keep-Alive: timeout=2` and closes an idle connection after 2 s.
+    upstream.keepAliveTimeout = 2_000;
+    upstream.on('connection', (socket) => {
+      const connection: { endedByGateway?: boolean } = {};
+      connections.push(connection);
+      let peerEnded = false;
+      socket.once('end', () => (peerEnded = true));
+      closed.push(new Promise((resolve) => socket.once('close', () => resolve(void (connection.endedByGateway = peerEnded)))));
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    afterThisTest(async () => {
+      upstream.closeAllConnections();
+      await new Promise((resolve) => upstream.close(resolve));
+    });
+    const upstreamUrl = `http://127.0.0.1:${(upstream.address() as import('node:net').AddressInfo).port}/mcp`;
+    const url = await servePassthrough(upstreamUrl);
+
+    for (let id = 1; id <= 3; id += 1) {
+      const answer = await post(url, { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: {} } }, { 'mcp-protocol-version': '2025-11-25' });
+      expect(await answer.json()).toMatchObject({ result: { content: [{ text: 'kept' }] } });
+    }
+    expect(connections).toHaveLength(1);
+    await closed[0];
+    // Node's agent closes an idle connection a second before the announced timeout, when it has an idle timeout of its own.
+    expect(connections[0]!.endedByGateway).toBe(true);
   });
 });
