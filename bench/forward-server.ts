@@ -19,10 +19,17 @@ import { startConformanceUpstream } from '../test/helpers/conformance-upstream.j
 import { issueAccessTokens, registerPublicClient } from '../test/helpers/issued-tokens.js';
 import { startBareProxy } from './bare-proxy.js';
 import { startEchoUpstream } from './echo-upstream.js';
+import { recordPhases } from './phases.js';
 import { freePort } from './support.js';
 
 const [role, fixtureUrl] = process.argv.slice(2);
 const closing: Array<() => Promise<void>> = [];
+// bench/forward.ts --phases: where this process spends each call's time, written when it ends.
+const phasesFile = process.env['FORWARD_PHASES_FILE'];
+if (phasesFile) {
+  const phases = recordPhases(phasesFile);
+  closing.push(async () => phases.write());
+}
 
 if (role === 'echo') {
   const echo = await startEchoUpstream();

@@ -10,14 +10,19 @@
  * own; this process only sends requests.
  * Budget (DESIGN.md): ≤ 0.5 ms added at p50 and ≤ 3 ms at p99 at concurrency 1; ≥ 60 % of
  * direct throughput at concurrency 16.
- * Run: `node --import tsx bench/forward.ts [--requests 2000] [--quick] [--no-peer] [--upstream echo|conformance]` (`--no-peer`: without FastMCP's proxy).
+ * Run: `node --import tsx bench/forward.ts [--requests 2000] [--quick] [--no-peer] [--upstream echo|conformance] [--phases]` (`--no-peer`: without FastMCP's proxy).
+ * `--phases` adds, for the gateway and the bare proxy, where each spends a call's time at concurrency 1
+ * (bench/phases.ts): before the upstream request goes out, and after the upstream's answer arrives.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import http from 'node:http';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import type { PhaseTimes } from './phases.js';
 import { cpuSecondsOf, fmt, freePort, percentile } from './support.js';
 
 const quick = process.argv.includes('--quick');
@@ -28,6 +33,8 @@ if (upstreamKind !== 'echo' && upstreamKind !== 'conformance') throw new Error(`
 /** The tool every call names, and its arguments. */
 const tool = upstreamKind === 'echo' ? { name: 'echo', arguments: { text: 'hello' } } : { name: 'test_simple_text', arguments: {} };
 const children: ChildProcess[] = [];
+/** Where the gateway and the bare proxy write their phase times (`--phases`). */
+const phasesDir = process.argv.includes('--phases') ? mkdtempSync(path.join(tmpdir(), 'cg-bench-phases-')) : undefined;
 
 /** FastMCP from PyPI, pinned, installed once into a cache folder (never into the project). */
 const FASTMCP = 'fastmcp==4.2.3';
@@ -48,7 +55,28 @@ async function startFastMcpProxy(upstream: string): Promise<{ url: string } | { 
 
 /** Starts `forward-server.ts` with `args`; resolves with the JSON line it prints when ready. */
 function startServer<T>(args: string[]): Promise<T & { pid: number }> {
-  return startProcess<T>(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./forward-server.ts', import.meta.url)), ...args], process.env);
+  const phases = phasesDir && (args[0] === 'gateway' || args[0] === 'proxy') ? { FORWARD_PHASES_FILE: path.join(phasesDir, `${args[0]}.json`) } : {};
+  return startProcess<T>(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./forward-server.ts', import.meta.url)), ...args], { ...process.env, ...phases });
+}
+
+/** The `--phases` lines: for each era and side, the p50 of each phase of the calls made alone. */
+function printPhases(dir: string): void {
+  const read = (name: string) => JSON.parse(readFileSync(path.join(dir, `${name}.json`), 'utf8')) as PhaseTimes;
+  const gateway = read('gateway');
+  const proxy = read('proxy');
+  for (const era of ['2026-07-28', '2025-11-25']) {
+    const sides: [string, PhaseTimes[string] | undefined][] = [
+      ['/mcp/<upstream>', gateway[`/mcp/fixture ${era}`]],
+      ['/mcp', gateway[`/mcp ${era}`]],
+      [bare, proxy[`/mcp ${era}`]],
+    ];
+    for (const [name, times] of sides) {
+      if (!times) continue;
+      console.log(
+        `forward phases ${era} through ${name}: before the upstream request p50 ${fmt(percentile(times.before, 50), 0)} µs, after the upstream's answer p50 ${fmt(percentile(times.after, 50), 0)} µs (${times.before.length} calls alone)`,
+      );
+    }
+  }
 }
 
 /** Starts a server process; resolves with the first JSON line it prints and its pid. Ended when this run ends. */
@@ -224,4 +252,8 @@ try {
     ),
   );
   agent.destroy();
+}
+if (phasesDir) {
+  printPhases(phasesDir);
+  rmSync(phasesDir, { recursive: true, force: true });
 }
