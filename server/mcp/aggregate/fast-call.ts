@@ -79,28 +79,36 @@ export function createFastCall(options: FastCallOptions) {
     return JSON.stringify(message);
   }
 
-  /** Streams `response` to the client, rewriting the one message that may need it. */
+  /** Whole SSE lines of the answer to call `id`, with the one message that may need it rewritten. */
+  function rewriteEvents(lines: string, id: string | number, upstream: McpUpstream): string {
+    return lines.includes('"resultType"') ? lines.replace(/^data:(.*)$/gm, (_line, data: string) => `data: ${rewrite(data.trim(), id, upstream)}`) : lines;
+  }
+
+  /**
+   * Sends `response` to the client, rewriting the one message that may need it: at once, in one
+   * write, when it came whole with its headers (an event stream that has ended too); else a JSON
+   * answer when its last byte arrives, an event stream as it comes.
+   */
   function relay(ctx: Context, response: IncomingMessage, id: string | number, upstream: McpUpstream): void {
     ctx.respond = false;
     const type = response.headers['content-type'] ?? 'application/json';
+    const stream = type.includes('text/event-stream');
     // The status is the answer's from here on (the request's metrics read it), even while a JSON body is still arriving.
     ctx.res.statusCode = 200;
-    const whole = type.includes('text/event-stream') ? undefined : arrivedBody(response);
+    const answer = (text: string) => {
+      const body = stream ? rewriteEvents(text, id, upstream) : rewrite(text, id, upstream);
+      // Headers and body in one write.
+      ctx.res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+      ctx.res.end(body);
+    };
+    const whole = arrivedBody(response);
     response.setEncoding('utf8');
-    if (!type.includes('text/event-stream')) {
-      const answer = (text: string) => {
-        const rewrittenText = rewrite(text, id, upstream);
-        // Headers and body in one write.
-        ctx.res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(rewrittenText) });
-        ctx.res.end(rewrittenText);
-      };
-      // At once when the answer came whole with its headers, else when its last byte arrives.
-      if (whole !== undefined) answer(whole.toString('utf8'));
-      else {
-        let text = '';
-        response.on('data', (chunk: string) => (text += chunk));
-        response.once('end', () => answer(text));
-      }
+    if (whole !== undefined) {
+      answer(whole.toString('utf8'));
+    } else if (!stream) {
+      let text = '';
+      response.on('data', (chunk: string) => (text += chunk));
+      response.once('end', () => answer(text));
     } else {
       ctx.res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' });
       ctx.res.flushHeaders();
@@ -111,7 +119,7 @@ export function createFastCall(options: FastCallOptions) {
         if (end < 0) return;
         const lines = pending.slice(0, end + 1);
         pending = pending.slice(end + 1);
-        ctx.res.write(lines.includes('"resultType"') ? lines.replace(/^data:(.*)$/gm, (_line, data: string) => `data: ${rewrite(data.trim(), id, upstream)}`) : lines);
+        ctx.res.write(rewriteEvents(lines, id, upstream));
       });
       response.once('end', () => ctx.res.end(pending));
     }

@@ -138,7 +138,11 @@ export function answeredUpstreamFailure(ctx: Context, log: Logger, caller: McpCa
   return true;
 }
 
-/** Sends the upstream's answer to the client (an SSE stream as it comes, a JSON answer whole), its session id wrapped by `wrapSession`. */
+/**
+ * Sends the upstream's answer to the client, its session id wrapped by `wrapSession`: one that
+ * came whole with its headers at once, in one write with its length (an event stream that has
+ * ended too); else an SSE stream as it comes, and a JSON answer whole once its last byte arrived.
+ */
 export function pipeUpstreamResponse(ctx: Context, response: IncomingMessage, wrapSession: (sessionId: string) => string): void {
   ctx.respond = false;
   const out: OutgoingHttpHeaders = { 'cache-control': 'no-store' };
@@ -151,40 +155,36 @@ export function pipeUpstreamResponse(ctx: Context, response: IncomingMessage, wr
   const status = response.statusCode ?? 502;
   // The status is the answer's from here on (the request's metrics read it), even while a JSON body is still arriving.
   ctx.res.statusCode = status;
-  if (response.headers['content-type']?.includes('text/event-stream')) {
+  const stream = response.headers['content-type']?.includes('text/event-stream') === true;
+  if (stream) out['x-accel-buffering'] = 'no';
+  const answerWhole = (body: Buffer) => {
+    out['content-length'] = body.length;
+    ctx.res.writeHead(status, out);
+    ctx.res.end(body);
+  };
+  const whole = arrivedBody(response);
+  if (whole !== undefined) {
+    answerWhole(whole);
+  } else if (stream) {
     // A stream's headers go out at once, each event as it comes.
-    out['x-accel-buffering'] = 'no';
     ctx.res.writeHead(status, out);
     ctx.res.flushHeaders();
     response.pipe(ctx.res);
   } else {
-    // A JSON answer goes out with its headers in one write: at once when it came whole with its
-    // headers, else when its last byte arrives; one too large to hold streams through.
+    // A JSON answer goes out with its headers in one write once its last byte arrived; one too large to hold streams through.
     const chunks: Buffer[] = [];
     let size = 0;
-    const streamThrough = () => {
-      ctx.res.writeHead(status, out);
-      for (const chunk of chunks) ctx.res.write(chunk);
-      response.pipe(ctx.res);
-    };
     const collect = (chunk: Buffer) => {
       chunks.push(chunk);
       size += chunk.length;
       if (size <= heldAnswerBytes) return;
       response.off('data', collect).off('end', answer);
-      streamThrough();
-    };
-    const answer = () => {
-      out['content-length'] = size;
       ctx.res.writeHead(status, out);
-      ctx.res.end(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));    };
-    const whole = arrivedBody(response);
-    if (whole === undefined) response.on('data', collect).once('end', answer);
-    else {
-      chunks.push(whole);
-      size = whole.length;
-      answer();
-    }
+      for (const held of chunks) ctx.res.write(held);
+      response.pipe(ctx.res);
+    };
+    const answer = () => answerWhole(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    response.on('data', collect).once('end', answer);
   }
   response.once('error', () => ctx.res.destroy());
   ctx.res.once('close', () => response.destroy());

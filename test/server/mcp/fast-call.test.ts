@@ -138,6 +138,27 @@ async function openRawSession(url: string, capabilities: object = {}) {
 
 const toolCall = (id: number | string, name: string, extra: Record<string, unknown> = {}) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {}, ...extra } });
 
+describe('the answers of the 2026-07-28 tools/call fast path', () => {
+  it('sends an event stream that came whole, already ended, in one response of known length', async () => {
+    // Tool results as an ended event stream, everything else as JSON.
+    const upstream = await startIndentingUpstream((answer) =>
+      (answer['result'] as { content?: unknown } | undefined)?.content ? { type: 'text/event-stream', body: `event: message\ndata: ${JSON.stringify(answer)}\n\n` } : { type: 'application/json', body: JSON.stringify(answer) },
+    );
+    const gateway = await warmGateway(() => [upstream]);
+    const response = await fetch(gateway.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': MODERN_VERSION, 'mcp-method': 'tools/call', 'mcp-name': 'ind__plain' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 41, method: 'tools/call', params: { name: 'ind__plain', arguments: {}, _meta: envelope() } }),
+    });
+    expect(response.headers.get('content-type')).toBe('text/event-stream');
+    const text = await response.text();
+    expect(fastPathTaken(gateway.logged)).toBe(1);
+    expect(response.headers.get('content-length')).toBe(String(Buffer.byteLength(text)));
+    expect(text).toMatch(/^event: message\ndata: \{.*"id":41.*\}\n\n$/);
+    expect(JSON.parse(text.split('data: ')[1]!)).toMatchObject({ id: 41, result: { content: [{ type: 'text', text: 'kept as written' }] } });
+  });
+});
+
 describe('the 2025-11-25 session tools/call fast path of /mcp', () => {
   it('answers an SDK 1.x client in its session: name mapped back, result as the upstream gave it', async () => {
     const gateway = await startGateway(() => upstreams);
@@ -213,9 +234,10 @@ describe('the 2025-11-25 session tools/call fast path of /mcp', () => {
 
 /**
  * A 2026-07-28 upstream that writes its JSON answers in its own layout (indented), so a test can
- * tell an answer passed on as written from one the gateway encoded again.
+ * tell an answer passed on as written from one the gateway encoded again; `layout` may write a
+ * tool's result otherwise (as an event stream sent whole).
  */
-async function startIndentingUpstream(): Promise<McpUpstream> {
+async function startIndentingUpstream(layout: (answer: Record<string, unknown>) => { type: string; body: string } = (answer) => ({ type: 'application/json', body: JSON.stringify(answer, null, 2) })): Promise<McpUpstream> {
   const build = () => {
     const server = new McpServer({ name: 'indenting', version: '1.0.0' }, { capabilities: { tools: {} } });
     server.registerTool('plain', { description: 'Answers with one text.' }, () => ({ content: [{ type: 'text', text: 'kept as written' }] }));
@@ -233,7 +255,9 @@ async function startIndentingUpstream(): Promise<McpUpstream> {
       if (!(response.headers.get('content-type') ?? '').includes('application/json')) return response;
       const headers = new Headers(response.headers);
       headers.delete('content-length');
-      return new Response(JSON.stringify(JSON.parse(await response.text()), null, 2), { status: response.status, headers });
+      const written = layout(JSON.parse(await response.text()) as Record<string, unknown>);
+      headers.set('content-type', written.type);
+      return new Response(written.body, { status: response.status, headers });
     };
     void bridge(indented, req, res, port);
   });

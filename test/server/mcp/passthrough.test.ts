@@ -71,6 +71,12 @@ describe('/mcp/<upstream> answers as the upstream sent them', () => {
       req.on('data', (chunk: string) => (text += chunk));
       req.on('end', () => {
         const { id } = JSON.parse(text) as { id: number };
+        if (id === 4) {
+          // An event stream that ends with its one answer, sent whole.
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.end(`data: ${JSON.stringify({ jsonrpc: '2.0', id, result: { content: [{ type: 'text', text: 'ended' }] } })}\n\n`);
+          return;
+        }
         if (id === 3) {
           res.writeHead(200, { 'content-type': 'text/event-stream' });
           res.write(`data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: 1 } })}\n\n`);
@@ -123,6 +129,15 @@ describe('/mcp/<upstream> answers as the upstream sent them', () => {
       rest += new TextDecoder().decode(value);
     }
     expect(rest).toContain('"id":3');
+  });
+
+  it('sends an event stream that came whole, already ended, in one response of known length', async () => {
+    const url = await startRawPassthrough();
+    const ended = await call(url, 4);
+    expect(ended.headers.get('content-type')).toBe('text/event-stream');
+    const text = await ended.text();
+    expect(ended.headers.get('content-length')).toBe(String(Buffer.byteLength(text)));
+    expect(text).toBe(`data: ${JSON.stringify({ jsonrpc: '2.0', id: 4, result: { content: [{ type: 'text', text: 'ended' }] } })}\n\n`);
   });
 });
 
