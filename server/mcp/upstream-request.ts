@@ -8,12 +8,13 @@ import { traceUpstreamRequest, tracingInstalled } from '../tracing.js';
 import type { McpUpstream } from './types.js';
 
 /**
- * Kept-alive connections to upstreams, shared by every endpoint that streams to them. An idle one
- * is closed after a minute, or a second before the upstream's own `Keep-Alive: timeout` (Node's
- * agent heeds that hint only when it has an idle timeout of its own): the gateway, not the
- * upstream, ends it, so no request goes out on a connection the upstream is closing at that moment.
+ * Kept-alive connections to upstreams, shared by every endpoint that streams to them. The gateway
+ * closes an idle one itself after 4 s: before the 5 s after which Node's and uvicorn's servers
+ * close theirs by default, and a second before a shorter `Keep-Alive: timeout` the upstream
+ * announces (Node's agent heeds that only with an idle timeout of its own). So no call goes out
+ * on a connection the upstream is closing at that moment, which would fail it with a reset.
  */
-const idleMs = 60_000;
+const idleMs = 4_000;
 const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 256, timeout: idleMs }), https: new https.Agent({ keepAlive: true, maxSockets: 256, timeout: idleMs }) };
 
 /** One HTTP request to an upstream's MCP endpoint, as {@link sendUpstreamRequest} sends it. */

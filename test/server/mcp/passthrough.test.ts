@@ -142,11 +142,14 @@ describe('/mcp/<upstream> answers as the upstream sent them', () => {
 });
 
 describe("/mcp/<upstream>'s kept-alive connections to its upstream", () => {
-  it('sends one call after another over one connection, and closes it itself before the upstream would', async () => {
+  /**
+   * An upstream that closes an idle connection after `keepAliveMs` (0: never, announcing nothing),
+   * behind `/mcp/<upstream>`; for each connection it accepted, whether the gateway ended it (its
+   * FIN came first), once it closed.
+   */
+  async function startKeepingUpstream(keepAliveMs: number) {
     const { createServer } = await import('node:http');
-    /** For each connection the upstream accepted: whether the gateway ended it (its FIN came first), once it closed. */
-    const connections: Array<{ endedByGateway?: boolean }> = [];
-    const closed: Array<Promise<void>> = [];
+    const connections: Array<{ closed: Promise<void>; endedByGateway?: boolean }> = [];
     const upstream = createServer((req, res) => {
       req.resume();
       req.once('end', () => {
@@ -155,30 +158,46 @@ describe("/mcp/<upstream>'s kept-alive connections to its upstream", () => {
         res.end(answer);
       });
     });
-    // The upstream announces `Keep-Alive: timeout=2` and closes an idle connection after 2 s.
-    upstream.keepAliveTimeout = 2_000;
+    upstream.keepAliveTimeout = keepAliveMs;
     upstream.on('connection', (socket) => {
-      const connection: { endedByGateway?: boolean } = {};
-      connections.push(connection);
       let peerEnded = false;
       socket.once('end', () => (peerEnded = true));
-      closed.push(new Promise((resolve) => socket.once('close', () => resolve(void (connection.endedByGateway = peerEnded)))));
+      const connection: { closed: Promise<void>; endedByGateway?: boolean } = {
+        closed: new Promise((resolve) => socket.once('close', () => resolve(void (connection.endedByGateway = peerEnded)))),
+      };
+      connections.push(connection);
     });
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
     afterThisTest(async () => {
       upstream.closeAllConnections();
       await new Promise((resolve) => upstream.close(resolve));
     });
-    const upstreamUrl = `http://127.0.0.1:${(upstream.address() as import('node:net').AddressInfo).port}/mcp`;
-    const url = await servePassthrough(upstreamUrl);
+    const url = await servePassthrough(`http://127.0.0.1:${(upstream.address() as import('node:net').AddressInfo).port}/mcp`);
+    const callThrice = async () => {
+      for (let id = 1; id <= 3; id += 1) {
+        const answer = await post(url, { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: {} } }, { 'mcp-protocol-version': '2025-11-25' });
+        expect(await answer.json()).toMatchObject({ result: { content: [{ text: 'kept' }] } });
+      }
+    };
+    return { connections, callThrice };
+  }
 
-    for (let id = 1; id <= 3; id += 1) {
-      const answer = await post(url, { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: {} } }, { 'mcp-protocol-version': '2025-11-25' });
-      expect(await answer.json()).toMatchObject({ result: { content: [{ text: 'kept' }] } });
-    }
+  it('sends one call after another over one connection, and closes it a second before the timeout the upstream announces', async () => {
+    // Node's server announces `Keep-Alive: timeout=2` and closes an idle connection after 2 s.
+    const { connections, callThrice } = await startKeepingUpstream(2_000);
+    await callThrice();
     expect(connections).toHaveLength(1);
-    await closed[0];
-    // Node's agent closes an idle connection a second before the announced timeout, when it has an idle timeout of its own.
+    await connections[0]!.closed;
     expect(connections[0]!.endedByGateway).toBe(true);
   });
+
+  it('closes an idle connection itself when the upstream announces no timeout', async () => {
+    const { connections, callThrice } = await startKeepingUpstream(0);
+    await callThrice();
+    expect(connections).toHaveLength(1);
+    // The upstream never closes it: only the gateway's own idle timeout can.
+    const ended = await Promise.race([connections[0]!.closed.then(() => 'closed'), new Promise((resolve) => setTimeout(() => resolve('still open after 15 s'), 15_000))]);
+    expect(ended).toBe('closed');
+    expect(connections[0]!.endedByGateway).toBe(true);
+  }, 30_000);
 });
