@@ -1,4 +1,4 @@
-import http, { type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, type RequestOptions } from 'node:http';
+import http, { type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, type RequestOptions, type ServerResponse } from 'node:http';
 import https from 'node:https';
 
 import type { Context } from 'koa';
@@ -94,4 +94,16 @@ function targetOf(url: string): UpstreamTarget {
 /** Header names in lower case, as Node sends them, so a credential replaces the header it names. */
 export function lowerCased(headers: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
+}
+
+/**
+ * An event stream's headers go out with its first bytes when they follow in this turn of the
+ * event loop (one write instead of two), else on their own at its end: a client learns at once
+ * that its stream is open, however long the first event takes. `written` tells whether any of the
+ * body was written yet (the headers went with it).
+ */
+export function flushHeadersThisTurn(res: ServerResponse, written: () => boolean): void {
+  setImmediate(() => {
+    if (!written() && !res.writableEnded && !res.destroyed) res.flushHeaders();
+  });
 }

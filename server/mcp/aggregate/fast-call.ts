@@ -9,7 +9,7 @@ import { challengeOf, type UpstreamChallenge } from '../bearer-challenge.js';
 import { MODERN_PROTOCOL_VERSION } from '../http-headers.js';
 import type { McpCaller, McpUpstream } from '../types.js';
 import { describeUpstreamFailure, safeErrorText } from '../upstream-connections.js';
-import { lowerCased, sendUpstreamRequest } from '../upstream-request.js';
+import { flushHeadersThisTurn, lowerCased, sendUpstreamRequest } from '../upstream-request.js';
 import { relayableCapabilities } from './legacy-sessions.js';
 import type { UpstreamNaming } from './naming.js';
 import { wrapUpstreamState } from './request-state.js';
@@ -111,14 +111,16 @@ export function createFastCall(options: FastCallOptions) {
       response.once('end', () => answer(text));
     } else {
       ctx.res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' });
-      ctx.res.flushHeaders();
       let pending = '';
+      let wrote = false;
+      flushHeadersThisTurn(ctx.res, () => wrote);
       response.on('data', (chunk: string) => {
         pending += chunk;
         const end = pending.lastIndexOf('\n');
         if (end < 0) return;
         const lines = pending.slice(0, end + 1);
         pending = pending.slice(end + 1);
+        wrote = true;
         ctx.res.write(rewriteEvents(lines, id, upstream));
       });
       response.once('end', () => ctx.res.end(pending));

@@ -2,6 +2,8 @@ import { Readable } from 'node:stream';
 
 import type { Context } from 'koa';
 
+import { flushHeadersThisTurn } from '../upstream-request.js';
+
 /**
  * The web-standard `Request` the SDK v2 HTTP entry points take, built from a Koa request whose
  * body the gateway already read (`body`), with a signal that aborts when the client goes away.
@@ -45,8 +47,9 @@ export async function sendWebResponse(ctx: Context, response: Response): Promise
     res.end();
     return;
   }
-  if (headers['content-type']?.includes('text/event-stream')) res.flushHeaders();
   const body = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>);
+  let flowing = false;
+  if (headers['content-type']?.includes('text/event-stream')) flushHeadersThisTurn(res, () => flowing);
   await new Promise<void>((resolve) => {
     const finish = () => {
       body.destroy();
@@ -58,5 +61,6 @@ export async function sendWebResponse(ctx: Context, response: Response): Promise
       finish();
     });
     body.pipe(res);
+    body.once('data', () => (flowing = true));
   });
 }

@@ -8,7 +8,7 @@ import { challengeOf, insufficientScopeOf, type UpstreamChallenge } from '../bea
 import { isModernVersion, requestProtocolVersion, type JsonRpcMessageShape } from '../http-headers.js';
 import { JSON_RPC_ERRORS, JsonRpcError, urlElicitationOf } from '../json-rpc.js';
 import type { McpCaller, McpUpstream } from '../types.js';
-import { lowerCased } from '../upstream-request.js';
+import { flushHeadersThisTurn, lowerCased } from '../upstream-request.js';
 
 /** Request headers the upstream sees from the client; everything else (cookies, the gateway token) stays here. */
 const forwardedRequestHeaders = ['accept', 'content-type', 'mcp-protocol-version', 'mcp-method', 'mcp-name', 'last-event-id'] as const;
@@ -166,10 +166,12 @@ export function pipeUpstreamResponse(ctx: Context, response: IncomingMessage, wr
   if (whole !== undefined) {
     answerWhole(whole);
   } else if (stream) {
-    // A stream's headers go out at once, each event as it comes.
+    // A stream's headers go out at once (with its first event when that is already here), each event as it comes.
     ctx.res.writeHead(status, out);
-    ctx.res.flushHeaders();
+    let flowing = false;
     response.pipe(ctx.res);
+    response.once('data', () => (flowing = true));
+    flushHeadersThisTurn(ctx.res, () => flowing);
   } else {
     // A JSON answer goes out with its headers in one write once its last byte arrived; one too large to hold streams through.
     const chunks: Buffer[] = [];

@@ -71,6 +71,13 @@ describe('/mcp/<upstream> answers as the upstream sent them', () => {
       req.on('data', (chunk: string) => (text += chunk));
       req.on('end', () => {
         const { id } = JSON.parse(text) as { id: number };
+        if (id === 5) {
+          // A stream opened with no event yet: its first comes when the test releases it.
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.flushHeaders();
+          releaseStream = () => res.end(`data: ${JSON.stringify({ jsonrpc: '2.0', id, result: {} })}\n\n`);
+          return;
+        }
         if (id === 4) {
           // An event stream that ends with its one answer, sent whole.
           res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -129,6 +136,16 @@ describe('/mcp/<upstream> answers as the upstream sent them', () => {
       rest += new TextDecoder().decode(value);
     }
     expect(rest).toContain('"id":3');
+  });
+
+  it('tells the client its event stream is open before the first event comes', async () => {
+    const url = await startRawPassthrough();
+    // Resolves with the headers alone: no event has been sent yet.
+    const opened = await call(url, 5);
+    expect(opened.status).toBe(200);
+    expect(opened.headers.get('content-type')).toBe('text/event-stream');
+    releaseStream();
+    expect(await opened.text()).toContain('"id":5');
   });
 
   it('sends an event stream that came whole, already ended, in one response of known length', async () => {
