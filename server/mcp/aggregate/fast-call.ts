@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 
-import type { ClientCapabilities } from '@modelcontextprotocol/server';
+import { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY, type ClientCapabilities } from '@modelcontextprotocol/server';
 import type { Context } from 'koa';
 
 import type { Logger } from '../../log.js';
@@ -37,9 +37,6 @@ interface CallMessage {
   params: { name: string; _meta?: Record<string, unknown> } & Record<string, unknown>;
 }
 
-const CLIENT_INFO = 'io.modelcontextprotocol/clientInfo';
-const CLIENT_CAPABILITIES = 'io.modelcontextprotocol/clientCapabilities';
-const PROTOCOL_VERSION = 'io.modelcontextprotocol/protocolVersion';
 /** Results the gateway must rewrite before the client sees them: their state or task id names the upstream. */
 const rewritten = /"resultType"\s*:\s*"(?:input_required|task)"/;
 
@@ -139,7 +136,7 @@ export function createFastCall(options: FastCallOptions) {
     const { upstream } = target;
     log.debug('tools/call on the fast path', { upstream: upstream.name });
     const meta = body.params._meta ?? {};
-    const capabilities = meta[CLIENT_CAPABILITIES] as ClientCapabilities | undefined;
+    const capabilities = meta[CLIENT_CAPABILITIES_META_KEY] as ClientCapabilities | undefined;
     const outgoing = JSON.stringify({
       ...body,
       params: {
@@ -147,9 +144,9 @@ export function createFastCall(options: FastCallOptions) {
         name: target.name,
         _meta: {
           ...meta,
-          [PROTOCOL_VERSION]: MODERN_PROTOCOL_VERSION,
-          [CLIENT_INFO]: options.clientInfo,
-          [CLIENT_CAPABILITIES]: relayableCapabilities(capabilities, { tasks: true }),
+          [PROTOCOL_VERSION_META_KEY]: MODERN_PROTOCOL_VERSION,
+          [CLIENT_INFO_META_KEY]: options.clientInfo,
+          [CLIENT_CAPABILITIES_META_KEY]: relayableCapabilities(capabilities, { tasks: true }),
         },
       },
     });

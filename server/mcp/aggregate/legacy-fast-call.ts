@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 
-import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/server';
+import { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/server';
 import type { Context } from 'koa';
 
 import { arrivedBody } from '../arrived-body.js';
@@ -186,9 +186,9 @@ export function createLegacyFastCall(options: FastCallOptions) {
         name: target.name,
         _meta: {
           ...forwarded,
-          'io.modelcontextprotocol/protocolVersion': MODERN_PROTOCOL_VERSION,
-          'io.modelcontextprotocol/clientInfo': options.clientInfo,
-          'io.modelcontextprotocol/clientCapabilities': {},
+          [PROTOCOL_VERSION_META_KEY]: MODERN_PROTOCOL_VERSION,
+          [CLIENT_INFO_META_KEY]: options.clientInfo,
+          [CLIENT_CAPABILITIES_META_KEY]: {},
         },
       },
     });
