@@ -6,6 +6,8 @@
 # MALLOC_ARENA_MAX=2 (unless the environment sets it): glibc otherwise gives each thread that
 # allocates (the web server, the worker's workflow thread, the Temporal core's threads) an arena of
 # its own, up to eight per core, and memory freed in one stays held by it (README, "Memory").
+# scripts/source-maps.mjs, preloaded, maps stack traces to the gateway's own sources without
+# keeping every dependency's source maps in memory as --enable-source-maps does.
 set -e
 case "$1" in
   main) entry=main.js ;;
@@ -18,4 +20,4 @@ esac
 shift
 : "${MALLOC_ARENA_MAX:=2}"
 export MALLOC_ARENA_MAX
-exec node --enable-source-maps ".build/server/$entry" "$@"
+exec node --import ./scripts/source-maps.mjs ".build/server/$entry" "$@"

@@ -35,7 +35,7 @@ describe('npm run bench -- --quick', () => {
       /^consent-flows: [\d.]+ flows\/s .* bare [\d.]+ flows\/s, ratio \d+ % .*, CPU per flow ratio \d+ %, .* median of 2 rounds, 1 worker, cache \d+ workflows, store SQLite/,
       /^consent-flows: [\d.]+ flows\/s .* bare [\d.]+ flows\/s, ratio \d+ % .*, CPU per flow ratio \d+ %, .* median of 2 rounds, 2 workers, cache \d+ workflows, store PostgreSQL/,
       /^startup: ready [\d.]+ s .* web \+ worker RSS \d+ MiB idle/,
-      /^memory: web \+ worker RSS \d+ MiB idle .* \d+ MiB with 20 consent flows pending and 20 grants/,
+      /^memory: web \+ worker RSS \d+ MiB idle .* \d+ MiB with 20 consent flows pending and 20 grants .*, peak \d+ MiB; /,
       /^load: 20 consent flows in flight \+ 2 \/mcp callers for \d+ s: [\d.]+ flows\/s \(\d+ complete, \d+ errors\), \d+ requests\/s .* RSS before \d+ MiB, peak \d+ MiB, after \d+ MiB/,
     ];
     for (const line of expected) expect(figures.some((figure) => line.test(figure)), `no figure line matches ${line}\n${figures.join('\n')}`).toBe(true);
