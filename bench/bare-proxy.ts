@@ -23,7 +23,8 @@ function pick(headers: http.IncomingHttpHeaders, names: readonly string[]): Reco
 
 export async function startBareProxy(upstreamUrl: string): Promise<{ url: string; close(): Promise<void> }> {
   const upstream = new URL(upstreamUrl);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  // Idle connections close as the gateway's do (server/mcp/upstream-request.ts).
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64, timeout: 4_000 });
   const server = http.createServer((req, res) => {
     const out = http.request({ host: upstream.hostname, port: upstream.port, path: upstream.pathname, method: req.method, headers: pick(req.headers, passedOn), agent }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, pick(answer.headers, passedBack));

@@ -90,7 +90,9 @@ async function startProcess<T>(command: string, args: string[], env: NodeJS.Proc
   throw new Error(`${command} ${args[0]} ended before it was ready`);
 }
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+// An idle timeout of its own, so the agent heeds each server's `Keep-Alive: timeout` and closes an
+// idle connection before the server does: a call sent on one the server is closing fails with a reset.
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64, timeout: 4_000 });
 type Era = 'modern' | 'legacy';
 
 /** One target of the run: where the call goes, as whom, under which tool name, in which era. */
