@@ -13,9 +13,12 @@
  * Run: `node --import tsx bench/forward.ts [--requests 2000] [--quick] [--no-peer] [--upstream echo|conformance] [--phases]` (`--no-peer`: without FastMCP's proxy).
  * `--phases` adds, for the gateway and the bare proxy, where each spends a call's time at concurrency 1
  * (bench/phases.ts): before the upstream request goes out, and after the upstream's answer arrives.
+ * The server processes run `forward-server.ts` compiled as `npm start` compiles the gateway
+ * (scripts/build-server.mjs) and started as it starts it (scripts/run-server.sh): the code measured is
+ * the code users run, not its form under a TypeScript loader.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -23,6 +26,7 @@ import http from 'node:http';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { PhaseTimes } from './phases.js';
+import { projectPath } from '../server/paths.js';
 import { cpuSecondsOf, fmt, freePort, percentile } from './support.js';
 
 const quick = process.argv.includes('--quick');
@@ -53,10 +57,20 @@ async function startFastMcpProxy(upstream: string): Promise<{ url: string } | { 
   return startProcess<{ url: string }>('python3', [script, upstream, String(await freePort())], { ...process.env, PYTHONPATH: fastmcpDir });
 }
 
-/** Starts `forward-server.ts` with `args`; resolves with the JSON line it prints when ready. */
-function startServer<T>(args: string[]): Promise<T & { pid: number }> {
+/** Where this run compiles `forward-server.ts`: a folder of its own under `.build/`, so the compiled code finds the project's packages. */
+mkdirSync(projectPath('.build'), { recursive: true });
+const buildDir = mkdtempSync(path.join(projectPath('.build'), 'bench-forward-'));
+
+/** Compiles `forward-server.ts` as `npm start` compiles the gateway (scripts/build-server.mjs). */
+async function buildServers(): Promise<string> {
+  await promisify(execFile)(process.execPath, ['scripts/build-server.mjs', '--outdir', buildDir, '--entry', 'forward-server=bench/forward-server.ts'], { cwd: projectPath() });
+  return path.join(buildDir, 'forward-server.js');
+}
+
+/** Starts the compiled `forward-server.ts` with `args` as scripts/run-server.sh starts the gateway; resolves with the JSON line it prints when ready. */
+function startServer<T>(script: string, args: string[]): Promise<T & { pid: number }> {
   const phases = phasesDir && (args[0] === 'gateway' || args[0] === 'proxy') ? { FORWARD_PHASES_FILE: path.join(phasesDir, `${args[0]}.json`) } : {};
-  return startProcess<T>(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./forward-server.ts', import.meta.url)), ...args], { ...process.env, ...phases });
+  return startProcess<T>(process.execPath, ['--import', projectPath('scripts/source-maps.mjs'), script, ...args], { MALLOC_ARENA_MAX: '2', ...process.env, ...phases });
 }
 
 /** The `--phases` lines: for each era and side, the p50 of each phase of the calls made alone. */
@@ -189,10 +203,11 @@ const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0)
 const bare = 'a bare Node proxy (the floor)';
 
 try {
-  const fixture = await startServer<{ url: string }>([upstreamKind === 'echo' ? 'echo' : 'fixture']);
+  const servers = await buildServers();
+  const fixture = await startServer<{ url: string }>(servers, [upstreamKind === 'echo' ? 'echo' : 'fixture']);
   console.log(`setup: upstream ${upstreamKind === 'echo' ? 'one-tool echo server (bench/echo-upstream.ts), stateless in both eras' : 'conformance fixture (2026-07-28 requests build its whole server each)'}`);
-  const gateway = await startServer<{ url: string; token: string; aggregateUrl: string; aggregateToken: string }>(['gateway', fixture.url]);
-  const bareProxy = await startServer<{ url: string }>(['proxy', fixture.url]);
+  const gateway = await startServer<{ url: string; token: string; aggregateUrl: string; aggregateToken: string }>(servers, ['gateway', fixture.url]);
+  const bareProxy = await startServer<{ url: string }>(servers, ['proxy', fixture.url]);
   const peer = withPeer ? await startFastMcpProxy(fixture.url) : { skipped: '--no-peer' };
   if ('skipped' in peer) console.log(`forward through FastMCP's proxy: skipped (${peer.skipped})`);
   for (const era of ['modern', 'legacy'] as const) {
@@ -254,6 +269,7 @@ try {
     ),
   );
   agent.destroy();
+  rmSync(buildDir, { recursive: true, force: true });
 }
 if (phasesDir) {
   printPhases(phasesDir);

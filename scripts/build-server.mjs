@@ -10,10 +10,19 @@ const projectDir = fileURLToPath(new URL('..', import.meta.url));
 // `--outdir DIR` builds into another folder (a copy that later edits of the sources leave alone).
 const outdirFlag = process.argv.indexOf('--outdir');
 const outdir = outdirFlag === -1 ? '.build/server' : process.argv[outdirFlag + 1];
+// `--entry NAME=PATH`, repeatable, builds those entry points instead of the server's (the benchmarks
+// build their server processes so, to measure the code `npm start` runs).
+const entries = process.argv.flatMap((arg, index) => (process.argv[index - 1] === '--entry' ? [arg.split('=')] : []));
+for (const entry of entries) {
+  if (entry.length !== 2 || !entry[0] || !entry[1]) throw new Error(`--entry takes NAME=PATH (got "${entry.join('=')}")`);
+}
 
 await build({
   absWorkingDir: projectDir,
-  entryPoints: { main: 'server/main.ts', 'web-main': 'server/web-main.ts', 'worker-main': 'server/worker-main.ts', 'reseal-main': 'server/reseal-main.ts' },
+  entryPoints:
+    entries.length > 0
+      ? Object.fromEntries(entries)
+      : { main: 'server/main.ts', 'web-main': 'server/web-main.ts', 'worker-main': 'server/worker-main.ts', 'reseal-main': 'server/reseal-main.ts' },
   outdir,
   bundle: true,
   platform: 'node',

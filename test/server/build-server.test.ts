@@ -59,3 +59,25 @@ describe('the built server', () => {
     for (const name of ['pg', 'esbuild', '@opentelemetry/sdk-trace-node', '@temporalio/interceptors-opentelemetry']) expect(reachable).toContain(name);
   });
 });
+
+describe('the build of other entry points (--entry, as the benchmarks build their server processes)', () => {
+  const dir = path.join(projectDir, '.build', `build-test-${randomUUID()}`);
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('builds the named entry points instead of the server', async () => {
+    await promisify(execFile)(process.execPath, ['scripts/build-server.mjs', '--outdir', dir, '--entry', 'echo=bench/echo-upstream.ts'], { cwd: projectDir });
+    const entries = (await readdir(dir)).filter((file) => file.endsWith('.js'));
+    expect(entries).toEqual(['echo.js']);
+    // The built module runs without a TypeScript loader.
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(path.join(dir, 'echo.js'))}); console.log(typeof m.startEchoUpstream)`]);
+    expect(stdout.trim()).toBe('function');
+  });
+
+  it('refuses an entry that is not NAME=PATH', async () => {
+    const run = promisify(execFile)(process.execPath, ['scripts/build-server.mjs', '--outdir', dir, '--entry', 'bench/echo-upstream.ts'], { cwd: projectDir });
+    await expect(run).rejects.toThrow(/--entry takes NAME=PATH \(got "bench\/echo-upstream.ts"\)/);
+  });
+});
