@@ -21,7 +21,6 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
@@ -29,6 +28,7 @@ import { loadConfig } from '../server/config.js';
 import { loadCipher } from '../server/crypto/keys.js';
 import { createLogger } from '../server/log.js';
 import { openStore } from '../server/store/open-store.js';
+import { projectPath } from '../server/paths.js';
 import { findPostgresBin, startPostgresServer } from '../test/helpers/postgres-server.js';
 import type { FlowChange, GatewayStore } from '../server/store/store.js';
 import { ensureProjectTemporalCli } from '../server/temporal/cli.js';
@@ -264,7 +264,7 @@ async function main(): Promise<void> {
   try {
     // Bundled before anything runs, so webpack's CPU and memory stay out of the figures.
     const { code: bareBundle } = await bundleWorkflowCode({
-      workflowsPath: fileURLToPath(new URL('./bare-workflow.ts', import.meta.url)),
+      workflowsPath: projectPath('bench/bare-workflow.ts'),
       logger: { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} },
     });
 

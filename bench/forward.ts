@@ -24,7 +24,6 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import http from 'node:http';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { PhaseTimes } from './phases.js';
 import { projectPath } from '../server/paths.js';
 import { cpuSecondsOf, fmt, freePort, percentile } from './support.js';
@@ -42,7 +41,7 @@ const phasesDir = process.argv.includes('--phases') ? mkdtempSync(path.join(tmpd
 
 /** FastMCP from PyPI, pinned, installed once into a cache folder (never into the project). */
 const FASTMCP = 'fastmcp==4.2.3';
-const fastmcpDir = fileURLToPath(new URL('../node_modules/.cache/consent-gateway-bench/fastmcp-4.2.3', import.meta.url));
+const fastmcpDir = projectPath('node_modules/.cache/consent-gateway-bench/fastmcp-4.2.3');
 
 /** FastMCP's proxy in front of `upstream`, or why it cannot run here. */
 async function startFastMcpProxy(upstream: string): Promise<{ url: string } | { skipped: string }> {
@@ -53,7 +52,7 @@ async function startFastMcpProxy(upstream: string): Promise<{ url: string } | { 
   } catch (error) {
     return { skipped: `pip could not install ${FASTMCP}: ${(error as Error).message.split('\n')[0]}` };
   }
-  const script = fileURLToPath(new URL('./fastmcp-proxy.py', import.meta.url));
+  const script = projectPath('bench/fastmcp-proxy.py');
   return startProcess<{ url: string }>('python3', [script, upstream, String(await freePort())], { ...process.env, PYTHONPATH: fastmcpDir });
 }
 

@@ -5,9 +5,17 @@
  *
  * Run: `npm run bench` (all), `npm run bench -- startup memory` (only the named ones),
  * `npm run bench -- --quick` (each one briefly: to see that it runs, not for its figures).
+ *
+ * The benchmarks run compiled as `npm start` compiles the gateway (scripts/build-server.mjs) and
+ * started as it starts it (scripts/run-server.sh), so the gateway code they run in their own
+ * process (the hot path, the consent flows' worker and routes) is the code users run, not its form
+ * under a TypeScript loader. `node --import tsx bench/<script>.ts` still runs one from its sources.
  */
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { execFile, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { projectPath } from '../server/paths.js';
 
 /** A benchmark: its script `bench/<script>.ts`, its arguments in a full run and in a quick one. */
 interface Benchmark {
@@ -34,11 +42,21 @@ const runs = {
 type Name = keyof typeof runs;
 const benchmarks = Object.keys(runs) as Name[];
 
-/** Runs one benchmark, echoing its output; resolves with its figure lines and exit code. */
-function runBenchmark(name: Name, quick: boolean): Promise<{ figures: string[]; code: number | null }> {
+/** Compiles the scripts into a folder of its own under `.build/` (where the compiled code finds the project's packages); resolves with it. */
+async function buildBenchmarks(scripts: readonly string[]): Promise<string> {
+  await mkdir(projectPath('.build'), { recursive: true });
+  const dir = await mkdtemp(path.join(projectPath('.build'), 'bench-run-'));
+  const entries = [...new Set(scripts)].flatMap((script) => ['--entry', `${script}=bench/${script}.ts`]);
+  await promisify(execFile)(process.execPath, ['scripts/build-server.mjs', '--outdir', dir, ...entries], { cwd: projectPath() });
+  return dir;
+}
+
+/** Runs one compiled benchmark, echoing its output; resolves with its figure lines and exit code. */
+function runBenchmark(dir: string, name: Name, quick: boolean): Promise<{ figures: string[]; code: number | null }> {
   const { script, args, quickArgs } = runs[name];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(`./${script}.ts`, import.meta.url)), ...(quick ? quickArgs : args)], {
+    const child = spawn(process.execPath, ['--import', projectPath('scripts/source-maps.mjs'), path.join(dir, `${script}.js`), ...(quick ? quickArgs : args)], {
+      env: { MALLOC_ARENA_MAX: '2', ...process.env },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let stdout = '';
@@ -67,15 +85,20 @@ async function main(): Promise<void> {
 
   const figures: string[] = [];
   let failed = false;
-  for (const name of selected) {
-    console.log(`\n=== ${name}${quick ? ' (quick)' : ''} ===`);
-    const result = await runBenchmark(name, quick);
-    if (result.code === 0 && result.figures.length > 0) {
-      figures.push(...result.figures);
-    } else {
-      failed = true;
-      figures.push(`${name}: FAILED (exit code ${result.code}${result.figures.length === 0 ? ', no figure printed' : ''})`);
+  const dir = await buildBenchmarks(selected.map((name) => runs[name].script));
+  try {
+    for (const name of selected) {
+      console.log(`\n=== ${name}${quick ? ' (quick)' : ''} ===`);
+      const result = await runBenchmark(dir, name, quick);
+      if (result.code === 0 && result.figures.length > 0) {
+        figures.push(...result.figures);
+      } else {
+        failed = true;
+        figures.push(`${name}: FAILED (exit code ${result.code}${result.figures.length === 0 ? ', no figure printed' : ''})`);
+      }
     }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
   console.log(`\n=== figures${quick ? ' (quick: short runs, not for comparison)' : ''} ===\n${figures.join('\n')}`);
   if (failed) process.exitCode = 1;
