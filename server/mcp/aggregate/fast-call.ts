@@ -99,7 +99,8 @@ export function createFastCall(options: FastCallOptions) {
       ctx.res.end(body);
     };
     const whole = arrivedBody(response);
-    response.setEncoding('utf8');
+    // What is still arriving comes as text: SSE lines split at newlines, a JSON answer joined.
+    if (whole === undefined) response.setEncoding('utf8');
     if (whole !== undefined) {
       answer(whole.toString('utf8'));
     } else if (!stream) {
