@@ -86,7 +86,7 @@ function printPhases(dir: string): void {
     for (const [name, times] of sides) {
       if (!times) continue;
       console.log(
-        `forward phases ${era} through ${name}: before the upstream request p50 ${fmt(percentile(times.before, 50), 0)} µs, after the upstream's answer p50 ${fmt(percentile(times.after, 50), 0)} µs (${times.before.length} calls alone)`,
+        `forward phases ${era} through ${name}: before the upstream request p50 ${fmt(percentile(times.before, 50), 0)} µs, the upstream until its answer's headers p50 ${fmt(percentile(times.upstream, 50), 0)} µs, after the upstream's answer p50 ${fmt(percentile(times.after, 50), 0)} µs (${times.before.length} calls alone)`,
       );
     }
   }
