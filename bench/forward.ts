@@ -12,7 +12,8 @@
  * direct throughput at concurrency 16.
  * Run: `node --import tsx bench/forward.ts [--requests 2000] [--quick] [--no-peer] [--upstream echo|conformance] [--phases]` (`--no-peer`: without FastMCP's proxy).
  * `--phases` adds, for the gateway and the bare proxy, where each spends a call's time at concurrency 1
- * (bench/phases.ts): before the upstream request goes out, and after the upstream's answer arrives.
+ * (bench/phases.ts): before the upstream request goes out, the upstream's own time until its answer's
+ * headers, and after the upstream's answer arrives.
  * The server processes run `forward-server.ts` compiled as `npm start` compiles the gateway
  * (scripts/build-server.mjs) and started as it starts it (scripts/run-server.sh): the code measured is
  * the code users run, not its form under a TypeScript loader.
