@@ -6,10 +6,20 @@ import { migrations as defaultMigrations, type Migration } from './migrations.js
 import type { StoreHealth } from './store.js';
 import { applyMigrations, SqlStore, type SqlDatabase, type SqlExecutor } from './sql-store.js';
 
+/** How many prepared statements a connection keeps. */
+const maxPreparedStatements = 256;
+
 /** Promise wrapper around one sqlite3 connection. */
 class Database implements SqlDatabase {
   // sqlite3 shares one connection, so two interleaved BEGINs would collide: transactions queue here.
   private tail: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Prepared statements by their SQL, oldest first, for `run` and `all` (both step to the end).
+   * Preparing costs more than running a short statement, and the store runs the same few
+   * statements again and again.
+   */
+  private readonly statements = new Map<string, Promise<sqlite3.Statement>>();
 
   constructor(private readonly db: sqlite3.Database) {}
 
@@ -19,9 +29,30 @@ class Database implements SqlDatabase {
     });
   }
 
-  run(sql: string, params: unknown[] = []): Promise<{ changes: number }> {
+  /** The statement for `sql`, prepared once; SQL that fails to prepare rejects, and is not kept. */
+  private statement(sql: string): Promise<sqlite3.Statement> {
+    const cached = this.statements.get(sql);
+    if (cached) return cached;
+    const prepared = new Promise<sqlite3.Statement>((resolve, reject) => {
+      const statement = this.db.prepare(sql, (error: Error | null) => (error ? reject(error) : resolve(statement)));
+    });
+    this.statements.set(sql, prepared);
+    prepared.catch(() => {
+      if (this.statements.get(sql) === prepared) this.statements.delete(sql);
+    });
+    if (this.statements.size > maxPreparedStatements) {
+      const [oldest, evicted] = this.statements.entries().next().value as [string, Promise<sqlite3.Statement>];
+      this.statements.delete(oldest);
+      // Finalizing waits for the statement's queued calls.
+      evicted.then((statement) => statement.finalize(), () => {});
+    }
+    return prepared;
+  }
+
+  async run(sql: string, params: unknown[] = []): Promise<{ changes: number }> {
+    const statement = await this.statement(sql);
     return new Promise((resolve, reject) => {
-      this.db.run(sql, params, function onRun(error) {
+      statement.run(params, function onRun(error) {
         if (error) reject(error);
         else resolve({ changes: this.changes });
       });
@@ -29,14 +60,17 @@ class Database implements SqlDatabase {
   }
 
   get<T>(sql: string, params: unknown[] = []): Promise<T | undefined> {
+    // Not prepared once: a statement kept after stopping at a row would hold its read transaction
+    // open, and with it a snapshot that hides other connections' later writes.
     return new Promise((resolve, reject) => {
       this.db.get(sql, params, (error, row) => (error ? reject(error) : resolve(row as T | undefined)));
     });
   }
 
-  all<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+  async all<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+    const statement = await this.statement(sql);
     return new Promise((resolve, reject) => {
-      this.db.all(sql, params, (error, rows) => (error ? reject(error) : resolve(rows as T[])));
+      statement.all(params, (error, rows) => (error ? reject(error) : resolve(rows as T[])));
     });
   }
 
@@ -48,13 +82,13 @@ class Database implements SqlDatabase {
 
   transaction<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     const next = this.tail.then(async () => {
-      await this.exec('BEGIN IMMEDIATE');
+      await this.run('BEGIN IMMEDIATE');
       try {
         const result = await work(this);
-        await this.exec('COMMIT');
+        await this.run('COMMIT');
         return result;
       } catch (error) {
-        await this.exec('ROLLBACK').catch(() => {});
+        await this.run('ROLLBACK').catch(() => {});
         throw error;
       }
     });
@@ -64,6 +98,11 @@ class Database implements SqlDatabase {
 
   async close(): Promise<void> {
     await this.tail;
+    const statements = [...this.statements.values()];
+    this.statements.clear();
+    for (const prepared of await Promise.allSettled(statements)) {
+      if (prepared.status === 'fulfilled') await new Promise<void>((resolve) => prepared.value.finalize(() => resolve()));
+    }
     await new Promise<void>((resolve, reject) => {
       this.db.close((error) => (error ? reject(error) : resolve()));
     });
@@ -73,6 +112,28 @@ class Database implements SqlDatabase {
 /** Applies pending SQLite migrations in order, each in its own transaction; returns the schema version. */
 export function migrate(db: Database, migrations: readonly Migration[] = defaultMigrations): Promise<number> {
   return applyMigrations(db, migrations);
+}
+
+/** How long a statement waits for another connection's lock. */
+const busyTimeoutMs = 5000;
+
+/**
+ * Puts the file in WAL mode. The switch needs the file to itself and SQLite answers it busy at
+ * once, without waiting, while another process opens the same file: so it is retried for as
+ * long as a statement would wait (the mode sticks to the file, so the other process may have
+ * made the switch meanwhile).
+ */
+async function switchToWal(db: Database): Promise<void> {
+  const deadline = Date.now() + busyTimeoutMs;
+  for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
+    try {
+      await db.exec('PRAGMA journal_mode = WAL');
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() + wait > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
 }
 
 /** The SQLite implementation of the gateway's store: one file, WAL mode, migrations applied on open. */
@@ -105,10 +166,10 @@ export class SqliteStore extends SqlStore {
     if (file !== ':memory:') await mkdir(path.dirname(file), { recursive: true });
     const db = await Database.open(file);
     try {
-      await db.exec('PRAGMA journal_mode = WAL');
+      await db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
+      await switchToWal(db);
       await db.exec('PRAGMA synchronous = NORMAL');
       await db.exec('PRAGMA foreign_keys = ON');
-      await db.exec('PRAGMA busy_timeout = 5000');
       await migrate(db);
     } catch (error) {
       await db.close().catch(() => {});

@@ -51,4 +51,50 @@ describe('SqliteStore', () => {
     expect(await store.getUpstreamTokens('alice', 'notion')).toEqual({ ...before, version: 2, expiresAt: 200, updatedAt: 't1' });
     await store.close();
   });
+
+  it('reads what another connection wrote after this one read a row with the same statement', async () => {
+    const reader = await SqliteStore.open(file);
+    const writer = await SqliteStore.open(file);
+    const change = (flowId: string) => ({ flowId, sequence: 1, clientId: 'c1', userId: 'alice', upstreams: [], status: 'identifying' as const, at: 't0' });
+    await writer.recordFlowChange(change('first'));
+    expect((await reader.getFlow('first'))?.userId).toBe('alice');
+    await writer.recordFlowChange(change('second'));
+    expect((await reader.getFlow('second'))?.userId).toBe('alice');
+    await writer.close();
+    await reader.close();
+  });
+
+  it('answers SQL that does not prepare with its error each time, and goes on serving other statements', async () => {
+    const db = await SqliteDatabase.open(file.replace('nested/', ''));
+    for (let attempt = 0; attempt < 2; attempt += 1) {
+      await expect(db.run('SELEC 1')).rejects.toThrow(/syntax error/);
+      await expect(db.get('SELECT * FROM no_such_table')).rejects.toThrow(/no such table/);
+    }
+    expect(await db.get<{ one: number }>('SELECT ? AS one', [1])).toEqual({ one: 1 });
+    // A table created since makes the same SQL prepare.
+    await db.exec('CREATE TABLE no_such_table (n INTEGER)');
+    await db.run('INSERT INTO no_such_table (n) VALUES (?)', [7]);
+    expect(await db.all('SELECT * FROM no_such_table')).toEqual([{ n: 7 }]);
+    await db.close();
+  });
+
+  it('runs more distinct statements than it keeps prepared, and closes', async () => {
+    const db = await SqliteDatabase.open(file.replace('nested/', ''));
+    const answers = await Promise.all(Array.from({ length: 600 }, (_, i) => db.get<{ n: number }>(`SELECT ? + ${i} AS n`, [1])));
+    expect(answers.map((row) => row?.n)).toEqual(Array.from({ length: 600 }, (_, i) => i + 1));
+    await db.transaction(async (tx) => tx.run('CREATE TABLE t (n INTEGER)'));
+    expect((await db.run('INSERT INTO t (n) VALUES (1)')).changes).toBe(1);
+    await expect(db.close()).resolves.toBeUndefined();
+  });
+
+  it('opens a new file from three connections at once, each reading what one of them wrote', async () => {
+    // Switching to WAL finds the file busy while another connection opens it; SQLite does not wait there.
+    for (let round = 0; round < 60; round += 1) {
+      const roundFile = path.join(dir, `race-${round}.sqlite`);
+      const stores = await Promise.all(Array.from({ length: 3 }, () => SqliteStore.open(roundFile)));
+      await stores[0]!.recordFlowChange({ flowId: 'flow-1', sequence: 1, clientId: 'c1', userId: 'alice', upstreams: [], status: 'identifying', at: 't0' });
+      for (const store of stores) expect((await store.getFlow('flow-1'))?.userId).toBe('alice');
+      await Promise.all(stores.map((store) => store.close()));
+    }
+  });
 });
