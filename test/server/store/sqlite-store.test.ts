@@ -68,7 +68,8 @@ describe('SqliteStore', () => {
     const db = await SqliteDatabase.open(file.replace('nested/', ''));
     for (let attempt = 0; attempt < 2; attempt += 1) {
       await expect(db.run('SELEC 1')).rejects.toThrow(/syntax error/);
-      await expect(db.get('SELECT * FROM no_such_table')).rejects.toThrow(/no such table/);
+      await expect(db.all('SELECT * FROM no_such_table')).rejects.toThrow(/no such table/);
+      await expect(db.run('INSERT INTO no_such_table (n) VALUES (?)', [7])).rejects.toThrow(/no such table/);
     }
     expect(await db.get<{ one: number }>('SELECT ? AS one', [1])).toEqual({ one: 1 });
     // A table created since makes the same SQL prepare.
@@ -80,8 +81,11 @@ describe('SqliteStore', () => {
 
   it('runs more distinct statements than it keeps prepared, and closes', async () => {
     const db = await SqliteDatabase.open(file.replace('nested/', ''));
-    const answers = await Promise.all(Array.from({ length: 600 }, (_, i) => db.get<{ n: number }>(`SELECT ? + ${i} AS n`, [1])));
-    expect(answers.map((row) => row?.n)).toEqual(Array.from({ length: 600 }, (_, i) => i + 1));
+    // All at once, so statements are dropped while calls on them are still queued.
+    const answers = await Promise.all(Array.from({ length: 600 }, (_, i) => db.all<{ n: number }>(`SELECT ? + ${i} AS n`, [1])));
+    expect(answers).toEqual(Array.from({ length: 600 }, (_, i) => [{ n: i + 1 }]));
+    // The first ones were dropped: prepared again, they still answer.
+    expect(await db.all<{ n: number }>('SELECT ? + 0 AS n', [5])).toEqual([{ n: 5 }]);
     await db.transaction(async (tx) => tx.run('CREATE TABLE t (n INTEGER)'));
     expect((await db.run('INSERT INTO t (n) VALUES (1)')).changes).toBe(1);
     await expect(db.close()).resolves.toBeUndefined();
