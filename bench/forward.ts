@@ -19,7 +19,7 @@
  * the code users run, not its form under a TypeScript loader.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -27,7 +27,7 @@ import http from 'node:http';
 import { createInterface } from 'node:readline';
 import type { PhaseTimes } from './phases.js';
 import { projectPath } from '../server/paths.js';
-import { cpuSecondsOf, fmt, freePort, percentile } from './support.js';
+import { buildCompiled, compiledStart, cpuSecondsOf, fmt, freePort, percentile } from './support.js';
 
 const quick = process.argv.includes('--quick');
 const withPeer = !process.argv.includes('--no-peer');
@@ -57,20 +57,14 @@ async function startFastMcpProxy(upstream: string): Promise<{ url: string } | { 
   return startProcess<{ url: string }>('python3', [script, upstream, String(await freePort())], { ...process.env, PYTHONPATH: fastmcpDir });
 }
 
-/** Where this run compiles `forward-server.ts`: a folder of its own under `.build/`, so the compiled code finds the project's packages. */
-mkdirSync(projectPath('.build'), { recursive: true });
-const buildDir = mkdtempSync(path.join(projectPath('.build'), 'bench-forward-'));
-
-/** Compiles `forward-server.ts` as `npm start` compiles the gateway (scripts/build-server.mjs). */
-async function buildServers(): Promise<string> {
-  await promisify(execFile)(process.execPath, ['scripts/build-server.mjs', '--outdir', buildDir, '--entry', 'forward-server=bench/forward-server.ts'], { cwd: projectPath() });
-  return path.join(buildDir, 'forward-server.js');
-}
+/** Where this run compiled `forward-server.ts` (scripts/build-server.mjs, as `npm start` compiles the gateway). */
+let buildDir: string | undefined;
 
 /** Starts the compiled `forward-server.ts` with `args` as scripts/run-server.sh starts the gateway; resolves with the JSON line it prints when ready. */
 function startServer<T>(script: string, args: string[]): Promise<T & { pid: number }> {
   const phases = phasesDir && (args[0] === 'gateway' || args[0] === 'proxy') ? { FORWARD_PHASES_FILE: path.join(phasesDir, `${args[0]}.json`) } : {};
-  return startProcess<T>(process.execPath, ['--import', projectPath('scripts/source-maps.mjs'), script, ...args], { MALLOC_ARENA_MAX: '2', ...process.env, ...phases });
+  const start = compiledStart(script, { ...process.env, ...phases });
+  return startProcess<T>(process.execPath, [...start.args, ...args], start.env);
 }
 
 /** The `--phases` lines: for each era and side, the p50 of each phase of the calls made alone. */
@@ -203,7 +197,8 @@ const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0)
 const bare = 'a bare Node proxy (the floor)';
 
 try {
-  const servers = await buildServers();
+  buildDir = await buildCompiled('bench-forward', { 'forward-server': 'bench/forward-server.ts' });
+  const servers = path.join(buildDir, 'forward-server.js');
   const fixture = await startServer<{ url: string }>(servers, [upstreamKind === 'echo' ? 'echo' : 'fixture']);
   console.log(`setup: upstream ${upstreamKind === 'echo' ? 'one-tool echo server (bench/echo-upstream.ts), stateless in both eras' : 'conformance fixture (2026-07-28 requests build its whole server each)'}`);
   const gateway = await startServer<{ url: string; token: string; aggregateUrl: string; aggregateToken: string }>(servers, ['gateway', fixture.url]);
@@ -269,7 +264,7 @@ try {
     ),
   );
   agent.destroy();
-  rmSync(buildDir, { recursive: true, force: true });
+  if (buildDir) rmSync(buildDir, { recursive: true, force: true });
 }
 if (phasesDir) {
   printPhases(phasesDir);

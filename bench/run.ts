@@ -11,11 +11,10 @@
  * process (the hot path, the consent flows' worker and routes) is the code users run, not its form
  * under a TypeScript loader. `node --import tsx bench/<script>.ts` still runs one from its sources.
  */
-import { execFile, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { projectPath } from '../server/paths.js';
+import { buildCompiled, compiledStart } from './support.js';
 
 /** A benchmark: its script `bench/<script>.ts`, its arguments in a full run and in a quick one. */
 interface Benchmark {
@@ -42,21 +41,13 @@ const runs = {
 type Name = keyof typeof runs;
 const benchmarks = Object.keys(runs) as Name[];
 
-/** Compiles the scripts into a folder of its own under `.build/` (where the compiled code finds the project's packages); resolves with it. */
-async function buildBenchmarks(scripts: readonly string[]): Promise<string> {
-  await mkdir(projectPath('.build'), { recursive: true });
-  const dir = await mkdtemp(path.join(projectPath('.build'), 'bench-run-'));
-  const entries = [...new Set(scripts)].flatMap((script) => ['--entry', `${script}=bench/${script}.ts`]);
-  await promisify(execFile)(process.execPath, ['scripts/build-server.mjs', '--outdir', dir, ...entries], { cwd: projectPath() });
-  return dir;
-}
-
 /** Runs one compiled benchmark, echoing its output; resolves with its figure lines and exit code. */
 function runBenchmark(dir: string, name: Name, quick: boolean): Promise<{ figures: string[]; code: number | null }> {
   const { script, args, quickArgs } = runs[name];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', projectPath('scripts/source-maps.mjs'), path.join(dir, `${script}.js`), ...(quick ? quickArgs : args)], {
-      env: { MALLOC_ARENA_MAX: '2', ...process.env },
+    const start = compiledStart(path.join(dir, `${script}.js`));
+    const child = spawn(process.execPath, [...start.args, ...(quick ? quickArgs : args)], {
+      env: start.env,
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let stdout = '';
@@ -85,7 +76,7 @@ async function main(): Promise<void> {
 
   const figures: string[] = [];
   let failed = false;
-  const dir = await buildBenchmarks(selected.map((name) => runs[name].script));
+  const dir = await buildCompiled('bench-run', Object.fromEntries(selected.map((name) => [runs[name].script, `bench/${runs[name].script}.ts`])));
   try {
     for (const name of selected) {
       console.log(`\n=== ${name}${quick ? ' (quick)' : ''} ===`);

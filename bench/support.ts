@@ -1,6 +1,9 @@
 /** Small helpers shared by the benchmarks: ports, percentiles, /proc readings, number formats. */
-import { execFileSync } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { projectPath } from '../server/paths.js';
 
 export { freePort } from '../test/helpers/free-port.js';
 
@@ -81,4 +84,22 @@ export async function isAlive(pid: number): Promise<boolean> {
 /** Resolves after `ms` milliseconds. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Compiles `entries` (name → source path) as `npm start` compiles the gateway (scripts/build-server.mjs),
+ * into a new folder `.build/<prefix>-…` (where the compiled code finds the project's packages);
+ * resolves with that folder, which the caller removes.
+ */
+export async function buildCompiled(prefix: string, entries: Record<string, string>): Promise<string> {
+  await mkdir(projectPath('.build'), { recursive: true });
+  const dir = await mkdtemp(path.join(projectPath('.build'), `${prefix}-`));
+  const flags = Object.entries(entries).flatMap(([name, source]) => ['--entry', `${name}=${source}`]);
+  await promisify(execFile)(process.execPath, ['scripts/build-server.mjs', '--outdir', dir, ...flags], { cwd: projectPath() });
+  return dir;
+}
+
+/** The Node arguments and environment that start a compiled script as scripts/run-server.sh starts the gateway. */
+export function compiledStart(script: string, env: NodeJS.ProcessEnv = process.env): { args: string[]; env: NodeJS.ProcessEnv } {
+  return { args: ['--import', projectPath('scripts/source-maps.mjs'), script], env: { MALLOC_ARENA_MAX: '2', ...env } };
 }

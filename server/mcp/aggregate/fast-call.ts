@@ -99,29 +99,31 @@ export function createFastCall(options: FastCallOptions) {
       ctx.res.end(body);
     };
     const whole = arrivedBody(response);
-    // What is still arriving comes as text: SSE lines split at newlines, a JSON answer joined.
-    if (whole === undefined) response.setEncoding('utf8');
     if (whole !== undefined) {
       answer(whole.toString('utf8'));
-    } else if (!stream) {
-      let text = '';
-      response.on('data', (chunk: string) => (text += chunk));
-      response.once('end', () => answer(text));
     } else {
-      ctx.res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' });
-      let pending = '';
-      let wrote = false;
-      flushHeadersThisTurn(ctx.res, () => wrote);
-      response.on('data', (chunk: string) => {
-        pending += chunk;
-        const end = pending.lastIndexOf('\n');
-        if (end < 0) return;
-        const lines = pending.slice(0, end + 1);
-        pending = pending.slice(end + 1);
-        wrote = true;
-        ctx.res.write(rewriteEvents(lines, id, upstream));
-      });
-      response.once('end', () => ctx.res.end(pending));
+      // What is still arriving comes as text: SSE lines split at newlines, a JSON answer joined.
+      response.setEncoding('utf8');
+      if (!stream) {
+        let text = '';
+        response.on('data', (chunk: string) => (text += chunk));
+        response.once('end', () => answer(text));
+      } else {
+        ctx.res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' });
+        let pending = '';
+        let wrote = false;
+        flushHeadersThisTurn(ctx.res, () => wrote);
+        response.on('data', (chunk: string) => {
+          pending += chunk;
+          const end = pending.lastIndexOf('\n');
+          if (end < 0) return;
+          const lines = pending.slice(0, end + 1);
+          pending = pending.slice(end + 1);
+          wrote = true;
+          ctx.res.write(rewriteEvents(lines, id, upstream));
+        });
+        response.once('end', () => ctx.res.end(pending));
+      }
     }
     response.once('error', () => ctx.res.destroy());
     ctx.res.once('close', () => response.destroy());
