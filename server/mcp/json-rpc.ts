@@ -159,3 +159,16 @@ export function urlElicitationOf(error: { code: number; data?: unknown }): { eli
   if (first?.mode !== 'url' || !first.elicitationId || !first.url) return undefined;
   return { elicitationId: first.elicitationId, url: first.url, message: first.message ?? 'Connect your account to continue.' };
 }
+
+/** The `data` of each event of a complete `text/event-stream` body (WHATWG HTML §9.2.6, without ids or retries). */
+export function eventData(text: string): string[] {
+  const events: string[] = [];
+  for (const block of text.split(/\r?\n\r?\n/)) {
+    const data = block
+      .split(/\r?\n/)
+      .filter((line) => line.startsWith('data:'))
+      .map((line) => line.slice(line.startsWith('data: ') ? 6 : 5));
+    if (data.length > 0) events.push(data.join('\n'));
+  }
+  return events;
+}

@@ -94,21 +94,34 @@ const RELAYED_NOTIFICATIONS = [
  */
 export class UpstreamEras {
   readonly #known = new Map<string, PriorDiscovery>();
+  readonly #legs = new Map<string, string | null>();
 
   /** The verdict learnt for `url`, if any. */
   get(url: string): PriorDiscovery | undefined {
     return this.#known.get(url);
   }
 
-  /** Remembers the era `client` negotiated with `url`. */
-  learn(url: string, client: Client): void {
+  /**
+   * What a 2025-era connection to `url` found of its sessions: the protocol version it speaks
+   * without one (it assigned no `Mcp-Session-Id`), `null` when it keeps sessions; `undefined` when
+   * no 2025 connection to it was made.
+   */
+  legacyLeg(url: string): string | null | undefined {
+    return this.#legs.get(url);
+  }
+
+  /** Remembers the era `client` negotiated with `url` over `transport`. */
+  learn(url: string, client: Client, transport: StreamableHTTPClientTransport): void {
     const discover = client.getDiscoverResult();
-    this.#known.set(url, client.getProtocolEra() === 'modern' && discover ? { kind: 'modern', discover } : { kind: 'legacy' });
+    const modern = client.getProtocolEra() === 'modern' && discover;
+    this.#known.set(url, modern ? { kind: 'modern', discover } : { kind: 'legacy' });
+    if (!modern) this.#legs.set(url, transport.sessionId === undefined ? (transport.protocolVersion ?? null) : null);
   }
 
   /** Forgets `url` (it failed in a way a stale verdict could explain). */
   forget(url: string): void {
     this.#known.delete(url);
+    this.#legs.delete(url);
   }
 }
 
@@ -254,7 +267,7 @@ export class UpstreamConnections {
       resourceStreams: new Map(),
       ready: client.connect(transport, { timeout: connectTimeoutMs, ...(prior ? { prior } : {}) }).then(
         async () => {
-          eras.learn(upstream.url, client);
+          eras.learn(upstream.url, client, transport);
           carryCreatedTasks(transport);
           if (onNotification && client.getProtocolEra() === 'modern') await this.#listen(upstream, client);
           return { client, transport };

@@ -29,7 +29,7 @@ describe('npm run bench -- --quick', () => {
       /^forward 2026-07-28 tools\/call through \/mcp\/<upstream> vs direct: added p50 -?[\d.]+ ms .* throughput \d+ % of direct at c16/,
       /^forward 2026-07-28 tools\/call through \/mcp vs direct: added p50 -?[\d.]+ ms .* throughput \d+ % of direct at c16/,
       /^forward 2025-11-25 tools\/call through \/mcp\/<upstream> vs direct: added p50 -?[\d.]+ ms .* throughput \d+ % of direct at c16/,
-      /^forward 2025-11-25 tools\/call through \/mcp vs direct: added p50 -?[\d.]+ ms .* throughput \d+ % of direct at c16 .*\(over direct 2026-07-28 calls, the era \/mcp speaks to this upstream: added p50 -?[\d.]+ ms, throughput \d+ %\)/,
+      /^forward 2025-11-25 tools\/call through \/mcp vs direct: added p50 -?[\d.]+ ms .* throughput \d+ % of direct at c16 .*gateway CPU \d+ µs\/call/,
       /^forward 2026-07-28 tools\/call through a bare Node proxy \(the floor\) vs direct: added p50 -?[\d.]+ ms, .* proxy CPU \d+ µs\/call/,
       /^forward 2025-11-25 tools\/call through a bare Node proxy \(the floor\) vs direct: added p50 -?[\d.]+ ms, .* proxy CPU \d+ µs\/call/,
       /^consent-flows: [\d.]+ flows\/s .* bare [\d.]+ flows\/s, ratio \d+ % .*, CPU per flow ratio \d+ %, .* median of 2 rounds, 1 worker, cache \d+ workflows, store SQLite/,

@@ -43,6 +43,8 @@ export interface ConformanceUpstreamOptions {
 export interface ConformanceUpstream {
   /** The MCP endpoint, `http://127.0.0.1:<port>/mcp`, serving both protocol eras. */
   readonly url: string;
+  /** Legacy (2025) sessions open right now. */
+  legacySessionCount(): number;
   /** Stop listening, end every legacy session and drop open connections. */
   close(): Promise<void>;
 }
@@ -190,6 +192,7 @@ export async function startConformanceUpstream(options: ConformanceUpstreamOptio
 
   return {
     url: `http://127.0.0.1:${port}${MCP_PATH}`,
+    legacySessionCount: () => legacySessions.size,
     async close() {
       await modern.close();
       await Promise.all([...legacySessions.values()].map((session) => session.server.close().catch(() => {})));

@@ -20,8 +20,10 @@ export interface FastCallOptions {
   naming: UpstreamNaming;
   /** How the gateway introduces itself to upstreams. */
   clientInfo: { name: string; version: string };
-  /** Whether `upstream` is known to speak MCP 2026-07-28 (learnt by the endpoint's own connections). */
-  speaksModern(upstream: McpUpstream): boolean;
+  /** The era `upstream` is known to speak (learnt by the endpoint's own connections), if any. */
+  eraOf(upstream: McpUpstream): 'modern' | 'legacy' | undefined;
+  /** What a 2025 connection to `upstream` found of its sessions (`UpstreamEras.legacyLeg`). */
+  legacyLeg(upstream: McpUpstream): string | null | undefined;
   /** The caller's credentials for one request to `upstream` (a DPoP proof names its method and URL). */
   headers(caller: McpCaller, upstream: McpUpstream, request: { method: string; url: string }): Promise<Record<string, string>>;
   unauthorized?(caller: McpCaller, upstream: McpUpstream, sent: Record<string, string>, retried: boolean, challenge?: UpstreamChallenge): Promise<boolean>;
@@ -135,7 +137,7 @@ export function createFastCall(options: FastCallOptions) {
   return async function fastCall(ctx: Context, caller: McpCaller, body: unknown): Promise<boolean> {
     if (!eligible(body)) return false;
     const target = naming.resolveName(body.params.name, caller.upstreams);
-    if (!target || !options.speaksModern(target.upstream)) return false;
+    if (!target || options.eraOf(target.upstream) !== 'modern') return false;
     const { upstream } = target;
     log.debug('tools/call on the fast path', { upstream: upstream.name });
     const meta = body.params._meta ?? {};
@@ -164,12 +166,20 @@ export function createFastCall(options: FastCallOptions) {
 /** What {@link createUpstreamCall} needs: the endpoint's credentials and bounds. */
 export type UpstreamCallOptions = Pick<FastCallOptions, 'log' | 'headers' | 'unauthorized' | 'timeoutMs'>;
 
+/** How a call goes on an upstream's stateless 2025 leg (legacy-legs.ts) instead of in 2026-07-28. */
+export interface LegacyLeg {
+  /** The protocol version the leg speaks. */
+  version: string;
+  /** The upstream refused the call before processing it. */
+  refused(): void;
+}
+
 /**
- * Sends one 2026-07-28 `tools/call` (`payload`, already named for the upstream) to the upstream
- * with the caller's credentials, once more after a 401 the endpoint could fix. Resolves with the
- * upstream's 200 response (its body unread); with the `isError` answer to give when the upstream
- * is unreachable or failed (5xx); or `undefined` when the full endpoint must answer instead (a
- * connection to make first, a refusal before processing).
+ * Sends one `tools/call` (`payload`, already named for the upstream) to the upstream with the
+ * caller's credentials, once more after a 401 the endpoint could fix: in 2026-07-28, or on its
+ * stateless 2025 `leg`. Resolves with the upstream's 200 response (its body unread); with the
+ * `isError` answer to give when the upstream is unreachable or failed (5xx); or `undefined` when
+ * the full endpoint must answer instead (a connection to make first, a refusal before processing).
  */
 export function createUpstreamCall(options: UpstreamCallOptions) {
   const { log } = options;
@@ -179,17 +189,20 @@ export function createUpstreamCall(options: UpstreamCallOptions) {
     target: { upstream: McpUpstream; name: string },
     id: string | number,
     payload: string,
+    leg?: LegacyLeg,
   ): Promise<{ response: IncomingMessage } | { answer: object } | undefined> {
     const { upstream } = target;
     const body = Buffer.from(payload);
-    const base = {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': MODERN_PROTOCOL_VERSION,
-      'mcp-method': 'tools/call',
-      'mcp-name': target.name,
-      'user-agent': 'consent-gateway',
-    };
+    const base = leg
+      ? { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': leg.version, 'user-agent': 'consent-gateway' }
+      : {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-protocol-version': MODERN_PROTOCOL_VERSION,
+          'mcp-method': 'tools/call',
+          'mcp-name': target.name,
+          'user-agent': 'consent-gateway',
+        };
     const unavailable = (reason: string) => ({ answer: unavailableAnswer(id, upstream, reason) });
     for (let retried = false; ; retried = true) {
       let credentials: Record<string, string>;
@@ -216,6 +229,7 @@ export function createUpstreamCall(options: UpstreamCallOptions) {
         return unavailable(`it answered HTTP ${status}`);
       }
       // Refused before processing (a stale era, a second 401): the full endpoint knows what to say.
+      if (status !== 401) leg?.refused();
       return undefined;
     }
   };

@@ -6,7 +6,9 @@ import type { Context } from 'koa';
 import { arrivedBody } from '../arrived-body.js';
 import { MODERN_PROTOCOL_VERSION } from '../http-headers.js';
 import type { McpCaller } from '../types.js';
-import { createUpstreamCall, unavailableAnswer, type FastCallOptions } from './fast-call.js';
+import { eventData } from '../json-rpc.js';
+import { createUpstreamCall, unavailableAnswer, type FastCallOptions, type LegacyLeg } from './fast-call.js';
+import { createLegacyLegs } from './legacy-legs.js';
 import { relayableCapabilities, type LegacySession } from './legacy-sessions.js';
 
 /** A 2025-era `tools/call` as the legacy fast path accepts it. */
@@ -27,20 +29,23 @@ const isObject = (value: unknown): value is Record<string, unknown> => typeof va
 
 /**
  * The aggregate endpoint's fast path for a `tools/call` in a 2025-era session (MCP 2025-11-25)
- * to an upstream known to speak 2026-07-28, whose client declared nothing an upstream could ask
- * of it (no elicitation, sampling or roots) and sent no progress token: the call needs nothing of
- * the session but its caller. The tool name is mapped back, the call sent as one 2026-07-28
- * request with the caller's upstream credentials, and the upstream's answer handed to the client
- * as the session's answer (JSON). No SDK server dispatch, client request or web `Request` is made
- * for the call. Anything else — an unknown name, an upstream of unknown or 2025 era, headers the
- * session transport would refuse, a connection to make first — returns false before the upstream
- * is asked, and the session's SDK server answers instead. An upstream answer the fast path cannot
- * give as it is (input required, a task) also returns false: the session asks again, as a
- * 2026-07-28 client retrying a multi-round-trip request would.
+ * whose client declared nothing an upstream could ask of it (no elicitation, sampling or roots)
+ * and sent no progress token: the call needs nothing of the session but its caller. The tool name
+ * is mapped back and the call sent with the caller's upstream credentials: in the client's own era
+ * to an upstream that takes 2025 calls without a session (legacy-legs.ts), the call as it came;
+ * else as one 2026-07-28 request to an upstream known to speak 2026-07-28. The upstream's answer
+ * is handed to the client as the session's answer (JSON). No SDK server dispatch, client request
+ * or web `Request` is made for the call. Anything else — an unknown name, an upstream of unknown
+ * era or with 2025 sessions only, headers the session transport would refuse, a connection to make
+ * first — returns false before the upstream is asked, and the session's SDK server answers
+ * instead. A 2026-07-28 answer the fast path cannot give as it is (input required, a task) also
+ * returns false: the session asks again, as a 2026-07-28 client retrying a multi-round-trip
+ * request would.
  */
 export function createLegacyFastCall(options: FastCallOptions) {
   const { log, naming } = options;
   const sendCall = createUpstreamCall(options);
+  const legs = createLegacyLegs(options);
 
   function eligible(ctx: Context, session: LegacySession, body: unknown): body is LegacyCallMessage {
     if (!isObject(body) || body['jsonrpc'] !== '2.0' || body['method'] !== 'tools/call') return false;
@@ -76,11 +81,12 @@ export function createLegacyFastCall(options: FastCallOptions) {
   /**
    * The upstream's answer to call `id` as the session's client gets it: the response message (a
    * `result` without its 2026-07-28 `resultType`, or an `error`) as JSON text, or `undefined` when
-   * it is a result the 2025 era cannot carry. `text` is the upstream's whole body. A message that
-   * needs no change goes on as the upstream wrote it. Notifications on the call's stream go to the
-   * session's client.
+   * it is a result the 2025 era cannot carry. `text` is the upstream's whole body; `leg` tells that
+   * the upstream answered in the 2025 era itself. A message that needs no change goes on as the
+   * upstream wrote it. Notifications on the call's stream go to the session's client; a request
+   * on it (the client declared nothing it could answer) is passed over.
    */
-  function answerText(text: string, type: string, id: string | number, session: LegacySession): string | undefined {
+  function answerText(text: string, type: string, id: string | number, session: LegacySession, leg: boolean): string | undefined {
     const messages = type.includes('text/event-stream') ? eventData(text) : [text];
     for (const data of messages) {
       let message: Record<string, unknown>;
@@ -91,8 +97,8 @@ export function createLegacyFastCall(options: FastCallOptions) {
       } catch {
         continue;
       }
-      if (typeof message['method'] === 'string' && message['id'] === undefined) {
-        if (RELAYED.has(message['method'])) {
+      if (typeof message['method'] === 'string') {
+        if (message['id'] === undefined && RELAYED.has(message['method'])) {
           const params = isObject(message['params']) ? { params: message['params'] } : {};
           session.server.notification({ method: message['method'], ...params } as never).catch(() => undefined);
         }
@@ -102,6 +108,8 @@ export function createLegacyFastCall(options: FastCallOptions) {
       const plain = message['jsonrpc'] === '2.0' && hasOnlyKeys(message, ANSWER_KEYS);
       if (isObject(message['error'])) return plain && message['result'] === undefined ? data : JSON.stringify({ jsonrpc: '2.0', id, error: message['error'] });
       const result = message['result'];
+      // The upstream's own 2025 answer: the client's era, nothing to take out.
+      if (leg) return plain ? data : JSON.stringify({ jsonrpc: '2.0', id, result });
       if (!isObject(result) || (result['resultType'] !== undefined && result['resultType'] !== 'complete')) return undefined;
       if (plain && result['resultType'] === undefined) return data;
       const cut = plain ? withoutCompleteResultType(data) : undefined;
@@ -118,11 +126,11 @@ export function createLegacyFastCall(options: FastCallOptions) {
    * answered (or the client went away), false when the answer is a result the 2025 era cannot
    * carry (nothing written); rejects with a reason the user may see.
    */
-  function relayAnswer(ctx: Context, response: IncomingMessage, id: string | number, session: LegacySession): Promise<boolean> {
+  function relayAnswer(ctx: Context, response: IncomingMessage, id: string | number, session: LegacySession, leg: boolean): Promise<boolean> {
     const type = response.headers['content-type'] ?? '';
     /** Answers the client from the upstream's whole body; true when it did (see above). */
     const answerWith = (text: string): boolean => {
-      const answer = answerText(text, type, id, session);
+      const answer = answerText(text, type, id, session, leg);
       if (answer !== undefined) respond(ctx, session, answer);
       return answer !== undefined;
     };
@@ -171,35 +179,34 @@ export function createLegacyFastCall(options: FastCallOptions) {
   return async function legacyFastCall(ctx: Context, session: LegacySession, caller: McpCaller, body: unknown): Promise<boolean> {
     if (!eligible(ctx, session, body)) return false;
     const target = naming.resolveName(body.params.name, caller.upstreams);
-    if (!target || !options.speaksModern(target.upstream)) return false;
+    if (!target) return false;
     const { upstream } = target;
-    log.debug('tools/call on the legacy fast path', { upstream: upstream.name });
+    const era = options.eraOf(upstream);
+    // An upstream of unknown era is first met by the session's server, which learns it.
+    if (era === undefined) return false;
+    const version = await legs.versionFor(ctx, caller, upstream);
+    if (version === undefined && era !== 'modern') return false;
+    if (ctx.res.writableEnded || ctx.res.destroyed) return true;
+    const leg: LegacyLeg | undefined = version === undefined ? undefined : { version, refused: () => legs.refused(upstream) };
+    log.debug('tools/call on the legacy fast path', { upstream: upstream.name, sentAs: version ?? MODERN_PROTOCOL_VERSION });
     const { task: _task, _meta: meta, ...params } = body.params;
-    // As the full path: the client's own `_meta` goes on, the envelope is the gateway's.
+    // As the full path: the client's own `_meta` goes on, the 2026-07-28 envelope is the gateway's.
     const forwarded = Object.fromEntries(Object.entries(meta ?? {}).filter(([key]) => !key.startsWith('io.modelcontextprotocol/')));
+    const outgoing = leg ? forwarded : { ...forwarded, [PROTOCOL_VERSION_META_KEY]: MODERN_PROTOCOL_VERSION, [CLIENT_INFO_META_KEY]: options.clientInfo, [CLIENT_CAPABILITIES_META_KEY]: {} };
     const payload = JSON.stringify({
       jsonrpc: '2.0',
       id: body.id,
       method: 'tools/call',
-      params: {
-        ...params,
-        name: target.name,
-        _meta: {
-          ...forwarded,
-          [PROTOCOL_VERSION_META_KEY]: MODERN_PROTOCOL_VERSION,
-          [CLIENT_INFO_META_KEY]: options.clientInfo,
-          [CLIENT_CAPABILITIES_META_KEY]: {},
-        },
-      },
+      params: { ...params, name: target.name, ...(Object.keys(outgoing).length > 0 ? { _meta: outgoing } : {}) },
     });
-    const sent = await sendCall(ctx, caller, target, body.id, payload);
+    const sent = await sendCall(ctx, caller, target, body.id, payload, leg);
     if (sent === undefined) return false;
     if ('answer' in sent) {
       respond(ctx, session, JSON.stringify(sent.answer));
       return true;
     }
     try {
-      return await relayAnswer(ctx, sent.response, body.id, session);
+      return await relayAnswer(ctx, sent.response, body.id, session, leg !== undefined);
     } catch (error) {
       if (ctx.res.writableEnded || ctx.res.destroyed) return true;
       const reason = error instanceof Error ? error.message : String(error);
@@ -248,17 +255,4 @@ export function withoutCompleteResultType(text: string): string | undefined {
   // Followed by another member: the member and its comma go. The last member: the comma before it goes (not a `{`).
   if (match[2] === ',') return text.slice(0, start + 1) + text.slice(end);
   return (match[1] === '{' ? text.slice(0, start + 1) : text.slice(0, start)) + text.slice(end);
-}
-
-/** The `data` of each event of a complete `text/event-stream` body (WHATWG HTML §9.2.6, without ids or retries). */
-function eventData(text: string): string[] {
-  const events: string[] = [];
-  for (const block of text.split(/\r?\n\r?\n/)) {
-    const data = block
-      .split(/\r?\n/)
-      .filter((line) => line.startsWith('data:'))
-      .map((line) => line.slice(line.startsWith('data: ') ? 6 : 5));
-    if (data.length > 0) events.push(data.join('\n'));
-  }
-  return events;
 }

@@ -1,15 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { createServer } from 'node:http';
 
+import { McpServer as LegacyMcpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { createMcpHandler, McpServer } from '@modelcontextprotocol/server';
 import * as z from 'zod';
 
 import { withoutCompleteResultType } from '../../../server/mcp/aggregate/legacy-fast-call.js';
+import { eventData } from '../../../server/mcp/json-rpc.js';
 import type { McpUpstream } from '../../../server/mcp/endpoint.js';
 import { bridge, startConformanceUpstream, type ConformanceUpstream } from '../../helpers/conformance-upstream.js';
 import { freePort } from '../../helpers/free-port.js';
 import { afterThisTest, connectLegacy, connectModern, MODERN_VERSION, startGateway } from './aggregate-harness.js';
+import { startStatelessLegacyHost } from './legacy-host.js';
+import { startNotesUpstream } from './notes-upstream.js';
 
 let conf: ConformanceUpstream;
 let upstreams: McpUpstream[];
@@ -232,12 +236,35 @@ describe('the 2025-11-25 session tools/call fast path of /mcp', () => {
   });
 });
 
+/** What an upstream was sent: the method, the protocol version header and the request's `_meta`. */
+interface SeenRequest {
+  method: string;
+  version: string | null;
+  meta?: Record<string, unknown>;
+}
+
+async function seenRequest(request: Request): Promise<SeenRequest> {
+  const body = request.method === 'POST' ? ((await request.clone().json()) as { method?: string; params?: { _meta?: Record<string, unknown> } }) : undefined;
+  return { method: body?.method ?? request.method, version: request.headers.get('mcp-protocol-version'), ...(body?.params?._meta ? { meta: body.params._meta } : {}) };
+}
+
 /**
  * A 2026-07-28 upstream that writes its JSON answers in its own layout (indented), so a test can
  * tell an answer passed on as written from one the gateway encoded again; `layout` may write a
- * tool's result otherwise (as an event stream sent whole).
+ * tool's result otherwise (as an event stream sent whole). Its 2025 leg is the SDK's stateless
+ * one, or none (`reject`, the default: 2025 calls reach it translated to 2026-07-28); its 2025
+ * calls are refused with HTTP 400 while `refuseLegacyCalls()` holds. Each request it gets is
+ * noted in `seen`, and what it answered each `tools/call` (before any layout) in `calls`.
  */
-async function startIndentingUpstream(layout: (answer: Record<string, unknown>) => { type: string; body: string } = (answer) => ({ type: 'application/json', body: JSON.stringify(answer, null, 2) })): Promise<McpUpstream> {
+async function startIndentingUpstream(
+  layout: (answer: Record<string, unknown>) => { type: string; body: string } = (answer) => ({ type: 'application/json', body: JSON.stringify(answer, null, 2) }),
+  {
+    legacy = 'reject',
+    seen = [],
+    refuseLegacyCalls = () => false,
+    calls = [],
+  }: { legacy?: 'stateless' | 'reject'; seen?: SeenRequest[]; refuseLegacyCalls?: () => boolean; calls?: { type: string; body: string }[] } = {},
+): Promise<McpUpstream> {
   const build = () => {
     const server = new McpServer({ name: 'indenting', version: '1.0.0' }, { capabilities: { tools: {} } });
     server.registerTool('plain', { description: 'Answers with one text.' }, () => ({ content: [{ type: 'text', text: 'kept as written' }] }));
@@ -247,11 +274,17 @@ async function startIndentingUpstream(layout: (answer: Record<string, unknown>) 
     }));
     return server;
   };
-  const handler = createMcpHandler(build, { legacy: 'stateless', onerror: () => {} });
+  const handler = createMcpHandler(build, { legacy, onerror: () => {} });
   const port = await freePort();
   const server = createServer((req, res) => {
     const indented = async (request: Request) => {
+      const noted = await seenRequest(request);
+      seen.push(noted);
+      if (noted.method === 'tools/call' && noted.version !== MODERN_VERSION && refuseLegacyCalls()) {
+        return Response.json({ jsonrpc: '2.0', id: null, error: { code: -32600, message: 'Bad Request: 2025 calls are not taken here any more' } }, { status: 400 });
+      }
       const response = await handler.fetch(request);
+      if (noted.method === 'tools/call') calls.push({ type: response.headers.get('content-type') ?? '', body: await response.clone().text() });
       if (!(response.headers.get('content-type') ?? '').includes('application/json')) return response;
       const headers = new Headers(response.headers);
       headers.delete('content-length');
@@ -298,6 +331,102 @@ describe('the answers of the 2025-11-25 session fast path', () => {
   });
 });
 
+const sentOnLeg = (logged: string[]) => logged.filter((line) => line.includes('tools/call on the legacy fast path') && line.includes('2025-11-25')).length;
+
+/** One `echo` tool, in the 2025 era only (SDK 1.x). */
+function legacyEcho(): LegacyMcpServer {
+  const server = new LegacyMcpServer({ name: 'legacy-echo', version: '1.0.0' });
+  server.registerTool('echo', { description: 'Answers with its text', inputSchema: { text: z.string() } }, ({ text }) => ({ content: [{ type: 'text', text }] }));
+  return server;
+}
+
+describe('the 2025-11-25 session fast path on an upstream\'s own 2025 leg', () => {
+  it('sends the call in its client\'s era to an upstream that takes 2025 calls without a session, learnt once for every session', async () => {
+    const seen: SeenRequest[] = [];
+    const answered: { type: string; body: string }[] = [];
+    const upstream = await startIndentingUpstream(undefined, { legacy: 'stateless', seen, calls: answered });
+    const gateway = await startGateway(() => [upstream]);
+    const first = await openRawSession(gateway.url);
+    const second = await openRawSession(gateway.url);
+    const one = await first.post(toolCall(21, 'ind__plain', { _meta: { 'example.com/trace': 'kept' } }));
+    const two = await second.post(toolCall('twenty-two', 'ind__plain'));
+    for (const [index, [answer, id]] of ([[one, 21], [two, 'twenty-two']] as const).entries()) {
+      expect(answer.status).toBe(200);
+      expect(answer.messages).toEqual([{ jsonrpc: '2.0', id, result: { content: [{ type: 'text', text: 'kept as written' }] } }]);
+      // The upstream's own 2025 answer as it wrote it (the one message of its event stream): nothing to take out, so nothing encoded again.
+      const written = answered[index]!;
+      expect(written.type).toContain('text/event-stream');
+      expect(answer.text).toBe(eventData(written.body)[0]);
+    }
+    expect(sentOnLeg(gateway.logged)).toBe(2);
+    const calls = seen.filter((request) => request.method === 'tools/call');
+    expect(calls).toEqual([
+      { method: 'tools/call', version: '2025-11-25', meta: { 'example.com/trace': 'kept' } },
+      { method: 'tools/call', version: '2025-11-25' },
+    ]);
+    // Asked once (the sessions' own listings went in 2026-07-28: no initialize of theirs reached it).
+    expect(seen.filter((request) => request.method === 'initialize')).toHaveLength(1);
+    expect(seen.filter((request) => request.method === 'notifications/initialized')).toHaveLength(1);
+  });
+
+  it('takes calls to an upstream of the 2025 era only that keeps no session, learnt from the session server\'s own connection', async () => {
+    const seen: { method: string; version: string | undefined; session: string | undefined }[] = [];
+    const host = await startStatelessLegacyHost(legacyEcho, (req) => {
+      seen.push({ method: req.method ?? '', version: req.headers['mcp-protocol-version'] as string | undefined, session: req.headers['mcp-session-id'] as string | undefined });
+    });
+    afterThisTest(() => host.close());
+    const gateway = await startGateway(() => [{ name: 'old', displayName: 'Old', url: host.url }]);
+    const { post } = await openRawSession(gateway.url);
+    const before = seen.length;
+    const answer = await post(toolCall(23, 'old__echo', { arguments: { text: 'straight through' } }));
+    expect(answer.messages).toEqual([{ jsonrpc: '2.0', id: 23, result: { content: [{ type: 'text', text: 'straight through' }] } }]);
+    expect(sentOnLeg(gateway.logged)).toBe(1);
+    // One request for the call, in the era the session server negotiated, with no session: no probe.
+    expect(seen.slice(before)).toEqual([{ method: 'POST', version: '2025-11-25', session: undefined }]);
+  });
+
+  it('leaves a call to an upstream whose 2025 leg keeps sessions to the session server, and asks nothing of it', async () => {
+    const notes = await startNotesUpstream();
+    afterThisTest(() => notes.close());
+    const gateway = await startGateway(() => [{ name: 'notes', displayName: 'Notes', url: notes.url }]);
+    const { post } = await openRawSession(gateway.url);
+    const opened = notes.counters.opened;
+    const answer = await post(toolCall(24, 'notes__whoami'));
+    expect(answer.status).toBe(200);
+    expect(answer.messages.at(-1)).toMatchObject({ jsonrpc: '2.0', id: 24, result: { content: expect.any(Array) } });
+    expect(legacyFastPathTaken(gateway.logged)).toBe(0);
+    expect(notes.counters.opened).toBe(opened);
+  });
+
+  it('ends the session it opened to learn that a 2026-07-28 upstream\'s 2025 leg keeps sessions, and sends its calls in 2026-07-28', async () => {
+    const gateway = await startGateway(() => upstreams);
+    const { post } = await openRawSession(gateway.url);
+    const liveBefore = conf.legacySessionCount();
+    const answers = [await post(toolCall(25, 'conf__test_simple_text')), await post(toolCall(26, 'conf__test_simple_text'))];
+    for (const [index, answer] of answers.entries()) {
+      expect(answer.messages).toMatchObject([{ jsonrpc: '2.0', id: 25 + index, result: { content: [{ type: 'text', text: 'This is a simple text response for testing.' }] } }]);
+    }
+    expect(legacyFastPathTaken(gateway.logged)).toBe(2);
+    expect(sentOnLeg(gateway.logged)).toBe(0);
+    await vi.waitFor(() => expect(conf.legacySessionCount()).toBe(liveBefore));
+  });
+
+  it('sends the calls in 2026-07-28 again once the leg refuses one, the refused call answered by the session server', async () => {
+    const seen: SeenRequest[] = [];
+    let refuse = false;
+    const upstream = await startIndentingUpstream(undefined, { legacy: 'stateless', seen, refuseLegacyCalls: () => refuse });
+    const gateway = await startGateway(() => [upstream]);
+    const { post } = await openRawSession(gateway.url);
+    const ok = { content: [{ type: 'text', text: 'kept as written' }] };
+    expect((await post(toolCall(27, 'ind__plain'))).messages).toEqual([{ jsonrpc: '2.0', id: 27, result: ok }]);
+    refuse = true;
+    for (const id of [28, 29]) expect((await post(toolCall(id, 'ind__plain'))).messages).toMatchObject([{ jsonrpc: '2.0', id, result: ok }]);
+    expect(seen.filter((request) => request.method === 'tools/call').map((request) => request.version)).toEqual(['2025-11-25', '2025-11-25', MODERN_VERSION, MODERN_VERSION]);
+    expect(sentOnLeg(gateway.logged)).toBe(2);
+    expect(legacyFastPathTaken(gateway.logged)).toBe(3);
+  });
+});
+
 describe('withoutCompleteResultType', () => {
   it('cuts the member and the comma that joins it, wherever it stands in the result', () => {
     expect(withoutCompleteResultType('{"result":{"resultType":"complete","content":[]},"id":1}')).toBe('{"result":{"content":[]},"id":1}');
@@ -333,10 +462,13 @@ describe('credentials on both fast paths', () => {
     expect(asked).toEqual([{ upstream: 'conf', request: { method: 'POST', url: conf.url } }]);
 
     const { post } = await openRawSession(gateway.url);
+    // The first call also learns whether the upstream takes 2025 calls without a session (it keeps sessions).
+    await post(toolCall(40, 'conf__test_simple_text'));
+    await vi.waitFor(() => expect(asked.filter(({ request }) => (request as { method: string }).method === 'DELETE')).toHaveLength(1));
     asked.length = 0;
     const legacy = await post(toolCall(42, 'conf__test_simple_text'));
     expect(legacy.messages).toMatchObject([{ id: 42, result: { content: [{ type: 'text', text: 'This is a simple text response for testing.' }] } }]);
-    expect(legacyFastPathTaken(gateway.logged)).toBe(1);
+    expect(legacyFastPathTaken(gateway.logged)).toBe(2);
     expect(asked).toEqual([{ upstream: 'conf', request: { method: 'POST', url: conf.url } }]);
   });
 });

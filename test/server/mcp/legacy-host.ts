@@ -79,3 +79,32 @@ export async function startLegacyHost(build: () => McpServer, hooks: LegacyHostH
     },
   };
 }
+
+/**
+ * A 2025-era (SDK 1.x) MCP server on loopback that keeps no session: a fresh `McpServer` and
+ * transport per request, as the SDK's stateless idiom has it. `onRequest` sees each request first.
+ */
+export async function startStatelessLegacyHost(build: () => McpServer, onRequest: (req: IncomingMessage) => void = () => {}): Promise<{ url: string; close(): Promise<void> }> {
+  const http = createServer((req, res) => {
+    void (async () => {
+      onRequest(req);
+      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+      const server = build();
+      res.once('close', () => void server.close());
+      await server.connect(transport);
+      await transport.handleRequest(req, res);
+    })().catch((error: unknown) => {
+      if (!res.headersSent) res.writeHead(500);
+      res.end(String(error));
+    });
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        http.close(() => resolve());
+        http.closeAllConnections();
+      }),
+  };
+}
