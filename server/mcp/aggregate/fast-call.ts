@@ -228,8 +228,8 @@ export function createUpstreamCall(options: UpstreamCallOptions) {
         log.warn('upstream tools/call failed', { userId: caller.userId, upstream: upstream.name, reason: `HTTP ${status}` });
         return unavailable(`it answered HTTP ${status}`);
       }
-      // Refused before processing (a stale era, a second 401): the full endpoint knows what to say.
-      if (status !== 401) leg?.refused();
+      // Refused before processing (a stale era, a second 401, a scope to step up to): the full endpoint knows what to say.
+      if (status !== 401 && status !== 403) leg?.refused();
       return undefined;
     }
   };

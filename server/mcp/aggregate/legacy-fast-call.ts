@@ -108,8 +108,11 @@ export function createLegacyFastCall(options: FastCallOptions) {
       const plain = message['jsonrpc'] === '2.0' && hasOnlyKeys(message, ANSWER_KEYS);
       if (isObject(message['error'])) return plain && message['result'] === undefined ? data : JSON.stringify({ jsonrpc: '2.0', id, error: message['error'] });
       const result = message['result'];
-      // The upstream's own 2025 answer: the client's era, nothing to take out.
-      if (leg) return plain ? data : JSON.stringify({ jsonrpc: '2.0', id, result });
+      if (leg) {
+        // The upstream's own 2025 answer: the client's era, nothing to take out.
+        if (!isObject(result)) throw new Error('it answered the call with no result');
+        return plain ? data : JSON.stringify({ jsonrpc: '2.0', id, result });
+      }
       if (!isObject(result) || (result['resultType'] !== undefined && result['resultType'] !== 'complete')) return undefined;
       if (plain && result['resultType'] === undefined) return data;
       const cut = plain ? withoutCompleteResultType(data) : undefined;
