@@ -86,8 +86,9 @@ export async function createGateway(
     },
   };
   const aggregate = createMcpEndpoint(endpointOptions);
-  // /mcp/<upstream> for a client of the era its upstream does not speak: names untouched.
-  const bridge = createMcpEndpoint({ ...endpointOptions, naming: 'untouched' });
+  // /mcp/<upstream> for a client of the era its upstream does not speak: names untouched, and no
+  // 2025 leg to look for (a 2025 client reaches it only when the upstream refused 2025).
+  const bridge = createMcpEndpoint({ ...endpointOptions, naming: 'untouched', legacyLegs: false });
   // The user's 2025 streams may be held by any process: the completion goes out on the store's
   // event channel, and each process (this one included) tells the sessions it holds.
   const stopHearing = deps.store.events.subscribe((event) => {

@@ -29,6 +29,12 @@ export interface McpEndpointOptions {
    * serves a single upstream across protocol eras.
    */
   naming?: 'prefixed' | 'untouched';
+  /**
+   * Whether a 2025 session's calls may go to an upstream in the 2025 era when it takes them without
+   * a session (legacy-legs.ts). Default true; false for an endpoint that serves 2025 clients only
+   * in front of upstreams found not to speak 2025, which need not be asked.
+   */
+  legacyLegs?: boolean;
   /** How the gateway introduces itself to MCP clients and to upstreams. */
   serverInfo?: { name: string; version: string };
   log: Logger;
@@ -157,7 +163,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
     upstreams: callerUpstreams,
     idleTimeoutMs: options.sessionIdleTimeoutMs ?? DEFAULTS.sessionIdleTimeoutMs,
     maxSessionsPerClient: options.maxSessionsPerClient ?? DEFAULTS.maxSessionsPerClient,
-    fastCall: createLegacyFastCall(fastCallOptions),
+    fastCall: createLegacyFastCall(fastCallOptions, { legs: options.legacyLegs ?? true }),
   });
   const modern = createModernServing({ serverInfo, log, handlers, maxBodyBytes, upstreams: callerUpstreams, eras, fastCall: createFastCall(fastCallOptions) });
 

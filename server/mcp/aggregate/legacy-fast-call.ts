@@ -40,12 +40,12 @@ const isObject = (value: unknown): value is Record<string, unknown> => typeof va
  * first — returns false before the upstream is asked, and the session's SDK server answers
  * instead. A 2026-07-28 answer the fast path cannot give as it is (input required, a task) also
  * returns false: the session asks again, as a 2026-07-28 client retrying a multi-round-trip
- * request would.
+ * request would. Without `legs`, every call goes the 2026-07-28 way.
  */
-export function createLegacyFastCall(options: FastCallOptions) {
+export function createLegacyFastCall(options: FastCallOptions, { legs: withLegs }: { legs: boolean } = { legs: true }) {
   const { log, naming } = options;
   const sendCall = createUpstreamCall(options);
-  const legs = createLegacyLegs(options);
+  const legs = withLegs ? createLegacyLegs(options) : undefined;
 
   function eligible(ctx: Context, session: LegacySession, body: unknown): body is LegacyCallMessage {
     if (!isObject(body) || body['jsonrpc'] !== '2.0' || body['method'] !== 'tools/call') return false;
@@ -187,10 +187,10 @@ export function createLegacyFastCall(options: FastCallOptions) {
     const era = options.eraOf(upstream);
     // An upstream of unknown era is first met by the session's server, which learns it.
     if (era === undefined) return false;
-    const version = await legs.versionFor(ctx, caller, upstream);
+    const version = legs ? await legs.versionFor(ctx, caller, upstream) : undefined;
     if (version === undefined && era !== 'modern') return false;
     if (ctx.res.writableEnded || ctx.res.destroyed) return true;
-    const leg: LegacyLeg | undefined = version === undefined ? undefined : { version, refused: () => legs.refused(upstream) };
+    const leg: LegacyLeg | undefined = version === undefined ? undefined : { version, refused: () => legs?.refused(upstream) };
     log.debug('tools/call on the legacy fast path', { upstream: upstream.name, sentAs: version ?? MODERN_PROTOCOL_VERSION });
     const { task: _task, _meta: meta, ...params } = body.params;
     // As the full path: the client's own `_meta` goes on, the 2026-07-28 envelope is the gateway's.
