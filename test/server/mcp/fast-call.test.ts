@@ -252,8 +252,8 @@ async function seenRequest(request: Request): Promise<SeenRequest> {
  * A 2026-07-28 upstream that writes its JSON answers in its own layout (indented), so a test can
  * tell an answer passed on as written from one the gateway encoded again; `layout` may write a
  * tool's result otherwise (as an event stream sent whole). Its 2025 leg is the SDK's stateless
- * one, or none (`reject`, the default: 2025 calls reach it translated to 2026-07-28); its 2025
- * calls are refused with HTTP 400 while `refuseLegacyCalls()` holds. Each request it gets is
+ * one, or none (`reject`, the default: 2025 calls reach it translated to 2026-07-28); a 2025 call
+ * is answered by `answerLegacyCall(id)` instead when that gives a response. Each request it gets is
  * noted in `seen`, and what it answered each `tools/call` (before any layout) in `calls`.
  */
 async function startIndentingUpstream(
@@ -261,9 +261,9 @@ async function startIndentingUpstream(
   {
     legacy = 'reject',
     seen = [],
-    refuseLegacyCalls = () => false,
+    answerLegacyCall = () => undefined,
     calls = [],
-  }: { legacy?: 'stateless' | 'reject'; seen?: SeenRequest[]; refuseLegacyCalls?: () => boolean; calls?: { type: string; body: string }[] } = {},
+  }: { legacy?: 'stateless' | 'reject'; seen?: SeenRequest[]; answerLegacyCall?: (id: unknown) => Response | undefined; calls?: { type: string; body: string }[] } = {},
 ): Promise<McpUpstream> {
   const build = () => {
     const server = new McpServer({ name: 'indenting', version: '1.0.0' }, { capabilities: { tools: {} } });
@@ -280,9 +280,8 @@ async function startIndentingUpstream(
     const indented = async (request: Request) => {
       const noted = await seenRequest(request);
       seen.push(noted);
-      if (noted.method === 'tools/call' && noted.version !== MODERN_VERSION && refuseLegacyCalls()) {
-        return Response.json({ jsonrpc: '2.0', id: null, error: { code: -32600, message: 'Bad Request: 2025 calls are not taken here any more' } }, { status: 400 });
-      }
+      const own = noted.method === 'tools/call' && noted.version !== MODERN_VERSION ? answerLegacyCall(((await request.clone().json()) as { id: unknown }).id) : undefined;
+      if (own) return own;
       const response = await handler.fetch(request);
       if (noted.method === 'tools/call') calls.push({ type: response.headers.get('content-type') ?? '', body: await response.clone().text() });
       if (!(response.headers.get('content-type') ?? '').includes('application/json')) return response;
@@ -414,7 +413,8 @@ describe('the 2025-11-25 session fast path on an upstream\'s own 2025 leg', () =
   it('sends the calls in 2026-07-28 again once the leg refuses one, the refused call answered by the session server', async () => {
     const seen: SeenRequest[] = [];
     let refuse = false;
-    const upstream = await startIndentingUpstream(undefined, { legacy: 'stateless', seen, refuseLegacyCalls: () => refuse });
+    const refusal = () => Response.json({ jsonrpc: '2.0', id: null, error: { code: -32600, message: 'Bad Request: 2025 calls are not taken here any more' } }, { status: 400 });
+    const upstream = await startIndentingUpstream(undefined, { legacy: 'stateless', seen, answerLegacyCall: () => (refuse ? refusal() : undefined) });
     const gateway = await startGateway(() => [upstream]);
     const { post } = await openRawSession(gateway.url);
     const ok = { content: [{ type: 'text', text: 'kept as written' }] };
@@ -424,6 +424,16 @@ describe('the 2025-11-25 session fast path on an upstream\'s own 2025 leg', () =
     expect(seen.filter((request) => request.method === 'tools/call').map((request) => request.version)).toEqual(['2025-11-25', '2025-11-25', MODERN_VERSION, MODERN_VERSION]);
     expect(sentOnLeg(gateway.logged)).toBe(2);
     expect(legacyFastPathTaken(gateway.logged)).toBe(3);
+  });
+
+  it('answers a call whose 2025 answer carries no result with an isError result saying so, the session kept', async () => {
+    const upstream = await startIndentingUpstream(undefined, { legacy: 'stateless', answerLegacyCall: (id) => Response.json({ jsonrpc: '2.0', id }) });
+    const gateway = await startGateway(() => [upstream]);
+    const { post } = await openRawSession(gateway.url);
+    const answer = await post(toolCall(30, 'ind__plain'));
+    expect(answer.messages).toEqual([{ jsonrpc: '2.0', id: 30, result: { isError: true, content: [{ type: 'text', text: 'Upstream "Indenting" (ind) is unavailable: it answered the call with no result.' }] } }]);
+    expect(sentOnLeg(gateway.logged)).toBe(1);
+    expect(gateway.endpoint.sessionCount()).toBe(1);
   });
 });
 
