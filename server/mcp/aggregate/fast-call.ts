@@ -193,16 +193,12 @@ export function createUpstreamCall(options: UpstreamCallOptions) {
   ): Promise<{ response: IncomingMessage } | { answer: object } | undefined> {
     const { upstream } = target;
     const body = Buffer.from(payload);
-    const base = leg
-      ? { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': leg.version, 'user-agent': 'consent-gateway' }
-      : {
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          'mcp-protocol-version': MODERN_PROTOCOL_VERSION,
-          'mcp-method': 'tools/call',
-          'mcp-name': target.name,
-          'user-agent': 'consent-gateway',
-        };
+    const base = {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'user-agent': 'consent-gateway',
+      ...(leg ? { 'mcp-protocol-version': leg.version } : { 'mcp-protocol-version': MODERN_PROTOCOL_VERSION, 'mcp-method': 'tools/call', 'mcp-name': target.name }),
+    };
     const unavailable = (reason: string) => ({ answer: unavailableAnswer(id, upstream, reason) });
     for (let retried = false; ; retried = true) {
       let credentials: Record<string, string>;

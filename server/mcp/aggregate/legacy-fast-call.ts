@@ -187,7 +187,8 @@ export function createLegacyFastCall(options: FastCallOptions, { legs: withLegs 
     const era = options.eraOf(upstream);
     // An upstream of unknown era is first met by the session's server, which learns it.
     if (era === undefined) return false;
-    const version = legs ? await legs.versionFor(ctx, caller, upstream) : undefined;
+    const known = legs?.versionFor(ctx, caller, upstream);
+    const version = known instanceof Promise ? await known : known;
     if (version === undefined && era !== 'modern') return false;
     if (ctx.res.writableEnded || ctx.res.destroyed) return true;
     const leg: LegacyLeg | undefined = version === undefined ? undefined : { version, refused: () => legs?.refused(upstream) };

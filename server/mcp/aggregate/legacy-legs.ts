@@ -102,9 +102,11 @@ export function createLegacyLegs(options: Pick<FastCallOptions, 'log' | 'headers
   return {
     /**
      * The protocol version to send `upstream` a 2025 session's call in, or `undefined` when it has
-     * no stateless 2025 leg (or that is not known yet and could not be learnt now).
+     * no stateless 2025 leg (or that is not known yet and could not be learnt now); a promise of
+     * either only while it is being learnt.
      */
-    async versionFor(ctx: Context, caller: McpCaller, upstream: McpUpstream): Promise<string | undefined> {
+    versionFor(ctx: Context, caller: McpCaller, upstream: McpUpstream): string | undefined | Promise<string | undefined> {
+      // A known verdict answers in this turn: no promise on the call's path once learnt.
       const verdict = known.get(upstream.url);
       if (verdict?.kind === 'stateless') return verdict.version;
       if (verdict && verdict.until > Date.now()) return undefined;
