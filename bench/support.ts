@@ -1,5 +1,6 @@
 /** Small helpers shared by the benchmarks: ports, percentiles, /proc readings, number formats. */
 import { execFile, execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -99,7 +100,15 @@ export async function buildCompiled(prefix: string, entries: Record<string, stri
   return dir;
 }
 
+/** The Node flags of scripts/node-flags, which scripts/run-server.sh starts the gateway with. */
+export function gatewayNodeFlags(): string[] {
+  return readFileSync(projectPath('scripts/node-flags'), 'utf8')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
+}
+
 /** The Node arguments and environment that start a compiled script as scripts/run-server.sh starts the gateway. */
 export function compiledStart(script: string, env: NodeJS.ProcessEnv = process.env): { args: string[]; env: NodeJS.ProcessEnv } {
-  return { args: ['--import', projectPath('scripts/source-maps.mjs'), script], env: { MALLOC_ARENA_MAX: '2', ...env } };
+  return { args: [...gatewayNodeFlags(), '--import', projectPath('scripts/source-maps.mjs'), script], env: { MALLOC_ARENA_MAX: '2', ...env } };
 }

@@ -180,14 +180,15 @@ describe.skipIf(temporalUnavailable)('npm start (server/main.ts)', () => {
     const devServerPid = Number(await readFile(path.join(dir, 'temporal.pid'), 'utf8'));
     expect(below).toContain(devServerPid);
     expect(below.length).toBeGreaterThan(1);
-    // The gateway runs with glibc's arenas bounded and its own source maps preloaded (README, "Memory").
+    // The gateway runs with glibc's arenas bounded, V8's heaps kept near what is live and its own source maps preloaded (README, "Memory").
     const commandLines = await Promise.all(below.map(async (pid) => ({ pid, command: (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0') })));
     const gateway = commandLines.filter(({ command }) => command.includes('.build/server/main.js'));
     expect(gateway).toHaveLength(1);
     const environment = (await readFile(`/proc/${gateway[0]!.pid}/environ`, 'utf8')).split('\0');
     expect(environment).toContain('MALLOC_ARENA_MAX=2');
-    // Source maps for its own code only, not every dependency's (scripts/source-maps.mjs).
-    expect(gateway[0]!.command.slice(1, 3)).toEqual(['--import', './scripts/source-maps.mjs']);
+    // V8's heaps grown by half of what is live (scripts/node-flags), and source maps for its own code
+    // only, not every dependency's (scripts/source-maps.mjs).
+    expect(gateway[0]!.command.slice(1, 4)).toEqual(['--heap-growing-percent=50', '--import', './scripts/source-maps.mjs']);
     expect(gateway[0]!.command).not.toContain('--enable-source-maps');
 
     // As a process manager does: the signal goes to npm's pid alone, not to its process group.
