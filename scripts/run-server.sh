@@ -23,4 +23,4 @@ shift
 export MALLOC_ARENA_MAX
 # Unquoted on purpose: each line of the file is one flag.
 # shellcheck disable=SC2046
-exec node $(grep -v '^#' scripts/node-flags) --import ./scripts/source-maps.mjs ".build/server/$entry" "$@"
+exec node $(grep -v '^[[:space:]]*#' scripts/node-flags) --import ./scripts/source-maps.mjs ".build/server/$entry" "$@"
