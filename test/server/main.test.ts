@@ -186,9 +186,9 @@ describe.skipIf(temporalUnavailable)('npm start (server/main.ts)', () => {
     expect(gateway).toHaveLength(1);
     const environment = (await readFile(`/proc/${gateway[0]!.pid}/environ`, 'utf8')).split('\0');
     expect(environment).toContain('MALLOC_ARENA_MAX=2');
-    // V8's heaps grown by half of what is live (scripts/node-flags), and source maps for its own code
-    // only, not every dependency's (scripts/source-maps.mjs).
-    expect(gateway[0]!.command.slice(1, 4)).toEqual(['--heap-growing-percent=50', '--import', './scripts/source-maps.mjs']);
+    // V8's heaps grown by half of what is live and their young generation bounded (scripts/node-flags),
+    // and source maps for its own code only, not every dependency's (scripts/source-maps.mjs).
+    expect(gateway[0]!.command.slice(1, 5)).toEqual(['--heap-growing-percent=50', '--max-semi-space-size=16', '--import', './scripts/source-maps.mjs']);
     expect(gateway[0]!.command).not.toContain('--enable-source-maps');
 
     // As a process manager does: the signal goes to npm's pid alone, not to its process group.
